@@ -1,0 +1,93 @@
+//! The number of distinct items per group.
+
+use std::hash::Hash;
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::operators::{CountTotal, ThresholdTotal};
+use differential_dataflow::{ExchangeData, VecCollection};
+use timely::order::TotalOrder;
+use timely::progress::Timestamp;
+
+/// Counts distinct items per group: `(group, item)` pairs in, `(group, distinct items)` out.
+///
+/// Duplicates cost nothing after the first: the distinct `(group, item)` pairs are kept in one
+/// arrangement, and only the appearance or disappearance of a pair changes the count.
+pub trait DistinctCount<'scope, T: Timestamp, D> {
+    /// As [`DistinctCount::distinct_count_named`], with the name `DistinctCount`.
+    ///
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use lambdaflow_operators::DistinctCount;
+    ///
+    /// timely::example(|scope| {
+    ///     // (day, user): daily active users
+    ///     let (_input, visits) = scope.new_collection_from(vec![(1, "ann"), (1, "bob"), (1, "ann"), (2, "ann")]);
+    ///     visits
+    ///         .distinct_count(|(day, user): (u32, &str)| Some((day, user)))
+    ///         .inspect(|((day, users), _time, _diff)| assert_eq!(*users, if *day == 1 { 2 } else { 1 }));
+    /// });
+    /// ```
+    fn distinct_count<G, I, L>(self, logic: L) -> VecCollection<'scope, T, (G, isize), isize>
+    where
+        G: ExchangeData + Hash,
+        I: ExchangeData + Hash,
+        L: FnMut(D) -> Option<(G, I)> + 'static,
+        Self: Sized,
+    {
+        self.distinct_count_named("DistinctCount", logic)
+    }
+
+    /// Counts, per group, the distinct items among the `(group, item)` pairs `logic` returns;
+    /// records for which it returns `None` are skipped.
+    fn distinct_count_named<G, I, L>(self, name: &str, logic: L) -> VecCollection<'scope, T, (G, isize), isize>
+    where
+        G: ExchangeData + Hash,
+        I: ExchangeData + Hash,
+        L: FnMut(D) -> Option<(G, I)> + 'static;
+}
+
+impl<'scope, T, D> DistinctCount<'scope, T, D> for VecCollection<'scope, T, D, isize>
+where
+    T: Timestamp + Lattice + TotalOrder + ExchangeData,
+    D: Clone + 'static,
+{
+    fn distinct_count_named<G, I, L>(self, name: &str, logic: L) -> VecCollection<'scope, T, (G, isize), isize>
+    where
+        G: ExchangeData + Hash,
+        I: ExchangeData + Hash,
+        L: FnMut(D) -> Option<(G, I)> + 'static,
+    {
+        self.flat_map(logic)
+            .consolidate_stream()
+            .arrange_by_self_named(&format!("Arrange: {name} pairs"))
+            .distinct_total()
+            .map(|(group, _item)| group)
+            .arrange_by_self_named(&format!("Arrange: {name} groups"))
+            .count_total()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::DistinctCount;
+    use differential_dataflow::input::Input;
+    use timely::dataflow::operators::capture::{Capture, Extract};
+
+    #[test]
+    fn a_pair_counts_once_and_leaves_when_its_last_copy_does() {
+        let rx = timely::example(|scope| {
+            let (mut input, visits) = scope.new_collection::<(u32, u32), isize>();
+            input.update_at((1, 7), 0, 1);
+            input.update_at((1, 7), 0, 1);
+            input.update_at((1, 8), 1, 1);
+            input.update_at((1, 7), 2, -1); // one copy of (1, 7) remains
+            input.update_at((1, 7), 3, -1); // the last copy goes
+            input.close();
+            visits.distinct_count_named("Users", Some).inner.capture()
+        });
+        let mut updates: Vec<_> = rx.extract().into_iter().flat_map(|(_, v)| v).collect();
+        updates.sort();
+        let mut expected = vec![((1, 1), 0, 1), ((1, 1), 1, -1), ((1, 2), 1, 1), ((1, 2), 3, -1), ((1, 1), 3, 1)];
+        expected.sort();
+        assert_eq!(updates, expected);
+    }
+}

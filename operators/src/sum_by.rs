@@ -1,0 +1,125 @@
+//! Per-key sums and counts, maintained incrementally.
+
+use differential_dataflow::difference::{Multiply, Semigroup};
+use std::hash::Hash;
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::operators::CountTotal;
+use differential_dataflow::{ExchangeData, VecCollection};
+use timely::order::TotalOrder;
+use timely::progress::Timestamp;
+
+/// Sums an additive amount per key: `(key, amount)` pairs in, `(key, total)` out.
+///
+/// The amount rides in the difference of each update, so a sum costs no more than a count:
+/// updates are consolidated on the worker that produced them (a million `purchase` events of one
+/// epoch leave the worker as one update per country), then exchanged by key and accumulated.
+/// Amounts are any differential semigroup: `isize` for counts, `(isize, isize)` for a sum and a
+/// count at once. A key whose total returns to zero disappears from the output.
+pub trait SumBy<'scope, T: Timestamp, D> {
+    /// As [`SumBy::sum_by_named`], with the name `SumBy`.
+    ///
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use lambdaflow_operators::SumBy;
+    ///
+    /// timely::example(|scope| {
+    ///     // (country, price in cents): revenue and orders per country
+    ///     let (_input, sales) = scope.new_collection_from(vec![("UK", 1999), ("FR", 500), ("UK", 1)]);
+    ///     sales
+    ///         .sum_by(|(country, cents): (&str, isize)| Some((country, (cents, 1isize))))
+    ///         .inspect(|((country, (revenue, orders)), _time, _diff)| match *country {
+    ///             "UK" => assert_eq!((*revenue, *orders), (2000, 2)),
+    ///             _ => assert_eq!((*revenue, *orders), (500, 1)),
+    ///         });
+    /// });
+    /// ```
+    fn sum_by<K, A, L>(self, logic: L) -> VecCollection<'scope, T, (K, A), isize>
+    where
+        K: ExchangeData + Hash,
+        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
+        L: FnMut(D) -> Option<(K, A)> + 'static,
+        Self: Sized,
+    {
+        self.sum_by_named("SumBy", logic)
+    }
+
+    /// Sums, per key, the amounts `logic` returns; records for which it returns `None` are
+    /// skipped. The output holds one `(key, total)` record per key with a non-zero total.
+    fn sum_by_named<K, A, L>(self, name: &str, logic: L) -> VecCollection<'scope, T, (K, A), isize>
+    where
+        K: ExchangeData + Hash,
+        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
+        L: FnMut(D) -> Option<(K, A)> + 'static;
+
+    /// Counts records per key: [`SumBy::sum_by_named`] with an amount of one.
+    ///
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use lambdaflow_operators::SumBy;
+    ///
+    /// timely::example(|scope| {
+    ///     let (_input, types) = scope.new_collection_from(vec!["view", "buy", "view"]);
+    ///     types
+    ///         .count_by_named("EventsByType", |t: &str| Some(t))
+    ///         .inspect(|((t, n), _time, _diff)| assert_eq!(*n, if *t == "view" { 2 } else { 1 }));
+    /// });
+    /// ```
+    fn count_by_named<K, L>(self, name: &str, mut logic: L) -> VecCollection<'scope, T, (K, isize), isize>
+    where
+        K: ExchangeData + Hash,
+        L: FnMut(D) -> Option<K> + 'static,
+        Self: Sized,
+    {
+        self.sum_by_named(name, move |d| logic(d).map(|k| (k, 1isize)))
+    }
+}
+
+impl<'scope, T, D> SumBy<'scope, T, D> for VecCollection<'scope, T, D, isize>
+where
+    T: Timestamp + Lattice + TotalOrder + ExchangeData,
+    D: Clone + 'static,
+{
+    fn sum_by_named<K, A, L>(self, name: &str, mut logic: L) -> VecCollection<'scope, T, (K, A), isize>
+    where
+        K: ExchangeData + Hash,
+        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
+        L: FnMut(D) -> Option<(K, A)> + 'static,
+    {
+        self.explode(move |d| logic(d))
+            .consolidate_stream()
+            .arrange_by_self_named(&format!("Arrange: {name}"))
+            .count_total()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SumBy;
+    use differential_dataflow::input::Input;
+    use timely::dataflow::operators::capture::{Capture, Extract};
+
+    #[test]
+    fn sums_follow_insertions_and_retractions_across_epochs() {
+        let rx = timely::example(|scope| {
+            let (mut input, sales) = scope.new_collection::<(u32, isize), isize>();
+            input.update_at((1, 10), 0, 1);
+            input.update_at((1, 5), 0, 1);
+            input.update_at((2, 7), 0, 1);
+            input.update_at((1, 10), 1, -1); // a retraction in a later epoch
+            input.update_at((2, 7), 2, -1); // key 2 returns to zero and disappears
+            input.close();
+            sales.sum_by_named("Revenue", |(k, cents)| Some((k, (cents, 1isize)))).inner.capture()
+        });
+        let mut updates: Vec<_> = rx.extract().into_iter().flat_map(|(_, v)| v).collect();
+        updates.sort();
+        let mut expected = vec![
+            ((1, (15, 2)), 0, 1),
+            ((1, (15, 2)), 1, -1),
+            ((1, (5, 1)), 1, 1),
+            ((2, (7, 1)), 0, 1),
+            ((2, (7, 1)), 2, -1),
+        ];
+        expected.sort();
+        assert_eq!(updates, expected);
+    }
+}

@@ -1,0 +1,130 @@
+//! Events: the schema, decoding, and the compact form the views are computed from.
+//!
+//! A raw record (bytes from a source) is decoded against the [`Schema`] into a [`Record`]; its
+//! view-relevant fields are then projected into an [`Event`], a small `Copy` struct whose string
+//! keys are interned [`Sym`]s. A record that cannot be decoded becomes a [`DeadLetter`] carrying
+//! its raw bytes, a [`Reason`] and its source [`Position`].
+
+pub mod decode;
+pub mod money;
+pub mod schema;
+pub mod symbol;
+pub mod time;
+
+use serde::{Deserialize, Serialize};
+
+pub use decode::{DecodeError, Decoder, Reason, Record};
+pub use schema::{Field, FieldType, Schema};
+pub use symbol::{Interner, Sym, Symbols};
+
+/// Where a record came from, precisely enough to resume reading right after it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Position {
+    /// The generator's sequence number of the record.
+    Generator {
+        /// Sequence number, from 0.
+        seq: u64,
+    },
+    /// A line of an input file.
+    File {
+        /// Index of the file in the pipeline's file list.
+        file: u32,
+        /// Byte offset of the line's first byte.
+        offset: u64,
+    },
+    /// A line of standard input.
+    Stdin {
+        /// Byte offset of the line's first byte.
+        offset: u64,
+    },
+}
+
+/// The fields of an event that the built-in views read, with strings interned.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Event {
+    /// `event_type`.
+    pub event_type: Sym,
+    /// `user_id`.
+    pub user: Sym,
+    /// `event_timestamp`, microseconds since the Unix epoch, UTC.
+    pub at: i64,
+    /// `product`, when present.
+    pub product: Option<Sym>,
+    /// `price` in cents, when present.
+    pub price: Option<i64>,
+    /// `country`, when present.
+    pub country: Option<Sym>,
+    /// `source` (web, mobile), when present.
+    pub source: Option<Sym>,
+}
+
+/// A record that could not be decoded: nothing is dropped, it is kept with the reason.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DeadLetter {
+    /// The reason code.
+    pub reason: Reason,
+    /// What is wrong, naming the field.
+    pub message: String,
+    /// The raw bytes (for `too_large`, the first `max_record_bytes + 1` of them).
+    pub raw: Vec<u8>,
+    /// Where it came from.
+    pub position: Position,
+}
+
+/// Where the view fields sit in the schema. Fields the schema lacks, or declares with another
+/// type, are simply never set.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Roles {
+    event_type: Option<usize>,
+    user: Option<usize>,
+    at: Option<usize>,
+    product: Option<usize>,
+    price: Option<usize>,
+    country: Option<usize>,
+    source: Option<usize>,
+}
+
+/// A view field the schema must declare, with its type, for the built-in views to work.
+pub const VIEW_FIELDS: [(&str, FieldType); 7] = [
+    ("event_type", FieldType::String),
+    ("user_id", FieldType::String),
+    ("event_timestamp", FieldType::Timestamp),
+    ("product", FieldType::String),
+    ("price", FieldType::Money),
+    ("country", FieldType::String),
+    ("source", FieldType::String),
+];
+
+impl Roles {
+    /// Finds the view fields in `schema`.
+    pub fn of(schema: &Schema) -> Self {
+        Roles {
+            event_type: schema.typed("event_type", FieldType::String),
+            user: schema.typed("user_id", FieldType::String),
+            at: schema.typed("event_timestamp", FieldType::Timestamp),
+            product: schema.typed("product", FieldType::String),
+            price: schema.typed("price", FieldType::Money),
+            country: schema.typed("country", FieldType::String),
+            source: schema.typed("source", FieldType::String),
+        }
+    }
+
+    /// The compact event of a decoded record.
+    pub fn project(&self, record: &Record<'_>, interner: &mut Interner) -> Event {
+        let mut sym = |role: Option<usize>| role.and_then(|i| record.text(i)).map(|s| interner.intern(s));
+        let event_type = sym(self.event_type);
+        let user = sym(self.user);
+        let (product, country, source) = (sym(self.product), sym(self.country), sym(self.source));
+        // Config validation makes `event_type` and `user_id` required wherever a view reads
+        // them; a schema without them keys those fields by the empty string.
+        Event {
+            event_type: event_type.unwrap_or_else(|| interner.intern("")),
+            user: user.unwrap_or_else(|| interner.intern("")),
+            product,
+            country,
+            source,
+            at: self.at.and_then(|i| record.timestamp(i)).unwrap_or(0),
+            price: self.price.and_then(|i| record.money(i)),
+        }
+    }
+}

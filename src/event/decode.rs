@@ -1,0 +1,459 @@
+//! Decoding raw JSON records against the schema, without panics and mostly without allocation.
+//!
+//! A record is validated in one pass: serde_json walks the top-level object, each value is taken
+//! as raw JSON text and converted according to its field's type (strings without escapes are
+//! borrowed from the input, money is parsed from the exact decimal text), and keys that are not in
+//! the schema are copied verbatim into `_doc`. Whatever is wrong with a record becomes a
+//! [`DecodeError`] with a [`Reason`] code and a message that names the field.
+
+use std::borrow::Cow;
+use std::fmt;
+
+use serde::de::{DeserializeSeed, Deserializer, MapAccess, Visitor};
+use serde::{Deserialize, Serialize};
+use serde_json::value::RawValue;
+
+use super::money::parse_cents;
+use super::schema::{FieldType, Schema};
+use super::time::parse_rfc3339;
+
+/// Why a record became a dead letter.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Reason {
+    /// Not valid JSON.
+    NotJson,
+    /// Not valid UTF-8.
+    NotUtf8,
+    /// A required field is absent or `null`.
+    MissingField,
+    /// A field, or the record itself, has the wrong JSON type or an invalid value.
+    WrongType,
+    /// A timestamp field is not RFC 3339.
+    BadTimestamp,
+    /// Larger than the configured maximum record size.
+    TooLarge,
+}
+
+impl Reason {
+    /// Every reason, in code order.
+    pub const ALL: [Reason; 6] = [
+        Reason::NotJson,
+        Reason::NotUtf8,
+        Reason::MissingField,
+        Reason::WrongType,
+        Reason::BadTimestamp,
+        Reason::TooLarge,
+    ];
+
+    /// The reason code: `not_json`, `not_utf8`, `missing_field`, `wrong_type`, `bad_timestamp`,
+    /// `too_large`.
+    pub fn code(self) -> &'static str {
+        match self {
+            Reason::NotJson => "not_json",
+            Reason::NotUtf8 => "not_utf8",
+            Reason::MissingField => "missing_field",
+            Reason::WrongType => "wrong_type",
+            Reason::BadTimestamp => "bad_timestamp",
+            Reason::TooLarge => "too_large",
+        }
+    }
+}
+
+impl fmt::Display for Reason {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(self.code())
+    }
+}
+
+/// What is wrong with a record.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct DecodeError {
+    /// The reason code.
+    pub reason: Reason,
+    /// A human message naming the field.
+    pub message: String,
+}
+
+impl DecodeError {
+    fn new(reason: Reason, message: impl Into<String>) -> Self {
+        DecodeError { reason, message: message.into() }
+    }
+}
+
+/// A string value: a span of the input when it had no escapes, else an unescaped copy.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Text {
+    /// Bytes `start..end` of the record.
+    Span(u32, u32),
+    /// The unescaped string.
+    Owned(String),
+}
+
+/// A decoded field value.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Value {
+    /// Absent or `null`.
+    Absent,
+    /// A string.
+    Text(Text),
+    /// An integer.
+    Int(i64),
+    /// A float.
+    Float(f64),
+    /// Money, in cents.
+    Money(i64),
+    /// A boolean.
+    Bool(bool),
+    /// A timestamp, in microseconds since the Unix epoch, UTC.
+    Timestamp(i64),
+}
+
+/// A decoded record: one value per schema field, plus the unknown keys as a JSON object.
+#[derive(Debug)]
+pub struct Record<'a> {
+    raw: &'a str,
+    values: &'a [Value],
+    doc: &'a str,
+}
+
+impl<'a> Record<'a> {
+    /// The value of field `index`.
+    pub fn value(&self, index: usize) -> &'a Value {
+        &self.values[index]
+    }
+
+    /// The string of field `index`, if it is a present string.
+    pub fn text(&self, index: usize) -> Option<&'a str> {
+        match &self.values[index] {
+            Value::Text(Text::Span(s, e)) => Some(&self.raw[*s as usize..*e as usize]),
+            Value::Text(Text::Owned(s)) => Some(s),
+            _ => None,
+        }
+    }
+
+    /// The cents of field `index`, if it is present money.
+    pub fn money(&self, index: usize) -> Option<i64> {
+        match self.values[index] {
+            Value::Money(c) => Some(c),
+            _ => None,
+        }
+    }
+
+    /// The instant of field `index`, if it is a present timestamp.
+    pub fn timestamp(&self, index: usize) -> Option<i64> {
+        match self.values[index] {
+            Value::Timestamp(t) => Some(t),
+            _ => None,
+        }
+    }
+
+    /// The keys that are not in the schema, as a JSON object (`""` when there are none).
+    pub fn doc(&self) -> &'a str {
+        self.doc
+    }
+}
+
+/// Decodes records against a schema, reusing its buffers from one record to the next.
+pub struct Decoder {
+    schema: Schema,
+    max_bytes: usize,
+    values: Vec<Value>,
+    doc: String,
+}
+
+impl Decoder {
+    /// A decoder for `schema` that refuses records over `max_bytes`.
+    pub fn new(schema: Schema, max_bytes: usize) -> Self {
+        let values = vec![Value::Absent; schema.fields.len()];
+        Decoder { schema, max_bytes, values, doc: String::new() }
+    }
+
+    /// The schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// Decodes one record (without its line terminator).
+    pub fn decode<'a>(&'a mut self, raw: &'a [u8]) -> Result<Record<'a>, DecodeError> {
+        if raw.len() > self.max_bytes {
+            return Err(DecodeError::new(
+                Reason::TooLarge,
+                format!("record is larger than the limit of {} bytes (max_record_bytes)", self.max_bytes),
+            ));
+        }
+        let text = std::str::from_utf8(raw).map_err(|e| {
+            DecodeError::new(Reason::NotUtf8, format!("record is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()))
+        })?;
+        for v in &mut self.values {
+            *v = Value::Absent;
+        }
+        self.doc.clear();
+        let mut failure = None;
+        let mut de = serde_json::Deserializer::from_str(text);
+        let visitor = RecordVisitor {
+            schema: &self.schema,
+            values: &mut self.values,
+            doc: &mut self.doc,
+            base: text.as_ptr() as usize,
+            failure: &mut failure,
+        };
+        let parsed = de.deserialize_map(visitor).and_then(|()| de.end());
+        if let Some(error) = failure {
+            return Err(error);
+        }
+        if let Err(e) = parsed {
+            return Err(match e.classify() {
+                serde_json::error::Category::Data => {
+                    DecodeError::new(Reason::WrongType, "record is not a JSON object")
+                }
+                _ => DecodeError::new(Reason::NotJson, format!("record is not valid JSON: {e}")),
+            });
+        }
+        if !self.doc.is_empty() {
+            self.doc.push('}');
+        }
+        for (field, value) in self.schema.fields.iter().zip(&self.values) {
+            if field.required && *value == Value::Absent {
+                return Err(DecodeError::new(
+                    Reason::MissingField,
+                    format!("required field `{}` is missing or null", field.name),
+                ));
+            }
+        }
+        Ok(Record { raw: text, values: &self.values, doc: &self.doc })
+    }
+}
+
+struct RecordVisitor<'s> {
+    schema: &'s Schema,
+    values: &'s mut [Value],
+    doc: &'s mut String,
+    base: usize,
+    failure: &'s mut Option<DecodeError>,
+}
+
+impl<'de> Visitor<'de> for RecordVisitor<'_> {
+    type Value = ();
+
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a JSON object")
+    }
+
+    fn visit_map<A: MapAccess<'de>>(self, mut map: A) -> Result<(), A::Error> {
+        while let Some(key) = map.next_key_seed(KeySeed)? {
+            let raw: &'de RawValue = map.next_value()?;
+            match self.schema.index_of(&key) {
+                Some(i) => match typed_value(&self.schema.fields[i].name, self.schema.fields[i].ty, raw, self.base) {
+                    Ok(v) => self.values[i] = v,
+                    Err(e) => {
+                        *self.failure = Some(e);
+                        return Err(serde::de::Error::custom("invalid field"));
+                    }
+                },
+                None => {
+                    self.doc.push(if self.doc.is_empty() { '{' } else { ',' });
+                    // Keys are re-escaped; values are kept byte for byte.
+                    self.doc.push_str(&serde_json::to_string(&*key).unwrap_or_default());
+                    self.doc.push(':');
+                    self.doc.push_str(raw.get());
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+struct KeySeed;
+
+impl<'de> DeserializeSeed<'de> for KeySeed {
+    type Value = Cow<'de, str>;
+    fn deserialize<D: Deserializer<'de>>(self, d: D) -> Result<Self::Value, D::Error> {
+        d.deserialize_str(KeyVisitor)
+    }
+}
+
+struct KeyVisitor;
+
+impl<'de> Visitor<'de> for KeyVisitor {
+    type Value = Cow<'de, str>;
+    fn expecting(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("a string key")
+    }
+    fn visit_borrowed_str<E>(self, v: &'de str) -> Result<Self::Value, E> {
+        Ok(Cow::Borrowed(v))
+    }
+    fn visit_str<E>(self, v: &str) -> Result<Self::Value, E> {
+        Ok(Cow::Owned(v.to_owned()))
+    }
+}
+
+fn json_kind(text: &str) -> &'static str {
+    match text.as_bytes().first() {
+        Some(b'"') => "a string",
+        Some(b't' | b'f') => "a boolean",
+        Some(b'{') => "an object",
+        Some(b'[') => "an array",
+        _ => "a number",
+    }
+}
+
+fn excerpt(text: &str) -> String {
+    match text.char_indices().nth(60) {
+        Some((cut, _)) => format!("{}…", &text[..cut]),
+        None => text.to_owned(),
+    }
+}
+
+/// The contents of a JSON string literal, borrowed when it has no escapes.
+fn string_body(text: &str) -> Option<Cow<'_, str>> {
+    let inner = text.strip_prefix('"')?.strip_suffix('"')?;
+    if inner.contains('\\') { serde_json::from_str::<String>(text).ok().map(Cow::Owned) } else { Some(Cow::Borrowed(inner)) }
+}
+
+fn typed_value(name: &str, ty: FieldType, raw: &RawValue, base: usize) -> Result<Value, DecodeError> {
+    let text = raw.get();
+    if text == "null" {
+        return Ok(Value::Absent);
+    }
+    let wrong = |detail: &str| {
+        DecodeError::new(Reason::WrongType, format!("field `{name}` must be {}{detail}: {}", ty_phrase(ty), excerpt(text)))
+    };
+    let is_string = text.starts_with('"');
+    let is_number = matches!(text.as_bytes().first(), Some(b'-' | b'0'..=b'9'));
+    match ty {
+        FieldType::String if is_string => {
+            let inner = &text[1..text.len() - 1];
+            if inner.contains('\\') {
+                serde_json::from_str::<String>(text).map(|s| Value::Text(Text::Owned(s))).map_err(|_| wrong(""))
+            } else {
+                let start = inner.as_ptr() as usize - base;
+                Ok(Value::Text(Text::Span(start as u32, (start + inner.len()) as u32)))
+            }
+        }
+        FieldType::Int if is_number => text.parse().map(Value::Int).map_err(|_| wrong(" in the 64-bit range")),
+        FieldType::Float if is_number => text.parse().map(Value::Float).map_err(|_| wrong("")),
+        FieldType::Money if is_number || is_string => {
+            let body = if is_string { string_body(text).ok_or_else(|| wrong(""))? } else { Cow::Borrowed(text) };
+            parse_cents(&body).map(Value::Money).map_err(|why| {
+                DecodeError::new(Reason::WrongType, format!("field `{name}` is not valid money ({why}): {}", excerpt(text)))
+            })
+        }
+        FieldType::Bool if text == "true" || text == "false" => Ok(Value::Bool(text == "true")),
+        FieldType::Timestamp if is_string => {
+            let body = string_body(text).ok_or_else(|| wrong(""))?;
+            parse_rfc3339(&body).map(Value::Timestamp).map_err(|why| {
+                DecodeError::new(
+                    Reason::BadTimestamp,
+                    format!("field `{name}` is not an RFC 3339 timestamp ({why}): {}", excerpt(text)),
+                )
+            })
+        }
+        _ => Err(wrong(&format!(", found {}", json_kind(text)))),
+    }
+}
+
+fn ty_phrase(ty: FieldType) -> &'static str {
+    match ty {
+        FieldType::String => "a string",
+        FieldType::Int => "an integer",
+        FieldType::Float => "a number",
+        FieldType::Money => "a decimal amount",
+        FieldType::Bool => "true or false",
+        FieldType::Timestamp => "an RFC 3339 timestamp string",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn decoder() -> Decoder {
+        Decoder::new(Schema::ecommerce(), 1024)
+    }
+
+    const GOOD: &str = r#"{"event_id":"e1","event_type":"purchase","user_id":"u1","event_timestamp":"2024-01-01T10:00:00Z","product":"laptop","price":999.99,"country":"UK"}"#;
+
+    fn reason_of(raw: &[u8]) -> (Reason, String) {
+        let mut d = decoder();
+        let e = d.decode(raw).expect_err("expected a dead letter");
+        (e.reason, e.message)
+    }
+
+    #[test]
+    fn a_valid_record_decodes_with_borrowed_strings() {
+        let mut d = decoder();
+        let r = d.decode(GOOD.as_bytes()).unwrap();
+        assert_eq!(r.text(1), Some("purchase"));
+        assert_eq!(r.money(5), Some(99_999));
+        assert_eq!(r.timestamp(3), Some(1_704_103_200_000_000));
+        assert!(matches!(r.value(0), Value::Text(Text::Span(..))));
+        assert_eq!(r.value(7), &Value::Absent);
+        assert_eq!(r.doc(), "");
+    }
+
+    #[test]
+    fn every_reason_code() {
+        assert_eq!(reason_of(b"{not json").0, Reason::NotJson);
+        assert_eq!(reason_of(b"{\"event_id\": \"\xff\"}").0, Reason::NotUtf8);
+        assert_eq!(reason_of(GOOD.replace(r#""user_id":"u1","#, "").as_bytes()).0, Reason::MissingField);
+        assert_eq!(reason_of(GOOD.replace(r#""u1""#, "17").as_bytes()).0, Reason::WrongType);
+        assert_eq!(reason_of(GOOD.replace("2024-01-01T10:00:00Z", "01/01/2024").as_bytes()).0, Reason::BadTimestamp);
+        let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(2000));
+        assert_eq!(reason_of(big.as_bytes()).0, Reason::TooLarge);
+        assert_eq!(reason_of(b"[1,2,3]").0, Reason::WrongType);
+        assert_eq!(reason_of(format!("{GOOD} trailing").as_bytes()).0, Reason::NotJson);
+        assert_eq!(reason_of(b"").0, Reason::NotJson);
+    }
+
+    #[test]
+    fn messages_name_the_field() {
+        let (_, m) = reason_of(GOOD.replace(r#""user_id":"u1","#, "").as_bytes());
+        assert!(m.contains("`user_id`"), "{m}");
+        let (_, m) = reason_of(GOOD.replace("999.99", "\"lots\"").as_bytes());
+        assert!(m.contains("`price`"), "{m}");
+        let (_, m) = reason_of(GOOD.replace(r#""u1""#, "[1]").as_bytes());
+        assert!(m.contains("`user_id`") && m.contains("found an array"), "{m}");
+        let (_, m) = reason_of(GOOD.replace(r#""country":"UK""#, r#""country":null"#).as_bytes());
+        assert!(m.contains("`country`"), "{m}");
+    }
+
+    #[test]
+    fn unicode_and_escapes() {
+        let mut d = decoder();
+        let raw = GOOD.replace("laptop", r#"caf\u00e9 cr\u00e8me \"deluxe\""#).replace("\"UK\"", "\"日本\"");
+        let r = d.decode(raw.as_bytes()).unwrap();
+        assert_eq!(r.text(4), Some("café crème \"deluxe\""));
+        assert_eq!(r.text(6), Some("日本"));
+    }
+
+    #[test]
+    fn money_from_numbers_and_strings() {
+        let mut d = decoder();
+        for (price, cents) in [("0", 0), ("0.5", 50), ("19.99", 1999), ("1e2", 10_000), ("-3.5", -350), ("\"19.99\"", 1999)] {
+            let raw = GOOD.replace("999.99", price);
+            assert_eq!(d.decode(raw.as_bytes()).unwrap().money(5), Some(cents), "{price}");
+        }
+        assert_eq!(reason_of(GOOD.replace("999.99", "19.999").as_bytes()).0, Reason::WrongType);
+        assert_eq!(reason_of(GOOD.replace("999.99", "true").as_bytes()).0, Reason::WrongType);
+        // price is optional: null is absent
+        assert_eq!(d.decode(GOOD.replace("999.99", "null").as_bytes()).unwrap().money(5), None);
+    }
+
+    #[test]
+    fn unknown_fields_are_kept_verbatim_in_doc() {
+        let mut d = decoder();
+        let raw = GOOD.replace(r#""country":"UK""#, r#""country":"UK","ua":{"os":"linux", "v":[1,2]},"qu\"ote":1.50"#);
+        let r = d.decode(raw.as_bytes()).unwrap();
+        assert_eq!(r.doc(), r#"{"ua":{"os":"linux", "v":[1,2]},"qu\"ote":1.50}"#);
+        let parsed: serde_json::Value = serde_json::from_str(r.doc()).unwrap();
+        assert_eq!(parsed["ua"]["v"][1], 2);
+    }
+
+    #[test]
+    fn timestamps_with_offsets() {
+        let mut d = decoder();
+        let raw = GOOD.replace("2024-01-01T10:00:00Z", "2024-01-01T12:00:00+02:00");
+        assert_eq!(d.decode(raw.as_bytes()).unwrap().timestamp(3), Some(1_704_103_200_000_000));
+    }
+}

@@ -1,0 +1,205 @@
+//! Interning string keys to integers before they enter differential.
+//!
+//! Views key by strings (event types, countries, products, users), but differential sorts,
+//! hashes and exchanges its keys on every update, and a `u64` does all of that several times
+//! faster than a `String`. A [`Sym`] is the 64-bit xxh3 hash of its string, so every worker and
+//! every process derives the same symbol for the same string with no coordination.
+//!
+//! A hash collision must never merge two keys: the process-wide [`Symbols`] table remembers the
+//! string behind every symbol, and a second string that hashes to a taken symbol is given the
+//! next free one instead. The per-worker [`Interner`] caches the strings it has seen, so the hot
+//! path is one hash, one probe of a local map and one string comparison, with no lock and no
+//! allocation.
+
+use std::collections::HashMap;
+use std::hash::{BuildHasherDefault, Hasher};
+use std::num::NonZeroU64;
+use std::sync::{Arc, RwLock};
+
+use serde::{Deserialize, Serialize};
+
+/// An interned string: an integer that stands for one string within a process.
+#[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Sym(NonZeroU64);
+
+impl Sym {
+    /// The symbol's integer value.
+    pub fn get(self) -> u64 {
+        self.0.get()
+    }
+}
+
+/// A hasher for keys that are already hashes.
+#[derive(Default)]
+pub struct IdentityHasher(u64);
+
+impl Hasher for IdentityHasher {
+    fn finish(&self) -> u64 {
+        self.0
+    }
+    fn write(&mut self, bytes: &[u8]) {
+        for &b in bytes {
+            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+        }
+    }
+    fn write_u64(&mut self, n: u64) {
+        self.0 = n;
+    }
+}
+
+type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+
+/// The process-wide table from symbols to strings.
+#[derive(Debug)]
+pub struct Symbols {
+    table: RwLock<IdMap<Arc<str>>>,
+    mask: u64,
+}
+
+impl Default for Symbols {
+    fn default() -> Self {
+        Self::with_hash_bits(64)
+    }
+}
+
+impl Symbols {
+    /// A table whose symbols use only the low `bits` bits of the hash. Only tests want fewer than
+    /// 64: with a handful of bits, collisions are common and the collision path gets exercised.
+    pub fn with_hash_bits(bits: u32) -> Self {
+        let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
+        Symbols { table: RwLock::new(IdMap::default()), mask }
+    }
+
+    /// The hash a string starts probing from.
+    pub fn hash(&self, s: &str) -> u64 {
+        xxhash_rust::xxh3::xxh3_64(s.as_bytes()) & self.mask
+    }
+
+    /// The symbol of `s`, whose [`Symbols::hash`] is `hash`, adding it to the table if new.
+    pub fn intern_hashed(&self, s: &str, hash: u64) -> Sym {
+        if let Some(sym) = self.probe(&self.table.read().unwrap_or_else(|e| e.into_inner()), s, hash) {
+            return sym;
+        }
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        let mut candidate = hash;
+        loop {
+            let id = candidate.max(1);
+            match table.get(&id) {
+                Some(taken) if **taken == *s => return Sym(NonZeroU64::new(id).expect("id >= 1")),
+                Some(_) => candidate = id.wrapping_add(1) & self.mask,
+                None => {
+                    table.insert(id, Arc::from(s));
+                    return Sym(NonZeroU64::new(id).expect("id >= 1"));
+                }
+            }
+        }
+    }
+
+    fn probe(&self, table: &IdMap<Arc<str>>, s: &str, hash: u64) -> Option<Sym> {
+        let mut candidate = hash;
+        loop {
+            let id = candidate.max(1);
+            match table.get(&id) {
+                Some(taken) if **taken == *s => return NonZeroU64::new(id).map(Sym),
+                Some(_) => candidate = id.wrapping_add(1) & self.mask,
+                None => return None,
+            }
+        }
+    }
+
+    /// The symbol of `s`, adding it to the table if new.
+    pub fn intern(&self, s: &str) -> Sym {
+        self.intern_hashed(s, self.hash(s))
+    }
+
+    /// The string behind a symbol of this table.
+    pub fn resolve(&self, sym: Sym) -> Arc<str> {
+        self.table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sym.get())
+            .cloned()
+            .unwrap_or_else(|| Arc::from(format!("#{}", sym.get())))
+    }
+
+    /// How many strings the table holds.
+    pub fn len(&self) -> usize {
+        self.table.read().unwrap_or_else(|e| e.into_inner()).len()
+    }
+
+    /// Whether the table is empty.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// A worker's interner: a lock-free cache in front of the shared [`Symbols`].
+pub struct Interner {
+    symbols: Arc<Symbols>,
+    cache: IdMap<(Box<str>, Sym)>,
+}
+
+/// Past this many cached strings the cache starts over, so it cannot outgrow the live key space.
+const CACHE_LIMIT: usize = 1 << 20;
+
+impl Interner {
+    /// An interner backed by the process-wide table `symbols`.
+    pub fn new(symbols: Arc<Symbols>) -> Self {
+        Interner { symbols, cache: IdMap::default() }
+    }
+
+    /// The symbol of `s`.
+    pub fn intern(&mut self, s: &str) -> Sym {
+        let hash = self.symbols.hash(s);
+        if let Some((cached, sym)) = self.cache.get(&hash)
+            && **cached == *s
+        {
+            return *sym;
+        }
+        let sym = self.symbols.intern_hashed(s, hash);
+        if self.cache.len() >= CACHE_LIMIT {
+            self.cache.clear();
+        }
+        // Only the first string seen for a hash is cached; a colliding one takes the slow path.
+        self.cache.entry(hash).or_insert_with(|| (Box::from(s), sym));
+        sym
+    }
+
+    /// The shared table behind this interner.
+    pub fn symbols(&self) -> &Arc<Symbols> {
+        &self.symbols
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_same_string_gets_the_same_symbol_on_every_worker() {
+        let symbols = Arc::new(Symbols::default());
+        let mut a = Interner::new(symbols.clone());
+        let mut b = Interner::new(symbols.clone());
+        assert_eq!(a.intern("purchase"), b.intern("purchase"));
+        assert_ne!(a.intern("purchase"), a.intern("page_view"));
+        assert_eq!(&*symbols.resolve(a.intern("café")), "café");
+    }
+
+    #[test]
+    fn colliding_strings_never_share_a_symbol() {
+        // With 3 hash bits, 200 strings collide constantly.
+        let symbols = Arc::new(Symbols::with_hash_bits(3));
+        let mut workers = [Interner::new(symbols.clone()), Interner::new(symbols.clone())];
+        let strings: Vec<String> = (0..7).map(|i| format!("user_{i}")).collect();
+        let mut seen = std::collections::BTreeMap::new();
+        for round in 0..3 {
+            for (i, s) in strings.iter().enumerate() {
+                let sym = workers[(i + round) % 2].intern(s);
+                assert_eq!(&*symbols.resolve(sym), s.as_str());
+                assert_eq!(*seen.entry(s.clone()).or_insert(sym), sym, "{s} changed symbol");
+            }
+        }
+        let distinct: std::collections::BTreeSet<_> = seen.values().collect();
+        assert_eq!(distinct.len(), strings.len());
+    }
+}

@@ -1,0 +1,14 @@
+//! lambdaflow: a whole Lambda architecture as one timely dataflow computation.
+//!
+//! The path of an event through the crate:
+//! [`source`] (generator, files, stdin: raw bytes with resumable positions) ->
+//! [`event`] (schema, decoding into compact events or dead letters) ->
+//! [`pipeline`] (the timely/differential dataflow, its epochs and workers) ->
+//! [`views`] (the speed layer: incrementally maintained views, read as of a closed epoch).
+//! [`config`] turns a TOML file and command-line flags into a validated [`pipeline::PipelineConfig`].
+
+pub mod config;
+pub mod event;
+pub mod pipeline;
+pub mod source;
+pub mod views;

@@ -1,0 +1,390 @@
+//! The dataflow: sources feed raw chunks into one timely computation per worker, which decodes
+//! them into events and dead letters and maintains the views.
+//!
+//! Time is an epoch number. Every worker stamps what it reads with the current epoch and moves
+//! to the next one on a shared [`EpochPolicy`]: a processing-time interval, or a number of
+//! records. Epoch `e` is closed once every worker has moved past it and the dataflow has caught
+//! up; the views are then published as of `e`, and each worker records where its sources stood,
+//! the positions the batch layer commits with the epoch.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use differential_dataflow::input::Input;
+use hdrhistogram::Histogram;
+use lambdaflow_operators::FlatMapFallible;
+use timely::dataflow::ProbeHandle;
+use timely::dataflow::operators::Probe;
+use timely::worker::Worker;
+
+use crate::event::{DeadLetter, Decoder, Event, Interner, Position, Roles, Schema, Symbols};
+use crate::source::{Chunk, Poll, SourceError, SourceSpec};
+use crate::views::{self, ViewId, ViewStore};
+
+/// Records a source may hand over per poll.
+const CHUNK_RECORDS: usize = 4096;
+/// How many epochs a worker may run ahead of the slowest view before it stops reading.
+const MAX_OPEN_EPOCHS: u64 = 64;
+
+/// When a worker moves to the next epoch.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum EpochPolicy {
+    /// Every interval of processing time.
+    Interval(Duration),
+    /// After this many records on a worker, or when its input pauses.
+    Records(u64),
+}
+
+/// Everything a run needs, validated.
+#[derive(Clone, Debug)]
+pub struct PipelineConfig {
+    /// The pipeline's id (the lake's application id).
+    pub id: String,
+    /// Timely worker threads.
+    pub workers: usize,
+    /// When epochs advance.
+    pub epoch: EpochPolicy,
+    /// What to read.
+    pub source: SourceSpec,
+    /// The event schema.
+    pub schema: Schema,
+    /// Records over this many bytes are dead letters (`too_large`).
+    pub max_record_bytes: usize,
+    /// The views to maintain.
+    pub views: Vec<ViewId>,
+    /// Stop once every source is exhausted, instead of serving until stopped.
+    pub until_exhausted: bool,
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            id: "lambdaflow".into(),
+            workers: 1,
+            epoch: EpochPolicy::Interval(Duration::from_millis(100)),
+            source: SourceSpec::Generate(Default::default()),
+            schema: Schema::ecommerce(),
+            max_record_bytes: 1 << 20,
+            views: ViewId::all(),
+            until_exhausted: false,
+        }
+    }
+}
+
+/// A run that failed.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    /// A source could not be read.
+    #[error(transparent)]
+    Source(#[from] SourceError),
+    /// Timely could not start its workers.
+    #[error("starting the workers: {0}")]
+    Start(String),
+    /// A worker thread panicked (a bug in lambdaflow).
+    #[error("a worker failed: {0}")]
+    Worker(String),
+}
+
+/// Counters of a run, updated by the workers and read by anyone.
+#[derive(Debug)]
+pub struct Stats {
+    /// Raw records read.
+    pub records_in: AtomicU64,
+    /// Raw bytes read.
+    pub bytes_in: AtomicU64,
+    /// Records decoded into events.
+    pub events: AtomicU64,
+    /// Records that became dead letters.
+    pub dead_letters: AtomicU64,
+    /// The highest epoch any worker has reached.
+    pub epoch: AtomicU64,
+    /// Workers that have finished.
+    pub workers_done: AtomicUsize,
+    /// Per worker: the last epoch it closed and where its sources stood then.
+    pub positions: Mutex<Vec<(u64, Vec<Position>)>>,
+    /// Epoch latency in microseconds: from a worker moving past an epoch to every view having
+    /// passed it (recorded by worker 0).
+    pub epoch_latency: Mutex<Histogram<u64>>,
+    /// When the run started.
+    pub started: Instant,
+}
+
+impl Stats {
+    fn new(workers: usize) -> Self {
+        Stats {
+            records_in: AtomicU64::new(0),
+            bytes_in: AtomicU64::new(0),
+            events: AtomicU64::new(0),
+            dead_letters: AtomicU64::new(0),
+            epoch: AtomicU64::new(0),
+            workers_done: AtomicUsize::new(0),
+            positions: Mutex::new(vec![(0, Vec::new()); workers]),
+            epoch_latency: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")),
+            started: Instant::now(),
+        }
+    }
+}
+
+/// What the workers share.
+struct Shared {
+    config: PipelineConfig,
+    symbols: Arc<Symbols>,
+    store: Arc<ViewStore>,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    /// With [`EpochPolicy::Records`]: the epoch every worker should be at, at least.
+    record_epoch: AtomicU64,
+    started: Instant,
+}
+
+/// A running pipeline.
+pub struct Pipeline {
+    shared: Arc<Shared>,
+    guards: timely::communication::initialize::WorkerGuards<Result<(), SourceError>>,
+}
+
+impl Pipeline {
+    /// Starts the workers.
+    pub fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
+        let symbols = Arc::new(Symbols::default());
+        let store = Arc::new(ViewStore::new(symbols.clone(), config.views.clone()));
+        let stats = Arc::new(Stats::new(config.workers));
+        let workers = config.workers;
+        let shared = Arc::new(Shared {
+            config,
+            symbols,
+            store,
+            stats,
+            stop: Arc::new(AtomicBool::new(false)),
+            record_epoch: AtomicU64::new(0),
+            started: Instant::now(),
+        });
+        let for_workers = shared.clone();
+        let timely_config = timely::Config::process(workers);
+        let guards = timely::execute(timely_config, move |worker| {
+            let result = run_worker(worker, &for_workers);
+            if result.is_err() {
+                for_workers.stop.store(true, Ordering::SeqCst);
+            }
+            for_workers.stats.workers_done.fetch_add(1, Ordering::SeqCst);
+            result
+        })
+        .map_err(PipelineError::Start)?;
+        Ok(Pipeline { shared, guards })
+    }
+
+    /// The views.
+    pub fn views(&self) -> &Arc<ViewStore> {
+        &self.shared.store
+    }
+
+    /// The counters.
+    pub fn stats(&self) -> &Arc<Stats> {
+        &self.shared.stats
+    }
+
+    /// The flag that stops the run when set (sources stop, the open epoch closes).
+    pub fn stop_flag(&self) -> Arc<AtomicBool> {
+        self.shared.stop.clone()
+    }
+
+    /// Whether every worker has finished.
+    pub fn is_finished(&self) -> bool {
+        self.shared.stats.workers_done.load(Ordering::SeqCst) == self.shared.config.workers
+    }
+
+    /// Waits for the workers to finish.
+    pub fn join(self) -> Result<(), PipelineError> {
+        for result in self.guards.join() {
+            result.map_err(PipelineError::Worker)??;
+        }
+        Ok(())
+    }
+
+    /// Runs to the end (with `until_exhausted`, or until the stop flag is set) and returns the views.
+    pub fn run(config: PipelineConfig) -> Result<Arc<ViewStore>, PipelineError> {
+        let pipeline = Pipeline::start(config)?;
+        let store = pipeline.views().clone();
+        pipeline.join()?;
+        Ok(store)
+    }
+}
+
+/// The epoch a worker should be at now.
+fn target_epoch(shared: &Shared, current: u64) -> u64 {
+    match shared.config.epoch {
+        EpochPolicy::Interval(interval) => {
+            let elapsed = shared.started.elapsed().as_nanos() / interval.as_nanos().max(1);
+            current.max(elapsed as u64)
+        }
+        EpochPolicy::Records(_) => current.max(shared.record_epoch.load(Ordering::SeqCst)),
+    }
+}
+
+fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceError> {
+    let index = worker.index();
+    let peers = worker.peers();
+    let config = &shared.config;
+
+    let mut decoder = Decoder::new(config.schema.clone(), config.max_record_bytes);
+    let roles = Roles::of(&config.schema);
+    let mut interner = Interner::new(shared.symbols.clone());
+    let probe = ProbeHandle::new();
+    let stats = shared.stats.clone();
+    let mut input = worker.dataflow::<u64, _, _>(|scope| {
+        let (input, chunks) = scope.new_collection::<Chunk, isize>();
+        let (events, dead) = chunks.flat_map_fallible_named(
+            "Decode",
+            move |chunk: Chunk, oks: &mut Vec<Event>, errs: &mut Vec<DeadLetter>| {
+                let before = errs.len();
+                for (raw, position) in chunk.iter() {
+                    match decoder.decode(raw) {
+                        Ok(record) => oks.push(roles.project(&record, &mut interner)),
+                        Err(e) => {
+                            errs.push(DeadLetter { reason: e.reason, message: e.message, raw: raw.to_vec(), position })
+                        }
+                    }
+                }
+                let dead = (errs.len() - before) as u64;
+                stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
+                stats.events.fetch_add(chunk.len() as u64 - dead, Ordering::Relaxed);
+            },
+        );
+        let rows = views::build(events, dead, &config.views, &shared.symbols);
+        let rows = differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probe));
+        views::publish(rows, shared.store.clone(), index);
+        input
+    });
+
+    let opened = config.source.open(index, peers, config.max_record_bytes);
+    let mut sources = match opened {
+        Ok(sources) => sources,
+        Err(e) => {
+            input.close();
+            while !probe.done() {
+                worker.step_or_park(Some(Duration::from_millis(1)));
+            }
+            return Err(e);
+        }
+    };
+    let mut exhausted = vec![false; sources.len()];
+    let mut epoch = 0u64;
+    let mut in_epoch = 0u64;
+    let mut open_epochs: VecDeque<(u64, Instant)> = VecDeque::new();
+    let mut failure = None;
+
+    loop {
+        if shared.stop.load(Ordering::SeqCst) {
+            break;
+        }
+        let target = target_epoch(shared, epoch);
+        if target > epoch {
+            advance(shared, index, &mut input, &sources, &mut open_epochs, epoch, target);
+            epoch = target;
+            in_epoch = 0;
+        }
+
+        // Read, unless the views are too far behind.
+        let lagging = probe.less_than(&epoch.saturating_sub(MAX_OPEN_EPOCHS));
+        let mut ready = false;
+        let mut wake: Option<Instant> = None;
+        if !lagging {
+            for (source, done) in sources.iter_mut().zip(exhausted.iter_mut()).filter(|(_, d)| !**d) {
+                let mut chunk = Chunk::default();
+                match source.poll(&mut chunk, CHUNK_RECORDS) {
+                    Ok(Poll::Ready) => ready = true,
+                    Ok(Poll::Idle(at)) => wake = wake.min(at).or(at),
+                    Ok(Poll::Exhausted) => *done = true,
+                    Err(e) => failure = Some(e),
+                }
+                if !chunk.is_empty() {
+                    in_epoch += chunk.len() as u64;
+                    stats_add_chunk(&shared.stats, &chunk);
+                    input.insert(chunk);
+                    input.flush();
+                }
+            }
+        }
+        if failure.is_some() {
+            shared.stop.store(true, Ordering::SeqCst);
+            break;
+        }
+        if let EpochPolicy::Records(n) = config.epoch
+            && in_epoch > 0
+            && (in_epoch >= n || !ready)
+        {
+            shared.record_epoch.fetch_max(epoch + 1, Ordering::SeqCst);
+        }
+        let all_done = exhausted.iter().all(|d| *d);
+        if all_done && config.until_exhausted {
+            break;
+        }
+        note_closed_epochs(shared, index, &probe, &mut open_epochs);
+
+        if ready || lagging {
+            worker.step();
+        } else {
+            let mut park = Duration::from_millis(20);
+            if let EpochPolicy::Interval(interval) = config.epoch {
+                let next_tick = interval.mul_f64((epoch + 1) as f64).saturating_sub(shared.started.elapsed());
+                park = park.min(next_tick);
+            }
+            if let Some(at) = wake {
+                park = park.min(at.saturating_duration_since(Instant::now()));
+            }
+            worker.step_or_park(Some(park));
+        }
+    }
+
+    // Close the open epoch: everything read so far becomes final, then the input closes.
+    advance(shared, index, &mut input, &sources, &mut open_epochs, epoch, epoch + 1);
+    input.close();
+    while !probe.done() {
+        note_closed_epochs(shared, index, &probe, &mut open_epochs);
+        worker.step_or_park(Some(Duration::from_millis(1)));
+    }
+    note_closed_epochs(shared, index, &probe, &mut open_epochs);
+    match failure {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
+fn stats_add_chunk(stats: &Stats, chunk: &Chunk) {
+    stats.records_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    stats.bytes_in.fetch_add(chunk.byte_len() as u64, Ordering::Relaxed);
+}
+
+/// Moves the input from `from` to `to`, recording where the sources stood at the end of `from`.
+fn advance(
+    shared: &Shared,
+    index: usize,
+    input: &mut differential_dataflow::input::InputSession<u64, Chunk, isize>,
+    sources: &[Box<dyn crate::source::Source>],
+    open_epochs: &mut VecDeque<(u64, Instant)>,
+    from: u64,
+    to: u64,
+) {
+    input.advance_to(to);
+    input.flush();
+    let positions = sources.iter().map(|s| s.position()).collect();
+    shared.stats.positions.lock().unwrap_or_else(|e| e.into_inner())[index] = (from, positions);
+    shared.stats.epoch.fetch_max(to, Ordering::Relaxed);
+    open_epochs.push_back((from, Instant::now()));
+}
+
+/// Records the latency of epochs the views have passed.
+fn note_closed_epochs(shared: &Shared, index: usize, probe: &ProbeHandle<u64>, open: &mut VecDeque<(u64, Instant)>) {
+    while let Some(&(epoch, since)) = open.front() {
+        if probe.less_equal(&epoch) {
+            break;
+        }
+        open.pop_front();
+        if index == 0 {
+            let micros = since.elapsed().as_micros().max(1) as u64;
+            let _ = shared.stats.epoch_latency.lock().unwrap_or_else(|e| e.into_inner()).record(micros);
+        }
+    }
+}

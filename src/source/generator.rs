@@ -1,0 +1,293 @@
+//! The built-in event generator: the seeds' publisher, deterministic and seeded.
+//!
+//! Event `seq` is a pure function of `(seed, seq)`, so any worker can render any share of the
+//! sequence and the same seed always gives the same bytes. Events come in sessions of six: a
+//! user (drawn from a user base that grows with the sequence) logs in or lands on a page, browses,
+//! and goes down a funnel of `search` (55% of sessions), `add_to_cart` (25%) and `purchase`
+//! (10%). Products and prices appear only where they belong (`add_to_cart` and `purchase` carry
+//! a price; `login` has no product). One event in seven states its timestamp with a non-UTC
+//! offset, one page view in ten carries a field outside the schema (`referrer`, kept in `_doc`),
+//! and a chosen fraction of records is malformed on purpose, one of five kinds.
+
+use std::io::Write;
+use std::time::{Duration, Instant};
+
+use super::{Chunk, Poll, Source, SourceError};
+use crate::event::Position;
+use crate::event::Reason;
+use crate::event::time::format_rfc3339;
+
+/// What to generate.
+#[derive(Clone, Debug, PartialEq)]
+pub struct GeneratorSpec {
+    /// The seed: same seed, same events.
+    pub seed: u64,
+    /// Events per second across all workers; `None` for as fast as possible.
+    pub rate: Option<f64>,
+    /// How many events; `None` for endless.
+    pub count: Option<u64>,
+    /// The fraction of records made malformed on purpose, from 0 to 1.
+    pub bad_fraction: f64,
+    /// The timestamp of event 0, microseconds since the Unix epoch, UTC.
+    pub start_micros: i64,
+}
+
+impl Default for GeneratorSpec {
+    fn default() -> Self {
+        GeneratorSpec { seed: 42, rate: None, count: None, bad_fraction: 0.0, start_micros: 1_735_689_600_000_000 }
+    }
+}
+
+/// (name, price in cents) of the catalogue.
+const PRODUCTS: [(&str, i64); 24] = [
+    ("laptop", 99_999),
+    ("smartphone", 69_900),
+    ("headphones", 14_950),
+    ("monitor", 27_999),
+    ("keyboard", 8_999),
+    ("mouse", 2_950),
+    ("webcam", 5_999),
+    ("tablet", 44_900),
+    ("smartwatch", 24_999),
+    ("charger", 1_999),
+    ("usb-c cable", 999),
+    ("desk lamp", 3_450),
+    ("office chair", 18_900),
+    ("standing desk", 39_900),
+    ("coffee grinder", 7_500),
+    ("café crème machine", 32_900),
+    ("Blåhaj plush", 2_999),
+    ("北斎 print", 4_500),
+    ("backpack", 6_999),
+    ("water bottle", 1_850),
+    ("running shoes", 11_999),
+    ("yoga mat", 2_599),
+    ("e-reader", 12_999),
+    ("speaker", 9_950),
+];
+
+const COUNTRIES: [&str; 12] = ["US", "UK", "DE", "FR", "IN", "BR", "JP", "CA", "AU", "ES", "NL", "KR"];
+
+/// The malformed kinds the generator injects, and the reason each must get.
+pub const BAD_KINDS: [Reason; 5] =
+    [Reason::NotJson, Reason::NotUtf8, Reason::MissingField, Reason::WrongType, Reason::BadTimestamp];
+
+const SESSION_LEN: u64 = 6;
+
+/// SplitMix64: a good 64-bit mix of a seed and a few words.
+fn mix(seed: u64, a: u64, b: u64) -> u64 {
+    let mut z = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn unit(x: u64) -> f64 {
+    (x >> 11) as f64 / (1u64 << 53) as f64
+}
+
+impl GeneratorSpec {
+    /// Event time between consecutive events: the rate's spacing, or 1 ms when unlimited.
+    fn step_micros(&self) -> i64 {
+        match self.rate {
+            Some(r) if r > 0.0 => (1e6 / r).max(1.0) as i64,
+            _ => 1_000,
+        }
+    }
+
+    /// Which malformed kind event `seq` is, if any.
+    pub fn bad_kind(&self, seq: u64) -> Option<Reason> {
+        if self.bad_fraction <= 0.0 || unit(mix(self.seed, seq, 7)) >= self.bad_fraction {
+            return None;
+        }
+        Some(BAD_KINDS[(mix(self.seed, seq, 8) % BAD_KINDS.len() as u64) as usize])
+    }
+
+    /// Appends event `seq` as one JSON line (without the newline) to `out`; returns the malformed
+    /// kind if it was made malformed on purpose.
+    pub fn render(&self, seq: u64, out: &mut Vec<u8>) -> Option<Reason> {
+        let seed = self.seed;
+        let session = seq / SESSION_LEN;
+        let step = seq % SESSION_LEN;
+        let users = 100 + seq / 25;
+        let user = mix(seed, session, 1) % users;
+        let depth = match unit(mix(seed, session, 2)) {
+            x if x < 0.45 => 1,
+            x if x < 0.75 => 2,
+            x if x < 0.90 => 3,
+            _ => 4,
+        };
+        let login = mix(seed, session, 3) % 10 < 3;
+        let event_type = match step {
+            0 if login => "login",
+            3 if depth >= 2 => "search",
+            4 if depth >= 3 => "add_to_cart",
+            5 if depth >= 4 => "purchase",
+            _ => "page_view",
+        };
+        let (product, price) = PRODUCTS[(mix(seed, session, 4) % PRODUCTS.len() as u64) as usize];
+        let country = COUNTRIES[(mix(seed, user, 5) % COUNTRIES.len() as u64) as usize];
+        let source = match mix(seed, session, 6) % 20 {
+            0 => None,
+            n if n < 12 => Some("web"),
+            _ => Some("mobile"),
+        };
+        let at = self.start_micros + seq as i64 * self.step_micros();
+        let bad = self.bad_kind(seq);
+        let start = out.len();
+
+        let _ = write!(out, r#"{{"event_id":"evt_{seed:x}_{seq}","event_type":"{event_type}","#);
+        match bad {
+            Some(Reason::MissingField) => {}
+            Some(Reason::WrongType) => {
+                let _ = write!(out, r#""user_id":{user},"#);
+            }
+            _ => {
+                let _ = write!(out, r#""user_id":"user_{user}","#);
+            }
+        }
+        let timestamp = format_rfc3339(at);
+        match bad {
+            Some(Reason::BadTimestamp) => out.extend_from_slice(br#""event_timestamp":"31/12/2024 25:61","#),
+            _ if seq % 7 == 3 => {
+                // The same instant, stated in India's offset.
+                let local = format_rfc3339(at + 330 * 60_000_000);
+                let _ = write!(out, r#""event_timestamp":"{}+05:30","#, &local[..local.len() - 1]);
+            }
+            _ => {
+                let _ = write!(out, r#""event_timestamp":"{timestamp}","#);
+            }
+        }
+        if event_type != "login" {
+            let _ = write!(out, r#""product":"{product}","#);
+        }
+        if matches!(event_type, "add_to_cart" | "purchase") {
+            let _ = write!(out, r#""price":{}.{:02},"#, price / 100, price % 100);
+        }
+        let _ = write!(out, r#""country":"{country}","#);
+        if let Some(source) = source {
+            let _ = write!(out, r#""source":"{source}","#);
+        }
+        out.extend_from_slice(br#""session_id":"s_"#);
+        if bad == Some(Reason::NotUtf8) {
+            out.extend_from_slice(b"\xff\xfe");
+        }
+        let _ = write!(out, r#"{seed:x}_{session}""#);
+        if event_type == "page_view" {
+            let _ = write!(out, r#","page":"/products/{}""#, product.replace(' ', "-"));
+            if mix(seed, seq, 9) % 10 == 0 {
+                let _ = write!(out, r#","referrer":"https://search.example/?q={}""#, user % 97);
+            }
+        }
+        out.push(b'}');
+        if bad == Some(Reason::NotJson) {
+            // Cut the line in half, at a character boundary so that it stays valid UTF-8.
+            let mut cut = start + (out.len() - start) / 2;
+            while out[cut] & 0xC0 == 0x80 {
+                cut -= 1;
+            }
+            out.truncate(cut);
+        }
+        bad
+    }
+}
+
+/// One worker's share of the generated sequence: `index`, `index + peers`, ...
+pub struct GeneratorSource {
+    spec: GeneratorSpec,
+    next: u64,
+    peers: u64,
+    started: Instant,
+}
+
+impl GeneratorSource {
+    /// Worker `index` of `peers`.
+    pub fn new(spec: GeneratorSpec, index: usize, peers: usize) -> Self {
+        GeneratorSource { spec, next: index as u64, peers: peers as u64, started: Instant::now() }
+    }
+
+    /// Starts at sequence number `seq` (which must belong to this worker's share).
+    pub fn resume_at(&mut self, seq: u64) {
+        self.next = seq;
+    }
+}
+
+impl Source for GeneratorSource {
+    fn poll(&mut self, chunk: &mut Chunk, max_records: usize) -> Result<Poll, SourceError> {
+        let end = self.spec.count.unwrap_or(u64::MAX);
+        if self.next >= end {
+            return Ok(Poll::Exhausted);
+        }
+        // With a rate, event `seq` is due `seq / rate` seconds after the start.
+        let due_limit = match self.spec.rate {
+            Some(rate) if rate > 0.0 => {
+                let elapsed = self.started.elapsed().as_secs_f64();
+                let due = (elapsed * rate) as u64 + 1;
+                if self.next >= due {
+                    let wait = (self.next as f64 / rate - elapsed).max(0.0);
+                    return Ok(Poll::Idle(Some(Instant::now() + Duration::from_secs_f64(wait))));
+                }
+                due
+            }
+            _ => u64::MAX,
+        };
+        let mut produced = 0;
+        while produced < max_records && self.next < end && self.next < due_limit {
+            chunk.begin_record(Position::Generator { seq: self.next });
+            self.spec.render(self.next, chunk.buffer());
+            chunk.end_record();
+            self.next += self.peers;
+            produced += 1;
+        }
+        Ok(Poll::Ready)
+    }
+
+    fn position(&self) -> Position {
+        Position::Generator { seq: self.next }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::event::{Decoder, Schema};
+
+    #[test]
+    fn same_seed_same_bytes_and_bad_records_get_their_reason() {
+        let spec = GeneratorSpec { bad_fraction: 0.2, ..GeneratorSpec::default() };
+        let mut decoder = Decoder::new(Schema::ecommerce(), 1 << 20);
+        let mut injected = 0;
+        for seq in 0..5_000 {
+            let (mut a, mut b) = (Vec::new(), Vec::new());
+            let bad = spec.render(seq, &mut a);
+            spec.render(seq, &mut b);
+            assert_eq!(a, b);
+            match (bad, decoder.decode(&a)) {
+                (None, Ok(_)) => {}
+                (Some(kind), Err(e)) => {
+                    assert_eq!(e.reason, kind, "{}", String::from_utf8_lossy(&a));
+                    injected += 1;
+                }
+                (bad, result) => panic!("seq {seq}: injected {bad:?}, decoded {result:?}"),
+            }
+        }
+        assert!((800..1200).contains(&injected), "{injected}");
+    }
+
+    #[test]
+    fn the_funnel_narrows_and_money_appears_only_where_it_belongs() {
+        let spec = GeneratorSpec::default();
+        let mut counts = std::collections::BTreeMap::new();
+        for seq in 0..60_000 {
+            let mut line = Vec::new();
+            spec.render(seq, &mut line);
+            let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
+            let t = v["event_type"].as_str().unwrap().to_owned();
+            assert_eq!(v.get("price").is_some(), t == "add_to_cart" || t == "purchase", "{v}");
+            assert_eq!(v.get("product").is_none(), t == "login");
+            *counts.entry(t).or_insert(0) += 1;
+        }
+        assert!(counts["search"] > counts["add_to_cart"] && counts["add_to_cart"] > counts["purchase"], "{counts:?}");
+        assert!(counts["purchase"] > 500, "{counts:?}");
+    }
+}

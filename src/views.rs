@@ -1,0 +1,464 @@
+//! The speed layer: the built-in views, maintained incrementally, and the store readers see.
+//!
+//! Every view is a differential collection derived from the events (or the dead letters) with
+//! the operators of `lambdaflow-operators`. Their changes are gathered on worker 0 and applied to
+//! the [`ViewStore`] one closed epoch at a time, all views together, so a reader always sees every
+//! view as of the same epoch and never half of one.
+
+use std::cmp::Reverse;
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+
+use differential_dataflow::VecCollection;
+use lambdaflow_operators::{DistinctCount, SumBy, TopK};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value as Json, json};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::Operator;
+
+use crate::event::money::{format_average, format_cents};
+use crate::event::time::{format_day, format_minute, utc_day, utc_minute};
+use crate::event::{DeadLetter, Event, Sym, Symbols};
+
+/// A built-in view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum ViewId {
+    /// event_type -> count.
+    EventsByType,
+    /// (UTC minute, event_type) -> count.
+    EventsPerMinute,
+    /// country -> purchase revenue and orders.
+    RevenueByCountry,
+    /// event_type -> average price of events with a price.
+    AvgPriceByType,
+    /// UTC day -> distinct users.
+    DailyActiveUsers,
+    /// UTC day -> purchasing users / active users.
+    ConversionRate,
+    /// The 10 products with the highest purchase revenue.
+    TopProducts,
+    /// (source, event_type) -> count.
+    EventsBySource,
+    /// dead-letter reason -> count.
+    DeadLettersByReason,
+}
+
+/// What a view is called and what its rows hold.
+#[derive(Debug)]
+pub struct ViewSpec {
+    /// The view.
+    pub id: ViewId,
+    /// Its name, in the config, the API and `--views-out`.
+    pub name: &'static str,
+    /// What it means, exactly.
+    pub description: &'static str,
+    /// The key's field names (one name: the key is a plain value; several: an object).
+    pub key: &'static [&'static str],
+    /// The value's field names, likewise.
+    pub value: &'static [&'static str],
+    /// Schema fields the view reads.
+    pub needs: &'static [&'static str],
+}
+
+/// Every built-in view, in output order.
+pub const VIEWS: [ViewSpec; 9] = [
+    ViewSpec {
+        id: ViewId::EventsByType,
+        name: "events_by_type",
+        description: "number of valid events per event_type",
+        key: &["event_type"],
+        value: &["count"],
+        needs: &["event_type"],
+    },
+    ViewSpec {
+        id: ViewId::EventsPerMinute,
+        name: "events_per_minute",
+        description: "number of valid events per UTC minute of event_timestamp and event_type",
+        key: &["minute", "event_type"],
+        value: &["count"],
+        needs: &["event_type", "event_timestamp"],
+    },
+    ViewSpec {
+        id: ViewId::RevenueByCountry,
+        name: "revenue_by_country",
+        description: "sum of price and number of purchase events that have a price, per country",
+        key: &["country"],
+        value: &["revenue", "orders"],
+        needs: &["event_type", "price", "country"],
+    },
+    ViewSpec {
+        id: ViewId::AvgPriceByType,
+        name: "avg_price_by_type",
+        description: "average price (rounded half away from zero to the cent), total and count of events that have a price, per event_type",
+        key: &["event_type"],
+        value: &["avg_price", "total", "count"],
+        needs: &["event_type", "price"],
+    },
+    ViewSpec {
+        id: ViewId::DailyActiveUsers,
+        name: "daily_active_users",
+        description: "number of distinct user_id with at least one valid event per UTC day of event_timestamp",
+        key: &["date"],
+        value: &["users"],
+        needs: &["user_id", "event_timestamp"],
+    },
+    ViewSpec {
+        id: ViewId::ConversionRate,
+        name: "conversion_rate",
+        description: "per UTC day: distinct users with a purchase, distinct active users, and their ratio",
+        key: &["date"],
+        value: &["purchasing_users", "active_users", "rate"],
+        needs: &["event_type", "user_id", "event_timestamp"],
+    },
+    ViewSpec {
+        id: ViewId::TopProducts,
+        name: "top_products",
+        description: "the 10 products with the highest purchase revenue (sum of price of purchase events), ties broken by product name",
+        key: &["product"],
+        value: &["rank", "revenue"],
+        needs: &["event_type", "product", "price"],
+    },
+    ViewSpec {
+        id: ViewId::EventsBySource,
+        name: "events_by_source",
+        description: "number of valid events per source (null when absent) and event_type",
+        key: &["source", "event_type"],
+        value: &["count"],
+        needs: &["event_type", "source"],
+    },
+    ViewSpec {
+        id: ViewId::DeadLettersByReason,
+        name: "dead_letters_by_reason",
+        description: "number of dead letters per reason code",
+        key: &["reason"],
+        value: &["count"],
+        needs: &[],
+    },
+];
+
+impl ViewId {
+    /// The view's spec.
+    pub fn spec(self) -> &'static ViewSpec {
+        &VIEWS[self as usize]
+    }
+
+    /// The view called `name`.
+    pub fn from_name(name: &str) -> Option<ViewId> {
+        VIEWS.iter().find(|v| v.name == name).map(|v| v.id)
+    }
+
+    /// Every view.
+    pub fn all() -> Vec<ViewId> {
+        VIEWS.iter().map(|v| v.id).collect()
+    }
+}
+
+/// One field of a view row.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub enum Datum {
+    /// Absent.
+    Null,
+    /// An integer.
+    Int(i64),
+    /// Money in cents, shown as a decimal string with two places.
+    Money(i64),
+    /// An interned string.
+    Sym(Sym),
+    /// A string.
+    Text(String),
+    /// A UTC day, shown as `YYYY-MM-DD`.
+    Day(i32),
+    /// A UTC minute, shown as `YYYY-MM-DDTHH:MM`.
+    Minute(i64),
+    /// A ratio `numerator / denominator`, shown as a number.
+    Ratio(i64, i64),
+    /// The average of `count` amounts totalling `sum` cents, shown as money.
+    Average(i64, i64),
+}
+
+impl Datum {
+    fn sym(s: Option<Sym>) -> Datum {
+        s.map_or(Datum::Null, Datum::Sym)
+    }
+
+    /// The datum as plain JSON.
+    pub fn to_json(&self, symbols: &Symbols) -> Json {
+        match self {
+            Datum::Null => Json::Null,
+            Datum::Int(n) => json!(n),
+            Datum::Money(c) => json!(format_cents(*c)),
+            Datum::Sym(s) => json!(&*symbols.resolve(*s)),
+            Datum::Text(t) => json!(t),
+            Datum::Day(d) => json!(format_day(*d)),
+            Datum::Minute(m) => json!(format_minute(*m)),
+            Datum::Ratio(n, d) => json!(if *d == 0 { 0.0 } else { *n as f64 / *d as f64 }),
+            Datum::Average(s, c) => json!(format_average(*s, *c)),
+        }
+    }
+}
+
+/// A change to one row of one view: (view, key, value).
+pub type ViewRow = (u8, Vec<Datum>, Vec<Datum>);
+
+fn row(view: ViewId, key: Vec<Datum>, value: Vec<Datum>) -> ViewRow {
+    (view as u8, key, value)
+}
+
+/// Builds the enabled views over `events` and `dead` and returns all their changes as one
+/// collection of [`ViewRow`]s.
+pub fn build<'s>(
+    events: VecCollection<'s, u64, Event>,
+    dead: VecCollection<'s, u64, DeadLetter>,
+    enabled: &[ViewId],
+    symbols: &Arc<Symbols>,
+) -> VecCollection<'s, u64, ViewRow> {
+    let purchase = symbols.intern("purchase");
+    let on = |v: ViewId| enabled.contains(&v);
+    let mut outputs = Vec::new();
+
+    if on(ViewId::EventsByType) {
+        outputs.push(
+            events
+                .clone()
+                .count_by_named("events_by_type", |e: Event| Some(e.event_type))
+                .map(|(t, n)| row(ViewId::EventsByType, vec![Datum::Sym(t)], vec![Datum::Int(n as i64)])),
+        );
+    }
+    if on(ViewId::EventsPerMinute) {
+        outputs.push(
+            events
+                .clone()
+                .count_by_named("events_per_minute", |e: Event| Some((utc_minute(e.at), e.event_type)))
+                .map(|((m, t), n)| {
+                    row(ViewId::EventsPerMinute, vec![Datum::Minute(m), Datum::Sym(t)], vec![Datum::Int(n as i64)])
+                }),
+        );
+    }
+    if on(ViewId::RevenueByCountry) {
+        outputs.push(
+            events
+                .clone()
+                .sum_by_named("revenue_by_country", move |e: Event| {
+                    let price = e.price.filter(|_| e.event_type == purchase)?;
+                    Some((e.country, (price as isize, 1isize)))
+                })
+                .map(|(c, (revenue, orders))| {
+                    row(
+                        ViewId::RevenueByCountry,
+                        vec![Datum::sym(c)],
+                        vec![Datum::Money(revenue as i64), Datum::Int(orders as i64)],
+                    )
+                }),
+        );
+    }
+    if on(ViewId::AvgPriceByType) {
+        outputs.push(
+            events
+                .clone()
+                .sum_by_named("avg_price_by_type", |e: Event| Some((e.event_type, (e.price? as isize, 1isize))))
+                .map(|(t, (sum, count))| {
+                    let (sum, count) = (sum as i64, count as i64);
+                    row(
+                        ViewId::AvgPriceByType,
+                        vec![Datum::Sym(t)],
+                        vec![Datum::Average(sum, count), Datum::Money(sum), Datum::Int(count)],
+                    )
+                }),
+        );
+    }
+    let active = (on(ViewId::DailyActiveUsers) || on(ViewId::ConversionRate)).then(|| {
+        events.clone().distinct_count_named("daily_active_users", |e: Event| Some((utc_day(e.at), e.user)))
+    });
+    if let Some(active) = &active
+        && on(ViewId::DailyActiveUsers)
+    {
+        outputs.push(
+            active
+                .clone()
+                .map(|(d, n)| row(ViewId::DailyActiveUsers, vec![Datum::Day(d)], vec![Datum::Int(n as i64)])),
+        );
+    }
+    if let Some(active) = active
+        && on(ViewId::ConversionRate)
+    {
+        let purchasing = events.clone().distinct_count_named("purchasing_users", move |e: Event| {
+            (e.event_type == purchase).then(|| (utc_day(e.at), e.user))
+        });
+        outputs.push(
+            active
+                .map(|(d, n)| (d, (n, 0isize)))
+                .concat(purchasing.map(|(d, n)| (d, (0isize, n))))
+                .sum_by_named("conversion_rate", |(d, (a, p)): (i32, (isize, isize))| Some((d, (a * 1, p * 1))))
+                .map(|(d, (active, purchasing))| {
+                    let (a, p) = (active as i64, purchasing as i64);
+                    row(ViewId::ConversionRate, vec![Datum::Day(d)], vec![Datum::Int(p), Datum::Int(a), Datum::Ratio(p, a)])
+                }),
+        );
+    }
+    if on(ViewId::TopProducts) {
+        let names = symbols.clone();
+        outputs.push(
+            events
+                .clone()
+                .sum_by_named("revenue_by_product", move |e: Event| {
+                    let price = e.price.filter(|_| e.event_type == purchase)?;
+                    Some((e.product?, price as isize))
+                })
+                .map(move |(p, revenue)| ((), (Reverse(revenue), names.resolve(p).to_string(), p)))
+                .top_k_named("top_products", 10)
+                .map(|((), (rank, (Reverse(revenue), _name, p)))| {
+                    row(ViewId::TopProducts, vec![Datum::Sym(p)], vec![Datum::Int(rank as i64), Datum::Money(revenue as i64)])
+                }),
+        );
+    }
+    if on(ViewId::EventsBySource) {
+        outputs.push(
+            events
+                .clone()
+                .count_by_named("events_by_source", |e: Event| Some((e.source, e.event_type)))
+                .map(|((s, t), n)| {
+                    row(ViewId::EventsBySource, vec![Datum::sym(s), Datum::Sym(t)], vec![Datum::Int(n as i64)])
+                }),
+        );
+    }
+    if on(ViewId::DeadLettersByReason) {
+        outputs.push(
+            dead.count_by_named("dead_letters_by_reason", |d: DeadLetter| Some(d.reason)).map(|(r, n)| {
+                row(ViewId::DeadLettersByReason, vec![Datum::Text(r.code().to_owned())], vec![Datum::Int(n as i64)])
+            }),
+        );
+    }
+    let scope = events.inner.scope();
+    differential_dataflow::collection::concatenate(scope, outputs)
+}
+
+/// The views as of one closed epoch.
+#[derive(Debug, Default)]
+pub struct ViewState {
+    /// The last closed epoch the views reflect; `None` before the first one closes.
+    pub as_of: Option<u64>,
+    /// Rows per view, by [`ViewId`] index.
+    pub tables: Vec<BTreeMap<Vec<Datum>, Vec<Datum>>>,
+}
+
+/// The views readers see: updated by worker 0 once per closed epoch, read by anyone.
+#[derive(Debug)]
+pub struct ViewStore {
+    symbols: Arc<Symbols>,
+    enabled: Vec<ViewId>,
+    state: RwLock<ViewState>,
+}
+
+impl ViewStore {
+    /// An empty store for the `enabled` views.
+    pub fn new(symbols: Arc<Symbols>, enabled: Vec<ViewId>) -> Self {
+        let state = ViewState { as_of: None, tables: vec![BTreeMap::new(); VIEWS.len()] };
+        ViewStore { symbols, enabled, state: RwLock::new(state) }
+    }
+
+    /// Applies the consolidated changes of every epoch up to and including `epoch`.
+    fn apply(&self, epoch: u64, changes: &mut Vec<(ViewRow, isize)>) {
+        differential_dataflow::consolidation::consolidate(changes);
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        // Retractions first, so that a key's new value replaces its old one.
+        for ((view, key, _), diff) in changes.iter() {
+            if *diff < 0 {
+                state.tables[*view as usize].remove(key);
+            }
+        }
+        for ((view, key, value), diff) in changes.drain(..) {
+            if diff > 0 {
+                if diff != 1 {
+                    tracing::warn!(view, diff, "view row with multiplicity other than one");
+                }
+                state.tables[view as usize].insert(key, value);
+            }
+        }
+        state.as_of = Some(state.as_of.map_or(epoch, |e| e.max(epoch)));
+    }
+
+    /// Marks every epoch before `frontier` as applied, when none had changes.
+    fn close_through(&self, epoch: u64) {
+        let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
+        state.as_of = Some(state.as_of.map_or(epoch, |e| e.max(epoch)));
+    }
+
+    /// Reads the state under the lock.
+    pub fn read<R>(&self, f: impl FnOnce(&ViewState) -> R) -> R {
+        f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
+    }
+
+    /// The enabled views.
+    pub fn enabled(&self) -> &[ViewId] {
+        &self.enabled
+    }
+
+    /// The symbol table behind the `Sym` data.
+    pub fn symbols(&self) -> &Arc<Symbols> {
+        &self.symbols
+    }
+
+    /// One view's rows as `{"key": ..., "value": ...}` JSON objects, in the view's order (rank
+    /// for `top_products`, key otherwise).
+    pub fn rows_json(&self, state: &ViewState, view: ViewId) -> Vec<Json> {
+        let spec = view.spec();
+        let fields = |names: &[&str], data: &[Datum]| -> Json {
+            if names.len() == 1 {
+                data[0].to_json(&self.symbols)
+            } else {
+                Json::Object(names.iter().zip(data).map(|(n, d)| (n.to_string(), d.to_json(&self.symbols))).collect())
+            }
+        };
+        let mut rows: Vec<(Json, Json)> =
+            state.tables[view as usize].iter().map(|(k, v)| (fields(spec.key, k), fields(spec.value, v))).collect();
+        if view == ViewId::TopProducts {
+            rows.sort_by_key(|(_, v)| v["rank"].as_i64());
+        } else {
+            rows.sort_by_key(|(k, _)| k.to_string());
+        }
+        rows.into_iter().map(|(key, value)| json!({"key": key, "value": value})).collect()
+    }
+
+    /// Every enabled view, as `{"as_of_epoch": N, "views": {"name": [rows]}}`.
+    pub fn to_json(&self) -> Json {
+        self.read(|state| {
+            let views: Map<String, Json> =
+                self.enabled.iter().map(|&v| (v.spec().name.to_owned(), Json::Array(self.rows_json(state, v)))).collect();
+            json!({"as_of_epoch": state.as_of, "views": views})
+        })
+    }
+}
+
+/// Gathers every view change on worker 0 and applies it to `store` once its epoch has closed.
+/// Only the worker with `index == 0` writes; the others' share of the operator sees no data.
+pub fn publish(rows: VecCollection<'_, u64, ViewRow>, store: Arc<ViewStore>, index: usize) {
+    // Changes of epochs that are still open, by epoch.
+    let mut pending: BTreeMap<u64, Vec<(ViewRow, isize)>> = BTreeMap::new();
+    rows.inner.sink(Exchange::new(|_| 0), "PublishViews", move |(input, frontier)| {
+        input.for_each(|_cap, data| {
+            for (row, time, diff) in data.drain(..) {
+                pending.entry(time).or_default().push((row, diff));
+            }
+        });
+        if index != 0 {
+            return;
+        }
+        let mut closed = Vec::new();
+        let mut last = None;
+        while let Some(entry) = pending.first_entry() {
+            if frontier.less_equal(entry.key()) {
+                break;
+            }
+            let (epoch, mut changes) = entry.remove_entry();
+            closed.append(&mut changes);
+            last = Some(epoch);
+        }
+        // Every epoch before the frontier is closed, with or without changes.
+        let through = frontier.frontier().first().map(|f| f.saturating_sub(1)).filter(|_| !frontier.less_equal(&0));
+        if let Some(epoch) = last {
+            store.apply(epoch.max(through.unwrap_or(0)), &mut closed);
+        } else if let Some(epoch) = through {
+            store.close_through(epoch);
+        }
+    });
+}
