@@ -1,1 +1,331 @@
-pub fn placeholder() {}
+//! The pipeline config: a TOML file and command-line flags, merged (flags win) and validated
+//! into a [`PipelineConfig`] before anything runs.
+
+use std::path::{Path, PathBuf};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use serde::Deserialize;
+
+use crate::event::time::parse_rfc3339;
+use crate::event::{FieldType, Schema, VIEW_FIELDS};
+use crate::pipeline::{EpochPolicy, PipelineConfig};
+use crate::source::{GeneratorSpec, SourceSpec, file};
+use crate::views::{VIEWS, ViewId};
+
+/// The default pipeline config, as a commented TOML file (`lambdaflow config`).
+pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+
+/// The largest record size that can be configured.
+const MAX_RECORD_LIMIT: usize = 64 << 20;
+
+/// A config that cannot be used. Each message is one line that names the problem.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The config file could not be read.
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        /// The file.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// The config file is not valid TOML, or has unknown or mistyped keys.
+    #[error("config file {path}: {message}")]
+    Parse {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A value is out of range or inconsistent.
+    #[error("{0}")]
+    Invalid(String),
+}
+
+fn invalid(message: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid(message.into())
+}
+
+/// The `[pipeline]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineSection {
+    /// The pipeline id.
+    pub id: Option<String>,
+    /// Worker threads.
+    pub workers: Option<usize>,
+    /// Processing-time epoch length, such as `100ms`.
+    pub epoch: Option<String>,
+    /// Or: records per epoch per worker.
+    pub epoch_records: Option<u64>,
+    /// Maximum record size in bytes.
+    pub max_record_bytes: Option<usize>,
+    /// `generate`, `stdin`, or `file:PATH[,PATH...]`.
+    pub source: Option<String>,
+    /// View names to maintain.
+    pub views: Option<Vec<String>>,
+}
+
+/// The `[generator]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GeneratorSection {
+    /// Events per second; 0 for as fast as possible.
+    pub rate: Option<f64>,
+    /// How many events; absent for endless.
+    pub count: Option<u64>,
+    /// The seed.
+    pub seed: Option<u64>,
+    /// Fraction of malformed records.
+    pub bad_fraction: Option<f64>,
+    /// `now`, or the RFC 3339 timestamp of the first event.
+    pub start: Option<String>,
+}
+
+/// A whole config file.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ConfigFile {
+    /// `[pipeline]`.
+    #[serde(default)]
+    pub pipeline: PipelineSection,
+    /// `[generator]`.
+    #[serde(default)]
+    pub generator: GeneratorSection,
+    /// `[schema]`, with its `[[schema.fields]]`.
+    pub schema: Option<Schema>,
+}
+
+impl ConfigFile {
+    /// Reads and parses a config file.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path)
+            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        Self::parse(&text, &path.display().to_string())
+    }
+
+    /// Parses config text; `origin` names it in errors.
+    pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
+        toml::from_str(text).map_err(|e| ConfigError::Parse {
+            path: origin.to_owned(),
+            message: e.message().lines().next().unwrap_or("invalid").to_owned()
+                + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
+        })
+    }
+}
+
+/// Values given on the command line; each, when set, wins over the file.
+#[derive(Debug, Default, Clone)]
+pub struct Overrides {
+    /// `--source`.
+    pub source: Option<String>,
+    /// `--workers`.
+    pub workers: Option<usize>,
+    /// `--epoch`.
+    pub epoch: Option<String>,
+    /// `--epoch-records`.
+    pub epoch_records: Option<u64>,
+    /// `--max-record-bytes`.
+    pub max_record_bytes: Option<usize>,
+    /// `--views`.
+    pub views: Option<Vec<String>>,
+    /// `--rate`.
+    pub rate: Option<f64>,
+    /// `--count`.
+    pub count: Option<u64>,
+    /// `--seed`.
+    pub seed: Option<u64>,
+    /// `--bad-fraction`.
+    pub bad_fraction: Option<f64>,
+    /// `--start`.
+    pub start: Option<String>,
+    /// `--until-exhausted`.
+    pub until_exhausted: bool,
+}
+
+/// The generator's rate when neither the file nor a flag gives one: a moderate live demo.
+pub const DEFAULT_DEMO_RATE: f64 = 200.0;
+
+/// Merges `file` and `flags` and validates the result.
+pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, ConfigError> {
+    let p = file.pipeline;
+    let g = file.generator;
+    let mut config = PipelineConfig { until_exhausted: flags.until_exhausted, ..PipelineConfig::default() };
+
+    if let Some(id) = p.id {
+        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
+            return Err(invalid(format!("pipeline id `{id}` must be letters, digits, `-` or `_`")));
+        }
+        config.id = id;
+    }
+    config.workers = flags.workers.or(p.workers).unwrap_or(1);
+    if !(1..=256).contains(&config.workers) {
+        return Err(invalid(format!("workers must be between 1 and 256, not {}", config.workers)));
+    }
+    let epoch_records = flags.epoch_records.or(if flags.epoch.is_some() { None } else { p.epoch_records });
+    let epoch = flags.epoch.or(if flags.epoch_records.is_some() { None } else { p.epoch });
+    config.epoch = match (epoch, epoch_records) {
+        (Some(_), Some(_)) => return Err(invalid("give either an epoch interval or epoch records, not both")),
+        (_, Some(0)) => return Err(invalid("epoch records must be at least 1")),
+        (_, Some(n)) => EpochPolicy::Records(n),
+        (Some(text), None) => {
+            let d = humantime::parse_duration(&text)
+                .map_err(|e| invalid(format!("epoch `{text}` is not a duration such as 100ms or 1s ({e})")))?;
+            if d < Duration::from_millis(1) {
+                return Err(invalid(format!("epoch `{text}` is shorter than 1ms")));
+            }
+            EpochPolicy::Interval(d)
+        }
+        (None, None) => EpochPolicy::Interval(Duration::from_millis(100)),
+    };
+    config.max_record_bytes = flags.max_record_bytes.or(p.max_record_bytes).unwrap_or(1 << 20);
+    if !(1..=MAX_RECORD_LIMIT).contains(&config.max_record_bytes) {
+        return Err(invalid(format!("max record bytes must be between 1 and {MAX_RECORD_LIMIT}")));
+    }
+
+    let generator = GeneratorSpec {
+        seed: flags.seed.or(g.seed).unwrap_or(42),
+        rate: match flags.rate.or(g.rate).unwrap_or(DEFAULT_DEMO_RATE) {
+            r if !r.is_finite() || r < 0.0 => return Err(invalid(format!("rate must be a number >= 0, not {r}"))),
+            0.0 => None,
+            r => Some(r),
+        },
+        count: flags.count.or(g.count),
+        bad_fraction: flags.bad_fraction.or(g.bad_fraction).unwrap_or(0.0),
+        start_micros: parse_start(flags.start.or(g.start).as_deref().unwrap_or("now"))?,
+    };
+    if !(0.0..=1.0).contains(&generator.bad_fraction) {
+        return Err(invalid(format!("bad fraction must be between 0 and 1, not {}", generator.bad_fraction)));
+    }
+    config.source = parse_source(flags.source.or(p.source).as_deref().unwrap_or("generate"), generator)?;
+
+    if let Some(schema) = file.schema {
+        config.schema = Schema::new(schema.fields).map_err(|e| invalid(format!("schema: {e}")))?;
+    }
+    if let Some(names) = flags.views.or(p.views) {
+        let mut views = Vec::new();
+        for name in names {
+            let id = ViewId::from_name(&name).ok_or_else(|| {
+                let known: Vec<_> = VIEWS.iter().map(|v| v.name).collect();
+                invalid(format!("unknown view `{name}` (views: {})", known.join(", ")))
+            })?;
+            if !views.contains(&id) {
+                views.push(id);
+            }
+        }
+        views.sort();
+        config.views = views;
+    }
+    check_schema_fits_views(&config.schema, &config.views)?;
+    Ok(config)
+}
+
+/// `now`, or an RFC 3339 timestamp, as microseconds since the Unix epoch.
+pub fn parse_start(text: &str) -> Result<i64, ConfigError> {
+    if text == "now" {
+        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        return Ok(now.as_micros() as i64);
+    }
+    parse_rfc3339(text).map_err(|why| invalid(format!("start `{text}` is not `now` or an RFC 3339 timestamp ({why})")))
+}
+
+/// `generate`, `stdin` or `file:PATH[,PATH...]` (a directory stands for its files).
+pub fn parse_source(text: &str, generator: GeneratorSpec) -> Result<SourceSpec, ConfigError> {
+    match text {
+        "generate" => Ok(SourceSpec::Generate(generator)),
+        "stdin" | "-" => Ok(SourceSpec::Stdin),
+        _ => {
+            let Some(paths) = text.strip_prefix("file:") else {
+                return Err(invalid(format!("source `{text}` is not `generate`, `stdin` or `file:PATH`")));
+            };
+            let mut files: Vec<PathBuf> = Vec::new();
+            for path in paths.split(',').filter(|p| !p.is_empty()) {
+                let path = Path::new(path);
+                let found = file::expand(path).map_err(|e| invalid(format!("source file {}: {e}", path.display())))?;
+                if found.is_empty() {
+                    return Err(invalid(format!("source directory {} has no files", path.display())));
+                }
+                files.extend(found);
+            }
+            if files.is_empty() {
+                return Err(invalid("source `file:` names no file"));
+            }
+            Ok(SourceSpec::Files(files))
+        }
+    }
+}
+
+/// Every enabled view must find the fields it reads, with the right types; the key fields
+/// `event_type`, `user_id` and `event_timestamp` must also be required.
+fn check_schema_fits_views(schema: &Schema, views: &[ViewId]) -> Result<(), ConfigError> {
+    for view in views {
+        for need in view.spec().needs {
+            let ty = VIEW_FIELDS.iter().find(|(n, _)| n == need).map(|(_, t)| *t).unwrap_or(FieldType::String);
+            let Some(i) = schema.index_of(need) else {
+                return Err(invalid(format!("view {} needs field `{need}` ({}), which the schema lacks", view.spec().name, ty.name())));
+            };
+            let field = &schema.fields[i];
+            if field.ty != ty {
+                return Err(invalid(format!(
+                    "view {} needs field `{need}` to be {}, not {}",
+                    view.spec().name,
+                    ty.name(),
+                    field.ty.name()
+                )));
+            }
+            if matches!(*need, "event_type" | "user_id" | "event_timestamp") && !field.required {
+                return Err(invalid(format!("view {} needs field `{need}` to be required", view.spec().name)));
+            }
+        }
+    }
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_default_config_file_parses_to_the_defaults() {
+        let file = ConfigFile::parse(DEFAULT_CONFIG, "default").unwrap();
+        let config = resolve(file, Overrides::default()).unwrap();
+        let defaults = resolve(ConfigFile::default(), Overrides::default()).unwrap();
+        assert_eq!(config.schema, defaults.schema);
+        assert_eq!(config.views, defaults.views);
+        assert_eq!(config.workers, defaults.workers);
+        assert_eq!(config.epoch, defaults.epoch);
+        assert_eq!(config.max_record_bytes, defaults.max_record_bytes);
+    }
+
+    #[test]
+    fn flags_win_over_the_file() {
+        let file = ConfigFile::parse("[pipeline]\nworkers = 3\nepoch = \"1s\"\n", "t").unwrap();
+        let flags = Overrides { workers: Some(2), epoch_records: Some(10), ..Overrides::default() };
+        let config = resolve(file, flags).unwrap();
+        assert_eq!(config.workers, 2);
+        assert_eq!(config.epoch, EpochPolicy::Records(10));
+    }
+
+    #[test]
+    fn bad_values_get_one_line_errors() {
+        let cases = [
+            ("[pipeline]\nworkers = 0\n", "workers must be between 1 and 256"),
+            ("[pipeline]\nepoch = \"soon\"\n", "epoch `soon` is not a duration"),
+            ("[pipeline]\nviews = [\"nope\"]\n", "unknown view `nope`"),
+            ("[pipeline]\nsource = \"kafka\"\n", "source `kafka` is not"),
+            ("[generator]\nbad_fraction = 2.0\n", "bad fraction must be between 0 and 1"),
+            ("[[schema.fields]]\nname = \"event_type\"\ntype = \"string\"\n", "needs field `event_type` to be required"),
+            (
+                "[pipeline]\nviews = [\"events_by_type\"]\n[[schema.fields]]\nname = \"event_type\"\ntype = \"int\"\nrequired = true\n",
+                "needs field `event_type` to be string, not int",
+            ),
+        ];
+        for (text, expected) in cases {
+            let err = ConfigFile::parse(text, "t").and_then(|f| resolve(f, Overrides::default())).unwrap_err().to_string();
+            assert!(err.contains(expected), "{text:?}: {err}");
+            assert!(!err.contains('\n'), "{err}");
+        }
+        let err = ConfigFile::parse("[pipeline]\nwrokers = 2\n", "t").unwrap_err().to_string();
+        assert!(err.contains("unknown field `wrokers`"), "{err}");
+    }
+}

@@ -1,1 +1,370 @@
-fn main() {}
+//! The `lambdaflow` command line.
+
+use std::io::{BufWriter, IsTerminal, Write};
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, Instant};
+
+use anyhow::{Context, Result};
+use clap::{Args, Parser, Subcommand};
+
+use lambdaflow::config::{self, ConfigFile, Overrides};
+use lambdaflow::event::money::format_cents;
+use lambdaflow::pipeline::{EpochPolicy, Pipeline, PipelineConfig};
+use lambdaflow::source::{GeneratorSpec, SourceSpec};
+use lambdaflow::views::{Datum, VIEWS, ViewId, ViewStore};
+
+/// A whole Lambda architecture as one timely dataflow: events in, live views out.
+#[derive(Parser)]
+#[command(name = "lambdaflow", version, about, propagate_version = true)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a pipeline. With no arguments: the demo, generated events at 200/s until Ctrl+C.
+    Run(RunArgs),
+    /// Write generated events as JSON lines (the seeds' publisher).
+    Generate(GenerateArgs),
+    /// Print the default pipeline config (a starting point for `run --config`).
+    Config,
+    /// List the built-in views and what they mean.
+    Views,
+}
+
+#[derive(Args)]
+struct RunArgs {
+    /// Pipeline config file (TOML); flags given here win over it.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Where events come from: `generate`, `stdin`, or `file:PATH[,PATH...]` (a directory means its files).
+    #[arg(long, value_name = "SOURCE")]
+    source: Option<String>,
+    /// Timely worker threads.
+    #[arg(long, short = 'w', value_name = "N")]
+    workers: Option<usize>,
+    /// Epoch length in processing time, such as `100ms` or `1s`.
+    #[arg(long, value_name = "DURATION", conflicts_with = "epoch_records")]
+    epoch: Option<String>,
+    /// Instead of a time interval: a new epoch every N records per worker (or when input pauses).
+    #[arg(long, value_name = "N")]
+    epoch_records: Option<u64>,
+    /// Records larger than this become `too_large` dead letters.
+    #[arg(long, value_name = "BYTES")]
+    max_record_bytes: Option<usize>,
+    /// Views to maintain, comma-separated (default: all; see `lambdaflow views`).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    views: Option<Vec<String>>,
+    /// Stop once every source is exhausted and the last epoch has closed.
+    #[arg(long)]
+    until_exhausted: bool,
+    /// Write the final views to this file as JSON.
+    #[arg(long, value_name = "FILE")]
+    views_out: Option<PathBuf>,
+    /// Print no live summary.
+    #[arg(long, short = 'q')]
+    quiet: bool,
+    #[command(flatten)]
+    generator: GeneratorArgs,
+}
+
+/// Options of the built-in generator.
+#[derive(Args)]
+struct GeneratorArgs {
+    /// Generated events per second (0: as fast as possible).
+    #[arg(long, value_name = "EVENTS_PER_SEC")]
+    rate: Option<f64>,
+    /// How many events to generate (default: endless for `run`).
+    #[arg(long, value_name = "N")]
+    count: Option<u64>,
+    /// Generator seed: same seed, same events.
+    #[arg(long, value_name = "N")]
+    seed: Option<u64>,
+    /// Fraction of generated records made malformed on purpose, from 0 to 1.
+    #[arg(long, value_name = "FRACTION")]
+    bad_fraction: Option<f64>,
+    /// Timestamp of the first generated event: `now` or RFC 3339.
+    #[arg(long, value_name = "TIME")]
+    start: Option<String>,
+}
+
+#[derive(Args)]
+struct GenerateArgs {
+    /// How many events.
+    #[arg(long, value_name = "N", default_value_t = 1000)]
+    count: u64,
+    /// Events per second (default: as fast as possible).
+    #[arg(long, value_name = "EVENTS_PER_SEC")]
+    rate: Option<f64>,
+    /// Same seed, same events.
+    #[arg(long, value_name = "N", default_value_t = 42)]
+    seed: u64,
+    /// Fraction of records made malformed on purpose, from 0 to 1.
+    #[arg(long, value_name = "FRACTION", default_value_t = 0.0)]
+    bad_fraction: f64,
+    /// Timestamp of the first event: `now` or RFC 3339.
+    #[arg(long, value_name = "TIME", default_value = "2025-01-01T00:00:00Z")]
+    start: String,
+    /// Write to this file instead of standard output.
+    #[arg(long, short = 'o', value_name = "FILE")]
+    output: Option<PathBuf>,
+}
+
+fn main() -> ExitCode {
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(e) => {
+            // --help and --version are not errors.
+            let code = if e.use_stderr() { 2 } else { 0 };
+            let _ = e.print();
+            return ExitCode::from(code);
+        }
+    };
+    tracing_subscriber::fmt()
+        .with_env_filter(
+            tracing_subscriber::EnvFilter::try_from_env("LAMBDAFLOW_LOG").unwrap_or_else(|_| "warn".into()),
+        )
+        .with_writer(std::io::stderr)
+        .init();
+    let result = match cli.command {
+        Command::Run(args) => run(args),
+        Command::Generate(args) => generate(args),
+        Command::Config => {
+            print!("{}", config::DEFAULT_CONFIG);
+            Ok(())
+        }
+        Command::Views => {
+            for v in &VIEWS {
+                println!("{:<24} {}", v.name, v.description);
+            }
+            Ok(())
+        }
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) if is_broken_pipe(&e) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("lambdaflow: {}", one_line(&e));
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// The error and its causes, on one line.
+fn one_line(e: &anyhow::Error) -> String {
+    let mut parts: Vec<String> = Vec::new();
+    for cause in e.chain() {
+        let text = cause.to_string();
+        if !parts.iter().any(|p| p.contains(&text)) {
+            parts.push(text);
+        }
+    }
+    parts.join(": ").replace('\n', " ")
+}
+
+fn is_broken_pipe(e: &anyhow::Error) -> bool {
+    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+}
+
+fn run(args: RunArgs) -> Result<()> {
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let flags = Overrides {
+        source: args.source,
+        workers: args.workers,
+        epoch: args.epoch,
+        epoch_records: args.epoch_records,
+        max_record_bytes: args.max_record_bytes,
+        views: args.views,
+        rate: args.generator.rate,
+        count: args.generator.count,
+        seed: args.generator.seed,
+        bad_fraction: args.generator.bad_fraction,
+        start: args.generator.start,
+        until_exhausted: args.until_exhausted,
+    };
+    let config = config::resolve(file, flags)?;
+    if let Some(path) = &args.views_out {
+        // Fail now, not after the run, if the output cannot be written.
+        std::fs::File::create(path).with_context(|| format!("cannot write views to {}", path.display()))?;
+    }
+    let summary = !args.quiet;
+    if summary {
+        println!("{}", banner(&config));
+    }
+    let pipeline = Pipeline::start(config)?;
+    let stop = pipeline.stop_flag();
+    let signalled = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        // A second Ctrl+C exits at once.
+        signal_hook::flag::register_conditional_shutdown(signal, 130, signalled.clone())?;
+        signal_hook::flag::register(signal, signalled.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let mut last = (Instant::now(), 0u64);
+    let mut next_print = Instant::now() + Duration::from_secs(1);
+    while !pipeline.is_finished() {
+        std::thread::sleep(Duration::from_millis(50));
+        if summary && Instant::now() >= next_print {
+            next_print += Duration::from_secs(1);
+            println!("{}", live_line(&pipeline, &mut last));
+        }
+    }
+    let store = pipeline.views().clone();
+    let stats = pipeline.stats().clone();
+    pipeline.join()?;
+    if summary {
+        println!("{}", live_line_final(&store, &stats));
+    }
+    if let Some(path) = &args.views_out {
+        let file = std::fs::File::create(path).with_context(|| format!("cannot write views to {}", path.display()))?;
+        let mut out = BufWriter::new(file);
+        serde_json::to_writer_pretty(&mut out, &store.to_json())?;
+        writeln!(out)?;
+        out.flush().with_context(|| format!("cannot write views to {}", path.display()))?;
+    }
+    Ok(())
+}
+
+fn banner(config: &PipelineConfig) -> String {
+    let source = match &config.source {
+        SourceSpec::Generate(g) => match g.rate {
+            Some(r) => format!("generated events at {r}/s"),
+            None => "generated events as fast as possible".to_owned(),
+        },
+        SourceSpec::Files(f) if f.len() == 1 => format!("file {}", f[0].display()),
+        SourceSpec::Files(f) => format!("{} files", f.len()),
+        SourceSpec::Stdin => "standard input".to_owned(),
+    };
+    let epoch = match config.epoch {
+        EpochPolicy::Interval(d) => format!("{}ms epochs", d.as_millis()),
+        EpochPolicy::Records(n) => format!("epochs of {n} records"),
+    };
+    let stop = if config.until_exhausted { "until the input ends" } else { "Ctrl+C to stop" };
+    format!("lambdaflow: {source}, {} worker(s), {epoch}, {} views; {stop}", config.workers, config.views.len())
+}
+
+/// Total of a count view as of its epoch, and its top entries.
+fn counts(store: &ViewStore, view: ViewId) -> (i64, Vec<(String, i64)>) {
+    store.read(|state| {
+        let mut rows: Vec<(String, i64)> = state.tables[view as usize]
+            .iter()
+            .map(|(k, v)| {
+                let key = k.first().map(|d| d.to_json(store.symbols())).unwrap_or_default();
+                let n = match v.first() {
+                    Some(Datum::Int(n)) => *n,
+                    _ => 0,
+                };
+                (key.as_str().unwrap_or("null").to_owned(), n)
+            })
+            .collect();
+        rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
+        (rows.iter().map(|r| r.1).sum(), rows)
+    })
+}
+
+fn revenue(store: &ViewStore) -> (i64, i64) {
+    store.read(|state| {
+        state.tables[ViewId::RevenueByCountry as usize].values().fold((0, 0), |(r, o), v| match v.as_slice() {
+            [Datum::Money(c), Datum::Int(n)] => (r + c, o + n),
+            _ => (r, o),
+        })
+    })
+}
+
+fn top_product(store: &ViewStore) -> Option<String> {
+    store.read(|state| {
+        state.tables[ViewId::TopProducts as usize]
+            .iter()
+            .find(|(_, v)| v.first() == Some(&Datum::Int(1)))
+            .and_then(|(k, _)| k.first().map(|d| d.to_json(store.symbols()).as_str().unwrap_or("").to_owned()))
+    })
+}
+
+fn live_line(pipeline: &Pipeline, last: &mut (Instant, u64)) -> String {
+    let stats = pipeline.stats();
+    let store = pipeline.views();
+    let records = stats.records_in.load(Ordering::Relaxed);
+    let now = Instant::now();
+    let rate = (records - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
+    *last = (now, records);
+    let p99 = stats.epoch_latency.lock().map(|h| h.value_at_quantile(0.99)).unwrap_or(0);
+    let (events, by_type) = counts(store, ViewId::EventsByType);
+    let (dead, _) = counts(store, ViewId::DeadLettersByReason);
+    let (rev, orders) = revenue(store);
+    let types: Vec<String> = by_type.iter().take(5).map(|(t, n)| format!("{t} {n}")).collect();
+    let as_of = store.read(|s| s.as_of).map_or("-".to_owned(), |e| e.to_string());
+    let mut line = format!(
+        "{:>5.0}s  epoch {as_of:<6} events {events:<9} {rate:>8.0}/s  dead {dead:<5} p99 {:.1}ms | {} | revenue {} ({orders} orders)",
+        stats.started.elapsed().as_secs_f64(),
+        p99 as f64 / 1000.0,
+        types.join(" "),
+        format_cents(rev),
+    );
+    if let Some(top) = top_product(store) {
+        line.push_str(&format!(" | top {top}"));
+    }
+    if !std::io::stdout().is_terminal() {
+        line = line.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
+    line
+}
+
+fn live_line_final(store: &ViewStore, stats: &lambdaflow::pipeline::Stats) -> String {
+    let (events, _) = counts(store, ViewId::EventsByType);
+    let (dead, _) = counts(store, ViewId::DeadLettersByReason);
+    let as_of = store.read(|s| s.as_of).map_or("-".to_owned(), |e| e.to_string());
+    format!(
+        "done: {} records read in {:.1}s, {events} events and {dead} dead letters in the views as of epoch {as_of}",
+        stats.records_in.load(Ordering::Relaxed),
+        stats.started.elapsed().as_secs_f64()
+    )
+}
+
+fn generate(args: GenerateArgs) -> Result<()> {
+    if !(0.0..=1.0).contains(&args.bad_fraction) {
+        anyhow::bail!("bad fraction must be between 0 and 1, not {}", args.bad_fraction);
+    }
+    let rate = match args.rate {
+        Some(r) if !r.is_finite() || r < 0.0 => anyhow::bail!("rate must be a number >= 0, not {r}"),
+        Some(r) if r > 0.0 => Some(r),
+        _ => None,
+    };
+    let spec = GeneratorSpec {
+        seed: args.seed,
+        rate,
+        count: Some(args.count),
+        bad_fraction: args.bad_fraction,
+        start_micros: config::parse_start(&args.start)?,
+    };
+    let out: Box<dyn Write> = match &args.output {
+        Some(path) => Box::new(
+            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let started = Instant::now();
+    let mut line = Vec::with_capacity(512);
+    for seq in 0..args.count {
+        if let Some(rate) = rate {
+            let due = Duration::from_secs_f64(seq as f64 / rate);
+            if let Some(wait) = due.checked_sub(started.elapsed()) {
+                out.flush()?;
+                std::thread::sleep(wait);
+            }
+        }
+        line.clear();
+        spec.render(seq, &mut line);
+        line.push(b'\n');
+        out.write_all(&line)?;
+    }
+    out.flush()?;
+    Ok(())
+}

@@ -80,6 +80,9 @@ impl Chunk {
     }
 }
 
+/// A chunk stops taking records past this many bytes (its offsets are `u32`).
+pub const CHUNK_BYTES: usize = 16 << 20;
+
 /// What a source had to offer when polled.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Poll {

@@ -302,9 +302,10 @@ pub fn build<'s>(
                 .clone()
                 .sum_by_named("revenue_by_product", move |e: Event| {
                     let price = e.price.filter(|_| e.event_type == purchase)?;
-                    Some((e.product?, price as isize))
+                    // The count keeps a product whose purchases sum to zero in the ranking.
+                    Some((e.product?, (price as isize, 1isize)))
                 })
-                .map(move |(p, revenue)| ((), (Reverse(revenue), names.resolve(p).to_string(), p)))
+                .map(move |(p, (revenue, _orders))| ((), (Reverse(revenue), names.resolve(p).to_string(), p)))
                 .top_k_named("top_products", 10)
                 .map(|((), (rank, (Reverse(revenue), _name, p)))| {
                     row(ViewId::TopProducts, vec![Datum::Sym(p)], vec![Datum::Int(rank as i64), Datum::Money(revenue as i64)])

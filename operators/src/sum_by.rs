@@ -14,7 +14,8 @@ use timely::progress::Timestamp;
 /// updates are consolidated on the worker that produced them (a million `purchase` events of one
 /// epoch leave the worker as one update per country), then exchanged by key and accumulated.
 /// Amounts are any differential semigroup: `isize` for counts, `(isize, isize)` for a sum and a
-/// count at once. A key whose total returns to zero disappears from the output.
+/// count at once. A key whose total is zero is absent from the output (zero is no difference):
+/// to keep a key while it has records, sum a count beside the amount, as `(amount, 1)`.
 pub trait SumBy<'scope, T: Timestamp, D> {
     /// As [`SumBy::sum_by_named`], with the name `SumBy`.
     ///

@@ -8,7 +8,7 @@ use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
 use std::path::{Path, PathBuf};
 
-use super::{Chunk, Poll, Source, SourceError};
+use super::{CHUNK_BYTES, Chunk, Poll, Source, SourceError};
 use crate::event::Position;
 
 /// Files smaller than this are not split: one worker reads each whole.
@@ -186,7 +186,7 @@ impl FileSource {
 impl Source for FileSource {
     fn poll(&mut self, chunk: &mut Chunk, max_records: usize) -> Result<Poll, SourceError> {
         let mut read = 0;
-        while read < max_records {
+        while read < max_records && chunk.byte_len() < CHUNK_BYTES {
             let Some((file, path, end, lines)) = &mut self.current else {
                 if self.open_next()? {
                     continue;

@@ -87,11 +87,12 @@ fn unit(x: u64) -> f64 {
 }
 
 impl GeneratorSpec {
-    /// Event time between consecutive events: the rate's spacing, or 1 ms when unlimited.
+    /// Event time between consecutive events: the rate's spacing, or 100 ms when unlimited (so
+    /// that a million events span more than a day).
     fn step_micros(&self) -> i64 {
         match self.rate {
             Some(r) if r > 0.0 => (1e6 / r).max(1.0) as i64,
-            _ => 1_000,
+            _ => 100_000,
         }
     }
 

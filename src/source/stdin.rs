@@ -6,7 +6,7 @@ use std::io::BufReader;
 use crossbeam_channel::{Receiver, TryRecvError};
 
 use super::file::LineReader;
-use super::{Chunk, Poll, Source, SourceError};
+use super::{CHUNK_BYTES, Chunk, Poll, Source, SourceError};
 use crate::event::Position;
 
 /// Records per chunk sent by the reader thread.
@@ -31,7 +31,7 @@ impl StdinSource {
                 loop {
                     let mut chunk = Chunk::default();
                     let mut more = true;
-                    while chunk.len() < CHUNK_RECORDS {
+                    while chunk.len() < CHUNK_RECORDS && chunk.byte_len() < CHUNK_BYTES {
                         match lines.next_line(&mut chunk, |offset| Position::Stdin { offset }) {
                             Ok(true) => {}
                             Ok(false) => {
