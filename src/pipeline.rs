@@ -200,6 +200,10 @@ impl Pipeline {
         for result in self.guards.join() {
             result.map_err(PipelineError::Worker)??;
         }
+        // Every epoch is closed now, including the last, even if the workers closed their inputs
+        // in the same step as they left it (the view sink then never sees it as a frontier).
+        let last = self.shared.stats.epoch.load(Ordering::SeqCst).saturating_sub(1);
+        self.shared.store.close_through(last);
         Ok(())
     }
 

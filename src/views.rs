@@ -378,8 +378,8 @@ impl ViewStore {
         state.as_of = Some(state.as_of.map_or(epoch, |e| e.max(epoch)));
     }
 
-    /// Marks every epoch before `frontier` as applied, when none had changes.
-    fn close_through(&self, epoch: u64) {
+    /// Marks every epoch up to `epoch` as applied (they had no changes, or the run is over).
+    pub(crate) fn close_through(&self, epoch: u64) {
         let mut state = self.state.write().unwrap_or_else(|e| e.into_inner());
         state.as_of = Some(state.as_of.map_or(epoch, |e| e.max(epoch)));
     }
