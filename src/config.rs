@@ -99,8 +99,10 @@ pub struct ConfigFile {
 impl ConfigFile {
     /// Reads and parses a config file.
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path)
-            .map_err(|source| ConfigError::Read { path: path.display().to_string(), source })?;
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.display().to_string(),
+            source,
+        })?;
         Self::parse(&text, &path.display().to_string())
     }
 
@@ -109,7 +111,9 @@ impl ConfigFile {
         toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_owned(),
             message: e.message().lines().next().unwrap_or("invalid").to_owned()
-                + &e.span().map(|s| format!(" (at byte {})", s.start)).unwrap_or_default(),
+                + &e.span()
+                    .map(|s| format!(" (at byte {})", s.start))
+                    .unwrap_or_default(),
         })
     }
 }
@@ -150,27 +154,54 @@ pub const DEFAULT_DEMO_RATE: f64 = 200.0;
 pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, ConfigError> {
     let p = file.pipeline;
     let g = file.generator;
-    let mut config = PipelineConfig { until_exhausted: flags.until_exhausted, ..PipelineConfig::default() };
+    let mut config = PipelineConfig {
+        until_exhausted: flags.until_exhausted,
+        ..PipelineConfig::default()
+    };
 
     if let Some(id) = p.id {
-        if id.is_empty() || !id.chars().all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_') {
-            return Err(invalid(format!("pipeline id `{id}` must be letters, digits, `-` or `_`")));
+        if id.is_empty()
+            || !id
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
+        {
+            return Err(invalid(format!(
+                "pipeline id `{id}` must be letters, digits, `-` or `_`"
+            )));
         }
         config.id = id;
     }
     config.workers = flags.workers.or(p.workers).unwrap_or(1);
     if !(1..=256).contains(&config.workers) {
-        return Err(invalid(format!("workers must be between 1 and 256, not {}", config.workers)));
+        return Err(invalid(format!(
+            "workers must be between 1 and 256, not {}",
+            config.workers
+        )));
     }
-    let epoch_records = flags.epoch_records.or(if flags.epoch.is_some() { None } else { p.epoch_records });
-    let epoch = flags.epoch.or(if flags.epoch_records.is_some() { None } else { p.epoch });
+    let epoch_records = flags.epoch_records.or(if flags.epoch.is_some() {
+        None
+    } else {
+        p.epoch_records
+    });
+    let epoch = flags.epoch.or(if flags.epoch_records.is_some() {
+        None
+    } else {
+        p.epoch
+    });
     config.epoch = match (epoch, epoch_records) {
-        (Some(_), Some(_)) => return Err(invalid("give either an epoch interval or epoch records, not both")),
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "give either an epoch interval or epoch records, not both",
+            ));
+        }
         (_, Some(0)) => return Err(invalid("epoch records must be at least 1")),
         (_, Some(n)) => EpochPolicy::Records(n),
         (Some(text), None) => {
-            let d = humantime::parse_duration(&text)
-                .map_err(|e| invalid(format!("epoch `{text}` is not a duration such as 100ms or 1s ({e})")))?;
+            let d = humantime::parse_duration(&text).map_err(|e| {
+                invalid(format!(
+                    "epoch `{text}` is not a duration such as 100ms or 1s ({e})"
+                ))
+            })?;
             if d < Duration::from_millis(1) {
                 return Err(invalid(format!("epoch `{text}` is shorter than 1ms")));
             }
@@ -178,15 +209,22 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         }
         (None, None) => EpochPolicy::Interval(Duration::from_millis(100)),
     };
-    config.max_record_bytes = flags.max_record_bytes.or(p.max_record_bytes).unwrap_or(1 << 20);
+    config.max_record_bytes = flags
+        .max_record_bytes
+        .or(p.max_record_bytes)
+        .unwrap_or(1 << 20);
     if !(1..=MAX_RECORD_LIMIT).contains(&config.max_record_bytes) {
-        return Err(invalid(format!("max record bytes must be between 1 and {MAX_RECORD_LIMIT}")));
+        return Err(invalid(format!(
+            "max record bytes must be between 1 and {MAX_RECORD_LIMIT}"
+        )));
     }
 
     let generator = GeneratorSpec {
         seed: flags.seed.or(g.seed).unwrap_or(42),
         rate: match flags.rate.or(g.rate).unwrap_or(DEFAULT_DEMO_RATE) {
-            r if !r.is_finite() || r < 0.0 => return Err(invalid(format!("rate must be a number >= 0, not {r}"))),
+            r if !r.is_finite() || r < 0.0 => {
+                return Err(invalid(format!("rate must be a number >= 0, not {r}")));
+            }
             0.0 => None,
             r => Some(r),
         },
@@ -195,9 +233,15 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         start_micros: parse_start(flags.start.or(g.start).as_deref().unwrap_or("now"))?,
     };
     if !(0.0..=1.0).contains(&generator.bad_fraction) {
-        return Err(invalid(format!("bad fraction must be between 0 and 1, not {}", generator.bad_fraction)));
+        return Err(invalid(format!(
+            "bad fraction must be between 0 and 1, not {}",
+            generator.bad_fraction
+        )));
     }
-    config.source = parse_source(flags.source.or(p.source).as_deref().unwrap_or("generate"), generator)?;
+    config.source = parse_source(
+        flags.source.or(p.source).as_deref().unwrap_or("generate"),
+        generator,
+    )?;
 
     if let Some(schema) = file.schema {
         config.schema = Schema::new(schema.fields).map_err(|e| invalid(format!("schema: {e}")))?;
@@ -207,7 +251,10 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         for name in names {
             let id = ViewId::from_name(&name).ok_or_else(|| {
                 let known: Vec<_> = VIEWS.iter().map(|v| v.name).collect();
-                invalid(format!("unknown view `{name}` (views: {})", known.join(", ")))
+                invalid(format!(
+                    "unknown view `{name}` (views: {})",
+                    known.join(", ")
+                ))
             })?;
             if !views.contains(&id) {
                 views.push(id);
@@ -223,10 +270,16 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
 /// `now`, or an RFC 3339 timestamp, as microseconds since the Unix epoch.
 pub fn parse_start(text: &str) -> Result<i64, ConfigError> {
     if text == "now" {
-        let now = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+        let now = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or_default();
         return Ok(now.as_micros() as i64);
     }
-    parse_rfc3339(text).map_err(|why| invalid(format!("start `{text}` is not `now` or an RFC 3339 timestamp ({why})")))
+    parse_rfc3339(text).map_err(|why| {
+        invalid(format!(
+            "start `{text}` is not `now` or an RFC 3339 timestamp ({why})"
+        ))
+    })
 }
 
 /// `generate`, `stdin` or `file:PATH[,PATH...]` (a directory stands for its files).
@@ -236,14 +289,20 @@ pub fn parse_source(text: &str, generator: GeneratorSpec) -> Result<SourceSpec, 
         "stdin" | "-" => Ok(SourceSpec::Stdin),
         _ => {
             let Some(paths) = text.strip_prefix("file:") else {
-                return Err(invalid(format!("source `{text}` is not `generate`, `stdin` or `file:PATH`")));
+                return Err(invalid(format!(
+                    "source `{text}` is not `generate`, `stdin` or `file:PATH`"
+                )));
             };
             let mut files: Vec<PathBuf> = Vec::new();
             for path in paths.split(',').filter(|p| !p.is_empty()) {
                 let path = Path::new(path);
-                let found = file::expand(path).map_err(|e| invalid(format!("source file {}: {e}", path.display())))?;
+                let found = file::expand(path)
+                    .map_err(|e| invalid(format!("source file {}: {e}", path.display())))?;
                 if found.is_empty() {
-                    return Err(invalid(format!("source directory {} has no files", path.display())));
+                    return Err(invalid(format!(
+                        "source directory {} has no files",
+                        path.display()
+                    )));
                 }
                 files.extend(found);
             }
@@ -260,9 +319,17 @@ pub fn parse_source(text: &str, generator: GeneratorSpec) -> Result<SourceSpec, 
 fn check_schema_fits_views(schema: &Schema, views: &[ViewId]) -> Result<(), ConfigError> {
     for view in views {
         for need in view.spec().needs {
-            let ty = VIEW_FIELDS.iter().find(|(n, _)| n == need).map(|(_, t)| *t).unwrap_or(FieldType::String);
+            let ty = VIEW_FIELDS
+                .iter()
+                .find(|(n, _)| n == need)
+                .map(|(_, t)| *t)
+                .unwrap_or(FieldType::String);
             let Some(i) = schema.index_of(need) else {
-                return Err(invalid(format!("view {} needs field `{need}` ({}), which the schema lacks", view.spec().name, ty.name())));
+                return Err(invalid(format!(
+                    "view {} needs field `{need}` ({}), which the schema lacks",
+                    view.spec().name,
+                    ty.name()
+                )));
             };
             let field = &schema.fields[i];
             if field.ty != ty {
@@ -274,7 +341,10 @@ fn check_schema_fits_views(schema: &Schema, views: &[ViewId]) -> Result<(), Conf
                 )));
             }
             if matches!(*need, "event_type" | "user_id" | "event_timestamp") && !field.required {
-                return Err(invalid(format!("view {} needs field `{need}` to be required", view.spec().name)));
+                return Err(invalid(format!(
+                    "view {} needs field `{need}` to be required",
+                    view.spec().name
+                )));
             }
         }
     }
@@ -300,7 +370,11 @@ mod tests {
     #[test]
     fn flags_win_over_the_file() {
         let file = ConfigFile::parse("[pipeline]\nworkers = 3\nepoch = \"1s\"\n", "t").unwrap();
-        let flags = Overrides { workers: Some(2), epoch_records: Some(10), ..Overrides::default() };
+        let flags = Overrides {
+            workers: Some(2),
+            epoch_records: Some(10),
+            ..Overrides::default()
+        };
         let config = resolve(file, flags).unwrap();
         assert_eq!(config.workers, 2);
         assert_eq!(config.epoch, EpochPolicy::Records(10));
@@ -309,23 +383,40 @@ mod tests {
     #[test]
     fn bad_values_get_one_line_errors() {
         let cases = [
-            ("[pipeline]\nworkers = 0\n", "workers must be between 1 and 256"),
-            ("[pipeline]\nepoch = \"soon\"\n", "epoch `soon` is not a duration"),
+            (
+                "[pipeline]\nworkers = 0\n",
+                "workers must be between 1 and 256",
+            ),
+            (
+                "[pipeline]\nepoch = \"soon\"\n",
+                "epoch `soon` is not a duration",
+            ),
             ("[pipeline]\nviews = [\"nope\"]\n", "unknown view `nope`"),
             ("[pipeline]\nsource = \"kafka\"\n", "source `kafka` is not"),
-            ("[generator]\nbad_fraction = 2.0\n", "bad fraction must be between 0 and 1"),
-            ("[[schema.fields]]\nname = \"event_type\"\ntype = \"string\"\n", "needs field `event_type` to be required"),
+            (
+                "[generator]\nbad_fraction = 2.0\n",
+                "bad fraction must be between 0 and 1",
+            ),
+            (
+                "[[schema.fields]]\nname = \"event_type\"\ntype = \"string\"\n",
+                "needs field `event_type` to be required",
+            ),
             (
                 "[pipeline]\nviews = [\"events_by_type\"]\n[[schema.fields]]\nname = \"event_type\"\ntype = \"int\"\nrequired = true\n",
                 "needs field `event_type` to be string, not int",
             ),
         ];
         for (text, expected) in cases {
-            let err = ConfigFile::parse(text, "t").and_then(|f| resolve(f, Overrides::default())).unwrap_err().to_string();
+            let err = ConfigFile::parse(text, "t")
+                .and_then(|f| resolve(f, Overrides::default()))
+                .unwrap_err()
+                .to_string();
             assert!(err.contains(expected), "{text:?}: {err}");
             assert!(!err.contains('\n'), "{err}");
         }
-        let err = ConfigFile::parse("[pipeline]\nwrokers = 2\n", "t").unwrap_err().to_string();
+        let err = ConfigFile::parse("[pipeline]\nwrokers = 2\n", "t")
+            .unwrap_err()
+            .to_string();
         assert!(err.contains("unknown field `wrokers`"), "{err}");
     }
 }

@@ -111,7 +111,10 @@ impl Roles {
 
     /// The compact event of a decoded record.
     pub fn project(&self, record: &Record<'_>, interner: &mut Interner) -> Event {
-        let mut sym = |role: Option<usize>| role.and_then(|i| record.text(i)).map(|s| interner.intern(s));
+        let mut sym = |role: Option<usize>| {
+            role.and_then(|i| record.text(i))
+                .map(|s| interner.intern(s))
+        };
         let event_type = sym(self.event_type);
         let user = sym(self.user);
         let (product, country, source) = (sym(self.product), sym(self.country), sym(self.source));

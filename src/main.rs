@@ -126,7 +126,8 @@ fn main() -> ExitCode {
     };
     tracing_subscriber::fmt()
         .with_env_filter(
-            tracing_subscriber::EnvFilter::try_from_env("LAMBDAFLOW_LOG").unwrap_or_else(|_| "warn".into()),
+            tracing_subscriber::EnvFilter::try_from_env("LAMBDAFLOW_LOG")
+                .unwrap_or_else(|_| "warn".into()),
         )
         .with_writer(std::io::stderr)
         .init();
@@ -167,7 +168,10 @@ fn one_line(e: &anyhow::Error) -> String {
 }
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
-    e.chain().any(|c| c.downcast_ref::<std::io::Error>().is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe))
+    e.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|io| io.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 fn run(args: RunArgs) -> Result<()> {
@@ -192,7 +196,8 @@ fn run(args: RunArgs) -> Result<()> {
     let config = config::resolve(file, flags)?;
     if let Some(path) = &args.views_out {
         // Fail now, not after the run, if the output cannot be written.
-        std::fs::File::create(path).with_context(|| format!("cannot write views to {}", path.display()))?;
+        std::fs::File::create(path)
+            .with_context(|| format!("cannot write views to {}", path.display()))?;
     }
     let summary = !args.quiet;
     if summary {
@@ -223,11 +228,13 @@ fn run(args: RunArgs) -> Result<()> {
         println!("{}", live_line_final(&store, &stats));
     }
     if let Some(path) = &args.views_out {
-        let file = std::fs::File::create(path).with_context(|| format!("cannot write views to {}", path.display()))?;
+        let file = std::fs::File::create(path)
+            .with_context(|| format!("cannot write views to {}", path.display()))?;
         let mut out = BufWriter::new(file);
         serde_json::to_writer_pretty(&mut out, &store.to_json())?;
         writeln!(out)?;
-        out.flush().with_context(|| format!("cannot write views to {}", path.display()))?;
+        out.flush()
+            .with_context(|| format!("cannot write views to {}", path.display()))?;
     }
     Ok(())
 }
@@ -246,8 +253,16 @@ fn banner(config: &PipelineConfig) -> String {
         EpochPolicy::Interval(d) => format!("{}ms epochs", d.as_millis()),
         EpochPolicy::Records(n) => format!("epochs of {n} records"),
     };
-    let stop = if config.until_exhausted { "until the input ends" } else { "Ctrl+C to stop" };
-    format!("lambdaflow: {source}, {} worker(s), {epoch}, {} views; {stop}", config.workers, config.views.len())
+    let stop = if config.until_exhausted {
+        "until the input ends"
+    } else {
+        "Ctrl+C to stop"
+    };
+    format!(
+        "lambdaflow: {source}, {} worker(s), {epoch}, {} views; {stop}",
+        config.workers,
+        config.views.len()
+    )
 }
 
 /// Total of a count view as of its epoch, and its top entries.
@@ -256,7 +271,10 @@ fn counts(store: &ViewStore, view: ViewId) -> (i64, Vec<(String, i64)>) {
         let mut rows: Vec<(String, i64)> = state.tables[view as usize]
             .iter()
             .map(|(k, v)| {
-                let key = k.first().map(|d| d.to_json(store.symbols())).unwrap_or_default();
+                let key = k
+                    .first()
+                    .map(|d| d.to_json(store.symbols()))
+                    .unwrap_or_default();
                 let n = match v.first() {
                     Some(Datum::Int(n)) => *n,
                     _ => 0,
@@ -271,10 +289,12 @@ fn counts(store: &ViewStore, view: ViewId) -> (i64, Vec<(String, i64)>) {
 
 fn revenue(store: &ViewStore) -> (i64, i64) {
     store.read(|state| {
-        state.tables[ViewId::RevenueByCountry as usize].values().fold((0, 0), |(r, o), v| match v.as_slice() {
-            [Datum::Money(c), Datum::Int(n)] => (r + c, o + n),
-            _ => (r, o),
-        })
+        state.tables[ViewId::RevenueByCountry as usize]
+            .values()
+            .fold((0, 0), |(r, o), v| match v.as_slice() {
+                [Datum::Money(c), Datum::Int(n)] => (r + c, o + n),
+                _ => (r, o),
+            })
     })
 }
 
@@ -283,7 +303,10 @@ fn top_product(store: &ViewStore) -> Option<String> {
         state.tables[ViewId::TopProducts as usize]
             .iter()
             .find(|(_, v)| v.first() == Some(&Datum::Int(1)))
-            .and_then(|(k, _)| k.first().map(|d| d.to_json(store.symbols()).as_str().unwrap_or("").to_owned()))
+            .and_then(|(k, _)| {
+                k.first()
+                    .map(|d| d.to_json(store.symbols()).as_str().unwrap_or("").to_owned())
+            })
     })
 }
 
@@ -294,12 +317,22 @@ fn live_line(pipeline: &Pipeline, last: &mut (Instant, u64)) -> String {
     let now = Instant::now();
     let rate = (records - last.1) as f64 / now.duration_since(last.0).as_secs_f64().max(1e-3);
     *last = (now, records);
-    let p99 = stats.epoch_latency.lock().map(|h| h.value_at_quantile(0.99)).unwrap_or(0);
+    let p99 = stats
+        .epoch_latency
+        .lock()
+        .map(|h| h.value_at_quantile(0.99))
+        .unwrap_or(0);
     let (events, by_type) = counts(store, ViewId::EventsByType);
     let (dead, _) = counts(store, ViewId::DeadLettersByReason);
     let (rev, orders) = revenue(store);
-    let types: Vec<String> = by_type.iter().take(5).map(|(t, n)| format!("{t} {n}")).collect();
-    let as_of = store.read(|s| s.as_of).map_or("-".to_owned(), |e| e.to_string());
+    let types: Vec<String> = by_type
+        .iter()
+        .take(5)
+        .map(|(t, n)| format!("{t} {n}"))
+        .collect();
+    let as_of = store
+        .read(|s| s.as_of)
+        .map_or("-".to_owned(), |e| e.to_string());
     let mut line = format!(
         "{:>5.0}s  epoch {as_of:<6} events {events:<9} {rate:>8.0}/s  dead {dead:<5} p99 {:.1}ms | {} | revenue {} ({orders} orders)",
         stats.started.elapsed().as_secs_f64(),
@@ -319,7 +352,9 @@ fn live_line(pipeline: &Pipeline, last: &mut (Instant, u64)) -> String {
 fn live_line_final(store: &ViewStore, stats: &lambdaflow::pipeline::Stats) -> String {
     let (events, _) = counts(store, ViewId::EventsByType);
     let (dead, _) = counts(store, ViewId::DeadLettersByReason);
-    let as_of = store.read(|s| s.as_of).map_or("-".to_owned(), |e| e.to_string());
+    let as_of = store
+        .read(|s| s.as_of)
+        .map_or("-".to_owned(), |e| e.to_string());
     format!(
         "done: {} records read in {:.1}s, {events} events and {dead} dead letters in the views as of epoch {as_of}",
         stats.records_in.load(Ordering::Relaxed),
@@ -329,10 +364,15 @@ fn live_line_final(store: &ViewStore, stats: &lambdaflow::pipeline::Stats) -> St
 
 fn generate(args: GenerateArgs) -> Result<()> {
     if !(0.0..=1.0).contains(&args.bad_fraction) {
-        anyhow::bail!("bad fraction must be between 0 and 1, not {}", args.bad_fraction);
+        anyhow::bail!(
+            "bad fraction must be between 0 and 1, not {}",
+            args.bad_fraction
+        );
     }
     let rate = match args.rate {
-        Some(r) if !r.is_finite() || r < 0.0 => anyhow::bail!("rate must be a number >= 0, not {r}"),
+        Some(r) if !r.is_finite() || r < 0.0 => {
+            anyhow::bail!("rate must be a number >= 0, not {r}")
+        }
         Some(r) if r > 0.0 => Some(r),
         _ => None,
     };
@@ -345,7 +385,8 @@ fn generate(args: GenerateArgs) -> Result<()> {
     };
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
-            std::fs::File::create(path).with_context(|| format!("cannot create {}", path.display()))?,
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot create {}", path.display()))?,
         ),
         None => Box::new(std::io::stdout().lock()),
     };

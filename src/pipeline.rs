@@ -121,7 +121,9 @@ impl Stats {
             epoch: AtomicU64::new(0),
             workers_done: AtomicUsize::new(0),
             positions: Mutex::new(vec![(0, Vec::new()); workers]),
-            epoch_latency: Mutex::new(Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")),
+            epoch_latency: Mutex::new(
+                Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
+            ),
             started: Instant::now(),
         }
     }
@@ -168,7 +170,10 @@ impl Pipeline {
             if result.is_err() {
                 for_workers.stop.store(true, Ordering::SeqCst);
             }
-            for_workers.stats.workers_done.fetch_add(1, Ordering::SeqCst);
+            for_workers
+                .stats
+                .workers_done
+                .fetch_add(1, Ordering::SeqCst);
             result
         })
         .map_err(PipelineError::Start)?;
@@ -202,7 +207,12 @@ impl Pipeline {
         }
         // Every epoch is closed now, including the last, even if the workers closed their inputs
         // in the same step as they left it (the view sink then never sees it as a frontier).
-        let last = self.shared.stats.epoch.load(Ordering::SeqCst).saturating_sub(1);
+        let last = self
+            .shared
+            .stats
+            .epoch
+            .load(Ordering::SeqCst)
+            .saturating_sub(1);
         self.shared.store.close_through(last);
         Ok(())
     }
@@ -246,18 +256,24 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
                 for (raw, position) in chunk.iter() {
                     match decoder.decode(raw) {
                         Ok(record) => oks.push(roles.project(&record, &mut interner)),
-                        Err(e) => {
-                            errs.push(DeadLetter { reason: e.reason, message: e.message, raw: raw.to_vec(), position })
-                        }
+                        Err(e) => errs.push(DeadLetter {
+                            reason: e.reason,
+                            message: e.message,
+                            raw: raw.to_vec(),
+                            position,
+                        }),
                     }
                 }
                 let dead = (errs.len() - before) as u64;
                 stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
-                stats.events.fetch_add(chunk.len() as u64 - dead, Ordering::Relaxed);
+                stats
+                    .events
+                    .fetch_add(chunk.len() as u64 - dead, Ordering::Relaxed);
             },
         );
         let rows = views::build(events, dead, &config.views, &shared.symbols);
-        let rows = differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probe));
+        let rows =
+            differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probe));
         views::publish(rows, shared.store.clone(), index);
         input
     });
@@ -285,7 +301,15 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
         }
         let target = target_epoch(shared, epoch);
         if target > epoch {
-            advance(shared, index, &mut input, &sources, &mut open_epochs, epoch, target);
+            advance(
+                shared,
+                index,
+                &mut input,
+                &sources,
+                &mut open_epochs,
+                epoch,
+                target,
+            );
             epoch = target;
             in_epoch = 0;
         }
@@ -295,7 +319,11 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
         let mut ready = false;
         let mut wake: Option<Instant> = None;
         if !lagging {
-            for (source, done) in sources.iter_mut().zip(exhausted.iter_mut()).filter(|(_, d)| !**d) {
+            for (source, done) in sources
+                .iter_mut()
+                .zip(exhausted.iter_mut())
+                .filter(|(_, d)| !**d)
+            {
                 let mut chunk = Chunk::default();
                 match source.poll(&mut chunk, CHUNK_RECORDS) {
                     Ok(Poll::Ready) => ready = true,
@@ -332,7 +360,9 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
         } else {
             let mut park = Duration::from_millis(20);
             if let EpochPolicy::Interval(interval) = config.epoch {
-                let next_tick = interval.mul_f64((epoch + 1) as f64).saturating_sub(shared.started.elapsed());
+                let next_tick = interval
+                    .mul_f64((epoch + 1) as f64)
+                    .saturating_sub(shared.started.elapsed());
                 park = park.min(next_tick);
             }
             if let Some(at) = wake {
@@ -343,7 +373,15 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
     }
 
     // Close the open epoch: everything read so far becomes final, then the input closes.
-    advance(shared, index, &mut input, &sources, &mut open_epochs, epoch, epoch + 1);
+    advance(
+        shared,
+        index,
+        &mut input,
+        &sources,
+        &mut open_epochs,
+        epoch,
+        epoch + 1,
+    );
     input.close();
     while !probe.done() {
         note_closed_epochs(shared, index, &probe, &mut open_epochs);
@@ -357,8 +395,12 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
 }
 
 fn stats_add_chunk(stats: &Stats, chunk: &Chunk) {
-    stats.records_in.fetch_add(chunk.len() as u64, Ordering::Relaxed);
-    stats.bytes_in.fetch_add(chunk.byte_len() as u64, Ordering::Relaxed);
+    stats
+        .records_in
+        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    stats
+        .bytes_in
+        .fetch_add(chunk.byte_len() as u64, Ordering::Relaxed);
 }
 
 /// Moves the input from `from` to `to`, recording where the sources stood at the end of `from`.
@@ -374,13 +416,22 @@ fn advance(
     input.advance_to(to);
     input.flush();
     let positions = sources.iter().map(|s| s.position()).collect();
-    shared.stats.positions.lock().unwrap_or_else(|e| e.into_inner())[index] = (from, positions);
+    shared
+        .stats
+        .positions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())[index] = (from, positions);
     shared.stats.epoch.fetch_max(to, Ordering::Relaxed);
     open_epochs.push_back((from, Instant::now()));
 }
 
 /// Records the latency of epochs the views have passed.
-fn note_closed_epochs(shared: &Shared, index: usize, probe: &ProbeHandle<u64>, open: &mut VecDeque<(u64, Instant)>) {
+fn note_closed_epochs(
+    shared: &Shared,
+    index: usize,
+    probe: &ProbeHandle<u64>,
+    open: &mut VecDeque<(u64, Instant)>,
+) {
     while let Some(&(epoch, since)) = open.front() {
         if probe.less_equal(&epoch) {
             break;
@@ -388,7 +439,12 @@ fn note_closed_epochs(shared: &Shared, index: usize, probe: &ProbeHandle<u64>, o
         open.pop_front();
         if index == 0 {
             let micros = since.elapsed().as_micros().max(1) as u64;
-            let _ = shared.stats.epoch_latency.lock().unwrap_or_else(|e| e.into_inner()).record(micros);
+            let _ = shared
+                .stats
+                .epoch_latency
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(micros);
         }
     }
 }

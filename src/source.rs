@@ -61,7 +61,9 @@ impl Chunk {
 
     /// The records, in order.
     pub fn iter(&self) -> impl Iterator<Item = (&[u8], Position)> + '_ {
-        self.records.iter().map(|&(s, e, p)| (&self.bytes[s as usize..e as usize], p))
+        self.records
+            .iter()
+            .map(|&(s, e, p)| (&self.bytes[s as usize..e as usize], p))
     }
 
     /// How many records.
@@ -129,11 +131,22 @@ pub enum SourceSpec {
 impl SourceSpec {
     /// Worker `index` of `peers`'s share of this source: generated sequence numbers round-robin,
     /// byte ranges of every file, or all of stdin for worker 0.
-    pub fn open(&self, index: usize, peers: usize, max_record_bytes: usize) -> Result<Vec<Box<dyn Source>>, SourceError> {
+    pub fn open(
+        &self,
+        index: usize,
+        peers: usize,
+        max_record_bytes: usize,
+    ) -> Result<Vec<Box<dyn Source>>, SourceError> {
         Ok(match self {
-            SourceSpec::Generate(spec) => vec![Box::new(generator::GeneratorSource::new(spec.clone(), index, peers))],
+            SourceSpec::Generate(spec) => vec![Box::new(generator::GeneratorSource::new(
+                spec.clone(),
+                index,
+                peers,
+            ))],
             SourceSpec::Files(paths) => file::open_splits(paths, index, peers, max_record_bytes)?,
-            SourceSpec::Stdin if index == 0 => vec![Box::new(stdin::StdinSource::spawn(max_record_bytes))],
+            SourceSpec::Stdin if index == 0 => {
+                vec![Box::new(stdin::StdinSource::spawn(max_record_bytes))]
+            }
             SourceSpec::Stdin => Vec::new(),
         })
     }

@@ -221,16 +221,28 @@ pub fn build<'s>(
             events
                 .clone()
                 .count_by_named("events_by_type", |e: Event| Some(e.event_type))
-                .map(|(t, n)| row(ViewId::EventsByType, vec![Datum::Sym(t)], vec![Datum::Int(n as i64)])),
+                .map(|(t, n)| {
+                    row(
+                        ViewId::EventsByType,
+                        vec![Datum::Sym(t)],
+                        vec![Datum::Int(n as i64)],
+                    )
+                }),
         );
     }
     if on(ViewId::EventsPerMinute) {
         outputs.push(
             events
                 .clone()
-                .count_by_named("events_per_minute", |e: Event| Some((utc_minute(e.at), e.event_type)))
+                .count_by_named("events_per_minute", |e: Event| {
+                    Some((utc_minute(e.at), e.event_type))
+                })
                 .map(|((m, t), n)| {
-                    row(ViewId::EventsPerMinute, vec![Datum::Minute(m), Datum::Sym(t)], vec![Datum::Int(n as i64)])
+                    row(
+                        ViewId::EventsPerMinute,
+                        vec![Datum::Minute(m), Datum::Sym(t)],
+                        vec![Datum::Int(n as i64)],
+                    )
                 }),
         );
     }
@@ -255,43 +267,63 @@ pub fn build<'s>(
         outputs.push(
             events
                 .clone()
-                .sum_by_named("avg_price_by_type", |e: Event| Some((e.event_type, (e.price? as isize, 1isize))))
+                .sum_by_named("avg_price_by_type", |e: Event| {
+                    Some((e.event_type, (e.price? as isize, 1isize)))
+                })
                 .map(|(t, (sum, count))| {
                     let (sum, count) = (sum as i64, count as i64);
                     row(
                         ViewId::AvgPriceByType,
                         vec![Datum::Sym(t)],
-                        vec![Datum::Average(sum, count), Datum::Money(sum), Datum::Int(count)],
+                        vec![
+                            Datum::Average(sum, count),
+                            Datum::Money(sum),
+                            Datum::Int(count),
+                        ],
                     )
                 }),
         );
     }
     let active = (on(ViewId::DailyActiveUsers) || on(ViewId::ConversionRate)).then(|| {
-        events.clone().distinct_count_named("daily_active_users", |e: Event| Some((utc_day(e.at), e.user)))
+        events
+            .clone()
+            .distinct_count_named("daily_active_users", |e: Event| {
+                Some((utc_day(e.at), e.user))
+            })
     });
     if let Some(active) = &active
         && on(ViewId::DailyActiveUsers)
     {
-        outputs.push(
-            active
-                .clone()
-                .map(|(d, n)| row(ViewId::DailyActiveUsers, vec![Datum::Day(d)], vec![Datum::Int(n as i64)])),
-        );
+        outputs.push(active.clone().map(|(d, n)| {
+            row(
+                ViewId::DailyActiveUsers,
+                vec![Datum::Day(d)],
+                vec![Datum::Int(n as i64)],
+            )
+        }));
     }
     if let Some(active) = active
         && on(ViewId::ConversionRate)
     {
-        let purchasing = events.clone().distinct_count_named("purchasing_users", move |e: Event| {
-            (e.event_type == purchase).then(|| (utc_day(e.at), e.user))
-        });
+        let purchasing = events
+            .clone()
+            .distinct_count_named("purchasing_users", move |e: Event| {
+                (e.event_type == purchase).then(|| (utc_day(e.at), e.user))
+            });
         outputs.push(
             active
                 .map(|(d, n)| (d, (n, 0isize)))
                 .concat(purchasing.map(|(d, n)| (d, (0isize, n))))
-                .sum_by_named("conversion_rate", |(d, (a, p)): (i32, (isize, isize))| Some((d, (a * 1, p * 1))))
+                .sum_by_named("conversion_rate", |(d, (a, p)): (i32, (isize, isize))| {
+                    Some((d, (a, p)))
+                })
                 .map(|(d, (active, purchasing))| {
                     let (a, p) = (active as i64, purchasing as i64);
-                    row(ViewId::ConversionRate, vec![Datum::Day(d)], vec![Datum::Int(p), Datum::Int(a), Datum::Ratio(p, a)])
+                    row(
+                        ViewId::ConversionRate,
+                        vec![Datum::Day(d)],
+                        vec![Datum::Int(p), Datum::Int(a), Datum::Ratio(p, a)],
+                    )
                 }),
         );
     }
@@ -305,10 +337,16 @@ pub fn build<'s>(
                     // The count keeps a product whose purchases sum to zero in the ranking.
                     Some((e.product?, (price as isize, 1isize)))
                 })
-                .map(move |(p, (revenue, _orders))| ((), (Reverse(revenue), names.resolve(p).to_string(), p)))
+                .map(move |(p, (revenue, _orders))| {
+                    ((), (Reverse(revenue), names.resolve(p).to_string(), p))
+                })
                 .top_k_named("top_products", 10)
                 .map(|((), (rank, (Reverse(revenue), _name, p)))| {
-                    row(ViewId::TopProducts, vec![Datum::Sym(p)], vec![Datum::Int(rank as i64), Datum::Money(revenue as i64)])
+                    row(
+                        ViewId::TopProducts,
+                        vec![Datum::Sym(p)],
+                        vec![Datum::Int(rank as i64), Datum::Money(revenue as i64)],
+                    )
                 }),
         );
     }
@@ -316,17 +354,28 @@ pub fn build<'s>(
         outputs.push(
             events
                 .clone()
-                .count_by_named("events_by_source", |e: Event| Some((e.source, e.event_type)))
+                .count_by_named("events_by_source", |e: Event| {
+                    Some((e.source, e.event_type))
+                })
                 .map(|((s, t), n)| {
-                    row(ViewId::EventsBySource, vec![Datum::sym(s), Datum::Sym(t)], vec![Datum::Int(n as i64)])
+                    row(
+                        ViewId::EventsBySource,
+                        vec![Datum::sym(s), Datum::Sym(t)],
+                        vec![Datum::Int(n as i64)],
+                    )
                 }),
         );
     }
     if on(ViewId::DeadLettersByReason) {
         outputs.push(
-            dead.count_by_named("dead_letters_by_reason", |d: DeadLetter| Some(d.reason)).map(|(r, n)| {
-                row(ViewId::DeadLettersByReason, vec![Datum::Text(r.code().to_owned())], vec![Datum::Int(n as i64)])
-            }),
+            dead.count_by_named("dead_letters_by_reason", |d: DeadLetter| Some(d.reason))
+                .map(|(r, n)| {
+                    row(
+                        ViewId::DeadLettersByReason,
+                        vec![Datum::Text(r.code().to_owned())],
+                        vec![Datum::Int(n as i64)],
+                    )
+                }),
         );
     }
     let scope = events.inner.scope();
@@ -353,8 +402,15 @@ pub struct ViewStore {
 impl ViewStore {
     /// An empty store for the `enabled` views.
     pub fn new(symbols: Arc<Symbols>, enabled: Vec<ViewId>) -> Self {
-        let state = ViewState { as_of: None, tables: vec![BTreeMap::new(); VIEWS.len()] };
-        ViewStore { symbols, enabled, state: RwLock::new(state) }
+        let state = ViewState {
+            as_of: None,
+            tables: vec![BTreeMap::new(); VIEWS.len()],
+        };
+        ViewStore {
+            symbols,
+            enabled,
+            state: RwLock::new(state),
+        }
     }
 
     /// Applies the consolidated changes of every epoch up to and including `epoch`.
@@ -407,24 +463,42 @@ impl ViewStore {
             if names.len() == 1 {
                 data[0].to_json(&self.symbols)
             } else {
-                Json::Object(names.iter().zip(data).map(|(n, d)| (n.to_string(), d.to_json(&self.symbols))).collect())
+                Json::Object(
+                    names
+                        .iter()
+                        .zip(data)
+                        .map(|(n, d)| (n.to_string(), d.to_json(&self.symbols)))
+                        .collect(),
+                )
             }
         };
-        let mut rows: Vec<(Json, Json)> =
-            state.tables[view as usize].iter().map(|(k, v)| (fields(spec.key, k), fields(spec.value, v))).collect();
+        let mut rows: Vec<(Json, Json)> = state.tables[view as usize]
+            .iter()
+            .map(|(k, v)| (fields(spec.key, k), fields(spec.value, v)))
+            .collect();
         if view == ViewId::TopProducts {
             rows.sort_by_key(|(_, v)| v["rank"].as_i64());
         } else {
             rows.sort_by_key(|(k, _)| k.to_string());
         }
-        rows.into_iter().map(|(key, value)| json!({"key": key, "value": value})).collect()
+        rows.into_iter()
+            .map(|(key, value)| json!({"key": key, "value": value}))
+            .collect()
     }
 
     /// Every enabled view, as `{"as_of_epoch": N, "views": {"name": [rows]}}`.
     pub fn to_json(&self) -> Json {
         self.read(|state| {
-            let views: Map<String, Json> =
-                self.enabled.iter().map(|&v| (v.spec().name.to_owned(), Json::Array(self.rows_json(state, v)))).collect();
+            let views: Map<String, Json> = self
+                .enabled
+                .iter()
+                .map(|&v| {
+                    (
+                        v.spec().name.to_owned(),
+                        Json::Array(self.rows_json(state, v)),
+                    )
+                })
+                .collect();
             json!({"as_of_epoch": state.as_of, "views": views})
         })
     }
@@ -435,31 +509,39 @@ impl ViewStore {
 pub fn publish(rows: VecCollection<'_, u64, ViewRow>, store: Arc<ViewStore>, index: usize) {
     // Changes of epochs that are still open, by epoch.
     let mut pending: BTreeMap<u64, Vec<(ViewRow, isize)>> = BTreeMap::new();
-    rows.inner.sink(Exchange::new(|_| 0), "PublishViews", move |(input, frontier)| {
-        input.for_each(|_cap, data| {
-            for (row, time, diff) in data.drain(..) {
-                pending.entry(time).or_default().push((row, diff));
+    rows.inner.sink(
+        Exchange::new(|_| 0),
+        "PublishViews",
+        move |(input, frontier)| {
+            input.for_each(|_cap, data| {
+                for (row, time, diff) in data.drain(..) {
+                    pending.entry(time).or_default().push((row, diff));
+                }
+            });
+            if index != 0 {
+                return;
             }
-        });
-        if index != 0 {
-            return;
-        }
-        let mut closed = Vec::new();
-        let mut last = None;
-        while let Some(entry) = pending.first_entry() {
-            if frontier.less_equal(entry.key()) {
-                break;
+            let mut closed = Vec::new();
+            let mut last = None;
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (epoch, mut changes) = entry.remove_entry();
+                closed.append(&mut changes);
+                last = Some(epoch);
             }
-            let (epoch, mut changes) = entry.remove_entry();
-            closed.append(&mut changes);
-            last = Some(epoch);
-        }
-        // Every epoch before the frontier is closed, with or without changes.
-        let through = frontier.frontier().first().map(|f| f.saturating_sub(1)).filter(|_| !frontier.less_equal(&0));
-        if let Some(epoch) = last {
-            store.apply(epoch.max(through.unwrap_or(0)), &mut closed);
-        } else if let Some(epoch) = through {
-            store.close_through(epoch);
-        }
-    });
+            // Every epoch before the frontier is closed, with or without changes.
+            let through = frontier
+                .frontier()
+                .first()
+                .map(|f| f.saturating_sub(1))
+                .filter(|_| !frontier.less_equal(&0));
+            if let Some(epoch) = last {
+                store.apply(epoch.max(through.unwrap_or(0)), &mut closed);
+            } else if let Some(epoch) = through {
+                store.close_through(epoch);
+            }
+        },
+    );
 }

@@ -17,7 +17,12 @@ fn views_of(path: &Path) -> serde_json::Value {
 }
 
 fn lines_of(path: &Path) -> Vec<Vec<u8>> {
-    std::fs::read(path).unwrap().split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect()
+    std::fs::read(path)
+        .unwrap()
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
 }
 
 #[test]
@@ -25,11 +30,24 @@ fn generate_then_run_on_the_file_gives_the_reference_views() {
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let out = lambdaflow()
-        .args(["generate", "--count", "30000", "--seed", "9", "--bad-fraction", "0.02", "-o"])
+        .args([
+            "generate",
+            "--count",
+            "30000",
+            "--seed",
+            "9",
+            "--bad-fraction",
+            "0.02",
+            "-o",
+        ])
         .arg(&events)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let views = dir.path().join("v.json");
     let out = lambdaflow()
         .args(["run", "--until-exhausted", "--workers", "2", "--source"])
@@ -38,10 +56,17 @@ fn generate_then_run_on_the_file_gives_the_reference_views() {
         .arg(&views)
         .output()
         .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let json = views_of(&views);
     assert!(json["as_of_epoch"].as_u64().is_some(), "{json}");
-    assert_eq!(reference::from_views_json(&json), reference::views(&lines_of(&events), 1 << 20));
+    assert_eq!(
+        reference::from_views_json(&json),
+        reference::views(&lines_of(&events), 1 << 20)
+    );
     let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(stdout.contains("done: 30000 records read"), "{stdout}");
 }
@@ -49,19 +74,41 @@ fn generate_then_run_on_the_file_gives_the_reference_views() {
 #[test]
 fn stdin_and_a_directory_are_sources_too() {
     let dir = tempfile::tempdir().unwrap();
-    let input = lambdaflow().args(["generate", "--count", "2000", "--bad-fraction", "0.05"]).output().unwrap();
+    let input = lambdaflow()
+        .args(["generate", "--count", "2000", "--bad-fraction", "0.05"])
+        .output()
+        .unwrap();
     assert!(input.status.success());
-    let lines: Vec<Vec<u8>> = input.stdout.split(|b| *b == b'\n').filter(|l| !l.is_empty()).map(<[u8]>::to_vec).collect();
+    let lines: Vec<Vec<u8>> = input
+        .stdout
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
     let expected = reference::views(&lines, 1 << 20);
 
     let views = dir.path().join("stdin.json");
     let mut child = lambdaflow()
-        .args(["run", "-q", "--until-exhausted", "--source", "stdin", "--epoch-records", "100", "--views-out"])
+        .args([
+            "run",
+            "-q",
+            "--until-exhausted",
+            "--source",
+            "stdin",
+            "--epoch-records",
+            "100",
+            "--views-out",
+        ])
         .arg(&views)
         .stdin(Stdio::piped())
         .spawn()
         .unwrap();
-    child.stdin.take().unwrap().write_all(&input.stdout).unwrap();
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(&input.stdout)
+        .unwrap();
     assert!(child.wait().unwrap().success());
     assert_eq!(reference::from_views_json(&views_of(&views)), expected);
 
@@ -92,11 +139,21 @@ fn oversized_records_become_too_large_dead_letters() {
     let dir = tempfile::tempdir().unwrap();
     let events = dir.path().join("events.jsonl");
     let good = r#"{"event_id":"a","event_type":"login","user_id":"u","event_timestamp":"2024-05-05T10:00:00+02:00","country":"FR"}"#;
-    let big = format!(r#"{{"event_id":"b","event_type":"login","user_id":"u","event_timestamp":"2024-05-05T10:00:00Z","country":"FR","blob":"{}"}}"#, "z".repeat(5000));
+    let big = format!(
+        r#"{{"event_id":"b","event_type":"login","user_id":"u","event_timestamp":"2024-05-05T10:00:00Z","country":"FR","blob":"{}"}}"#,
+        "z".repeat(5000)
+    );
     std::fs::write(&events, format!("{good}\n{big}\n{good}\n")).unwrap();
     let views = dir.path().join("v.json");
     let status = lambdaflow()
-        .args(["run", "-q", "--until-exhausted", "--max-record-bytes", "1000", "--source"])
+        .args([
+            "run",
+            "-q",
+            "--until-exhausted",
+            "--max-record-bytes",
+            "1000",
+            "--source",
+        ])
         .arg(format!("file:{}", events.display()))
         .arg("--views-out")
         .arg(&views)
@@ -104,9 +161,18 @@ fn oversized_records_become_too_large_dead_letters() {
         .unwrap();
     assert!(status.success());
     let json = views_of(&views);
-    assert_eq!(json["views"]["dead_letters_by_reason"], serde_json::json!([{"key": "too_large", "value": 1}]));
-    assert_eq!(json["views"]["events_by_type"], serde_json::json!([{"key": "login", "value": 2}]));
-    assert_eq!(json["views"]["daily_active_users"], serde_json::json!([{"key": "2024-05-05", "value": 1}]));
+    assert_eq!(
+        json["views"]["dead_letters_by_reason"],
+        serde_json::json!([{"key": "too_large", "value": 1}])
+    );
+    assert_eq!(
+        json["views"]["events_by_type"],
+        serde_json::json!([{"key": "login", "value": 2}])
+    );
+    assert_eq!(
+        json["views"]["daily_active_users"],
+        serde_json::json!([{"key": "2024-05-05", "value": 1}])
+    );
 }
 
 #[test]
@@ -115,22 +181,60 @@ fn bad_flags_and_configs_get_one_line_and_a_non_zero_exit() {
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "[pipeline]\nworkers = \"two\"\n").unwrap();
     let cases: Vec<(Vec<String>, &str)> = vec![
-        (vec!["run".into(), "--workers".into(), "0".into()], "workers must be between 1 and 256"),
-        (vec!["run".into(), "--source".into(), "file:/no/such/file.jsonl".into()], "/no/such/file.jsonl"),
-        (vec!["run".into(), "--source".into(), "ftp://x".into()], "source `ftp://x` is not"),
-        (vec!["run".into(), "--epoch".into(), "fast".into()], "epoch `fast` is not a duration"),
-        (vec!["run".into(), "--views".into(), "events_by_type,nope".into()], "unknown view `nope`"),
-        (vec!["run".into(), "--config".into(), config.display().to_string()], "bad.toml"),
-        (vec!["run".into(), "--config".into(), "/no/such.toml".into()], "cannot read config file"),
-        (vec!["generate".into(), "--bad-fraction".into(), "3".into()], "bad fraction must be between 0 and 1"),
-        (vec!["run".into(), "--wrokers".into(), "2".into()], "--wrokers"),
+        (
+            vec!["run".into(), "--workers".into(), "0".into()],
+            "workers must be between 1 and 256",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--source".into(),
+                "file:/no/such/file.jsonl".into(),
+            ],
+            "/no/such/file.jsonl",
+        ),
+        (
+            vec!["run".into(), "--source".into(), "ftp://x".into()],
+            "source `ftp://x` is not",
+        ),
+        (
+            vec!["run".into(), "--epoch".into(), "fast".into()],
+            "epoch `fast` is not a duration",
+        ),
+        (
+            vec!["run".into(), "--views".into(), "events_by_type,nope".into()],
+            "unknown view `nope`",
+        ),
+        (
+            vec![
+                "run".into(),
+                "--config".into(),
+                config.display().to_string(),
+            ],
+            "bad.toml",
+        ),
+        (
+            vec!["run".into(), "--config".into(), "/no/such.toml".into()],
+            "cannot read config file",
+        ),
+        (
+            vec!["generate".into(), "--bad-fraction".into(), "3".into()],
+            "bad fraction must be between 0 and 1",
+        ),
+        (
+            vec!["run".into(), "--wrokers".into(), "2".into()],
+            "--wrokers",
+        ),
     ];
     for (args, expected) in cases {
         let out = lambdaflow().args(&args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");
-        assert!(!stderr.contains("panicked") && !stderr.contains("backtrace"), "{args:?}: {stderr}");
+        assert!(
+            !stderr.contains("panicked") && !stderr.contains("backtrace"),
+            "{args:?}: {stderr}"
+        );
         if args[1] != "--wrokers" {
             assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         }
@@ -171,12 +275,21 @@ fn sigint_and_sigterm_stop_the_demo_cleanly() {
                 line.contains(" dead ")
             }
         }));
-        let killed = Command::new("kill").arg(signal).arg(child.id().to_string()).status().unwrap();
+        let killed = Command::new("kill")
+            .arg(signal)
+            .arg(child.id().to_string())
+            .status()
+            .unwrap();
         assert!(killed.success());
         let status = child.wait().unwrap();
         assert_eq!(status.code(), Some(0), "{signal}: {status:?}");
         let json = views_of(&views);
-        let events: i64 = json["views"]["events_by_type"].as_array().unwrap().iter().map(|r| r["value"].as_i64().unwrap()).sum();
+        let events: i64 = json["views"]["events_by_type"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["value"].as_i64().unwrap())
+            .sum();
         assert!(events > 0, "{signal}: {json}");
     }
 }

@@ -17,7 +17,12 @@ fn views_equal_a_plain_recomputation_for_any_workers_and_epochs() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("events.jsonl");
     // Starting two hours before midnight UTC, the events span two days.
-    let spec = GeneratorSpec { seed: 7, bad_fraction: 0.01, start_micros: 1_735_682_400_000_000, ..GeneratorSpec::default() };
+    let spec = GeneratorSpec {
+        seed: 7,
+        bad_fraction: 0.01,
+        start_micros: 1_735_682_400_000_000,
+        ..GeneratorSpec::default()
+    };
     let mut bytes = Vec::new();
     let mut lines = Vec::new();
     let mut injected = std::collections::BTreeMap::new();
@@ -34,14 +39,24 @@ fn views_equal_a_plain_recomputation_for_any_workers_and_epochs() {
     let expected = reference::views(&lines, 1 << 20);
 
     // The generator's own account of what it broke, and the reference's, and the engine's agree.
-    let dead: std::collections::BTreeMap<String, i64> =
-        expected["dead_letters_by_reason"].iter().map(|(k, v)| (k.trim_matches('"').to_owned(), v.as_i64().unwrap())).collect();
+    let dead: std::collections::BTreeMap<String, i64> = expected["dead_letters_by_reason"]
+        .iter()
+        .map(|(k, v)| (k.trim_matches('"').to_owned(), v.as_i64().unwrap()))
+        .collect();
     assert_eq!(dead, injected);
-    assert_eq!(injected.len(), BAD_KINDS.len(), "every malformed kind occurs");
+    assert_eq!(
+        injected.len(),
+        BAD_KINDS.len(),
+        "every malformed kind occurs"
+    );
     assert!(expected["top_products"].len() == 10 && expected["daily_active_users"].len() >= 2);
 
     for workers in [1, 2, 4] {
-        for epoch in [EpochPolicy::Records(1_000), EpochPolicy::Records(40_000), EpochPolicy::Interval(Duration::from_millis(5))] {
+        for epoch in [
+            EpochPolicy::Records(1_000),
+            EpochPolicy::Records(40_000),
+            EpochPolicy::Interval(Duration::from_millis(5)),
+        ] {
             let config = PipelineConfig {
                 workers,
                 epoch,

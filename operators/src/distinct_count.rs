@@ -1,9 +1,9 @@
 //! The number of distinct items per group.
 
-use std::hash::Hash;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::{CountTotal, ThresholdTotal};
 use differential_dataflow::{ExchangeData, VecCollection};
+use std::hash::Hash;
 use timely::order::TotalOrder;
 use timely::progress::Timestamp;
 
@@ -38,7 +38,11 @@ pub trait DistinctCount<'scope, T: Timestamp, D> {
 
     /// Counts, per group, the distinct items among the `(group, item)` pairs `logic` returns;
     /// records for which it returns `None` are skipped.
-    fn distinct_count_named<G, I, L>(self, name: &str, logic: L) -> VecCollection<'scope, T, (G, isize), isize>
+    fn distinct_count_named<G, I, L>(
+        self,
+        name: &str,
+        logic: L,
+    ) -> VecCollection<'scope, T, (G, isize), isize>
     where
         G: ExchangeData + Hash,
         I: ExchangeData + Hash,
@@ -50,7 +54,11 @@ where
     T: Timestamp + Lattice + TotalOrder + ExchangeData,
     D: Clone + 'static,
 {
-    fn distinct_count_named<G, I, L>(self, name: &str, logic: L) -> VecCollection<'scope, T, (G, isize), isize>
+    fn distinct_count_named<G, I, L>(
+        self,
+        name: &str,
+        logic: L,
+    ) -> VecCollection<'scope, T, (G, isize), isize>
     where
         G: ExchangeData + Hash,
         I: ExchangeData + Hash,
@@ -86,7 +94,13 @@ mod tests {
         });
         let mut updates: Vec<_> = rx.extract().into_iter().flat_map(|(_, v)| v).collect();
         updates.sort();
-        let mut expected = vec![((1, 1), 0, 1), ((1, 1), 1, -1), ((1, 2), 1, 1), ((1, 2), 3, -1), ((1, 1), 3, 1)];
+        let mut expected = vec![
+            ((1, 1), 0, 1),
+            ((1, 1), 1, -1),
+            ((1, 2), 1, 1),
+            ((1, 2), 3, -1),
+            ((1, 1), 3, 1),
+        ];
         expected.sort();
         assert_eq!(updates, expected);
     }

@@ -1,7 +1,7 @@
 //! Split a collection into results and errors without dropping anything.
 
-use differential_dataflow::{AsCollection, VecCollection};
 use differential_dataflow::difference::Semigroup;
+use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::channels::pact::Pipeline;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
@@ -31,7 +31,13 @@ pub trait FlatMapFallible<'scope, T: Timestamp, D, R> {
     ///     errors.inspect(|(e, _t, _r)| assert_eq!(e, "not a number: x"));
     /// });
     /// ```
-    fn flat_map_fallible<O, E, L>(self, logic: L) -> (VecCollection<'scope, T, O, R>, VecCollection<'scope, T, E, R>)
+    fn flat_map_fallible<O, E, L>(
+        self,
+        logic: L,
+    ) -> (
+        VecCollection<'scope, T, O, R>,
+        VecCollection<'scope, T, E, R>,
+    )
     where
         O: Clone + 'static,
         E: Clone + 'static,
@@ -47,7 +53,10 @@ pub trait FlatMapFallible<'scope, T: Timestamp, D, R> {
         self,
         name: &str,
         logic: L,
-    ) -> (VecCollection<'scope, T, O, R>, VecCollection<'scope, T, E, R>)
+    ) -> (
+        VecCollection<'scope, T, O, R>,
+        VecCollection<'scope, T, E, R>,
+    )
     where
         O: Clone + 'static,
         E: Clone + 'static,
@@ -64,7 +73,10 @@ where
         self,
         name: &str,
         mut logic: L,
-    ) -> (VecCollection<'scope, T, O, R>, VecCollection<'scope, T, E, R>)
+    ) -> (
+        VecCollection<'scope, T, O, R>,
+        VecCollection<'scope, T, E, R>,
+    )
     where
         O: Clone + 'static,
         E: Clone + 'static,
@@ -117,19 +129,24 @@ mod tests {
             input.update_at("".to_string(), 1, 2);
             input.update_at("c".to_string(), 1, -1);
             input.close();
-            let (oks, errs) = words.flat_map_fallible_named("Split", |s: String, oks: &mut Vec<String>, errs| {
-                if s.is_empty() {
-                    errs.push("empty");
-                }
-                oks.extend(s.split(',').filter(|p| !p.is_empty()).map(str::to_owned));
-            });
+            let (oks, errs) =
+                words.flat_map_fallible_named("Split", |s: String, oks: &mut Vec<String>, errs| {
+                    if s.is_empty() {
+                        errs.push("empty");
+                    }
+                    oks.extend(s.split(',').filter(|p| !p.is_empty()).map(str::to_owned));
+                });
             (oks.inner.capture(), errs.inner.capture())
         });
         let mut oks: Vec<_> = ok_rx.extract().into_iter().flat_map(|(_, v)| v).collect();
         oks.sort();
         assert_eq!(
             oks,
-            vec![("a".to_string(), 0, 1), ("b".to_string(), 0, 1), ("c".to_string(), 1, -1)]
+            vec![
+                ("a".to_string(), 0, 1),
+                ("b".to_string(), 0, 1),
+                ("c".to_string(), 1, -1)
+            ]
         );
         let errs: Vec<_> = err_rx.extract().into_iter().flat_map(|(_, v)| v).collect();
         assert_eq!(errs, vec![("empty", 1, 2)]);

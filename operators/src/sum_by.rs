@@ -1,10 +1,10 @@
 //! Per-key sums and counts, maintained incrementally.
 
 use differential_dataflow::difference::{Multiply, Semigroup};
-use std::hash::Hash;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::CountTotal;
 use differential_dataflow::{ExchangeData, VecCollection};
+use std::hash::Hash;
 use timely::order::TotalOrder;
 use timely::progress::Timestamp;
 
@@ -65,7 +65,11 @@ pub trait SumBy<'scope, T: Timestamp, D> {
     ///         .inspect(|((t, n), _time, _diff)| assert_eq!(*n, if *t == "view" { 2 } else { 1 }));
     /// });
     /// ```
-    fn count_by_named<K, L>(self, name: &str, mut logic: L) -> VecCollection<'scope, T, (K, isize), isize>
+    fn count_by_named<K, L>(
+        self,
+        name: &str,
+        mut logic: L,
+    ) -> VecCollection<'scope, T, (K, isize), isize>
     where
         K: ExchangeData + Hash,
         L: FnMut(D) -> Option<K> + 'static,
@@ -80,13 +84,13 @@ where
     T: Timestamp + Lattice + TotalOrder + ExchangeData,
     D: Clone + 'static,
 {
-    fn sum_by_named<K, A, L>(self, name: &str, mut logic: L) -> VecCollection<'scope, T, (K, A), isize>
+    fn sum_by_named<K, A, L>(self, name: &str, logic: L) -> VecCollection<'scope, T, (K, A), isize>
     where
         K: ExchangeData + Hash,
         A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
         L: FnMut(D) -> Option<(K, A)> + 'static,
     {
-        self.explode(move |d| logic(d))
+        self.explode(logic)
             .consolidate_stream()
             .arrange_by_self_named(&format!("Arrange: {name}"))
             .count_total()
@@ -109,7 +113,10 @@ mod tests {
             input.update_at((1, 10), 1, -1); // a retraction in a later epoch
             input.update_at((2, 7), 2, -1); // key 2 returns to zero and disappears
             input.close();
-            sales.sum_by_named("Revenue", |(k, cents)| Some((k, (cents, 1isize)))).inner.capture()
+            sales
+                .sum_by_named("Revenue", |(k, cents)| Some((k, (cents, 1isize))))
+                .inner
+                .capture()
         });
         let mut updates: Vec<_> = rx.extract().into_iter().flat_map(|(_, v)| v).collect();
         updates.sort();

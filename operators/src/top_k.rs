@@ -1,8 +1,8 @@
 //! The `k` smallest values per group, ranked.
 
-use std::hash::Hash;
 use differential_dataflow::lattice::Lattice;
 use differential_dataflow::{ExchangeData, VecCollection};
+use std::hash::Hash;
 use timely::order::TotalOrder;
 use timely::progress::Timestamp;
 

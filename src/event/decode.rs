@@ -77,7 +77,10 @@ pub struct DecodeError {
 
 impl DecodeError {
     fn new(reason: Reason, message: impl Into<String>) -> Self {
-        DecodeError { reason, message: message.into() }
+        DecodeError {
+            reason,
+            message: message.into(),
+        }
     }
 }
 
@@ -166,7 +169,12 @@ impl Decoder {
     /// A decoder for `schema` that refuses records over `max_bytes`.
     pub fn new(schema: Schema, max_bytes: usize) -> Self {
         let values = vec![Value::Absent; schema.fields.len()];
-        Decoder { schema, max_bytes, values, doc: String::new() }
+        Decoder {
+            schema,
+            max_bytes,
+            values,
+            doc: String::new(),
+        }
     }
 
     /// The schema.
@@ -179,11 +187,20 @@ impl Decoder {
         if raw.len() > self.max_bytes {
             return Err(DecodeError::new(
                 Reason::TooLarge,
-                format!("record is larger than the limit of {} bytes (max_record_bytes)", self.max_bytes),
+                format!(
+                    "record is larger than the limit of {} bytes (max_record_bytes)",
+                    self.max_bytes
+                ),
             ));
         }
         let text = std::str::from_utf8(raw).map_err(|e| {
-            DecodeError::new(Reason::NotUtf8, format!("record is not valid UTF-8 (invalid byte at offset {})", e.valid_up_to()))
+            DecodeError::new(
+                Reason::NotUtf8,
+                format!(
+                    "record is not valid UTF-8 (invalid byte at offset {})",
+                    e.valid_up_to()
+                ),
+            )
         })?;
         for v in &mut self.values {
             *v = Value::Absent;
@@ -221,7 +238,11 @@ impl Decoder {
                 ));
             }
         }
-        Ok(Record { raw: text, values: &self.values, doc: &self.doc })
+        Ok(Record {
+            raw: text,
+            values: &self.values,
+            doc: &self.doc,
+        })
     }
 }
 
@@ -244,7 +265,12 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let raw: &'de RawValue = map.next_value()?;
             match self.schema.index_of(&key) {
-                Some(i) => match typed_value(&self.schema.fields[i].name, self.schema.fields[i].ty, raw, self.base) {
+                Some(i) => match typed_value(
+                    &self.schema.fields[i].name,
+                    self.schema.fields[i].ty,
+                    raw,
+                    self.base,
+                ) {
                     Ok(v) => self.values[i] = v,
                     Err(e) => {
                         *self.failure = Some(e);
@@ -254,7 +280,8 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
                 None => {
                     self.doc.push(if self.doc.is_empty() { '{' } else { ',' });
                     // Keys are re-escaped; values are kept byte for byte.
-                    self.doc.push_str(&serde_json::to_string(&*key).unwrap_or_default());
+                    self.doc
+                        .push_str(&serde_json::to_string(&*key).unwrap_or_default());
                     self.doc.push(':');
                     self.doc.push_str(raw.get());
                 }
@@ -308,16 +335,32 @@ fn excerpt(text: &str) -> String {
 /// The contents of a JSON string literal, borrowed when it has no escapes.
 fn string_body(text: &str) -> Option<Cow<'_, str>> {
     let inner = text.strip_prefix('"')?.strip_suffix('"')?;
-    if inner.contains('\\') { serde_json::from_str::<String>(text).ok().map(Cow::Owned) } else { Some(Cow::Borrowed(inner)) }
+    if inner.contains('\\') {
+        serde_json::from_str::<String>(text).ok().map(Cow::Owned)
+    } else {
+        Some(Cow::Borrowed(inner))
+    }
 }
 
-fn typed_value(name: &str, ty: FieldType, raw: &RawValue, base: usize) -> Result<Value, DecodeError> {
+fn typed_value(
+    name: &str,
+    ty: FieldType,
+    raw: &RawValue,
+    base: usize,
+) -> Result<Value, DecodeError> {
     let text = raw.get();
     if text == "null" {
         return Ok(Value::Absent);
     }
     let wrong = |detail: &str| {
-        DecodeError::new(Reason::WrongType, format!("field `{name}` must be {}{detail}: {}", ty_phrase(ty), excerpt(text)))
+        DecodeError::new(
+            Reason::WrongType,
+            format!(
+                "field `{name}` must be {}{detail}: {}",
+                ty_phrase(ty),
+                excerpt(text)
+            ),
+        )
     };
     let is_string = text.starts_with('"');
     let is_number = matches!(text.as_bytes().first(), Some(b'-' | b'0'..=b'9'));
@@ -325,18 +368,36 @@ fn typed_value(name: &str, ty: FieldType, raw: &RawValue, base: usize) -> Result
         FieldType::String if is_string => {
             let inner = &text[1..text.len() - 1];
             if inner.contains('\\') {
-                serde_json::from_str::<String>(text).map(|s| Value::Text(Text::Owned(s))).map_err(|_| wrong(""))
+                serde_json::from_str::<String>(text)
+                    .map(|s| Value::Text(Text::Owned(s)))
+                    .map_err(|_| wrong(""))
             } else {
                 let start = inner.as_ptr() as usize - base;
-                Ok(Value::Text(Text::Span(start as u32, (start + inner.len()) as u32)))
+                Ok(Value::Text(Text::Span(
+                    start as u32,
+                    (start + inner.len()) as u32,
+                )))
             }
         }
-        FieldType::Int if is_number => text.parse().map(Value::Int).map_err(|_| wrong(" in the 64-bit range")),
+        FieldType::Int if is_number => text
+            .parse()
+            .map(Value::Int)
+            .map_err(|_| wrong(" in the 64-bit range")),
         FieldType::Float if is_number => text.parse().map(Value::Float).map_err(|_| wrong("")),
         FieldType::Money if is_number || is_string => {
-            let body = if is_string { string_body(text).ok_or_else(|| wrong(""))? } else { Cow::Borrowed(text) };
+            let body = if is_string {
+                string_body(text).ok_or_else(|| wrong(""))?
+            } else {
+                Cow::Borrowed(text)
+            };
             parse_cents(&body).map(Value::Money).map_err(|why| {
-                DecodeError::new(Reason::WrongType, format!("field `{name}` is not valid money ({why}): {}", excerpt(text)))
+                DecodeError::new(
+                    Reason::WrongType,
+                    format!(
+                        "field `{name}` is not valid money ({why}): {}",
+                        excerpt(text)
+                    ),
+                )
             })
         }
         FieldType::Bool if text == "true" || text == "false" => Ok(Value::Bool(text == "true")),
@@ -345,7 +406,10 @@ fn typed_value(name: &str, ty: FieldType, raw: &RawValue, base: usize) -> Result
             parse_rfc3339(&body).map(Value::Timestamp).map_err(|why| {
                 DecodeError::new(
                     Reason::BadTimestamp,
-                    format!("field `{name}` is not an RFC 3339 timestamp ({why}): {}", excerpt(text)),
+                    format!(
+                        "field `{name}` is not an RFC 3339 timestamp ({why}): {}",
+                        excerpt(text)
+                    ),
                 )
             })
         }
@@ -396,13 +460,29 @@ mod tests {
     fn every_reason_code() {
         assert_eq!(reason_of(b"{not json").0, Reason::NotJson);
         assert_eq!(reason_of(b"{\"event_id\": \"\xff\"}").0, Reason::NotUtf8);
-        assert_eq!(reason_of(GOOD.replace(r#""user_id":"u1","#, "").as_bytes()).0, Reason::MissingField);
-        assert_eq!(reason_of(GOOD.replace(r#""u1""#, "17").as_bytes()).0, Reason::WrongType);
-        assert_eq!(reason_of(GOOD.replace("2024-01-01T10:00:00Z", "01/01/2024").as_bytes()).0, Reason::BadTimestamp);
+        assert_eq!(
+            reason_of(GOOD.replace(r#""user_id":"u1","#, "").as_bytes()).0,
+            Reason::MissingField
+        );
+        assert_eq!(
+            reason_of(GOOD.replace(r#""u1""#, "17").as_bytes()).0,
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason_of(
+                GOOD.replace("2024-01-01T10:00:00Z", "01/01/2024")
+                    .as_bytes()
+            )
+            .0,
+            Reason::BadTimestamp
+        );
         let big = format!(r#"{{"pad":"{}"}}"#, "x".repeat(2000));
         assert_eq!(reason_of(big.as_bytes()).0, Reason::TooLarge);
         assert_eq!(reason_of(b"[1,2,3]").0, Reason::WrongType);
-        assert_eq!(reason_of(format!("{GOOD} trailing").as_bytes()).0, Reason::NotJson);
+        assert_eq!(
+            reason_of(format!("{GOOD} trailing").as_bytes()).0,
+            Reason::NotJson
+        );
         assert_eq!(reason_of(b"").0, Reason::NotJson);
     }
 
@@ -413,15 +493,23 @@ mod tests {
         let (_, m) = reason_of(GOOD.replace("999.99", "\"lots\"").as_bytes());
         assert!(m.contains("`price`"), "{m}");
         let (_, m) = reason_of(GOOD.replace(r#""u1""#, "[1]").as_bytes());
-        assert!(m.contains("`user_id`") && m.contains("found an array"), "{m}");
-        let (_, m) = reason_of(GOOD.replace(r#""country":"UK""#, r#""country":null"#).as_bytes());
+        assert!(
+            m.contains("`user_id`") && m.contains("found an array"),
+            "{m}"
+        );
+        let (_, m) = reason_of(
+            GOOD.replace(r#""country":"UK""#, r#""country":null"#)
+                .as_bytes(),
+        );
         assert!(m.contains("`country`"), "{m}");
     }
 
     #[test]
     fn unicode_and_escapes() {
         let mut d = decoder();
-        let raw = GOOD.replace("laptop", r#"caf\u00e9 cr\u00e8me \"deluxe\""#).replace("\"UK\"", "\"日本\"");
+        let raw = GOOD
+            .replace("laptop", r#"caf\u00e9 cr\u00e8me \"deluxe\""#)
+            .replace("\"UK\"", "\"日本\"");
         let r = d.decode(raw.as_bytes()).unwrap();
         assert_eq!(r.text(4), Some("café crème \"deluxe\""));
         assert_eq!(r.text(6), Some("日本"));
@@ -430,22 +518,50 @@ mod tests {
     #[test]
     fn money_from_numbers_and_strings() {
         let mut d = decoder();
-        for (price, cents) in [("0", 0), ("0.5", 50), ("19.99", 1999), ("1e2", 10_000), ("-3.5", -350), ("\"19.99\"", 1999)] {
+        for (price, cents) in [
+            ("0", 0),
+            ("0.5", 50),
+            ("19.99", 1999),
+            ("1e2", 10_000),
+            ("-3.5", -350),
+            ("\"19.99\"", 1999),
+        ] {
             let raw = GOOD.replace("999.99", price);
-            assert_eq!(d.decode(raw.as_bytes()).unwrap().money(5), Some(cents), "{price}");
+            assert_eq!(
+                d.decode(raw.as_bytes()).unwrap().money(5),
+                Some(cents),
+                "{price}"
+            );
         }
-        assert_eq!(reason_of(GOOD.replace("999.99", "19.999").as_bytes()).0, Reason::WrongType);
-        assert_eq!(reason_of(GOOD.replace("999.99", "true").as_bytes()).0, Reason::WrongType);
+        assert_eq!(
+            reason_of(GOOD.replace("999.99", "19.999").as_bytes()).0,
+            Reason::WrongType
+        );
+        assert_eq!(
+            reason_of(GOOD.replace("999.99", "true").as_bytes()).0,
+            Reason::WrongType
+        );
         // price is optional: null is absent
-        assert_eq!(d.decode(GOOD.replace("999.99", "null").as_bytes()).unwrap().money(5), None);
+        assert_eq!(
+            d.decode(GOOD.replace("999.99", "null").as_bytes())
+                .unwrap()
+                .money(5),
+            None
+        );
     }
 
     #[test]
     fn unknown_fields_are_kept_verbatim_in_doc() {
         let mut d = decoder();
-        let raw = GOOD.replace(r#""country":"UK""#, r#""country":"UK","ua":{"os":"linux", "v":[1,2]},"qu\"ote":1.50"#);
+        let raw = GOOD.replace(
+            r#""country":"UK""#,
+            r#""country":"UK","ua":{"os":"linux", "v":[1,2]},"qu\"ote":1.50"#,
+        );
         let r = d.decode(raw.as_bytes()).unwrap();
-        assert_eq!(r.doc(), r#"{"ua":{"os":"linux", "v":[1,2]},"qu\"ote":1.50}"#);
+        assert_eq!(
+            r.doc(),
+            r#"{"ua":{"os":"linux", "v":[1,2]},"qu\"ote":1.50}"#
+        );
         let parsed: serde_json::Value = serde_json::from_str(r.doc()).unwrap();
         assert_eq!(parsed["ua"]["v"][1], 2);
     }
@@ -454,6 +570,9 @@ mod tests {
     fn timestamps_with_offsets() {
         let mut d = decoder();
         let raw = GOOD.replace("2024-01-01T10:00:00Z", "2024-01-01T12:00:00+02:00");
-        assert_eq!(d.decode(raw.as_bytes()).unwrap().timestamp(3), Some(1_704_103_200_000_000));
+        assert_eq!(
+            d.decode(raw.as_bytes()).unwrap().timestamp(3),
+            Some(1_704_103_200_000_000)
+        );
     }
 }

@@ -106,7 +106,11 @@ pub fn format_average(sum: i64, count: i64) -> String {
         return format_cents(0);
     }
     let (s, c) = (i128::from(sum), i128::from(count));
-    let rounded = if (s < 0) == (c < 0) { (2 * s + c) / (2 * c) } else { (2 * s - c) / (2 * c) };
+    let rounded = if (s < 0) == (c < 0) {
+        (2 * s + c) / (2 * c)
+    } else {
+        (2 * s - c) / (2 * c)
+    };
     format_cents(rounded as i64)
 }
 
@@ -128,9 +132,14 @@ mod tests {
         assert_eq!(parse_cents("0e999"), Ok(0));
         assert_eq!(parse_cents("19.999"), Err("more than 2 decimal places"));
         assert_eq!(parse_cents("1e-3"), Err("more than 2 decimal places"));
-        assert_eq!(parse_cents("99999999999999999999"), Err("amount out of range"));
+        assert_eq!(
+            parse_cents("99999999999999999999"),
+            Err("amount out of range")
+        );
         assert_eq!(parse_cents("1e30"), Err("amount out of range"));
-        for bad in ["", "-", ".5", "5.", "1e", "1e+", "abc", "1.2.3", "+1", " 1", "1_000"] {
+        for bad in [
+            "", "-", ".5", "5.", "1e", "1e+", "abc", "1.2.3", "+1", " 1", "1_000",
+        ] {
             assert!(parse_cents(bad).is_err(), "{bad:?} was accepted");
         }
     }

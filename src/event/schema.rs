@@ -91,7 +91,11 @@ impl Schema {
     /// `country` required; `product` and `price` present where they belong (a `purchase` has
     /// both, a `login` neither); `source` (web/mobile), `session_id` and `page` optional.
     pub fn ecommerce() -> Self {
-        let f = |name: &str, ty, required| Field { name: name.to_owned(), ty, required };
+        let f = |name: &str, ty, required| Field {
+            name: name.to_owned(),
+            ty,
+            required,
+        };
         Schema {
             fields: vec![
                 f("event_id", FieldType::String, true),
@@ -131,10 +135,20 @@ mod tests {
 
     #[test]
     fn bad_schemas_are_refused() {
-        let f = |n: &str| Field { name: n.into(), ty: FieldType::String, required: false };
+        let f = |n: &str| Field {
+            name: n.into(),
+            ty: FieldType::String,
+            required: false,
+        };
         assert_eq!(Schema::new(vec![]), Err(SchemaError::Empty));
-        assert_eq!(Schema::new(vec![f("a"), f("a")]), Err(SchemaError::Duplicate("a".into())));
-        assert_eq!(Schema::new(vec![f("_doc")]), Err(SchemaError::Reserved("_doc".into())));
+        assert_eq!(
+            Schema::new(vec![f("a"), f("a")]),
+            Err(SchemaError::Duplicate("a".into()))
+        );
+        assert_eq!(
+            Schema::new(vec![f("_doc")]),
+            Err(SchemaError::Reserved("_doc".into()))
+        );
         assert!(Schema::new(Schema::ecommerce().fields).is_ok());
     }
 }

@@ -66,8 +66,15 @@ impl Symbols {
     /// A table whose symbols use only the low `bits` bits of the hash. Only tests want fewer than
     /// 64: with a handful of bits, collisions are common and the collision path gets exercised.
     pub fn with_hash_bits(bits: u32) -> Self {
-        let mask = if bits >= 64 { u64::MAX } else { (1u64 << bits) - 1 };
-        Symbols { table: RwLock::new(IdMap::default()), mask }
+        let mask = if bits >= 64 {
+            u64::MAX
+        } else {
+            (1u64 << bits) - 1
+        };
+        Symbols {
+            table: RwLock::new(IdMap::default()),
+            mask,
+        }
     }
 
     /// The hash a string starts probing from.
@@ -77,7 +84,11 @@ impl Symbols {
 
     /// The symbol of `s`, whose [`Symbols::hash`] is `hash`, adding it to the table if new.
     pub fn intern_hashed(&self, s: &str, hash: u64) -> Sym {
-        if let Some(sym) = self.probe(&self.table.read().unwrap_or_else(|e| e.into_inner()), s, hash) {
+        if let Some(sym) = self.probe(
+            &self.table.read().unwrap_or_else(|e| e.into_inner()),
+            s,
+            hash,
+        ) {
             return sym;
         }
         let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
@@ -145,7 +156,10 @@ const CACHE_LIMIT: usize = 1 << 20;
 impl Interner {
     /// An interner backed by the process-wide table `symbols`.
     pub fn new(symbols: Arc<Symbols>) -> Self {
-        Interner { symbols, cache: IdMap::default() }
+        Interner {
+            symbols,
+            cache: IdMap::default(),
+        }
     }
 
     /// The symbol of `s`.
@@ -161,7 +175,9 @@ impl Interner {
             self.cache.clear();
         }
         // Only the first string seen for a hash is cached; a colliding one takes the slow path.
-        self.cache.entry(hash).or_insert_with(|| (Box::from(s), sym));
+        self.cache
+            .entry(hash)
+            .or_insert_with(|| (Box::from(s), sym));
         sym
     }
 
@@ -189,14 +205,21 @@ mod tests {
     fn colliding_strings_never_share_a_symbol() {
         // With 3 hash bits, 200 strings collide constantly.
         let symbols = Arc::new(Symbols::with_hash_bits(3));
-        let mut workers = [Interner::new(symbols.clone()), Interner::new(symbols.clone())];
+        let mut workers = [
+            Interner::new(symbols.clone()),
+            Interner::new(symbols.clone()),
+        ];
         let strings: Vec<String> = (0..7).map(|i| format!("user_{i}")).collect();
         let mut seen = std::collections::BTreeMap::new();
         for round in 0..3 {
             for (i, s) in strings.iter().enumerate() {
                 let sym = workers[(i + round) % 2].intern(s);
                 assert_eq!(&*symbols.resolve(sym), s.as_str());
-                assert_eq!(*seen.entry(s.clone()).or_insert(sym), sym, "{s} changed symbol");
+                assert_eq!(
+                    *seen.entry(s.clone()).or_insert(sym),
+                    sym,
+                    "{s} changed symbol"
+                );
             }
         }
         let distinct: std::collections::BTreeSet<_> = seen.values().collect();

@@ -83,7 +83,11 @@ fn digits(b: &[u8], at: usize, n: usize) -> Result<i64, &'static str> {
 }
 
 fn expect(b: &[u8], at: usize, c: u8) -> Result<(), &'static str> {
-    if b.get(at) == Some(&c) { Ok(()) } else { Err("misplaced separator") }
+    if b.get(at) == Some(&c) {
+        Ok(())
+    } else {
+        Err("misplaced separator")
+    }
 }
 
 fn is_leap(year: i64) -> bool {

@@ -35,7 +35,11 @@ impl<R: BufRead> LineReader<R> {
 
     /// Appends the next non-blank line to `chunk`, positioned by `position(line_start)`.
     /// Returns `false` at the end of the input.
-    pub fn next_line(&mut self, chunk: &mut Chunk, position: impl Fn(u64) -> Position) -> std::io::Result<bool> {
+    pub fn next_line(
+        &mut self,
+        chunk: &mut Chunk,
+        position: impl Fn(u64) -> Position,
+    ) -> std::io::Result<bool> {
         loop {
             let start = self.offset;
             let mut kept = 0usize;
@@ -102,9 +106,11 @@ impl Chunk {
     }
 
     fn last_record_is_blank(&self) -> bool {
-        self.records
-            .last()
-            .is_some_and(|&(s, e, _)| self.bytes[s as usize..e as usize].iter().all(u8::is_ascii_whitespace))
+        self.records.last().is_some_and(|&(s, e, _)| {
+            self.bytes[s as usize..e as usize]
+                .iter()
+                .all(u8::is_ascii_whitespace)
+        })
     }
 
     fn drop_last_record(&mut self) {
@@ -131,23 +137,43 @@ pub fn open_splits(
 ) -> Result<Vec<Box<dyn Source>>, SourceError> {
     let mut splits = Vec::new();
     for (file, path) in paths.iter().enumerate() {
-        let len = std::fs::metadata(path).map_err(|e| io_error(path, e))?.len();
+        let len = std::fs::metadata(path)
+            .map_err(|e| io_error(path, e))?
+            .len();
         if len < SPLIT_MIN_BYTES || peers == 1 {
             if file % peers == index {
-                splits.push(Split { file: file as u32, path: path.clone(), start: 0, end: len });
+                splits.push(Split {
+                    file: file as u32,
+                    path: path.clone(),
+                    start: 0,
+                    end: len,
+                });
             }
         } else {
             let k = (index + peers - file % peers) % peers; // rotate so small tails spread out
             let start = len * k as u64 / peers as u64;
             let end = len * (k as u64 + 1) / peers as u64;
-            splits.push(Split { file: file as u32, path: path.clone(), start, end });
+            splits.push(Split {
+                file: file as u32,
+                path: path.clone(),
+                start,
+                end,
+            });
         }
     }
-    Ok(vec![Box::new(FileSource { splits, current: None, max, finished: Position::File { file: 0, offset: 0 } })])
+    Ok(vec![Box::new(FileSource {
+        splits,
+        current: None,
+        max,
+        finished: Position::File { file: 0, offset: 0 },
+    })])
 }
 
 fn io_error(path: &Path, source: std::io::Error) -> SourceError {
-    SourceError::Io { path: path.display().to_string(), source }
+    SourceError::Io {
+        path: path.display().to_string(),
+        source,
+    }
 }
 
 /// A worker's ranges of the input files, read one after the other.
@@ -168,10 +194,13 @@ impl FileSource {
         let mut start = split.start;
         if start > 0 {
             // The line holding byte `start - 1` belongs to the previous range: skip to its end.
-            file.seek(SeekFrom::Start(start - 1)).map_err(|e| io_error(&split.path, e))?;
+            file.seek(SeekFrom::Start(start - 1))
+                .map_err(|e| io_error(&split.path, e))?;
             let mut reader = BufReader::with_capacity(1 << 16, file);
             let mut skipped = Vec::new();
-            let n = reader.read_until(b'\n', &mut skipped).map_err(|e| io_error(&split.path, e))?;
+            let n = reader
+                .read_until(b'\n', &mut skipped)
+                .map_err(|e| io_error(&split.path, e))?;
             start = start - 1 + n as u64;
             let lines = LineReader::new(reader, start, self.max);
             self.current = Some((split.file, split.path, split.end, lines));
@@ -191,11 +220,22 @@ impl Source for FileSource {
                 if self.open_next()? {
                     continue;
                 }
-                return Ok(if read > 0 { Poll::Ready } else { Poll::Exhausted });
+                return Ok(if read > 0 {
+                    Poll::Ready
+                } else {
+                    Poll::Exhausted
+                });
             };
             let file = *file;
-            if lines.offset() >= *end || !lines.next_line(chunk, |offset| Position::File { file, offset }).map_err(|e| io_error(path, e))? {
-                self.finished = Position::File { file, offset: lines.offset() };
+            if lines.offset() >= *end
+                || !lines
+                    .next_line(chunk, |offset| Position::File { file, offset })
+                    .map_err(|e| io_error(path, e))?
+            {
+                self.finished = Position::File {
+                    file,
+                    offset: lines.offset(),
+                };
                 self.current = None;
                 continue;
             }
@@ -206,7 +246,10 @@ impl Source for FileSource {
 
     fn position(&self) -> Position {
         match &self.current {
-            Some((file, _, _, lines)) => Position::File { file: *file, offset: lines.offset() },
+            Some((file, _, _, lines)) => Position::File {
+                file: *file,
+                offset: lines.offset(),
+            },
             None => self.finished,
         }
     }
@@ -258,7 +301,10 @@ mod tests {
         let mut offset = 0u64;
         for i in 0..40_000 {
             let line = format!("{{\"n\":{i},\"pad\":\"{}\"}}", "x".repeat(i % 13));
-            expected.push((line.clone().into_bytes(), Position::File { file: 0, offset }));
+            expected.push((
+                line.clone().into_bytes(),
+                Position::File { file: 0, offset },
+            ));
             let terminator = if i % 5 == 0 { "\r\n" } else { "\n" };
             write!(f, "{line}{terminator}").unwrap();
             offset += (line.len() + terminator.len()) as u64;
@@ -270,7 +316,11 @@ mod tests {
         drop(f);
         assert!(std::fs::metadata(&path).unwrap().len() > SPLIT_MIN_BYTES * 3);
         for peers in [1, 2, 3, 4] {
-            assert_eq!(read_all(std::slice::from_ref(&path), peers, 1 << 20), expected, "{peers} workers");
+            assert_eq!(
+                read_all(std::slice::from_ref(&path), peers, 1 << 20),
+                expected,
+                "{peers} workers"
+            );
         }
     }
 
@@ -282,6 +332,15 @@ mod tests {
         let got = read_all(&[path], 1, 10);
         assert_eq!(got.len(), 2);
         assert_eq!(got[0].0.len(), 11);
-        assert_eq!(got[1], (b"{\"ok\":1}".to_vec(), Position::File { file: 0, offset: 100_001 }));
+        assert_eq!(
+            got[1],
+            (
+                b"{\"ok\":1}".to_vec(),
+                Position::File {
+                    file: 0,
+                    offset: 100_001
+                }
+            )
+        );
     }
 }

@@ -34,7 +34,13 @@ pub struct GeneratorSpec {
 
 impl Default for GeneratorSpec {
     fn default() -> Self {
-        GeneratorSpec { seed: 42, rate: None, count: None, bad_fraction: 0.0, start_micros: 1_735_689_600_000_000 }
+        GeneratorSpec {
+            seed: 42,
+            rate: None,
+            count: None,
+            bad_fraction: 0.0,
+            start_micros: 1_735_689_600_000_000,
+        }
     }
 }
 
@@ -66,17 +72,25 @@ const PRODUCTS: [(&str, i64); 24] = [
     ("speaker", 9_950),
 ];
 
-const COUNTRIES: [&str; 12] = ["US", "UK", "DE", "FR", "IN", "BR", "JP", "CA", "AU", "ES", "NL", "KR"];
+const COUNTRIES: [&str; 12] = [
+    "US", "UK", "DE", "FR", "IN", "BR", "JP", "CA", "AU", "ES", "NL", "KR",
+];
 
 /// The malformed kinds the generator injects, and the reason each must get.
-pub const BAD_KINDS: [Reason; 5] =
-    [Reason::NotJson, Reason::NotUtf8, Reason::MissingField, Reason::WrongType, Reason::BadTimestamp];
+pub const BAD_KINDS: [Reason; 5] = [
+    Reason::NotJson,
+    Reason::NotUtf8,
+    Reason::MissingField,
+    Reason::WrongType,
+    Reason::BadTimestamp,
+];
 
 const SESSION_LEN: u64 = 6;
 
 /// SplitMix64: a good 64-bit mix of a seed and a few words.
 fn mix(seed: u64, a: u64, b: u64) -> u64 {
-    let mut z = seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03);
+    let mut z =
+        seed ^ a.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ b.wrapping_mul(0xD1B5_4A32_D192_ED03);
     z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
     z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
     z ^ (z >> 31)
@@ -137,7 +151,10 @@ impl GeneratorSpec {
         let bad = self.bad_kind(seq);
         let start = out.len();
 
-        let _ = write!(out, r#"{{"event_id":"evt_{seed:x}_{seq}","event_type":"{event_type}","#);
+        let _ = write!(
+            out,
+            r#"{{"event_id":"evt_{seed:x}_{seq}","event_type":"{event_type}","#
+        );
         match bad {
             Some(Reason::MissingField) => {}
             Some(Reason::WrongType) => {
@@ -149,11 +166,17 @@ impl GeneratorSpec {
         }
         let timestamp = format_rfc3339(at);
         match bad {
-            Some(Reason::BadTimestamp) => out.extend_from_slice(br#""event_timestamp":"31/12/2024 25:61","#),
+            Some(Reason::BadTimestamp) => {
+                out.extend_from_slice(br#""event_timestamp":"31/12/2024 25:61","#)
+            }
             _ if seq % 7 == 3 => {
                 // The same instant, stated in India's offset.
                 let local = format_rfc3339(at + 330 * 60_000_000);
-                let _ = write!(out, r#""event_timestamp":"{}+05:30","#, &local[..local.len() - 1]);
+                let _ = write!(
+                    out,
+                    r#""event_timestamp":"{}+05:30","#,
+                    &local[..local.len() - 1]
+                );
             }
             _ => {
                 let _ = write!(out, r#""event_timestamp":"{timestamp}","#);
@@ -176,8 +199,12 @@ impl GeneratorSpec {
         let _ = write!(out, r#"{seed:x}_{session}""#);
         if event_type == "page_view" {
             let _ = write!(out, r#","page":"/products/{}""#, product.replace(' ', "-"));
-            if mix(seed, seq, 9) % 10 == 0 {
-                let _ = write!(out, r#","referrer":"https://search.example/?q={}""#, user % 97);
+            if mix(seed, seq, 9).is_multiple_of(10) {
+                let _ = write!(
+                    out,
+                    r#","referrer":"https://search.example/?q={}""#,
+                    user % 97
+                );
             }
         }
         out.push(b'}');
@@ -204,7 +231,12 @@ pub struct GeneratorSource {
 impl GeneratorSource {
     /// Worker `index` of `peers`.
     pub fn new(spec: GeneratorSpec, index: usize, peers: usize) -> Self {
-        GeneratorSource { spec, next: index as u64, peers: peers as u64, started: Instant::now() }
+        GeneratorSource {
+            spec,
+            next: index as u64,
+            peers: peers as u64,
+            started: Instant::now(),
+        }
     }
 
     /// Starts at sequence number `seq` (which must belong to this worker's share).
@@ -226,7 +258,9 @@ impl Source for GeneratorSource {
                 let due = (elapsed * rate) as u64 + 1;
                 if self.next >= due {
                     let wait = (self.next as f64 / rate - elapsed).max(0.0);
-                    return Ok(Poll::Idle(Some(Instant::now() + Duration::from_secs_f64(wait))));
+                    return Ok(Poll::Idle(Some(
+                        Instant::now() + Duration::from_secs_f64(wait),
+                    )));
                 }
                 due
             }
@@ -255,7 +289,10 @@ mod tests {
 
     #[test]
     fn same_seed_same_bytes_and_bad_records_get_their_reason() {
-        let spec = GeneratorSpec { bad_fraction: 0.2, ..GeneratorSpec::default() };
+        let spec = GeneratorSpec {
+            bad_fraction: 0.2,
+            ..GeneratorSpec::default()
+        };
         let mut decoder = Decoder::new(Schema::ecommerce(), 1 << 20);
         let mut injected = 0;
         for seq in 0..5_000 {
@@ -284,11 +321,18 @@ mod tests {
             spec.render(seq, &mut line);
             let v: serde_json::Value = serde_json::from_slice(&line).unwrap();
             let t = v["event_type"].as_str().unwrap().to_owned();
-            assert_eq!(v.get("price").is_some(), t == "add_to_cart" || t == "purchase", "{v}");
+            assert_eq!(
+                v.get("price").is_some(),
+                t == "add_to_cart" || t == "purchase",
+                "{v}"
+            );
             assert_eq!(v.get("product").is_none(), t == "login");
             *counts.entry(t).or_insert(0) += 1;
         }
-        assert!(counts["search"] > counts["add_to_cart"] && counts["add_to_cart"] > counts["purchase"], "{counts:?}");
+        assert!(
+            counts["search"] > counts["add_to_cart"] && counts["add_to_cart"] > counts["purchase"],
+            "{counts:?}"
+        );
         assert!(counts["purchase"] > 500, "{counts:?}");
     }
 }

@@ -27,7 +27,11 @@ impl StdinSource {
             .name("lambdaflow-stdin".into())
             .spawn(move || {
                 let stdin = std::io::stdin().lock();
-                let mut lines = LineReader::new(BufReader::with_capacity(1 << 16, stdin), 0, max_record_bytes);
+                let mut lines = LineReader::new(
+                    BufReader::with_capacity(1 << 16, stdin),
+                    0,
+                    max_record_bytes,
+                );
                 loop {
                     let mut chunk = Chunk::default();
                     let mut more = true;
@@ -48,13 +52,17 @@ impl StdinSource {
                             break;
                         }
                     }
-                    if (!chunk.is_empty() && tx.send(Ok((chunk, lines.offset()))).is_err()) || !more {
+                    if (!chunk.is_empty() && tx.send(Ok((chunk, lines.offset()))).is_err()) || !more
+                    {
                         return;
                     }
                 }
             })
             .expect("spawning the stdin reader thread");
-        StdinSource { chunks: rx, offset: 0 }
+        StdinSource {
+            chunks: rx,
+            offset: 0,
+        }
     }
 }
 
@@ -68,13 +76,18 @@ impl Source for StdinSource {
                 self.offset = offset;
                 Ok(Poll::Ready)
             }
-            Ok(Err(source)) => Err(SourceError::Io { path: "stdin".into(), source }),
+            Ok(Err(source)) => Err(SourceError::Io {
+                path: "stdin".into(),
+                source,
+            }),
             Err(TryRecvError::Empty) => Ok(Poll::Idle(None)),
             Err(TryRecvError::Disconnected) => Ok(Poll::Exhausted),
         }
     }
 
     fn position(&self) -> Position {
-        Position::Stdin { offset: self.offset }
+        Position::Stdin {
+            offset: self.offset,
+        }
     }
 }

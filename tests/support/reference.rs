@@ -15,7 +15,16 @@ pub fn classify(line: &[u8], max_bytes: usize) -> Result<Value, &'static str> {
     let text = std::str::from_utf8(line).map_err(|_| "not_utf8")?;
     let value: Value = serde_json::from_str(text).map_err(|_| "not_json")?;
     let object = value.as_object().ok_or("wrong_type")?;
-    let strings = ["event_id", "event_type", "user_id", "product", "country", "source", "session_id", "page"];
+    let strings = [
+        "event_id",
+        "event_type",
+        "user_id",
+        "product",
+        "country",
+        "source",
+        "session_id",
+        "page",
+    ];
     for (key, v) in object {
         if v.is_null() {
             continue;
@@ -31,7 +40,13 @@ pub fn classify(line: &[u8], max_bytes: usize) -> Result<Value, &'static str> {
             cents(v).ok_or("wrong_type")?;
         }
     }
-    for required in ["event_id", "event_type", "user_id", "event_timestamp", "country"] {
+    for required in [
+        "event_id",
+        "event_type",
+        "user_id",
+        "event_timestamp",
+        "country",
+    ] {
         if object.get(required).is_none_or(Value::is_null) {
             return Err("missing_field");
         }
@@ -53,13 +68,21 @@ fn cents(v: &Value) -> Option<i64> {
 
 fn money(c: i64) -> String {
     let sign = if c < 0 { "-" } else { "" };
-    format!("{sign}{}.{:02}", c.unsigned_abs() / 100, c.unsigned_abs() % 100)
+    format!(
+        "{sign}{}.{:02}",
+        c.unsigned_abs() / 100,
+        c.unsigned_abs() % 100
+    )
 }
 
 fn average(sum: i64, count: i64) -> String {
     // Round half away from zero, in plain arithmetic on cents.
     let q = sum as f64 / count as f64;
-    let r = if q >= 0.0 { (q + 0.5).floor() } else { (q - 0.5).ceil() };
+    let r = if q >= 0.0 {
+        (q + 0.5).floor()
+    } else {
+        (q - 0.5).ceil()
+    };
     money(r as i64)
 }
 
@@ -94,12 +117,16 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
         let s = |k: &str| e.get(k).and_then(Value::as_str).map(str::to_owned);
         let t = s("event_type").unwrap();
         let user = s("user_id").unwrap();
-        let at: DateTime<Utc> = DateTime::parse_from_rfc3339(&s("event_timestamp").unwrap()).unwrap().with_timezone(&Utc);
+        let at: DateTime<Utc> = DateTime::parse_from_rfc3339(&s("event_timestamp").unwrap())
+            .unwrap()
+            .with_timezone(&Utc);
         let day = at.format("%Y-%m-%d").to_string();
         let price = e.get("price").filter(|v| !v.is_null()).and_then(cents);
 
         *by_type.entry(t.clone()).or_default() += 1;
-        *per_minute.entry((at.format("%Y-%m-%dT%H:%M").to_string(), t.clone())).or_default() += 1;
+        *per_minute
+            .entry((at.format("%Y-%m-%dT%H:%M").to_string(), t.clone()))
+            .or_default() += 1;
         if let Some(p) = price {
             let x = prices.entry(t.clone()).or_default();
             x.0 += p;
@@ -122,19 +149,33 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
 
     let mut out: BTreeMap<String, BTreeMap<String, Value>> = BTreeMap::new();
     let mut put = |view: &str, key: Value, value: Value| {
-        out.entry(view.to_owned()).or_default().insert(key.to_string(), value);
+        out.entry(view.to_owned())
+            .or_default()
+            .insert(key.to_string(), value);
     };
     for (t, n) in by_type {
         put("events_by_type", json!(t), json!(n));
     }
     for ((m, t), n) in per_minute {
-        put("events_per_minute", json!({"minute": m, "event_type": t}), json!(n));
+        put(
+            "events_per_minute",
+            json!({"minute": m, "event_type": t}),
+            json!(n),
+        );
     }
     for (c, (r, o)) in revenue {
-        put("revenue_by_country", json!(c), json!({"revenue": money(r), "orders": o}));
+        put(
+            "revenue_by_country",
+            json!(c),
+            json!({"revenue": money(r), "orders": o}),
+        );
     }
     for (t, (sum, n)) in prices {
-        put("avg_price_by_type", json!(t), json!({"avg_price": average(sum, n), "total": money(sum), "count": n}));
+        put(
+            "avg_price_by_type",
+            json!(t),
+            json!({"avg_price": average(sum, n), "total": money(sum), "count": n}),
+        );
     }
     for (d, users) in &active {
         put("daily_active_users", json!(d), json!(users.len()));
@@ -148,10 +189,18 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
     let mut ranked: Vec<(String, i64)> = product_revenue.into_iter().collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     for (rank, (p, r)) in ranked.into_iter().take(10).enumerate() {
-        put("top_products", json!(p), json!({"rank": rank + 1, "revenue": money(r)}));
+        put(
+            "top_products",
+            json!(p),
+            json!({"rank": rank + 1, "revenue": money(r)}),
+        );
     }
     for ((src, t), n) in by_source {
-        put("events_by_source", json!({"source": src, "event_type": t}), json!(n));
+        put(
+            "events_by_source",
+            json!({"source": src, "event_type": t}),
+            json!(n),
+        );
     }
     for (r, n) in dead {
         put("dead_letters_by_reason", json!(r), json!(n));
@@ -163,8 +212,12 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
 pub fn from_views_json(json: &Value) -> BTreeMap<String, BTreeMap<String, Value>> {
     let mut out = BTreeMap::new();
     for (name, rows) in json["views"].as_object().expect("views object") {
-        let rows: BTreeMap<String, Value> =
-            rows.as_array().unwrap().iter().map(|r| (r["key"].to_string(), r["value"].clone())).collect();
+        let rows: BTreeMap<String, Value> = rows
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| (r["key"].to_string(), r["value"].clone()))
+            .collect();
         if !rows.is_empty() {
             out.insert(name.clone(), rows);
         }
