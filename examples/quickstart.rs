@@ -11,7 +11,11 @@ use lambdaflow::source::{GeneratorSpec, SourceSpec};
 use lambdaflow::views::ViewId;
 
 fn main() -> anyhow::Result<()> {
-    let generator = GeneratorSpec { count: Some(50_000), bad_fraction: 0.01, ..GeneratorSpec::default() };
+    let generator = GeneratorSpec {
+        count: Some(50_000),
+        bad_fraction: 0.01,
+        ..GeneratorSpec::default()
+    };
     let config = PipelineConfig {
         workers: 2,
         epoch: EpochPolicy::Records(5_000),
