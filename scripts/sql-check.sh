@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # Usage: scripts/sql-check.sh [EVENTS] [WORKERS]
-# Generates EVENTS events (default 200000), runs lambdaflow on the file with WORKERS workers
-# (default 2), and checks every view against DuckDB SQL over the same file. Installs DuckDB from
-# PyPI into target/venv on first use.
+# Generates EVENTS events (default 200000, 1% malformed), runs lambdaflow on the file with WORKERS
+# workers (default 2), and checks every view against DuckDB SQL over the file's valid lines, and
+# the dead letters against the invalid ones. Installs DuckDB from PyPI into target/venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-200000}
@@ -14,6 +14,6 @@ mkdir -p "$out"
 "$venv/bin/python" -c "import duckdb" 2>/dev/null || "$venv/bin/pip" install --quiet duckdb
 cargo build --quiet --bin lambdaflow
 bin=target/debug/lambdaflow
-"$bin" generate --count "$events" --seed 11 --start 2024-12-31T20:00:00Z -o "$out/events.jsonl"
+"$bin" generate --count "$events" --seed 11 --bad-fraction 0.01 --start 2024-12-31T20:00:00Z -o "$out/events.jsonl"
 "$bin" run --quiet --until-exhausted --workers "$workers" --source "file:$out/events.jsonl" --views-out "$out/views.json"
 "$venv/bin/python" scripts/sql_check.py "$out/events.jsonl" "$out/views.json"

@@ -1,13 +1,47 @@
 """Usage: sql_check.py EVENTS.jsonl VIEWS.json
 
-Recomputes every built-in view with DuckDB SQL over the JSON-lines file and compares it with
-lambdaflow's `--views-out` file. Exits non-zero, listing the differences, if any view differs.
+Recomputes every built-in view with DuckDB SQL over the valid lines of the JSON-lines file and
+compares it with lambdaflow's `--views-out` file; the number of invalid lines must equal the dead
+letters. Exits non-zero, listing the differences, if anything differs.
 """
+import datetime
 import json
+import os
+import re
 import sys
+import tempfile
 from decimal import ROUND_HALF_UP, Decimal
 
 import duckdb
+
+STRINGS = ("event_id", "event_type", "user_id", "product", "country", "source", "session_id", "page")
+REQUIRED = ("event_id", "event_type", "user_id", "event_timestamp", "country")
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt ]\d{2}:\d{2}:\d{2}(\.\d+)?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def valid(raw):
+    """The schema's rules, written independently of lambdaflow."""
+    try:
+        e = json.loads(raw.decode("utf-8"))
+    except (UnicodeDecodeError, ValueError):
+        return False
+    if not isinstance(e, dict):
+        return False
+    for k in STRINGS:
+        if e.get(k) is not None and not isinstance(e[k], str):
+            return False
+    ts = e.get("event_timestamp")
+    if ts is not None:
+        if not isinstance(ts, str) or not RFC3339.match(ts):
+            return False
+        try:
+            datetime.datetime.fromisoformat(ts.replace("z", "Z"))
+        except ValueError:
+            return False
+    price = e.get("price")
+    if price is not None and (isinstance(price, bool) or Decimal(str(price)).as_tuple().exponent < -2):
+        return False
+    return all(e.get(k) is not None for k in REQUIRED)
 
 
 def money(d):
@@ -15,12 +49,17 @@ def money(d):
 
 
 def main(events_path, views_path):
+    lines = [l.rstrip(b"\r") for l in open(events_path, "rb").read().split(b"\n") if l.strip()]
+    good = [l for l in lines if valid(l)]
+    fd, valid_path = tempfile.mkstemp(suffix=".jsonl")
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"\n".join(good) + b"\n")
     con = duckdb.connect()
     con.execute("SET TimeZone = 'UTC'")
     con.execute(
         f"""CREATE TABLE e AS SELECT event_id, event_type, user_id,
                    event_timestamp::TIMESTAMP AS ts, product, price, country, source
-            FROM read_json('{events_path}', format = 'newline_delimited',
+            FROM read_json('{valid_path}', format = 'newline_delimited',
                  columns = {{event_id: 'VARCHAR', event_type: 'VARCHAR', user_id: 'VARCHAR',
                             event_timestamp: 'TIMESTAMPTZ', product: 'VARCHAR',
                             price: 'DECIMAL(18,2)', country: 'VARCHAR', source: 'VARCHAR'}})"""
@@ -90,8 +129,14 @@ def main(events_path, views_path):
             print(f"DIFF {name}: missing {missing} extra {extra} different {wrong}")
         else:
             print(f"ok   {name}: {len(rows)} rows equal to DuckDB")
-    total = con.execute("SELECT count(*) FROM e").fetchone()[0]
-    print(f"{len(expected) - failures} passed, {failures} failed ({total} events, DuckDB {duckdb.__version__})")
+    dead = sum(r["value"] for r in views["dead_letters_by_reason"])
+    if dead != len(lines) - len(good):
+        failures += 1
+        print(f"DIFF dead letters: lambdaflow {dead}, invalid lines {len(lines) - len(good)}")
+    else:
+        print(f"ok   dead letters: {dead} of {len(lines)} lines")
+    os.unlink(valid_path)
+    print(f"{len(expected) + 1 - failures} passed, {failures} failed ({len(good)} valid events, DuckDB {duckdb.__version__})")
     return 1 if failures else 0
 
 

@@ -20,9 +20,10 @@ pub trait DistinctCount<'scope, T: Timestamp, D> {
     ///
     /// timely::example(|scope| {
     ///     // (day, user): daily active users
-    ///     let (_input, visits) = scope.new_collection_from(vec![(1, "ann"), (1, "bob"), (1, "ann"), (2, "ann")]);
+    ///     let visits = [(1, "ann"), (1, "bob"), (1, "ann"), (2, "ann")].map(|(d, u)| (d, u.to_string()));
+    ///     let (_input, visits) = scope.new_collection_from(visits);
     ///     visits
-    ///         .distinct_count(|(day, user): (u32, &str)| Some((day, user)))
+    ///         .distinct_count(|(day, user): (u32, String)| Some((day, user)))
     ///         .inspect(|((day, users), _time, _diff)| assert_eq!(*users, if *day == 1 { 2 } else { 1 }));
     /// });
     /// ```

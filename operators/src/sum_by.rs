@@ -25,10 +25,11 @@ pub trait SumBy<'scope, T: Timestamp, D> {
     ///
     /// timely::example(|scope| {
     ///     // (country, price in cents): revenue and orders per country
-    ///     let (_input, sales) = scope.new_collection_from(vec![("UK", 1999), ("FR", 500), ("UK", 1)]);
+    ///     let sales = vec![("UK".to_string(), 1999), ("FR".to_string(), 500), ("UK".to_string(), 1)];
+    ///     let (_input, sales) = scope.new_collection_from(sales);
     ///     sales
-    ///         .sum_by(|(country, cents): (&str, isize)| Some((country, (cents, 1isize))))
-    ///         .inspect(|((country, (revenue, orders)), _time, _diff)| match *country {
+    ///         .sum_by(|(country, cents): (String, isize)| Some((country, (cents, 1isize))))
+    ///         .inspect(|((country, (revenue, orders)), _time, _diff)| match country.as_str() {
     ///             "UK" => assert_eq!((*revenue, *orders), (2000, 2)),
     ///             _ => assert_eq!((*revenue, *orders), (500, 1)),
     ///         });
@@ -59,9 +60,9 @@ pub trait SumBy<'scope, T: Timestamp, D> {
     /// use lambdaflow_operators::SumBy;
     ///
     /// timely::example(|scope| {
-    ///     let (_input, types) = scope.new_collection_from(vec!["view", "buy", "view"]);
+    ///     let (_input, types) = scope.new_collection_from(["view", "buy", "view"].map(String::from));
     ///     types
-    ///         .count_by_named("EventsByType", |t: &str| Some(t))
+    ///         .count_by_named("EventsByType", |t: String| Some(t))
     ///         .inspect(|((t, n), _time, _diff)| assert_eq!(*n, if *t == "view" { 2 } else { 1 }));
     /// });
     /// ```

@@ -20,14 +20,11 @@ pub trait TopK<'scope, T: Timestamp, G, V> {
     /// use lambdaflow_operators::TopK;
     ///
     /// timely::example(|scope| {
-    ///     let (_input, revenue) = scope.new_collection_from(vec![
-    ///         ((), (Reverse(50), "mug")),
-    ///         ((), (Reverse(90), "lamp")),
-    ///         ((), (Reverse(50), "cup")),
-    ///     ]);
+    ///     let revenue = [(50, "mug"), (90, "lamp"), (50, "cup")].map(|(r, n)| ((), (Reverse(r), n.to_string())));
+    ///     let (_input, revenue) = scope.new_collection_from(revenue);
     ///     revenue.top_k(2).inspect(|(((), (rank, (_, name))), _time, _diff)| match *rank {
-    ///         1 => assert_eq!(*name, "lamp"),
-    ///         _ => assert_eq!(*name, "cup"), // ties broken by name
+    ///         1 => assert_eq!(name, "lamp"),
+    ///         _ => assert_eq!(name, "cup"), // ties broken by name
     ///     });
     /// });
     /// ```
