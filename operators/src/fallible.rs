@@ -128,7 +128,6 @@ mod tests {
             input.update_at("a,b".to_string(), 0, 1);
             input.update_at("".to_string(), 1, 2);
             input.update_at("c".to_string(), 1, -1);
-            input.close();
             let (oks, errs) =
                 words.flat_map_fallible_named("Split", |s: String, oks: &mut Vec<String>, errs| {
                     if s.is_empty() {

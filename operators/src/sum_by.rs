@@ -113,7 +113,6 @@ mod tests {
             input.update_at((2, 7), 0, 1);
             input.update_at((1, 10), 1, -1); // a retraction in a later epoch
             input.update_at((2, 7), 2, -1); // key 2 returns to zero and disappears
-            input.close();
             sales
                 .sum_by_named("Revenue", |(k, cents)| Some((k, (cents, 1isize))))
                 .inner

@@ -76,7 +76,6 @@ mod tests {
             input.update_at((0, 9), 0, 1);
             input.update_at((0, 7), 0, 1);
             input.update_at((0, 1), 1, 1); // enters at rank 1 and pushes 7 out
-            input.close();
             values.top_k_named("Smallest", 2).inner.capture()
         });
         let mut updates: Vec<_> = rx.extract().into_iter().flat_map(|(_, v)| v).collect();
