@@ -219,25 +219,13 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         )));
     }
 
-    let generator = GeneratorSpec {
-        seed: flags.seed.or(g.seed).unwrap_or(42),
-        rate: match flags.rate.or(g.rate).unwrap_or(DEFAULT_DEMO_RATE) {
-            r if !r.is_finite() || r < 0.0 => {
-                return Err(invalid(format!("rate must be a number >= 0, not {r}")));
-            }
-            0.0 => None,
-            r => Some(r),
-        },
-        count: flags.count.or(g.count),
-        bad_fraction: flags.bad_fraction.or(g.bad_fraction).unwrap_or(0.0),
-        start_micros: parse_start(flags.start.or(g.start).as_deref().unwrap_or("now"))?,
-    };
-    if !(0.0..=1.0).contains(&generator.bad_fraction) {
-        return Err(invalid(format!(
-            "bad fraction must be between 0 and 1, not {}",
-            generator.bad_fraction
-        )));
-    }
+    let generator = generator_spec(
+        flags.seed.or(g.seed).unwrap_or(42),
+        flags.rate.or(g.rate).unwrap_or(DEFAULT_DEMO_RATE),
+        flags.count.or(g.count),
+        flags.bad_fraction.or(g.bad_fraction).unwrap_or(0.0),
+        flags.start.or(g.start).as_deref().unwrap_or("now"),
+    )?;
     config.source = parse_source(
         flags.source.or(p.source).as_deref().unwrap_or("generate"),
         generator,
@@ -265,6 +253,31 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
     }
     check_schema_fits_views(&config.schema, &config.views)?;
     Ok(config)
+}
+
+/// The generator's settings, validated: a rate of 0 means as fast as possible.
+pub fn generator_spec(
+    seed: u64,
+    rate: f64,
+    count: Option<u64>,
+    bad_fraction: f64,
+    start: &str,
+) -> Result<GeneratorSpec, ConfigError> {
+    if !rate.is_finite() || rate < 0.0 {
+        return Err(invalid(format!("rate must be a number >= 0, not {rate}")));
+    }
+    if !(0.0..=1.0).contains(&bad_fraction) {
+        return Err(invalid(format!(
+            "bad fraction must be between 0 and 1, not {bad_fraction}"
+        )));
+    }
+    Ok(GeneratorSpec {
+        seed,
+        rate: (rate > 0.0).then_some(rate),
+        count,
+        bad_fraction,
+        start_micros: parse_start(start)?,
+    })
 }
 
 /// `now`, or an RFC 3339 timestamp, as microseconds since the Unix epoch.

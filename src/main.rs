@@ -13,7 +13,7 @@ use clap::{Args, Parser, Subcommand};
 use lambdaflow::config::{self, ConfigFile, Overrides};
 use lambdaflow::event::money::format_cents;
 use lambdaflow::pipeline::{EpochPolicy, Pipeline, PipelineConfig};
-use lambdaflow::source::{GeneratorSpec, SourceSpec};
+use lambdaflow::source::SourceSpec;
 use lambdaflow::views::{Datum, VIEWS, ViewId, ViewStore};
 
 /// A whole Lambda architecture as one timely dataflow: events in, live views out.
@@ -363,26 +363,14 @@ fn live_line_final(store: &ViewStore, stats: &lambdaflow::pipeline::Stats) -> St
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {
-    if !(0.0..=1.0).contains(&args.bad_fraction) {
-        anyhow::bail!(
-            "bad fraction must be between 0 and 1, not {}",
-            args.bad_fraction
-        );
-    }
-    let rate = match args.rate {
-        Some(r) if !r.is_finite() || r < 0.0 => {
-            anyhow::bail!("rate must be a number >= 0, not {r}")
-        }
-        Some(r) if r > 0.0 => Some(r),
-        _ => None,
-    };
-    let spec = GeneratorSpec {
-        seed: args.seed,
-        rate,
-        count: Some(args.count),
-        bad_fraction: args.bad_fraction,
-        start_micros: config::parse_start(&args.start)?,
-    };
+    let spec = config::generator_spec(
+        args.seed,
+        args.rate.unwrap_or(0.0),
+        Some(args.count),
+        args.bad_fraction,
+        &args.start,
+    )?;
+    let rate = spec.rate;
     let out: Box<dyn Write> = match &args.output {
         Some(path) => Box::new(
             std::fs::File::create(path)

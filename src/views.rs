@@ -445,11 +445,6 @@ impl ViewStore {
         f(&self.state.read().unwrap_or_else(|e| e.into_inner()))
     }
 
-    /// The enabled views.
-    pub fn enabled(&self) -> &[ViewId] {
-        &self.enabled
-    }
-
     /// The symbol table behind the `Sym` data.
     pub fn symbols(&self) -> &Arc<Symbols> {
         &self.symbols

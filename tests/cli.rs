@@ -180,54 +180,38 @@ fn bad_flags_and_configs_get_one_line_and_a_non_zero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "[pipeline]\nworkers = \"two\"\n").unwrap();
-    let cases: Vec<(Vec<String>, &str)> = vec![
+    let config = config.display().to_string();
+    let cases: [(&[&str], &str); 9] = [
         (
-            vec!["run".into(), "--workers".into(), "0".into()],
+            &["run", "--workers", "0"],
             "workers must be between 1 and 256",
         ),
         (
-            vec![
-                "run".into(),
-                "--source".into(),
-                "file:/no/such/file.jsonl".into(),
-            ],
+            &["run", "--source", "file:/no/such/file.jsonl"],
             "/no/such/file.jsonl",
         ),
+        (&["run", "--source", "ftp://x"], "source `ftp://x` is not"),
         (
-            vec!["run".into(), "--source".into(), "ftp://x".into()],
-            "source `ftp://x` is not",
-        ),
-        (
-            vec!["run".into(), "--epoch".into(), "fast".into()],
+            &["run", "--epoch", "fast"],
             "epoch `fast` is not a duration",
         ),
         (
-            vec!["run".into(), "--views".into(), "events_by_type,nope".into()],
+            &["run", "--views", "events_by_type,nope"],
             "unknown view `nope`",
         ),
+        (&["run", "--config", &config], "bad.toml"),
         (
-            vec![
-                "run".into(),
-                "--config".into(),
-                config.display().to_string(),
-            ],
-            "bad.toml",
-        ),
-        (
-            vec!["run".into(), "--config".into(), "/no/such.toml".into()],
+            &["run", "--config", "/no/such.toml"],
             "cannot read config file",
         ),
         (
-            vec!["generate".into(), "--bad-fraction".into(), "3".into()],
+            &["generate", "--bad-fraction", "3"],
             "bad fraction must be between 0 and 1",
         ),
-        (
-            vec!["run".into(), "--wrokers".into(), "2".into()],
-            "--wrokers",
-        ),
+        (&["run", "--wrokers", "2"], "--wrokers"),
     ];
     for (args, expected) in cases {
-        let out = lambdaflow().args(&args).output().unwrap();
+        let out = lambdaflow().args(args).output().unwrap();
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert!(!out.status.success(), "{args:?} succeeded");
         assert!(stderr.contains(expected), "{args:?}: {stderr}");

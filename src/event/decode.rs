@@ -36,16 +36,6 @@ pub enum Reason {
 }
 
 impl Reason {
-    /// Every reason, in code order.
-    pub const ALL: [Reason; 6] = [
-        Reason::NotJson,
-        Reason::NotUtf8,
-        Reason::MissingField,
-        Reason::WrongType,
-        Reason::BadTimestamp,
-        Reason::TooLarge,
-    ];
-
     /// The reason code: `not_json`, `not_utf8`, `missing_field`, `wrong_type`, `bad_timestamp`,
     /// `too_large`.
     pub fn code(self) -> &'static str {

@@ -180,11 +180,6 @@ impl Interner {
             .or_insert_with(|| (Box::from(s), sym));
         sym
     }
-
-    /// The shared table behind this interner.
-    pub fn symbols(&self) -> &Arc<Symbols> {
-        &self.symbols
-    }
 }
 
 #[cfg(test)]

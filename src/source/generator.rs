@@ -238,11 +238,6 @@ impl GeneratorSource {
             started: Instant::now(),
         }
     }
-
-    /// Starts at sequence number `seq` (which must belong to this worker's share).
-    pub fn resume_at(&mut self, seq: u64) {
-        self.next = seq;
-    }
 }
 
 impl Source for GeneratorSource {
