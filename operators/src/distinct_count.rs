@@ -10,7 +10,12 @@ use timely::progress::Timestamp;
 /// Counts distinct items per group: `(group, item)` pairs in, `(group, distinct items)` out.
 ///
 /// Duplicates cost nothing after the first: the distinct `(group, item)` pairs are kept in one
-/// arrangement, and only the appearance or disappearance of a pair changes the count.
+/// arrangement, and only the appearance of a new pair changes the count.
+///
+/// Known open question: when a pair's insertion and its later retractions reach the operator in
+/// one batch spanning several epochs, the retraction has been seen not to lower the count (plain
+/// differential `distinct_total` behaves the same in that test). lambdaflow's inputs are
+/// insert-only, so its views are unaffected; verify before relying on retractions.
 pub trait DistinctCount<'scope, T: Timestamp, D> {
     /// As [`DistinctCount::distinct_count_named`], with the name `DistinctCount`.
     ///
