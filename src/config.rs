@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::event::time::parse_rfc3339;
 use crate::event::{FieldType, Schema, VIEW_FIELDS};
+use crate::lake::{FileSettings, LakeConfig};
 use crate::pipeline::{EpochPolicy, PipelineConfig};
 use crate::source::{GeneratorSpec, SourceSpec, file};
 use crate::views::{VIEWS, ViewId};
@@ -82,6 +83,26 @@ pub struct GeneratorSection {
     pub start: Option<String>,
 }
 
+/// The `[lake]` table.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LakeSection {
+    /// Whether `run` writes the lake at all.
+    pub enabled: Option<bool>,
+    /// The data directory.
+    pub data_dir: Option<PathBuf>,
+    /// A commit at least this often (with processing-time epochs), such as `1s`.
+    pub commit_interval: Option<String>,
+    /// Or: a commit every this many epochs.
+    pub commit_epochs: Option<u64>,
+    /// A data file is finished at this many rows.
+    pub file_max_rows: Option<usize>,
+    /// Rows per Parquet row group.
+    pub row_group_rows: Option<usize>,
+    /// ZSTD level, 1 to 22.
+    pub zstd_level: Option<i32>,
+}
+
 /// A whole config file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -94,6 +115,9 @@ pub struct ConfigFile {
     pub generator: GeneratorSection,
     /// `[schema]`, with its `[[schema.fields]]`.
     pub schema: Option<Schema>,
+    /// `[lake]`.
+    #[serde(default)]
+    pub lake: LakeSection,
 }
 
 impl ConfigFile {
@@ -145,7 +169,21 @@ pub struct Overrides {
     pub start: Option<String>,
     /// `--until-exhausted`.
     pub until_exhausted: bool,
+    /// `--data-dir`.
+    pub data_dir: Option<PathBuf>,
+    /// `--no-lake`.
+    pub no_lake: bool,
+    /// `--commit-interval`.
+    pub commit_interval: Option<String>,
+    /// `--commit-epochs`.
+    pub commit_epochs: Option<u64>,
 }
+
+/// The data directory when none is given.
+pub const DEFAULT_DATA_DIR: &str = "lambdaflow-data";
+
+/// Commits per epoch count when epochs are counted in records and nothing else is said.
+const DEFAULT_COMMIT_EPOCHS: u64 = 10;
 
 /// The generator's rate when neither the file nor a flag gives one: a moderate live demo.
 pub const DEFAULT_DEMO_RATE: f64 = 200.0;
@@ -154,6 +192,13 @@ pub const DEFAULT_DEMO_RATE: f64 = 200.0;
 pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, ConfigError> {
     let p = file.pipeline;
     let g = file.generator;
+    let lake_flags = Overrides {
+        data_dir: flags.data_dir.clone(),
+        no_lake: flags.no_lake,
+        commit_interval: flags.commit_interval.clone(),
+        commit_epochs: flags.commit_epochs,
+        ..Overrides::default()
+    };
     let mut config = PipelineConfig {
         until_exhausted: flags.until_exhausted,
         ..PipelineConfig::default()
@@ -252,7 +297,70 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         config.views = views;
     }
     check_schema_fits_views(&config.schema, &config.views)?;
+    config.lake = lake_config(file.lake, &lake_flags, config.epoch)?;
     Ok(config)
+}
+
+fn lake_config(
+    section: LakeSection,
+    flags: &Overrides,
+    epoch: EpochPolicy,
+) -> Result<Option<LakeConfig>, ConfigError> {
+    if flags.no_lake || (section.enabled == Some(false) && flags.data_dir.is_none()) {
+        return Ok(None);
+    }
+    let dir = flags
+        .data_dir
+        .clone()
+        .or(section.data_dir)
+        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let interval = flags.commit_interval.clone().or(section.commit_interval);
+    let epochs = flags.commit_epochs.or(section.commit_epochs);
+    let commit_every = match (interval, epochs) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "give either a commit interval or commit epochs, not both",
+            ));
+        }
+        (_, Some(0)) => return Err(invalid("commit epochs must be at least 1")),
+        (_, Some(n)) => n,
+        (interval, None) => {
+            let text = interval.unwrap_or_else(|| "1s".to_string());
+            let d = humantime::parse_duration(&text).map_err(|e| {
+                invalid(format!(
+                    "commit interval `{text}` is not a duration such as 1s or 500ms ({e})"
+                ))
+            })?;
+            match epoch {
+                EpochPolicy::Interval(e) => (d.as_nanos() / e.as_nanos().max(1)).max(1) as u64,
+                EpochPolicy::Records(_) => DEFAULT_COMMIT_EPOCHS,
+            }
+        }
+    };
+    let mut files = FileSettings::default();
+    if let Some(rows) = section.file_max_rows {
+        if rows == 0 {
+            return Err(invalid("lake file_max_rows must be at least 1"));
+        }
+        files.max_rows = rows;
+    }
+    if let Some(rows) = section.row_group_rows {
+        if rows == 0 {
+            return Err(invalid("lake row_group_rows must be at least 1"));
+        }
+        files.row_group_rows = rows;
+    }
+    if let Some(level) = section.zstd_level {
+        if !(1..=22).contains(&level) {
+            return Err(invalid("lake zstd_level must be between 1 and 22"));
+        }
+        files.zstd_level = level;
+    }
+    Ok(Some(LakeConfig {
+        dir,
+        commit_every,
+        files,
+    }))
 }
 
 /// The generator's settings, validated: a rate of 0 means as fast as possible.

@@ -4,11 +4,13 @@
 //! [`source`] (generator, files, stdin: raw bytes with resumable positions) ->
 //! [`event`] (schema, decoding into compact events or dead letters) ->
 //! [`pipeline`] (the timely/differential dataflow, its epochs and workers) ->
-//! [`views`] (the speed layer: incrementally maintained views, read as of a closed epoch).
+//! [`views`] (the speed layer: incrementally maintained views, read as of a closed epoch), and
+//! [`lake`] (the batch layer: closed epochs committed to Delta Lake exactly once, and replayed).
 //! [`config`] turns a TOML file and command-line flags into a validated [`pipeline::PipelineConfig`].
 
 pub mod config;
 pub mod event;
+pub mod lake;
 pub mod pipeline;
 pub mod source;
 pub mod views;

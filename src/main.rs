@@ -12,6 +12,7 @@ use clap::{Args, Parser, Subcommand};
 
 use lambdaflow::config::{self, ConfigFile, Overrides};
 use lambdaflow::event::money::format_cents;
+use lambdaflow::lake::ops::{self, ReplaySpec};
 use lambdaflow::pipeline::{EpochPolicy, Pipeline, PipelineConfig};
 use lambdaflow::source::SourceSpec;
 use lambdaflow::views::{Datum, VIEWS, ViewId, ViewStore};
@@ -34,6 +35,97 @@ enum Command {
     Config,
     /// List the built-in views and what they mean.
     Views,
+    /// Recompute the views from the lake alone, with the same dataflow (the batch job).
+    Batch(BatchArgs),
+    /// Recompute the views from the lake and compare them with the live views a run recorded
+    /// as of a committed epoch; exit 1 if they differ.
+    Verify(VerifyArgs),
+    /// Look after the lake: info, compact, vacuum.
+    #[command(subcommand)]
+    Lake(LakeCommand),
+}
+
+#[derive(Args)]
+struct DataDirArg {
+    /// The data directory (the lake).
+    #[arg(long, value_name = "DIR", default_value = config::DEFAULT_DATA_DIR)]
+    data_dir: PathBuf,
+}
+
+#[derive(Args)]
+struct BatchArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    /// Pipeline config file (TOML), for the views and workers.
+    #[arg(long, value_name = "FILE")]
+    config: Option<PathBuf>,
+    /// Timely worker threads.
+    #[arg(long, short = 'w', value_name = "N")]
+    workers: Option<usize>,
+    /// Views to compute, comma-separated (default: all).
+    #[arg(long, value_name = "NAMES", value_delimiter = ',')]
+    views: Option<Vec<String>>,
+    /// Only events of this UTC day or later (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    from: Option<String>,
+    /// Only events of this UTC day or earlier (YYYY-MM-DD).
+    #[arg(long, value_name = "DATE")]
+    to: Option<String>,
+    /// Read the table as of this version (time travel).
+    #[arg(long, value_name = "N", conflicts_with = "as_of_epoch")]
+    as_of_version: Option<u64>,
+    /// Read the rows committed up to this epoch (time travel).
+    #[arg(long, value_name = "EPOCH")]
+    as_of_epoch: Option<u64>,
+    /// Write the views to this file as JSON (default: standard output).
+    #[arg(long, value_name = "FILE")]
+    views_out: Option<PathBuf>,
+}
+
+#[derive(Args)]
+struct VerifyArgs {
+    #[command(flatten)]
+    dir: DataDirArg,
+    /// Timely worker threads for the recomputation.
+    #[arg(long, short = 'w', value_name = "N", default_value_t = 1)]
+    workers: usize,
+}
+
+#[derive(Subcommand)]
+enum LakeCommand {
+    /// Versions, epochs, files, rows, bytes and the compression ratio against the JSON input.
+    Info {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// As of this version of the events table (time travel).
+        #[arg(long, value_name = "N", conflicts_with = "as_of_epoch")]
+        as_of_version: Option<u64>,
+        /// As of the last commit at or before this epoch (time travel).
+        #[arg(long, value_name = "EPOCH")]
+        as_of_epoch: Option<u64>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Merge small files into large ones, as one commit that changes no content.
+    Compact {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Files smaller than this are merged (bytes).
+        #[arg(long, value_name = "BYTES", default_value_t = 128 << 20)]
+        target_size: u64,
+    },
+    /// Delete files no commit references, and files compacted away longer ago than --retain.
+    Vacuum {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Keep files removed from the table for this long (time travel needs them).
+        #[arg(long, value_name = "DURATION", default_value = "7days")]
+        retain: String,
+        /// Only list what would be deleted.
+        #[arg(long)]
+        dry_run: bool,
+    },
 }
 
 #[derive(Args)]
@@ -68,6 +160,18 @@ struct RunArgs {
     /// Print no live summary.
     #[arg(long, short = 'q')]
     quiet: bool,
+    /// The data directory: the lake (events and dead-letter Delta tables) and its state.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// Write no lake: views only.
+    #[arg(long, conflicts_with = "data_dir")]
+    no_lake: bool,
+    /// A lake commit at least this often, such as `1s` (with processing-time epochs).
+    #[arg(long, value_name = "DURATION", conflicts_with = "commit_epochs")]
+    commit_interval: Option<String>,
+    /// A lake commit every N epochs.
+    #[arg(long, value_name = "N")]
+    commit_epochs: Option<u64>,
     #[command(flatten)]
     generator: GeneratorArgs,
 }
@@ -144,6 +248,9 @@ fn main() -> ExitCode {
             }
             Ok(())
         }
+        Command::Batch(args) => batch(args),
+        Command::Verify(args) => verify(args),
+        Command::Lake(command) => lake(command),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
@@ -192,6 +299,10 @@ fn run(args: RunArgs) -> Result<()> {
         bad_fraction: args.generator.bad_fraction,
         start: args.generator.start,
         until_exhausted: args.until_exhausted,
+        data_dir: args.data_dir,
+        no_lake: args.no_lake,
+        commit_interval: args.commit_interval,
+        commit_epochs: args.commit_epochs,
     };
     let config = config::resolve(file, flags)?;
     if let Some(path) = &args.views_out {
@@ -204,6 +315,15 @@ fn run(args: RunArgs) -> Result<()> {
         println!("{}", banner(&config));
     }
     let pipeline = Pipeline::start(config)?;
+    if summary && let Some(meta) = pipeline.resumed() {
+        println!(
+            "resumed the lake at epoch {} ({} views replayed as of it)",
+            meta.epoch,
+            pipeline
+                .views()
+                .read(|s| s.tables.iter().filter(|t| !t.is_empty()).count())
+        );
+    }
     let stop = pipeline.stop_flag();
     let signalled = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -343,6 +463,14 @@ fn live_line(pipeline: &Pipeline, last: &mut (Instant, u64)) -> String {
     if let Some(top) = top_product(store) {
         line.push_str(&format!(" | top {top}"));
     }
+    let committed = pipeline
+        .lake_status()
+        .lock()
+        .map(|s| s.committed)
+        .unwrap_or(None);
+    if let Some((epoch, version)) = committed {
+        line.push_str(&format!(" | lake v{version} epoch {epoch}"));
+    }
     if !std::io::stdout().is_terminal() {
         line = line.split_whitespace().collect::<Vec<_>>().join(" ");
     }
@@ -396,4 +524,233 @@ fn generate(args: GenerateArgs) -> Result<()> {
     }
     out.flush()?;
     Ok(())
+}
+
+/// The views recomputed from the lake by the same dataflow as `run`.
+fn recompute(
+    file: ConfigFile,
+    workers: Option<usize>,
+    views: Option<Vec<String>>,
+    spec: ReplaySpec,
+) -> Result<Arc<ViewStore>> {
+    let flags = Overrides {
+        workers,
+        views,
+        epoch_records: Some(100_000),
+        until_exhausted: true,
+        no_lake: true,
+        ..Overrides::default()
+    };
+    let mut config = config::resolve(file, flags)?;
+    config.source = SourceSpec::Files(Vec::new());
+    config.replay = Some(spec);
+    Ok(Pipeline::run(config)?)
+}
+
+fn write_json(path: Option<&PathBuf>, json: &serde_json::Value) -> Result<()> {
+    let out: Box<dyn Write> = match path {
+        Some(path) => Box::new(
+            std::fs::File::create(path)
+                .with_context(|| format!("cannot write views to {}", path.display()))?,
+        ),
+        None => Box::new(std::io::stdout().lock()),
+    };
+    let mut out = BufWriter::new(out);
+    serde_json::to_writer_pretty(&mut out, json)?;
+    writeln!(out)?;
+    out.flush()?;
+    Ok(())
+}
+
+fn check_date(date: &Option<String>) -> Result<()> {
+    if let Some(d) = date {
+        let valid = d.len() == 10
+            && lambdaflow::event::time::parse_rfc3339(&format!("{d}T00:00:00Z")).is_ok();
+        if !valid {
+            anyhow::bail!("date `{d}` is not YYYY-MM-DD");
+        }
+    }
+    Ok(())
+}
+
+fn batch(args: BatchArgs) -> Result<()> {
+    check_date(&args.from)?;
+    check_date(&args.to)?;
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
+    };
+    let spec = ReplaySpec {
+        dir: args.dir.data_dir,
+        version: args.as_of_version,
+        through: args.as_of_epoch,
+        from: args.from,
+        to: args.to,
+    };
+    let store = recompute(file, args.workers, args.views, spec)?;
+    write_json(args.views_out.as_ref(), &store.to_json())
+}
+
+fn verify(args: VerifyArgs) -> Result<()> {
+    let dir = args.dir.data_dir;
+    let (_, last) = ops::plan(&ReplaySpec {
+        dir: dir.clone(),
+        ..ReplaySpec::default()
+    })?;
+    let Some(last) = last else {
+        anyhow::bail!("{} has no lambdaflow commit to verify", dir.display());
+    };
+    let snapshots = lambdaflow::lake::view_snapshots(&dir);
+    let Some((epoch, path)) = snapshots.into_iter().rev().find(|(e, _)| *e <= last.epoch) else {
+        anyhow::bail!(
+            "{} has no live views recorded at or before its last committed epoch {} (a run records them at each commit)",
+            dir.display(),
+            last.epoch
+        );
+    };
+    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let live: serde_json::Value =
+        serde_json::from_slice(&text).with_context(|| format!("reading {}", path.display()))?;
+    let names: Vec<String> = live["views"]
+        .as_object()
+        .map(|m| m.keys().cloned().collect())
+        .unwrap_or_default();
+    let spec = ReplaySpec {
+        dir: dir.clone(),
+        through: Some(epoch),
+        ..ReplaySpec::default()
+    };
+    let lake = recompute(
+        ConfigFile::default(),
+        Some(args.workers),
+        Some(names.clone()),
+        spec,
+    )?;
+    let lake = lake.to_json();
+    let mut differences = 0;
+    for name in &names {
+        let rows = |v: &serde_json::Value| -> std::collections::BTreeMap<String, String> {
+            v["views"][name]
+                .as_array()
+                .into_iter()
+                .flatten()
+                .map(|r| (r["key"].to_string(), r["value"].to_string()))
+                .collect()
+        };
+        let (a, b) = (rows(&live), rows(&lake));
+        for (key, value) in &a {
+            match b.get(key) {
+                None => {
+                    differences += 1;
+                    println!("{name} {key}: live {value}, missing from the lake");
+                }
+                Some(other) if other != value => {
+                    differences += 1;
+                    println!("{name} {key}: live {value}, lake {other}");
+                }
+                Some(_) => {}
+            }
+        }
+        for (key, value) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
+            differences += 1;
+            println!("{name} {key}: lake {value}, missing from the live views");
+        }
+    }
+    if differences > 0 {
+        anyhow::bail!(
+            "{differences} difference(s) between the live views and the lake as of epoch {epoch}"
+        );
+    }
+    println!(
+        "ok: {} views equal as of epoch {epoch} (lake version {}, last committed epoch {})",
+        names.len(),
+        ops::info(&dir, None)?.events.version,
+        last.epoch
+    );
+    Ok(())
+}
+
+fn lake(command: LakeCommand) -> Result<()> {
+    match command {
+        LakeCommand::Info {
+            dir,
+            as_of_version: version,
+            as_of_epoch: epoch,
+            json,
+        } => {
+            let version = match epoch {
+                Some(e) => Some(ops::version_at_epoch(&dir.data_dir, e)?.with_context(|| {
+                    format!(
+                        "no commit at or before epoch {e} in {}",
+                        dir.data_dir.display()
+                    )
+                })?),
+                None => version,
+            };
+            let info = ops::info(&dir.data_dir, version)?;
+            if json {
+                return write_json(None, &serde_json::to_value(&info)?);
+            }
+            println!(
+                "lake {} (pipeline {})",
+                dir.data_dir.display(),
+                info.pipeline.as_deref().unwrap_or("-")
+            );
+            for t in [&info.events, &info.dead_letters] {
+                println!(
+                    "  {}: version {}, {} files in {} partitions, {} rows, {} bytes",
+                    t.path, t.version, t.files, t.partitions, t.rows, t.bytes
+                );
+            }
+            match info.epochs {
+                Some((first, last)) => println!(
+                    "  {} commits, epochs {first} to {last}, {} bytes of JSON input",
+                    info.commits, info.input_bytes
+                ),
+                None => println!("  no commits yet"),
+            }
+            if let Some(ratio) = info.compression_ratio {
+                println!("  compression: {ratio:.1}x smaller than the JSON input");
+            }
+            println!("  newest commits:");
+            for h in &info.history {
+                println!("    {h}");
+            }
+            Ok(())
+        }
+        LakeCommand::Compact { dir, target_size } => {
+            for c in ops::compact(&dir.data_dir, target_size)? {
+                match c.version {
+                    Some(v) => println!(
+                        "{}: {} files -> {} (version {v})",
+                        c.table, c.files_before, c.files_after
+                    ),
+                    None => println!("{}: {} files, nothing to compact", c.table, c.files_before),
+                }
+            }
+            Ok(())
+        }
+        LakeCommand::Vacuum {
+            dir,
+            retain,
+            dry_run,
+        } => {
+            let retain = humantime::parse_duration(&retain)
+                .with_context(|| format!("retention `{retain}` is not a duration such as 7days"))?;
+            let done = ops::vacuum(&dir.data_dir, retain, dry_run)?;
+            let verb = if dry_run { "would delete" } else { "deleted" };
+            for f in &done.uncommitted {
+                println!("{verb} uncommitted {f}");
+            }
+            for f in &done.expired {
+                println!("{verb} expired {f}");
+            }
+            println!(
+                "{verb} {} uncommitted and {} expired files",
+                done.uncommitted.len(),
+                done.expired.len()
+            );
+            Ok(())
+        }
+    }
 }

@@ -14,14 +14,16 @@ use std::time::{Duration, Instant};
 
 use differential_dataflow::input::Input;
 use hdrhistogram::Histogram;
-use lambdaflow_operators::FlatMapFallible;
 use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::Probe;
 use timely::worker::Worker;
 
 use crate::event::{DeadLetter, Decoder, Event, Interner, Position, Roles, Schema, Symbols};
+use crate::lake::dataflow::{self as lake_flow, CommitSetup, Marker, SharedStatus, WorkerLake};
+use crate::lake::ops::{ReplayPlan, ReplaySpec};
+use crate::lake::{CommitMeta, LakeConfig, LakeError, Layout};
 use crate::source::{Chunk, Poll, SourceError, SourceSpec};
-use crate::views::{self, ViewId, ViewStore};
+use crate::views::{self, Snapshots, ViewId, ViewStore};
 
 /// Records a source may hand over per poll.
 const CHUNK_RECORDS: usize = 4096;
@@ -56,6 +58,10 @@ pub struct PipelineConfig {
     pub views: Vec<ViewId>,
     /// Stop once every source is exhausted, instead of serving until stopped.
     pub until_exhausted: bool,
+    /// The lake to write (and to resume from and replay on start).
+    pub lake: Option<LakeConfig>,
+    /// Without a lake to write: a lake to replay into the views (`batch`, `verify`).
+    pub replay: Option<ReplaySpec>,
 }
 
 impl Default for PipelineConfig {
@@ -69,6 +75,8 @@ impl Default for PipelineConfig {
             max_record_bytes: 1 << 20,
             views: ViewId::all(),
             until_exhausted: false,
+            lake: None,
+            replay: None,
         }
     }
 }
@@ -85,6 +93,9 @@ pub enum PipelineError {
     /// A worker thread panicked (a bug in lambdaflow).
     #[error("a worker failed: {0}")]
     Worker(String),
+    /// The lake could not be opened, written, committed or read.
+    #[error("lake: {0}")]
+    Lake(#[from] LakeError),
 }
 
 /// Counters of a run, updated by the workers and read by anyone.
@@ -132,6 +143,15 @@ impl Stats {
 /// What the workers share.
 struct Shared {
     config: PipelineConfig,
+    /// The last lake commit this run resumes from.
+    resume: Option<CommitMeta>,
+    /// What to replay into the views before reading the sources.
+    replay: Option<ReplayPlan>,
+    /// The first live epoch (after the resumed one).
+    base: u64,
+    layout: Arc<Layout>,
+    lake_status: SharedStatus,
+    run_tag: String,
     symbols: Arc<Symbols>,
     store: Arc<ViewStore>,
     stats: Arc<Stats>,
@@ -144,23 +164,65 @@ struct Shared {
 /// A running pipeline.
 pub struct Pipeline {
     shared: Arc<Shared>,
-    guards: timely::communication::initialize::WorkerGuards<Result<(), SourceError>>,
+    guards: timely::communication::initialize::WorkerGuards<Result<(), PipelineError>>,
+    _lock: Option<std::fs::File>,
 }
 
 impl Pipeline {
     /// Starts the workers.
-    pub fn start(config: PipelineConfig) -> Result<Pipeline, PipelineError> {
+    pub fn start(mut config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         let symbols = Arc::new(Symbols::default());
         let store = Arc::new(ViewStore::new(symbols.clone(), config.views.clone()));
         let stats = Arc::new(Stats::new(config.workers));
         let workers = config.workers;
+        let layout = Arc::new(Layout::new(&config.schema));
+        let (mut resume, mut replay, mut lock) = (None, None, None);
+        if let Some(lake) = &config.lake {
+            let prepared = crate::lake::ops::prepare(
+                lake,
+                &layout,
+                &config.id,
+                workers,
+                &config.source.describe(),
+            )?;
+            if let (Some(meta), SourceSpec::Generate(spec)) = (&prepared.last, &mut config.source)
+                && let Some((seed, start, bad)) = meta.generator
+            {
+                // The generated stream is the lake's: resume it, not a new one.
+                spec.seed = seed;
+                spec.start_micros = start;
+                spec.bad_fraction = bad;
+            }
+            store.set_snapshots(Snapshots {
+                dir: crate::lake::state_dir(&lake.dir).join("views"),
+                every: lake.commit_every,
+                keep: 4,
+            });
+            resume = prepared.last;
+            replay = Some(prepared.plan);
+            lock = Some(prepared.lock);
+        } else if let Some(spec) = &config.replay {
+            replay = Some(crate::lake::ops::plan(spec)?.0);
+        }
+        let base = match (&resume, &replay) {
+            (Some(meta), _) => meta.epoch + 1,
+            // A replay alone (`batch`): its views are as of the replayed epoch.
+            (None, Some(plan)) if config.lake.is_none() => plan.epoch,
+            _ => 0,
+        };
         let shared = Arc::new(Shared {
+            resume,
+            replay,
+            base,
+            layout,
+            lake_status: Default::default(),
+            run_tag: crate::lake::writer::run_tag(),
             config,
             symbols,
             store,
             stats,
             stop: Arc::new(AtomicBool::new(false)),
-            record_epoch: AtomicU64::new(0),
+            record_epoch: AtomicU64::new(base),
             started: Instant::now(),
         });
         let for_workers = shared.clone();
@@ -177,7 +239,21 @@ impl Pipeline {
             result
         })
         .map_err(PipelineError::Start)?;
-        Ok(Pipeline { shared, guards })
+        Ok(Pipeline {
+            shared,
+            guards,
+            _lock: lock,
+        })
+    }
+
+    /// How far the lake has got.
+    pub fn lake_status(&self) -> &SharedStatus {
+        &self.shared.lake_status
+    }
+
+    /// The lake commit this run resumed from, if any.
+    pub fn resumed(&self) -> Option<&CommitMeta> {
+        self.shared.resume.as_ref()
     }
 
     /// The views.
@@ -202,8 +278,24 @@ impl Pipeline {
 
     /// Waits for the workers to finish.
     pub fn join(self) -> Result<(), PipelineError> {
+        let mut first_error = None;
         for result in self.guards.join() {
-            result.map_err(PipelineError::Worker)??;
+            if let Err(e) = result.map_err(PipelineError::Worker).and_then(|r| r) {
+                first_error.get_or_insert(e);
+            }
+        }
+        let lake_error = self
+            .shared
+            .lake_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .error
+            .take();
+        if let Some(e) = lake_error {
+            return Err(PipelineError::Lake(LakeError::Other(e)));
+        }
+        if let Some(e) = first_error {
+            return Err(e);
         }
         // Every epoch is closed now, including the last, even if the workers closed their inputs
         // in the same step as they left it (the view sink then never sees it as a frontier).
@@ -213,7 +305,12 @@ impl Pipeline {
             .epoch
             .load(Ordering::SeqCst)
             .saturating_sub(1);
-        self.shared.store.close_through(last);
+        self.shared
+            .store
+            .close_through(last.max(self.shared.base.saturating_sub(1)));
+        if self.shared.config.lake.is_some() {
+            self.shared.store.write_snapshot();
+        }
         Ok(())
     }
 
@@ -231,13 +328,43 @@ fn target_epoch(shared: &Shared, current: u64) -> u64 {
     match shared.config.epoch {
         EpochPolicy::Interval(interval) => {
             let elapsed = shared.started.elapsed().as_nanos() / interval.as_nanos().max(1);
-            current.max(elapsed as u64)
+            current.max(shared.base + elapsed as u64)
         }
         EpochPolicy::Records(_) => current.max(shared.record_epoch.load(Ordering::SeqCst)),
     }
 }
 
-fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceError> {
+/// A worker's inputs: raw chunks, position markers, and the lake's rows being replayed.
+struct Inputs {
+    chunks: InputSession<u64, Chunk, isize>,
+    markers: InputSession<u64, Marker, isize>,
+    replay: InputSession<u64, Event, isize>,
+    replay_dead: InputSession<u64, DeadLetter, isize>,
+}
+
+impl Inputs {
+    fn advance_to(&mut self, epoch: u64) {
+        self.chunks.advance_to(epoch);
+        self.chunks.flush();
+        self.markers.advance_to(epoch);
+        self.markers.flush();
+        self.replay.advance_to(epoch);
+        self.replay.flush();
+        self.replay_dead.advance_to(epoch);
+        self.replay_dead.flush();
+    }
+
+    fn close(self) {
+        self.chunks.close();
+        self.markers.close();
+        self.replay.close();
+        self.replay_dead.close();
+    }
+}
+
+type InputSession<T, D, R> = differential_dataflow::input::InputSession<T, D, R>;
+
+fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineError> {
     let index = worker.index();
     let peers = worker.peers();
     let config = &shared.config;
@@ -247,21 +374,71 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
     let mut interner = Interner::new(shared.symbols.clone());
     let probe = ProbeHandle::new();
     let stats = shared.stats.clone();
-    let mut input = worker.dataflow::<u64, _, _>(|scope| {
-        let (input, chunks) = scope.new_collection::<Chunk, isize>();
-        let (events, dead) = chunks.flat_map_fallible_named(
-            "Decode",
-            move |chunk: Chunk, oks: &mut Vec<Event>, errs: &mut Vec<DeadLetter>| {
+    let start_positions: Option<Vec<Position>> = shared
+        .resume
+        .as_ref()
+        .and_then(|m| m.positions.get(index).cloned());
+    let worker_lake = config.lake.as_ref().map(|lake| WorkerLake {
+        config: lake.clone(),
+        layout: shared.layout.clone(),
+        files: config
+            .source
+            .files()
+            .iter()
+            .map(|p| p.display().to_string())
+            .collect(),
+        worker: index,
+        run: shared.run_tag.clone(),
+        resumed: shared.resume.as_ref().map(|m| m.epoch),
+        start_positions: start_positions.clone().unwrap_or_default(),
+        status: shared.lake_status.clone(),
+    });
+    let commit_setup = config.lake.as_ref().map(|lake| CommitSetup {
+        config: lake.clone(),
+        pipeline: config.id.clone(),
+        source: config.source.describe(),
+        generator: match &config.source {
+            SourceSpec::Generate(g) => Some((g.seed, g.start_micros, g.bad_fraction)),
+            _ => None,
+        },
+        positions: match &shared.resume {
+            Some(meta) => meta.positions.clone(),
+            None => vec![Vec::new(); peers],
+        },
+        resumed: shared.resume.as_ref().map(|m| m.epoch),
+        status: shared.lake_status.clone(),
+    });
+    let mut inputs = worker.dataflow::<u64, _, _>(|scope| {
+        let (chunks_in, chunks) = scope.new_collection::<Chunk, isize>();
+        let (markers_in, markers) = scope.new_collection::<Marker, isize>();
+        let (replay_in, replayed) = scope.new_collection::<Event, isize>();
+        let (replay_dead_in, replayed_dead) = scope.new_collection::<DeadLetter, isize>();
+        let (events, dead, reports) = lake_flow::decode_and_write(
+            chunks,
+            markers,
+            worker_lake,
+            move |epoch, chunk, oks, errs, mut stage| {
                 let before = errs.len();
                 for (raw, position) in chunk.iter() {
                     match decoder.decode(raw) {
-                        Ok(record) => oks.push(roles.project(&record, &mut interner)),
-                        Err(e) => errs.push(DeadLetter {
-                            reason: e.reason,
-                            message: e.message,
-                            raw: raw.to_vec(),
-                            position,
-                        }),
+                        Ok(record) => {
+                            if let Some(stage) = stage.as_deref_mut() {
+                                stage.push(&record, epoch, position);
+                            }
+                            oks.push(roles.project(&record, &mut interner));
+                        }
+                        Err(e) => {
+                            let dead = DeadLetter {
+                                reason: e.reason,
+                                message: e.message,
+                                raw: raw.to_vec(),
+                                position,
+                            };
+                            if let Some(stage) = stage.as_deref_mut() {
+                                stage.push_dead(&dead, epoch);
+                            }
+                            errs.push(dead);
+                        }
                     }
                 }
                 let dead = (errs.len() - before) as u64;
@@ -271,26 +448,46 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
                     .fetch_add(chunk.len() as u64 - dead, Ordering::Relaxed);
             },
         );
-        let rows = views::build(events, dead, &config.views, &shared.symbols);
+        lake_flow::commit(reports, commit_setup, index).probe_with(&probe);
+        let rows = views::build(
+            events.concat(replayed),
+            dead.concat(replayed_dead),
+            &config.views,
+            &shared.symbols,
+        );
         let rows =
             differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probe));
         views::publish(rows, shared.store.clone(), index);
-        input
+        Inputs {
+            chunks: chunks_in,
+            markers: markers_in,
+            replay: replay_in,
+            replay_dead: replay_dead_in,
+        }
     });
 
-    let opened = config.source.open(index, peers, config.max_record_bytes);
+    let base = shared.base;
+    if let Some(plan) = &shared.replay {
+        inputs.advance_to(plan.epoch);
+        if let Err(e) = replay(worker, shared, plan, &mut inputs, &probe) {
+            shared.stop.store(true, Ordering::SeqCst);
+            return drain(worker, inputs, &probe, Err(e.into()));
+        }
+    }
+    inputs.advance_to(base);
+
+    let opened = config.source.open(
+        index,
+        peers,
+        config.max_record_bytes,
+        start_positions.as_deref(),
+    );
     let mut sources = match opened {
         Ok(sources) => sources,
-        Err(e) => {
-            input.close();
-            while !probe.done() {
-                worker.step_or_park(Some(Duration::from_millis(1)));
-            }
-            return Err(e);
-        }
+        Err(e) => return drain(worker, inputs, &probe, Err(e.into())),
     };
     let mut exhausted = vec![false; sources.len()];
-    let mut epoch = 0u64;
+    let mut epoch = base;
     let mut in_epoch = 0u64;
     let mut open_epochs: VecDeque<(u64, Instant)> = VecDeque::new();
     let mut failure = None;
@@ -304,7 +501,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
             advance(
                 shared,
                 index,
-                &mut input,
+                &mut inputs,
                 &sources,
                 &mut open_epochs,
                 epoch,
@@ -314,7 +511,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
             in_epoch = 0;
         }
 
-        // Read, unless the views are too far behind.
+        // Read, unless the views or the lake are too far behind.
         let lagging = probe.less_than(&epoch.saturating_sub(MAX_OPEN_EPOCHS));
         let mut ready = false;
         let mut wake: Option<Instant> = None;
@@ -334,8 +531,8 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
                 if !chunk.is_empty() {
                     in_epoch += chunk.len() as u64;
                     stats_add_chunk(&shared.stats, &chunk);
-                    input.insert(chunk);
-                    input.flush();
+                    inputs.chunks.insert(chunk);
+                    inputs.chunks.flush();
                 }
             }
         }
@@ -354,6 +551,10 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
             break;
         }
         note_closed_epochs(shared, index, &probe, &mut open_epochs);
+        if lake_failed(shared) {
+            shared.stop.store(true, Ordering::SeqCst);
+            break;
+        }
 
         if ready || lagging {
             worker.step();
@@ -361,7 +562,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
             let mut park = Duration::from_millis(20);
             if let EpochPolicy::Interval(interval) = config.epoch {
                 let next_tick = interval
-                    .mul_f64((epoch + 1) as f64)
+                    .mul_f64((epoch + 1 - base) as f64)
                     .saturating_sub(shared.started.elapsed());
                 park = park.min(next_tick);
             }
@@ -376,22 +577,78 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), SourceErr
     advance(
         shared,
         index,
-        &mut input,
+        &mut inputs,
         &sources,
         &mut open_epochs,
         epoch,
         epoch + 1,
     );
-    input.close();
+    let result = match failure {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    };
+    let result = drain(worker, inputs, &probe, result);
+    note_closed_epochs(shared, index, &probe, &mut open_epochs);
+    result
+}
+
+fn lake_failed(shared: &Shared) -> bool {
+    shared
+        .lake_status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .error
+        .is_some()
+}
+
+/// Closes the inputs and runs the dataflow to completion, then returns `result`.
+fn drain(
+    worker: &mut Worker,
+    inputs: Inputs,
+    probe: &ProbeHandle<u64>,
+    result: Result<(), PipelineError>,
+) -> Result<(), PipelineError> {
+    inputs.close();
     while !probe.done() {
-        note_closed_epochs(shared, index, &probe, &mut open_epochs);
         worker.step_or_park(Some(Duration::from_millis(1)));
     }
-    note_closed_epochs(shared, index, &probe, &mut open_epochs);
-    match failure {
-        Some(e) => Err(e),
-        None => Ok(()),
+    result
+}
+
+/// Feeds this worker's share of the lake's committed files into the views.
+fn replay(
+    worker: &mut Worker,
+    shared: &Shared,
+    plan: &ReplayPlan,
+    inputs: &mut Inputs,
+    probe: &ProbeHandle<u64>,
+) -> Result<(), LakeError> {
+    let (index, peers) = (worker.index(), worker.peers());
+    let mut interner = Interner::new(shared.symbols.clone());
+    let events_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::Events);
+    let dead_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::DeadLetters);
+    let mut rows = 0u64;
+    for file in plan.events.iter().skip(index).step_by(peers) {
+        rows += crate::lake::replay::read_events(
+            &events_root,
+            file,
+            plan.through,
+            &mut interner,
+            |e| inputs.replay.insert(e),
+        )?;
+        inputs.replay.flush();
+        worker.step_while(|| probe.less_than(&0));
+        worker.step();
     }
+    for file in plan.dead.iter().skip(index).step_by(peers) {
+        rows += crate::lake::replay::read_dead(&dead_root, file, plan.through, |d| {
+            inputs.replay_dead.insert(d)
+        })?;
+        inputs.replay_dead.flush();
+        worker.step();
+    }
+    tracing::debug!(worker = index, rows, "replayed the lake");
+    Ok(())
 }
 
 fn stats_add_chunk(stats: &Stats, chunk: &Chunk) {
@@ -403,19 +660,20 @@ fn stats_add_chunk(stats: &Stats, chunk: &Chunk) {
         .fetch_add(chunk.byte_len() as u64, Ordering::Relaxed);
 }
 
-/// Moves the input from `from` to `to`, recording where the sources stood at the end of `from`.
+/// Moves the inputs from `from` to `to`, recording (and sending to the lake writer) where the
+/// sources stood at the end of `from`.
 fn advance(
     shared: &Shared,
     index: usize,
-    input: &mut differential_dataflow::input::InputSession<u64, Chunk, isize>,
+    inputs: &mut Inputs,
     sources: &[Box<dyn crate::source::Source>],
     open_epochs: &mut VecDeque<(u64, Instant)>,
     from: u64,
     to: u64,
 ) {
-    input.advance_to(to);
-    input.flush();
-    let positions = sources.iter().map(|s| s.position()).collect();
+    let positions: Vec<Position> = sources.iter().map(|s| s.position()).collect();
+    inputs.markers.insert((index, positions.clone()));
+    inputs.advance_to(to);
     shared
         .stats
         .positions

@@ -130,25 +130,52 @@ pub enum SourceSpec {
 
 impl SourceSpec {
     /// Worker `index` of `peers`'s share of this source: generated sequence numbers round-robin,
-    /// byte ranges of every file, or all of stdin for worker 0.
+    /// byte ranges of every file, or all of stdin for worker 0. With `resume`, the positions
+    /// this worker's sources reported at the last lake commit, reading continues right there.
     pub fn open(
         &self,
         index: usize,
         peers: usize,
         max_record_bytes: usize,
+        resume: Option<&[Position]>,
     ) -> Result<Vec<Box<dyn Source>>, SourceError> {
+        let at = resume.and_then(|r| r.first().copied());
         Ok(match self {
-            SourceSpec::Generate(spec) => vec![Box::new(generator::GeneratorSource::new(
-                spec.clone(),
-                index,
-                peers,
-            ))],
-            SourceSpec::Files(paths) => file::open_splits(paths, index, peers, max_record_bytes)?,
+            SourceSpec::Generate(spec) => {
+                let source = generator::GeneratorSource::new(spec.clone(), index, peers);
+                vec![Box::new(match at {
+                    Some(Position::Generator { seq }) => source.resume(seq),
+                    _ => source,
+                })]
+            }
+            SourceSpec::Files(paths) => {
+                file::open_splits(paths, index, peers, max_record_bytes, at)?
+            }
             SourceSpec::Stdin if index == 0 => {
-                vec![Box::new(stdin::StdinSource::spawn(max_record_bytes))]
+                let skip = match at {
+                    Some(Position::Stdin { offset }) => offset,
+                    _ => 0,
+                };
+                vec![Box::new(stdin::StdinSource::spawn(max_record_bytes, skip))]
             }
             SourceSpec::Stdin => Vec::new(),
         })
+    }
+
+    /// How this source is named in a lake commit: a restart must read the same source.
+    pub fn describe(&self) -> String {
+        match self {
+            SourceSpec::Generate(_) => "generate".to_string(),
+            SourceSpec::Files(paths) => format!(
+                "file:{}",
+                paths
+                    .iter()
+                    .map(|p| p.display().to_string())
+                    .collect::<Vec<_>>()
+                    .join(",")
+            ),
+            SourceSpec::Stdin => "stdin".to_string(),
+        }
     }
 
     /// The files this source reads, by [`Position::File`] index.

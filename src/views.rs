@@ -397,6 +397,19 @@ pub struct ViewStore {
     symbols: Arc<Symbols>,
     enabled: Vec<ViewId>,
     state: RwLock<ViewState>,
+    snapshots: std::sync::OnceLock<Snapshots>,
+}
+
+/// Where the store writes itself at commit boundaries (so that `verify` can compare the live
+/// views with the lake), and how often.
+#[derive(Debug, Clone)]
+pub struct Snapshots {
+    /// The directory of `views-EPOCH.json` files.
+    pub dir: std::path::PathBuf,
+    /// A snapshot at every epoch `e` with `(e + 1) % every == 0`.
+    pub every: u64,
+    /// How many to keep.
+    pub keep: usize,
 }
 
 impl ViewStore {
@@ -410,6 +423,60 @@ impl ViewStore {
             symbols,
             enabled,
             state: RwLock::new(state),
+            snapshots: std::sync::OnceLock::new(),
+        }
+    }
+
+    /// Writes a snapshot at every commit boundary from now on.
+    pub fn set_snapshots(&self, snapshots: Snapshots) {
+        let _ = self.snapshots.set(snapshots);
+    }
+
+    /// The commit-boundary interval of snapshots, if they are on.
+    fn snapshot_every(&self) -> Option<u64> {
+        self.snapshots.get().map(|s| s.every)
+    }
+
+    /// Writes the views as of their current epoch to the snapshot directory (atomically, then
+    /// drops the oldest beyond the limit). Failing to write one is logged, never fatal.
+    pub fn write_snapshot(&self) {
+        let Some(snapshots) = self.snapshots.get() else {
+            return;
+        };
+        let json = self.to_json();
+        let Some(epoch) = json["as_of_epoch"].as_u64() else {
+            return;
+        };
+        let result = (|| -> std::io::Result<()> {
+            std::fs::create_dir_all(&snapshots.dir)?;
+            let path = snapshots.dir.join(format!("views-{epoch}.json"));
+            let tmp = snapshots.dir.join(format!(".views-{epoch}.json.tmp"));
+            std::fs::write(&tmp, serde_json::to_vec(&json)?)?;
+            std::fs::rename(&tmp, &path)?;
+            let mut all: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(&snapshots.dir)?
+                .flatten()
+                .filter_map(|e| {
+                    let name = e.file_name().to_string_lossy().into_owned();
+                    let n = name
+                        .strip_prefix("views-")?
+                        .strip_suffix(".json")?
+                        .parse()
+                        .ok()?;
+                    Some((n, e.path()))
+                })
+                .collect();
+            all.sort();
+            let excess = all.len().saturating_sub(snapshots.keep.max(1));
+            for (_, old) in all.into_iter().take(excess) {
+                std::fs::remove_file(old)?;
+            }
+            Ok(())
+        })();
+        if let Err(e) = result {
+            tracing::warn!(
+                "writing a view snapshot to {}: {e}",
+                snapshots.dir.display()
+            );
         }
     }
 
@@ -504,6 +571,8 @@ impl ViewStore {
 pub fn publish(rows: VecCollection<'_, u64, ViewRow>, store: Arc<ViewStore>, index: usize) {
     // Changes of epochs that are still open, by epoch.
     let mut pending: BTreeMap<u64, Vec<(ViewRow, isize)>> = BTreeMap::new();
+    // Whether the views changed since the last snapshot.
+    let mut changed = false;
     rows.inner.sink(
         Exchange::new(|_| 0),
         "PublishViews",
@@ -516,27 +585,51 @@ pub fn publish(rows: VecCollection<'_, u64, ViewRow>, store: Arc<ViewStore>, ind
             if index != 0 {
                 return;
             }
-            let mut closed = Vec::new();
-            let mut last = None;
-            while let Some(entry) = pending.first_entry() {
-                if frontier.less_equal(entry.key()) {
-                    break;
-                }
-                let (epoch, mut changes) = entry.remove_entry();
-                closed.append(&mut changes);
-                last = Some(epoch);
-            }
             // Every epoch before the frontier is closed, with or without changes.
             let through = frontier
                 .frontier()
                 .first()
                 .map(|f| f.saturating_sub(1))
                 .filter(|_| !frontier.less_equal(&0));
-            if let Some(epoch) = last {
-                store.apply(epoch.max(through.unwrap_or(0)), &mut closed);
-            } else if let Some(epoch) = through {
-                store.close_through(epoch);
+            let through = match (through, frontier.is_empty()) {
+                (Some(t), _) => t,
+                (None, true) => pending.last_key_value().map_or(0, |(e, _)| *e),
+                (None, false) => return,
+            };
+            // Apply in order, stopping at each commit boundary to snapshot the views as of it.
+            let every = store.snapshot_every();
+            // The last commit boundary before epoch `e`.
+            let boundary_before =
+                |e: u64| every.and_then(|k| (e / k.max(1) * k.max(1)).checked_sub(1));
+            let mut snapped = store.read(|s| s.as_of);
+            let mut closed = Vec::new();
+            while let Some(entry) = pending.first_entry() {
+                if *entry.key() > through {
+                    break;
+                }
+                let (epoch, mut changes) = entry.remove_entry();
+                if let Some(b) = boundary_before(epoch)
+                    && snapped.is_none_or(|a| a < b)
+                {
+                    if changed {
+                        store.apply(b, &mut closed);
+                        store.write_snapshot();
+                        changed = false;
+                    }
+                    snapped = Some(b);
+                }
+                changed |= !changes.is_empty();
+                closed.append(&mut changes);
             }
+            if let Some(b) = boundary_before(through + 1)
+                && snapped.is_none_or(|a| a < b)
+                && changed
+            {
+                store.apply(b, &mut closed);
+                store.write_snapshot();
+                changed = false;
+            }
+            store.apply(through, &mut closed);
         },
     );
 }

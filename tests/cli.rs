@@ -8,8 +8,13 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
+/// The binary, run in a fresh directory of its own (so its default data directory, the lake,
+/// is that directory's `lambdaflow-data`).
 fn lambdaflow() -> Command {
-    Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
+    let cwd = tempfile::tempdir().unwrap().keep();
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lambdaflow"));
+    command.current_dir(cwd);
+    command
 }
 
 fn views_of(path: &Path) -> serde_json::Value {

@@ -48,6 +48,20 @@ impl Reason {
             Reason::TooLarge => "too_large",
         }
     }
+
+    /// The reason of a code, the inverse of [`Reason::code`].
+    pub fn from_code(code: &str) -> Option<Reason> {
+        [
+            Reason::NotJson,
+            Reason::NotUtf8,
+            Reason::MissingField,
+            Reason::WrongType,
+            Reason::BadTimestamp,
+            Reason::TooLarge,
+        ]
+        .into_iter()
+        .find(|r| r.code() == code)
+    }
 }
 
 impl fmt::Display for Reason {

@@ -126,6 +126,8 @@ struct Split {
     path: PathBuf,
     start: u64,
     end: u64,
+    /// Whether `start` is known to be the first byte of a line (a resumed position).
+    exact: bool,
 }
 
 /// Worker `index`'s ranges of `paths`.
@@ -134,6 +136,7 @@ pub fn open_splits(
     index: usize,
     peers: usize,
     max: usize,
+    resume: Option<Position>,
 ) -> Result<Vec<Box<dyn Source>>, SourceError> {
     let mut splits = Vec::new();
     for (file, path) in paths.iter().enumerate() {
@@ -147,6 +150,7 @@ pub fn open_splits(
                     path: path.clone(),
                     start: 0,
                     end: len,
+                    exact: false,
                 });
             }
         } else {
@@ -158,14 +162,27 @@ pub fn open_splits(
                 path: path.clone(),
                 start,
                 end,
+                exact: false,
             });
         }
+    }
+    if let Some(Position::File { file, offset }) = resume {
+        // Splits are in file order: those of earlier files are done, and the one of `file`
+        // resumes at `offset`, the first byte of the next line to read.
+        splits.retain(|s| s.file >= file);
+        for split in splits.iter_mut().filter(|s| s.file == file) {
+            if offset > split.start {
+                split.start = offset;
+                split.exact = true;
+            }
+        }
+        splits.retain(|s| s.file > file || s.start < s.end);
     }
     Ok(vec![Box::new(FileSource {
         splits,
         current: None,
         max,
-        finished: Position::File { file: 0, offset: 0 },
+        finished: resume.unwrap_or(Position::File { file: 0, offset: 0 }),
     })])
 }
 
@@ -192,7 +209,7 @@ impl FileSource {
         let split = self.splits.remove(0);
         let mut file = File::open(&split.path).map_err(|e| io_error(&split.path, e))?;
         let mut start = split.start;
-        if start > 0 {
+        if start > 0 && !split.exact {
             // The line holding byte `start - 1` belongs to the previous range: skip to its end.
             file.seek(SeekFrom::Start(start - 1))
                 .map_err(|e| io_error(&split.path, e))?;
@@ -205,7 +222,11 @@ impl FileSource {
             let lines = LineReader::new(reader, start, self.max);
             self.current = Some((split.file, split.path, split.end, lines));
         } else {
-            let lines = LineReader::new(BufReader::with_capacity(1 << 18, file), 0, self.max);
+            if start > 0 {
+                file.seek(SeekFrom::Start(start))
+                    .map_err(|e| io_error(&split.path, e))?;
+            }
+            let lines = LineReader::new(BufReader::with_capacity(1 << 18, file), start, self.max);
             self.current = Some((split.file, split.path, split.end, lines));
         }
         Ok(true)
@@ -282,7 +303,7 @@ mod tests {
     fn read_all(paths: &[PathBuf], peers: usize, max: usize) -> Vec<(Vec<u8>, Position)> {
         let mut out = Vec::new();
         for index in 0..peers {
-            for mut source in open_splits(paths, index, peers, max).unwrap() {
+            for mut source in open_splits(paths, index, peers, max, None).unwrap() {
                 let mut chunk = Chunk::default();
                 while source.poll(&mut chunk, 7).unwrap() == Poll::Ready {}
                 out.extend(chunk.iter().map(|(b, p)| (b.to_vec(), p)));

@@ -238,6 +238,17 @@ impl GeneratorSource {
             started: Instant::now(),
         }
     }
+
+    /// Resumes at sequence number `next` (a position this worker reported), paced as if the
+    /// events before it had been produced on schedule.
+    pub fn resume(mut self, next: u64) -> Self {
+        self.next = next;
+        if let Some(rate) = self.spec.rate.filter(|r| *r > 0.0) {
+            let ahead = Duration::from_secs_f64(next as f64 / rate);
+            self.started = Instant::now().checked_sub(ahead).unwrap_or(self.started);
+        }
+        self
+    }
 }
 
 impl Source for GeneratorSource {

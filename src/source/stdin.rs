@@ -1,7 +1,7 @@
 //! JSON lines on standard input, read by a thread of its own so that a quiet pipe never stalls
 //! the worker (which must keep closing epochs and serving views while it waits).
 
-use std::io::BufReader;
+use std::io::{BufReader, Read};
 
 use crossbeam_channel::{Receiver, TryRecvError};
 
@@ -19,17 +19,25 @@ pub struct StdinSource {
 }
 
 impl StdinSource {
-    /// Starts the reader thread.
-    pub fn spawn(max_record_bytes: usize) -> Self {
+    /// Starts the reader thread, which first skips `skip` bytes: what a previous run of the same
+    /// input already committed.
+    pub fn spawn(max_record_bytes: usize, skip: u64) -> Self {
         // A small bound: when the pipeline falls behind, the reader stops reading.
         let (tx, rx) = crossbeam_channel::bounded(8);
         std::thread::Builder::new()
             .name("lambdaflow-stdin".into())
             .spawn(move || {
-                let stdin = std::io::stdin().lock();
+                let mut stdin = std::io::stdin().lock();
+                if skip > 0 {
+                    let skipped = std::io::copy(&mut (&mut stdin).take(skip), &mut std::io::sink());
+                    if let Err(e) = skipped {
+                        let _ = tx.send(Err(e));
+                        return;
+                    }
+                }
                 let mut lines = LineReader::new(
                     BufReader::with_capacity(1 << 16, stdin),
-                    0,
+                    skip,
                     max_record_bytes,
                 );
                 loop {
@@ -61,7 +69,7 @@ impl StdinSource {
             .expect("spawning the stdin reader thread");
         StdinSource {
             chunks: rx,
-            offset: 0,
+            offset: skip,
         }
     }
 }

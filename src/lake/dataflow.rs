@@ -1,0 +1,523 @@
+//! The lake inside the dataflow: decoding stages each record for Parquet as it goes, every
+//! worker writes the closed epochs of its share to its own files, and worker 0 commits them.
+//!
+//! `Decode` has two inputs, the raw chunks and the position markers (each worker's source
+//! positions at the end of an epoch), and three outputs: events and dead letters (for the views)
+//! and flush reports. A report says "worker W finished these files for epochs up to B, where
+//! its sources stood at B"; it is sent at time B, the commit boundary, and the operator holds a
+//! capability for the next boundary until it has sent it. `Commit`, on worker 0, therefore sees
+//! its input frontier pass B only once every worker has reported B, and then commits B. It holds
+//! a capability too, so a probe after it passes B only once B is committed.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex};
+
+use differential_dataflow::{AsCollection, VecCollection};
+use serde::{Deserialize, Serialize};
+use timely::dataflow::StreamVec;
+use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::generic::OutputBuilder;
+use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
+use timely::dataflow::operators::{Capability, Operator};
+
+use super::layout::{Layout, Stage};
+use super::table::{self, CommitMeta, Table};
+use super::writer::{DataFile, TableKind, TableWriter};
+use super::{LakeConfig, LakeError, next_boundary};
+use crate::event::{DeadLetter, Event, Position};
+use crate::source::Chunk;
+
+/// A worker's source positions at the end of an epoch.
+pub type Marker = (usize, Vec<Position>);
+
+/// One worker's files for a commit range, and where its sources stood at the range's end.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct Report {
+    /// The worker.
+    pub worker: usize,
+    /// The first epoch of the range.
+    pub first_epoch: u64,
+    /// The files.
+    pub files: Vec<DataFile>,
+    /// The worker's source positions at the end of the range.
+    pub positions: Vec<Position>,
+    /// Event rows.
+    pub rows: u64,
+    /// Dead-letter rows.
+    pub dead_rows: u64,
+    /// Raw input bytes behind the rows.
+    pub input_bytes: u64,
+}
+
+/// How far the lake has got, for status lines and tests; `error` is set when writing failed.
+#[derive(Debug, Default)]
+pub struct LakeStatus {
+    /// The last committed epoch and table version.
+    pub committed: Option<(u64, u64)>,
+    /// Commits made by this run.
+    pub commits: u64,
+    /// The first error, which stops the run.
+    pub error: Option<String>,
+}
+
+/// A shared [`LakeStatus`].
+pub type SharedStatus = Arc<Mutex<LakeStatus>>;
+
+fn fail(status: &SharedStatus, e: &LakeError) {
+    let mut s = status.lock().unwrap_or_else(|e| e.into_inner());
+    if s.error.is_none() {
+        s.error = Some(e.to_string());
+    }
+}
+
+/// What a worker needs to write its share of the lake.
+pub struct WorkerLake {
+    /// Where and how.
+    pub config: LakeConfig,
+    /// The layout of rows.
+    pub layout: Arc<Layout>,
+    /// The input files by index (for `_source`).
+    pub files: Arc<[String]>,
+    /// This worker.
+    pub worker: usize,
+    /// This process run's file tag.
+    pub run: String,
+    /// The last committed epoch, if any: this run's epochs start after it.
+    pub resumed: Option<u64>,
+    /// This worker's positions at the last commit (or where it starts).
+    pub start_positions: Vec<Position>,
+    /// Where errors go.
+    pub status: SharedStatus,
+}
+
+/// Decodes records with `decode` (called with the raw bytes, the position and, when the lake is
+/// on, the stage of the record's epoch), stages them for the lake and writes closed epochs.
+/// Returns events, dead letters and flush reports.
+#[allow(clippy::type_complexity)]
+pub fn decode_and_write<'s, F>(
+    chunks: VecCollection<'s, u64, Chunk, isize>,
+    markers: VecCollection<'s, u64, Marker, isize>,
+    lake: Option<WorkerLake>,
+    mut decode: F,
+) -> (
+    VecCollection<'s, u64, Event, isize>,
+    VecCollection<'s, u64, DeadLetter, isize>,
+    StreamVec<'s, u64, Report>,
+)
+where
+    F: FnMut(u64, &Chunk, &mut Vec<Event>, &mut Vec<DeadLetter>, Option<&mut Stage>) + 'static,
+{
+    let mut builder = OperatorBuilder::new("Decode".to_owned(), chunks.inner.scope());
+    let mut chunk_input = builder.new_input(chunks.inner, Pipeline);
+    let mut marker_input = builder.new_input(markers.inner, Pipeline);
+    let (oks, oks_stream) = builder.new_output();
+    let (errs, errs_stream) = builder.new_output();
+    let (reports, reports_stream) = builder.new_output();
+    let mut oks = OutputBuilder::from(oks);
+    let mut errs = OutputBuilder::from(errs);
+    let mut reports = OutputBuilder::from(reports);
+
+    builder.build(move |mut capabilities| {
+        let mut writer = lake.map(LakeWriter::new);
+        // Hold the reports capability at the first epoch that can still be flushed.
+        let mut report_cap: Option<Capability<u64>> = capabilities.pop();
+        capabilities.clear();
+        if let (Some(cap), Some(w)) = (report_cap.as_mut(), writer.as_ref()) {
+            cap.downgrade(&w.flushed_through.map_or(0, |e| e + 1));
+        }
+        if writer.is_none() {
+            report_cap = None;
+        }
+        let mut events = Vec::new();
+        let mut dead = Vec::new();
+        move |frontiers| {
+            let mut oks = oks.activate();
+            let mut errs = errs.activate();
+            let mut reports = reports.activate();
+            chunk_input.for_each_time(|time, data| {
+                let epoch = *time.time();
+                let mut oks = oks.session(&time);
+                let mut errs = errs.session(&time);
+                for (chunk, t, r) in data.flat_map(|batch| batch.drain(..)) {
+                    let stage = writer.as_mut().map(|w| w.stage(epoch, &chunk));
+                    decode(epoch, &chunk, &mut events, &mut dead, stage);
+                    for e in events.drain(..) {
+                        oks.give((e, t, r));
+                    }
+                    for d in dead.drain(..) {
+                        errs.give((d, t, r));
+                    }
+                }
+            });
+            marker_input.for_each_time(|_time, data| {
+                for ((worker, positions), t, _r) in data.flat_map(|batch| batch.drain(..)) {
+                    if let Some(w) = writer.as_mut() {
+                        debug_assert_eq!(worker, w.lake.worker);
+                        w.markers.insert(t, positions);
+                    }
+                }
+            });
+            let Some(w) = writer.as_mut() else {
+                return;
+            };
+            if w.failed {
+                report_cap = None;
+                return;
+            }
+            // Epochs before both frontiers are closed; with both inputs done, all are.
+            let closed = frontiers
+                .iter()
+                .map(|f| f.frontier().first().copied())
+                .min()
+                .flatten();
+            let done = closed.is_none();
+            let closed_through = match closed {
+                Some(0) => return,
+                Some(f) => f - 1,
+                None => u64::MAX,
+            };
+            let result = w.close_through(closed_through, done, &mut |at, report| {
+                if let Some(cap) = report_cap.as_mut() {
+                    reports.session(&cap.delayed(&at)).give(report);
+                    cap.downgrade(&(at.saturating_add(1)));
+                }
+            });
+            if let Err(e) = result {
+                fail(&w.lake.status, &e);
+                w.failed = true;
+                report_cap = None;
+            } else if done {
+                report_cap = None;
+            }
+        }
+    });
+
+    (
+        oks_stream.as_collection(),
+        errs_stream.as_collection(),
+        reports_stream,
+    )
+}
+
+/// One worker's writing state.
+struct LakeWriter {
+    lake: WorkerLake,
+    events: TableWriter,
+    dead: TableWriter,
+    stages: BTreeMap<u64, (Stage, u64)>,
+    markers: BTreeMap<u64, Vec<Position>>,
+    flushed_through: Option<u64>,
+    /// The range being filled: files finished so far, rows, dead rows, input bytes.
+    pending: (Vec<DataFile>, u64, u64, u64),
+    /// Whether anything is in open files or `pending` since the last flush.
+    dirty: bool,
+    last_epoch: Option<u64>,
+    failed: bool,
+}
+
+impl LakeWriter {
+    fn new(lake: WorkerLake) -> Self {
+        let events = TableWriter::new(
+            TableKind::Events,
+            table::table_root(&lake.config.dir, TableKind::Events),
+            lake.layout.data_schema().clone(),
+            lake.worker,
+            lake.run.clone(),
+            lake.config.files.clone(),
+        );
+        let dead = TableWriter::new(
+            TableKind::DeadLetters,
+            table::table_root(&lake.config.dir, TableKind::DeadLetters),
+            lake.layout.dead_schema().clone(),
+            lake.worker,
+            lake.run.clone(),
+            lake.config.files.clone(),
+        );
+        let mut markers = BTreeMap::new();
+        markers.insert(lake.resumed.unwrap_or(0), lake.start_positions.clone());
+        LakeWriter {
+            flushed_through: lake.resumed,
+            events,
+            dead,
+            stages: BTreeMap::new(),
+            markers,
+            pending: (Vec::new(), 0, 0, 0),
+            dirty: false,
+            last_epoch: None,
+            failed: false,
+            lake,
+        }
+    }
+
+    fn stage(&mut self, epoch: u64, chunk: &Chunk) -> &mut Stage {
+        let entry = self.stages.entry(epoch).or_insert_with(|| {
+            (
+                Stage::new(self.lake.layout.clone(), self.lake.files.clone()),
+                0,
+            )
+        });
+        // Each record's bytes and its line terminator.
+        entry.1 += (chunk.byte_len() + chunk.len()) as u64;
+        &mut entry.0
+    }
+
+    fn positions_at(&self, epoch: u64) -> Vec<Position> {
+        self.markers
+            .range(..=epoch)
+            .next_back()
+            .map(|(_, p)| p.clone())
+            .unwrap_or_else(|| self.lake.start_positions.clone())
+    }
+
+    /// Writes every staged epoch up to `closed_through`, finishing files and reporting at each
+    /// commit boundary on the way (and at the end when `done`).
+    fn close_through(
+        &mut self,
+        closed_through: u64,
+        done: bool,
+        report: &mut dyn FnMut(u64, Report),
+    ) -> Result<(), LakeError> {
+        let every = self.lake.config.commit_every;
+        loop {
+            let next = self.stages.first_key_value().map(|(e, _)| *e);
+            let Some(epoch) = next.filter(|e| *e <= closed_through) else {
+                break;
+            };
+            let boundary = self.next_boundary(every);
+            if epoch > boundary {
+                self.flush(boundary, report)?;
+                continue;
+            }
+            let (mut stage, bytes) = self.stages.remove(&epoch).expect("present");
+            let (parts, dead) = stage
+                .take()
+                .map_err(|e| LakeError::Other(format!("staging epoch {epoch}: {e}")))?;
+            for (partition, batch) in &parts {
+                self.pending.1 += batch.num_rows() as u64;
+                self.events
+                    .write(partition, batch, epoch, &mut self.pending.0)?;
+            }
+            if let Some(batch) = dead {
+                self.pending.2 += batch.num_rows() as u64;
+                let partition = super::layout::Partition {
+                    dir: String::new(),
+                    values: Vec::new(),
+                };
+                self.dead
+                    .write(&partition, &batch, epoch, &mut self.pending.0)?;
+            }
+            self.pending.3 += bytes;
+            self.dirty = true;
+            self.last_epoch = Some(self.last_epoch.map_or(epoch, |l| l.max(epoch)));
+        }
+        if !done {
+            // Open files hold epochs up to the next boundary only; flush them once it has
+            // closed, then report at the last boundary passed (nothing more to write there).
+            let boundary = self.next_boundary(every);
+            if boundary <= closed_through {
+                if self.dirty {
+                    self.flush(boundary, report)?;
+                }
+                let every = every.max(1);
+                let last = (closed_through + 1) / every * every - 1;
+                if self.flushed_through < Some(last) {
+                    self.flush(last, report)?;
+                }
+            }
+        } else {
+            let last_marker = self.markers.last_key_value().map(|(e, _)| *e);
+            let end = self.last_epoch.max(last_marker).unwrap_or(0);
+            let start = self.flushed_through.map_or(0, |e| e + 1);
+            if end >= start {
+                self.flush(end, report)?;
+            }
+        }
+        Ok(())
+    }
+
+    fn next_boundary(&self, every: u64) -> u64 {
+        match self.flushed_through {
+            Some(e) => next_boundary(e, every),
+            None => every.max(1) - 1,
+        }
+    }
+
+    fn flush(&mut self, at: u64, report: &mut dyn FnMut(u64, Report)) -> Result<(), LakeError> {
+        self.events.finish_all(&mut self.pending.0)?;
+        self.dead.finish_all(&mut self.pending.0)?;
+        let (files, rows, dead_rows, input_bytes) = std::mem::take(&mut self.pending);
+        let first_epoch = self.flushed_through.map_or(0, |e| e + 1);
+        let positions = self.positions_at(at);
+        // Markers before `at` are no longer needed (keep the one in force at `at`).
+        let keep = self.markers.range(..=at).next_back().map(|(e, _)| *e);
+        if let Some(keep) = keep {
+            self.markers = self.markers.split_off(&keep);
+        }
+        self.flushed_through = Some(at);
+        self.dirty = false;
+        report(
+            at,
+            Report {
+                worker: self.lake.worker,
+                first_epoch,
+                files,
+                positions,
+                rows,
+                dead_rows,
+                input_bytes,
+            },
+        );
+        Ok(())
+    }
+}
+
+/// What worker 0 needs to commit.
+pub struct CommitSetup {
+    /// The data directory and settings.
+    pub config: LakeConfig,
+    /// The pipeline id.
+    pub pipeline: String,
+    /// The source, as described in commits.
+    pub source: String,
+    /// The generator identity, for generated sources.
+    pub generator: Option<(u64, i64, f64)>,
+    /// Per worker: positions at the last commit (or at the start).
+    pub positions: Vec<Vec<Position>>,
+    /// The last committed epoch.
+    pub resumed: Option<u64>,
+    /// Where progress and errors go.
+    pub status: SharedStatus,
+}
+
+/// Gathers the reports on worker 0 and commits each boundary once every worker has reported
+/// it. The output carries the committed epochs, and is held back until they are committed.
+pub fn commit<'s>(
+    reports: StreamVec<'s, u64, Report>,
+    setup: Option<CommitSetup>,
+    index: usize,
+) -> StreamVec<'s, u64, u64> {
+    reports.unary_frontier(
+        Exchange::new(|_: &Report| 0),
+        "Commit",
+        move |cap, _info| {
+            let mut cap = (index == 0 && setup.is_some()).then_some(cap);
+            let mut committer = setup.filter(|_| index == 0).map(Committer::new);
+            if let (Some(cap), Some(c)) = (cap.as_mut(), committer.as_ref()) {
+                cap.downgrade(&c.resumed.map_or(0, |e| e + 1));
+            }
+            let mut pending: BTreeMap<u64, Vec<Report>> = BTreeMap::new();
+            move |(input, frontier), output| {
+                input.for_each_time(|time, data| {
+                    let entry = pending.entry(*time.time()).or_default();
+                    for batch in data {
+                        entry.append(batch);
+                    }
+                });
+                let Some(c) = committer.as_mut() else {
+                    return;
+                };
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (epoch, reports) = entry.remove_entry();
+                    if c.failed {
+                        continue;
+                    }
+                    match c.commit(epoch, reports) {
+                        Ok(()) => {
+                            if let Some(cap) = cap.as_mut() {
+                                output.session(&cap.delayed(&epoch)).give(epoch);
+                                cap.downgrade(&(epoch + 1));
+                            }
+                        }
+                        Err(e) => {
+                            fail(&c.setup.status, &e);
+                            c.failed = true;
+                            cap = None;
+                        }
+                    }
+                }
+                if frontier.is_empty() {
+                    cap = None;
+                }
+            }
+        },
+    )
+}
+
+struct Committer {
+    setup: CommitSetup,
+    runtime: Option<tokio::runtime::Runtime>,
+    tables: Option<(Table, Table)>,
+    resumed: Option<u64>,
+    failed: bool,
+}
+
+impl Committer {
+    fn new(setup: CommitSetup) -> Self {
+        Committer {
+            resumed: setup.resumed,
+            setup,
+            runtime: None,
+            tables: None,
+            failed: false,
+        }
+    }
+
+    fn commit(&mut self, epoch: u64, reports: Vec<Report>) -> Result<(), LakeError> {
+        let mut files = Vec::new();
+        let (mut rows, mut dead_rows, mut input_bytes) = (0, 0, 0);
+        let mut first_epoch = epoch;
+        let mut moved = false;
+        for report in reports {
+            first_epoch = first_epoch.min(report.first_epoch);
+            if let Some(p) = self.setup.positions.get_mut(report.worker) {
+                moved |= *p != report.positions;
+                *p = report.positions;
+            }
+            files.extend(report.files);
+            rows += report.rows;
+            dead_rows += report.dead_rows;
+            input_bytes += report.input_bytes;
+        }
+        if files.is_empty() && !moved {
+            return Ok(());
+        }
+        if self.runtime.is_none() {
+            self.runtime = Some(table::runtime()?);
+        }
+        let rt = self.runtime.as_ref().expect("set above");
+        if self.tables.is_none() {
+            let dir = &self.setup.config.dir;
+            let events = Table::open(rt, &table::table_root(dir, TableKind::Events))?;
+            let dead = Table::open(rt, &table::table_root(dir, TableKind::DeadLetters))?;
+            self.tables = Some((events, dead));
+        }
+        let (events, dead) = self.tables.as_mut().expect("set above");
+        let meta = CommitMeta {
+            pipeline: self.setup.pipeline.clone(),
+            first_epoch,
+            epoch,
+            source: self.setup.source.clone(),
+            generator: self.setup.generator,
+            positions: self.setup.positions.clone(),
+            rows,
+            dead_rows,
+            input_bytes,
+        };
+        let (dead_files, event_files): (Vec<DataFile>, Vec<DataFile>) = files
+            .into_iter()
+            .partition(|f| f.table == TableKind::DeadLetters);
+        // Dead letters first: if the process dies between the two, the start-up repair removes
+        // dead-letter files past the events table's last epoch.
+        if !dead_files.is_empty() {
+            dead.commit(rt, &dead_files, &meta)?;
+        }
+        let version = events.commit(rt, &event_files, &meta)?;
+        let mut status = self.setup.status.lock().unwrap_or_else(|e| e.into_inner());
+        status.committed = Some((epoch, version));
+        status.commits += 1;
+        Ok(())
+    }
+}

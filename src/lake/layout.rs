@@ -1,0 +1,413 @@
+//! The lake's columns and partitions, and the builders that stage an epoch's rows for Parquet.
+//!
+//! A data file holds one column per schema field (but `event_type`, a partition column), then
+//! `_doc` (unknown keys as a JSON object, or null), `_epoch` (the epoch the record was read in),
+//! `_source` and `_offset` (where it was read: `generator` and its sequence number, `file:PATH`
+//! and the byte offset of the line, `stdin` and the byte offset). Files are partitioned
+//! `event_date=YYYY-MM-DD/event_type=X/`, the date being the UTC day of `event_timestamp`.
+//! Dead letters have a table of their own: `reason`, `message`, `raw`, `_epoch`, `_source`,
+//! `_offset`, unpartitioned.
+
+use std::sync::Arc;
+
+use arrow_array::builder::{
+    BinaryBuilder, BooleanBuilder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
+    TimestampMicrosecondBuilder,
+};
+use arrow_array::{ArrayRef, RecordBatch};
+use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaRef, TimeUnit};
+
+use crate::event::decode::Value;
+use crate::event::time::{format_day, utc_day};
+use crate::event::{DeadLetter, FieldType, Position, Record, Schema};
+
+/// The partition column holding the UTC day of `event_timestamp`.
+pub const DATE_COLUMN: &str = "event_date";
+/// The partition column holding `event_type`.
+pub const TYPE_COLUMN: &str = "event_type";
+/// Precision and scale of money columns: `decimal(18, 2)`.
+pub const MONEY_PRECISION: (u8, u8) = (18, 2);
+
+/// How the events of a schema are laid out in the lake.
+#[derive(Clone, Debug)]
+pub struct Layout {
+    schema: Schema,
+    /// Schema field index of each data column (the partition field left out).
+    columns: Vec<usize>,
+    /// The field partitioned by day, if the schema has a timestamp `event_timestamp`.
+    date_field: Option<usize>,
+    /// The field partitioned by value, if the schema has a string `event_type`.
+    type_field: Option<usize>,
+    data: SchemaRef,
+    dead: SchemaRef,
+}
+
+/// The Arrow type of a schema field in the lake.
+pub fn arrow_type(ty: FieldType) -> DataType {
+    match ty {
+        FieldType::String => DataType::Utf8,
+        FieldType::Int => DataType::Int64,
+        FieldType::Float => DataType::Float64,
+        FieldType::Money => DataType::Decimal128(MONEY_PRECISION.0, MONEY_PRECISION.1 as i8),
+        FieldType::Bool => DataType::Boolean,
+        FieldType::Timestamp => DataType::Timestamp(TimeUnit::Microsecond, Some("UTC".into())),
+    }
+}
+
+impl Layout {
+    /// The layout of `schema`.
+    pub fn new(schema: &Schema) -> Self {
+        let date_field = schema.typed("event_timestamp", FieldType::Timestamp);
+        let type_field = schema.typed(TYPE_COLUMN, FieldType::String);
+        let columns: Vec<usize> = (0..schema.fields.len())
+            .filter(|&i| Some(i) != type_field)
+            .collect();
+        let mut fields: Vec<ArrowField> = columns
+            .iter()
+            .map(|&i| {
+                let f = &schema.fields[i];
+                ArrowField::new(&f.name, arrow_type(f.ty), !f.required)
+            })
+            .collect();
+        fields.extend(meta_fields());
+        let data = Arc::new(ArrowSchema::new(fields));
+        let mut dead = vec![
+            ArrowField::new("reason", DataType::Utf8, false),
+            ArrowField::new("message", DataType::Utf8, false),
+            ArrowField::new("raw", DataType::Binary, false),
+        ];
+        dead.extend(meta_fields().into_iter().skip(1));
+        Layout {
+            schema: schema.clone(),
+            columns,
+            date_field,
+            type_field,
+            data,
+            dead: Arc::new(ArrowSchema::new(dead)),
+        }
+    }
+
+    /// The event schema.
+    pub fn schema(&self) -> &Schema {
+        &self.schema
+    }
+
+    /// The columns of an events data file.
+    pub fn data_schema(&self) -> &SchemaRef {
+        &self.data
+    }
+
+    /// The columns of a dead-letter data file.
+    pub fn dead_schema(&self) -> &SchemaRef {
+        &self.dead
+    }
+
+    /// The partition columns, outermost first.
+    pub fn partition_columns(&self) -> Vec<&'static str> {
+        let mut out = Vec::new();
+        if self.date_field.is_some() {
+            out.push(DATE_COLUMN);
+        }
+        if self.type_field.is_some() {
+            out.push(TYPE_COLUMN);
+        }
+        out
+    }
+
+    /// Every column of the events table, data and partition columns, with Arrow types.
+    pub fn table_fields(&self) -> Vec<ArrowField> {
+        let mut fields: Vec<ArrowField> =
+            self.data.fields().iter().map(|f| (**f).clone()).collect();
+        if self.date_field.is_some() {
+            fields.push(ArrowField::new(DATE_COLUMN, DataType::Date32, true));
+        }
+        if let Some(i) = self.type_field {
+            fields.push(ArrowField::new(
+                TYPE_COLUMN,
+                DataType::Utf8,
+                !self.schema.fields[i].required,
+            ));
+        }
+        fields
+    }
+}
+
+fn meta_fields() -> Vec<ArrowField> {
+    vec![
+        ArrowField::new("_doc", DataType::Utf8, true),
+        ArrowField::new("_epoch", DataType::Int64, false),
+        ArrowField::new("_source", DataType::Utf8, false),
+        ArrowField::new("_offset", DataType::Int64, false),
+    ]
+}
+
+/// A partition: its directory and its values, in [`Layout::partition_columns`] order.
+#[derive(Clone, Debug, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct Partition {
+    /// `event_date=2026-11-21/event_type=purchase` (empty when unpartitioned).
+    pub dir: String,
+    /// `(column, value)`; `None` is a null partition value.
+    pub values: Vec<(String, Option<String>)>,
+}
+
+impl Partition {
+    fn of(layout: &Layout, day: Option<Option<i32>>, kind: Option<Option<&str>>) -> Partition {
+        let mut values = Vec::new();
+        if let Some(day) = day {
+            values.push((DATE_COLUMN.to_string(), day.map(format_day)));
+        }
+        if let Some(kind) = kind {
+            values.push((TYPE_COLUMN.to_string(), kind.map(str::to_string)));
+        }
+        let _ = layout;
+        let dir = values
+            .iter()
+            .map(|(k, v)| match v {
+                Some(v) => format!("{k}={}", escape_partition_value(v)),
+                None => format!("{k}=__HIVE_DEFAULT_PARTITION__"),
+            })
+            .collect::<Vec<_>>()
+            .join("/");
+        Partition { dir, values }
+    }
+}
+
+/// Escapes a partition value for a directory name the way Hive and Spark do.
+pub fn escape_partition_value(value: &str) -> String {
+    let mut out = String::with_capacity(value.len());
+    for c in value.chars() {
+        if c.is_control() || "\"#%'*/:=?\\{[]^".contains(c) {
+            let mut buf = [0u8; 4];
+            for b in c.encode_utf8(&mut buf).bytes() {
+                out.push_str(&format!("%{b:02X}"));
+            }
+        } else {
+            out.push(c);
+        }
+    }
+    out
+}
+
+/// Where a record was read, as lake columns: `_source` and `_offset`.
+pub fn source_columns(position: Position, files: &[String]) -> (String, i64) {
+    match position {
+        Position::Generator { seq } => ("generator".to_string(), seq as i64),
+        Position::File { file, offset } => (
+            format!(
+                "file:{}",
+                files.get(file as usize).map(String::as_str).unwrap_or("?")
+            ),
+            offset as i64,
+        ),
+        Position::Stdin { offset } => ("stdin".to_string(), offset as i64),
+    }
+}
+
+enum Column {
+    Str(StringBuilder),
+    Int(Int64Builder),
+    Float(Float64Builder),
+    Money(Decimal128Builder),
+    Bool(BooleanBuilder),
+    Time(TimestampMicrosecondBuilder),
+}
+
+impl Column {
+    fn new(ty: FieldType) -> Column {
+        match ty {
+            FieldType::String => Column::Str(StringBuilder::new()),
+            FieldType::Int => Column::Int(Int64Builder::new()),
+            FieldType::Float => Column::Float(Float64Builder::new()),
+            FieldType::Money => Column::Money(
+                Decimal128Builder::new()
+                    .with_precision_and_scale(MONEY_PRECISION.0, MONEY_PRECISION.1 as i8)
+                    .expect("decimal(18, 2) is valid"),
+            ),
+            FieldType::Bool => Column::Bool(BooleanBuilder::new()),
+            FieldType::Timestamp => {
+                Column::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+            }
+        }
+    }
+
+    fn push(&mut self, value: &Value, text: Option<&str>) {
+        match (self, value) {
+            (Column::Str(b), _) => b.append_option(text),
+            (Column::Int(b), Value::Int(v)) => b.append_value(*v),
+            (Column::Float(b), Value::Float(v)) => b.append_value(*v),
+            (Column::Float(b), Value::Int(v)) => b.append_value(*v as f64),
+            (Column::Money(b), Value::Money(v)) => b.append_value(*v as i128),
+            (Column::Bool(b), Value::Bool(v)) => b.append_value(*v),
+            (Column::Time(b), Value::Timestamp(v)) => b.append_value(*v),
+            (Column::Int(b), _) => b.append_null(),
+            (Column::Float(b), _) => b.append_null(),
+            (Column::Money(b), _) => b.append_null(),
+            (Column::Bool(b), _) => b.append_null(),
+            (Column::Time(b), _) => b.append_null(),
+        }
+    }
+
+    fn finish(&mut self) -> ArrayRef {
+        match self {
+            Column::Str(b) => Arc::new(b.finish()),
+            Column::Int(b) => Arc::new(b.finish()),
+            Column::Float(b) => Arc::new(b.finish()),
+            Column::Money(b) => Arc::new(b.finish()),
+            Column::Bool(b) => Arc::new(b.finish()),
+            Column::Time(b) => Arc::new(b.finish()),
+        }
+    }
+}
+
+/// The rows of one partition, column by column.
+struct Rows {
+    partition: Partition,
+    key: (Option<i32>, Option<Box<str>>),
+    columns: Vec<Column>,
+    doc: StringBuilder,
+    meta: MetaColumns,
+    len: usize,
+}
+
+/// `_epoch`, `_source`, `_offset`.
+struct MetaColumns {
+    epoch: Int64Builder,
+    source: StringBuilder,
+    offset: Int64Builder,
+}
+
+impl MetaColumns {
+    fn new() -> Self {
+        MetaColumns {
+            epoch: Int64Builder::new(),
+            source: StringBuilder::new(),
+            offset: Int64Builder::new(),
+        }
+    }
+
+    fn push(&mut self, epoch: u64, position: Position, files: &[String]) {
+        let (source, offset) = source_columns(position, files);
+        self.epoch.append_value(epoch as i64);
+        self.source.append_value(source);
+        self.offset.append_value(offset);
+    }
+
+    fn finish(&mut self, out: &mut Vec<ArrayRef>) {
+        out.push(Arc::new(self.epoch.finish()));
+        out.push(Arc::new(self.source.finish()));
+        out.push(Arc::new(self.offset.finish()));
+    }
+}
+
+/// Staged rows as record batches: one per partition, and one of dead letters.
+pub type Staged = (Vec<(Partition, RecordBatch)>, Option<RecordBatch>);
+
+/// The rows of an epoch on one worker, staged by partition, and its dead letters.
+pub struct Stage {
+    layout: Arc<Layout>,
+    files: Arc<[String]>,
+    parts: Vec<Rows>,
+    dead: (StringBuilder, StringBuilder, BinaryBuilder, MetaColumns),
+    dead_len: usize,
+}
+
+impl Stage {
+    /// An empty stage; `files` names the input files by [`Position::File`] index.
+    pub fn new(layout: Arc<Layout>, files: Arc<[String]>) -> Self {
+        Stage {
+            layout,
+            files,
+            parts: Vec::new(),
+            dead: (
+                StringBuilder::new(),
+                StringBuilder::new(),
+                BinaryBuilder::new(),
+                MetaColumns::new(),
+            ),
+            dead_len: 0,
+        }
+    }
+
+    /// Rows staged, events and dead letters.
+    pub fn len(&self) -> usize {
+        self.parts.iter().map(|p| p.len).sum::<usize>() + self.dead_len
+    }
+
+    /// Whether nothing is staged.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Stages a decoded record read at `position` in `epoch`.
+    pub fn push(&mut self, record: &Record<'_>, epoch: u64, position: Position) {
+        let layout = &self.layout;
+        let day = layout.date_field.map(|i| record.timestamp(i).map(utc_day));
+        let kind = layout.type_field.map(|i| record.text(i));
+        let index = match self.parts.iter().position(|p| {
+            day.is_none_or(|d| p.key.0 == d) && kind.is_none_or(|k| p.key.1.as_deref() == k)
+        }) {
+            Some(i) => i,
+            None => {
+                let partition = Partition::of(layout, day, kind);
+                self.parts.push(Rows {
+                    partition,
+                    key: (day.flatten(), kind.flatten().map(Into::into)),
+                    columns: layout
+                        .columns
+                        .iter()
+                        .map(|&i| Column::new(layout.schema.fields[i].ty))
+                        .collect(),
+                    doc: StringBuilder::new(),
+                    meta: MetaColumns::new(),
+                    len: 0,
+                });
+                self.parts.len() - 1
+            }
+        };
+        let rows = &mut self.parts[index];
+        for (column, &field) in rows.columns.iter_mut().zip(&layout.columns) {
+            column.push(record.value(field), record.text(field));
+        }
+        let doc = record.doc();
+        rows.doc
+            .append_option((!doc.is_empty() && doc != "{}").then_some(doc));
+        rows.meta.push(epoch, position, &self.files);
+        rows.len += 1;
+    }
+
+    /// Stages a dead letter read in `epoch`.
+    pub fn push_dead(&mut self, dead: &DeadLetter, epoch: u64) {
+        self.dead.0.append_value(dead.reason.code());
+        self.dead.1.append_value(&dead.message);
+        self.dead.2.append_value(&dead.raw);
+        self.dead.3.push(epoch, dead.position, &self.files);
+        self.dead_len += 1;
+    }
+
+    /// Takes the staged rows as record batches: one per partition, and one of dead letters.
+    pub fn take(&mut self) -> Result<Staged, arrow_schema::ArrowError> {
+        let mut out = Vec::with_capacity(self.parts.len());
+        for mut rows in self.parts.drain(..) {
+            let mut arrays: Vec<ArrayRef> = rows.columns.iter_mut().map(Column::finish).collect();
+            arrays.push(Arc::new(rows.doc.finish()));
+            rows.meta.finish(&mut arrays);
+            out.push((
+                rows.partition,
+                RecordBatch::try_new(self.layout.data.clone(), arrays)?,
+            ));
+        }
+        let dead = if self.dead_len > 0 {
+            let mut arrays: Vec<ArrayRef> = vec![
+                Arc::new(self.dead.0.finish()),
+                Arc::new(self.dead.1.finish()),
+                Arc::new(self.dead.2.finish()),
+            ];
+            self.dead.3.finish(&mut arrays);
+            self.dead_len = 0;
+            Some(RecordBatch::try_new(self.layout.dead.clone(), arrays)?)
+        } else {
+            None
+        };
+        Ok((out, dead))
+    }
+}

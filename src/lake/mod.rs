@@ -1,0 +1,160 @@
+//! The batch layer: every closed epoch goes to Parquet files that a Delta Lake commit makes
+//! visible, exactly once, and the committed lake is read back into the views.
+//!
+//! A data directory holds two Delta tables, `events/` and `dead_letters/`, and lambdaflow's
+//! own `_lambdaflow/` (view snapshots and a lock). Commits are cut at deterministic epoch
+//! boundaries (every [`LakeConfig::commit_every`] epochs, and at shutdown) so that every worker
+//! finishes its files for the same range; worker 0 commits them all as one Delta version with a
+//! `txn` action (application id = pipeline id, version = last epoch) and, in the commit info,
+//! where every source stood. On start the last commit says where to resume; files no commit
+//! references are removed; the committed rows are replayed into the views.
+
+pub mod dataflow;
+pub mod layout;
+pub mod ops;
+pub mod replay;
+pub mod table;
+pub mod writer;
+
+use std::path::{Path, PathBuf};
+
+pub use layout::Layout;
+pub use table::{CommitMeta, Table, TableFile};
+pub use writer::{DataFile, FileSettings, TableKind};
+
+/// Something went wrong with the lake.
+#[derive(Debug, thiserror::Error)]
+pub enum LakeError {
+    /// A file system operation failed.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file or directory.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// Writing or reading Parquet failed.
+    #[error("{path}: {message}")]
+    Parquet {
+        /// The file.
+        path: String,
+        /// What failed.
+        message: String,
+    },
+    /// A Delta table operation failed.
+    #[error("Delta table {table}: {message}")]
+    Delta {
+        /// The table's directory.
+        table: String,
+        /// What failed.
+        message: String,
+    },
+    /// The directory holds no lake.
+    #[error("{0} is not a lambdaflow lake (no Delta log there)")]
+    NotALake(String),
+    /// The config's schema does not fit the table.
+    #[error("{0}")]
+    Schema(String),
+    /// This run cannot resume the lake's last commit.
+    #[error("{0}")]
+    Resume(String),
+    /// Anything else.
+    #[error("{0}")]
+    Other(String),
+}
+
+impl LakeError {
+    /// An I/O error on `path`.
+    pub fn io(path: &Path, source: std::io::Error) -> Self {
+        LakeError::Io {
+            path: path.display().to_string(),
+            source,
+        }
+    }
+
+    /// A Parquet error on `path`.
+    pub fn parquet(path: &Path, e: parquet::errors::ParquetError) -> Self {
+        LakeError::Parquet {
+            path: path.display().to_string(),
+            message: e.to_string(),
+        }
+    }
+}
+
+/// Where and how a pipeline writes its lake.
+#[derive(Clone, Debug)]
+pub struct LakeConfig {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// A commit every this many epochs (and at shutdown).
+    pub commit_every: u64,
+    /// Data file limits and encoding.
+    pub files: FileSettings,
+}
+
+impl LakeConfig {
+    /// Whether epoch `e` ends a commit range.
+    pub fn is_boundary(&self, e: u64) -> bool {
+        is_boundary(e, self.commit_every)
+    }
+}
+
+/// Whether epoch `e` ends a commit range of `every` epochs.
+pub fn is_boundary(e: u64, every: u64) -> bool {
+    (e + 1).is_multiple_of(every.max(1))
+}
+
+/// The first commit boundary after epoch `e`.
+pub fn next_boundary(e: u64, every: u64) -> u64 {
+    let every = every.max(1);
+    (e + 1) / every * every + every - 1
+}
+
+/// The directory of lambdaflow's own state under a data directory.
+pub fn state_dir(data_dir: &Path) -> PathBuf {
+    data_dir.join(table::STATE_DIR)
+}
+
+/// The view snapshots kept under a data directory: `views-EPOCH.json`, newest last.
+pub fn view_snapshots(data_dir: &Path) -> Vec<(u64, PathBuf)> {
+    let dir = state_dir(data_dir).join("views");
+    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let epoch = name
+                .strip_prefix("views-")?
+                .strip_suffix(".json")?
+                .parse()
+                .ok()?;
+            Some((epoch, entry.path()))
+        })
+        .collect();
+    out.sort();
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn boundaries_are_every_nth_epoch() {
+        assert!(is_boundary(9, 10));
+        assert!(!is_boundary(10, 10));
+        assert_eq!(next_boundary(0, 10), 9);
+        assert_eq!(next_boundary(9, 10), 19);
+        assert_eq!(next_boundary(12, 10), 19);
+        assert_eq!(next_boundary(5, 1), 6);
+        assert!(is_boundary(6, 1));
+    }
+
+    #[test]
+    fn file_names_carry_their_epochs() {
+        let name = writer::file_name(12, 345, 1, "abcd0123", 7);
+        assert_eq!(writer::epochs_of(&name), Some((12, 345)));
+        assert_eq!(writer::epochs_of("part-00000-uuid.snappy.parquet"), None);
+    }
+}

@@ -1,0 +1,547 @@
+//! Lake operations: preparing a data directory for a run (recovery), planning a replay, and the
+//! `lake` commands (info, compact, vacuum).
+
+use std::collections::BTreeMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use deltalake::kernel::Action;
+use deltalake::kernel::transaction::CommitProperties;
+use deltalake::protocol::DeltaOperation;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+use super::layout::{DATE_COLUMN, Layout};
+use super::table::{self, CommitMeta, Table, TableFile, orphans, table_root};
+use super::writer::{FileSettings, TableKind, epochs_of, now_millis, run_tag};
+use super::{LakeConfig, LakeError, state_dir, view_snapshots};
+
+/// What a run starts from.
+#[derive(Debug)]
+pub struct Prepared {
+    /// The last commit, if the lake has one: where to resume.
+    pub last: Option<CommitMeta>,
+    /// What to replay into the views.
+    pub plan: ReplayPlan,
+    /// Uncommitted files removed (left by a crash).
+    pub removed: usize,
+    /// The lock on the data directory, held for the run.
+    pub lock: File,
+}
+
+/// Committed files to read back into the views.
+#[derive(Clone, Debug, Default)]
+pub struct ReplayPlan {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// Events table files.
+    pub events: Vec<TableFile>,
+    /// Dead-letter table files.
+    pub dead: Vec<TableFile>,
+    /// Only rows with `_epoch` at most this.
+    pub through: Option<u64>,
+    /// The epoch the replayed rows enter the dataflow at (the last committed one).
+    pub epoch: u64,
+}
+
+/// Takes the data directory's lock: one writer at a time.
+fn lock(dir: &Path) -> Result<File, LakeError> {
+    let state = state_dir(dir);
+    std::fs::create_dir_all(&state).map_err(|e| LakeError::io(&state, e))?;
+    let path = state.join("lock");
+    let file = File::options()
+        .create(true)
+        .truncate(false)
+        .write(true)
+        .open(&path)
+        .map_err(|e| LakeError::io(&path, e))?;
+    match file.try_lock() {
+        Ok(()) => Ok(file),
+        Err(std::fs::TryLockError::WouldBlock) => Err(LakeError::Other(format!(
+            "{} is in use by another lambdaflow process",
+            dir.display()
+        ))),
+        Err(std::fs::TryLockError::Error(e)) => Err(LakeError::io(&path, e)),
+    }
+}
+
+/// Opens (or creates) the lake of a run, checks that this run can resume its last commit,
+/// undoes what a crash left behind, and lists the files to replay.
+pub fn prepare(
+    config: &LakeConfig,
+    layout: &Layout,
+    pipeline: &str,
+    workers: usize,
+    source: &str,
+) -> Result<Prepared, LakeError> {
+    std::fs::create_dir_all(&config.dir).map_err(|e| LakeError::io(&config.dir, e))?;
+    let lock = lock(&config.dir)?;
+    let rt = table::runtime()?;
+    let events = Table::open_or_create(
+        &rt,
+        &table_root(&config.dir, TableKind::Events),
+        "events",
+        &layout.table_fields(),
+        &layout.partition_columns(),
+    )?;
+    let mut dead = Table::open_or_create(
+        &rt,
+        &table_root(&config.dir, TableKind::DeadLetters),
+        "dead_letters",
+        &table::dead_fields(layout),
+        &[],
+    )?;
+    let last = events.last_commit(&rt)?;
+    if let Some(meta) = &last {
+        check_resumable(meta, &config.dir, pipeline, workers, source)?;
+    }
+    let last_epoch = last.as_ref().map(|m| m.epoch);
+
+    // Dead letters are committed first: files past the events table's last epoch belong to a
+    // commit that never completed.
+    let stale: Vec<TableFile> = dead
+        .files()?
+        .into_iter()
+        .filter(|f| {
+            let name = f.path.rsplit('/').next().unwrap_or_default();
+            epochs_of(name).is_some_and(|(_, l)| last_epoch.is_none_or(|e| l > e))
+        })
+        .collect();
+    if !stale.is_empty() {
+        tracing::info!(
+            files = stale.len(),
+            "removing dead-letter files of an incomplete commit"
+        );
+        dead.commit_actions(
+            &rt,
+            Table::remove_actions(&stale, true),
+            CommitProperties::default(),
+            DeltaOperation::Delete {
+                predicate: Some(format!("_epoch > {}", last_epoch.map_or(-1, |e| e as i64))),
+            },
+        )?;
+    }
+
+    let mut removed = 0;
+    for t in [&events, &dead] {
+        for path in orphans(t, last_epoch)? {
+            std::fs::remove_file(&path).map_err(|e| LakeError::io(&path, e))?;
+            removed += 1;
+        }
+    }
+    if removed > 0 {
+        tracing::info!(
+            files = removed,
+            "removed uncommitted files left by an earlier run"
+        );
+    }
+    // View snapshots past the last commit describe rows that were never committed.
+    for (epoch, path) in view_snapshots(&config.dir) {
+        if last_epoch.is_none_or(|l| epoch > l) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+    Ok(Prepared {
+        plan: ReplayPlan {
+            dir: config.dir.clone(),
+            events: events.files()?,
+            dead: dead.files()?,
+            through: None,
+            epoch: last_epoch.unwrap_or(0),
+        },
+        last,
+        removed,
+        lock,
+    })
+}
+
+fn check_resumable(
+    meta: &CommitMeta,
+    dir: &Path,
+    pipeline: &str,
+    workers: usize,
+    source: &str,
+) -> Result<(), LakeError> {
+    let dir = dir.display();
+    if meta.pipeline != pipeline {
+        return Err(LakeError::Resume(format!(
+            "the lake at {dir} belongs to pipeline `{}`, not `{pipeline}` (set --id or use another --data-dir)",
+            meta.pipeline
+        )));
+    }
+    if meta.source != source {
+        return Err(LakeError::Resume(format!(
+            "the lake at {dir} was written from source `{}`, this run reads `{source}`; use another --data-dir",
+            meta.source
+        )));
+    }
+    if meta.positions.len() != workers {
+        return Err(LakeError::Resume(format!(
+            "the lake at {dir} was written by {} workers and resumes per worker; run with --workers {}",
+            meta.positions.len(),
+            meta.positions.len()
+        )));
+    }
+    Ok(())
+}
+
+/// What `batch` and `verify` read: a version (or the latest), rows up to an epoch, days.
+#[derive(Clone, Debug, Default)]
+pub struct ReplaySpec {
+    /// The data directory.
+    pub dir: PathBuf,
+    /// The table version of the events table (latest if `None`).
+    pub version: Option<u64>,
+    /// Only rows with `_epoch` at most this.
+    pub through: Option<u64>,
+    /// Only events whose UTC day is in this range (inclusive), as `YYYY-MM-DD`.
+    pub from: Option<String>,
+    /// See `from`.
+    pub to: Option<String>,
+}
+
+/// Lists the committed files a replay reads.
+pub fn plan(spec: &ReplaySpec) -> Result<(ReplayPlan, Option<CommitMeta>), LakeError> {
+    let rt = table::runtime()?;
+    let events = Table::open_version(&rt, &table_root(&spec.dir, TableKind::Events), spec.version)?;
+    let last = events.last_commit(&rt)?;
+    let dead = Table::open(&rt, &table_root(&spec.dir, TableKind::DeadLetters))?;
+    let in_range = |f: &TableFile| {
+        let day = f.partition.get(DATE_COLUMN).cloned().flatten();
+        match day {
+            Some(day) => {
+                spec.from
+                    .as_ref()
+                    .is_none_or(|from| day.as_str() >= from.as_str())
+                    && spec
+                        .to
+                        .as_ref()
+                        .is_none_or(|to| day.as_str() <= to.as_str())
+            }
+            None => spec.from.is_none() && spec.to.is_none(),
+        }
+    };
+    let events_files: Vec<TableFile> = events.files()?.into_iter().filter(in_range).collect();
+    // Dead letters have no event day; they count only for a replay of every day. Those of a
+    // version are the ones committed up to its last epoch.
+    let through = spec.through.or(last.as_ref().map(|m| m.epoch));
+    let dead_files = if spec.from.is_none() && spec.to.is_none() {
+        dead.files()?
+            .into_iter()
+            .filter(|f| {
+                let name = f.path.rsplit('/').next().unwrap_or_default();
+                epochs_of(name).is_none_or(|(first, _)| through.is_none_or(|t| first <= t))
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
+    let epoch = spec.through.or(last.as_ref().map(|m| m.epoch)).unwrap_or(0);
+    Ok((
+        ReplayPlan {
+            dir: spec.dir.clone(),
+            events: events_files,
+            dead: dead_files,
+            through,
+            epoch,
+        },
+        last,
+    ))
+}
+
+/// The version of the events table whose last lambdaflow commit is at most `epoch`.
+pub fn version_at_epoch(dir: &Path, epoch: u64) -> Result<Option<u64>, LakeError> {
+    let rt = table::runtime()?;
+    let events = Table::open(&rt, &table_root(dir, TableKind::Events))?;
+    Ok(events
+        .history(&rt, None)?
+        .into_iter()
+        .filter(|(_, meta, _)| meta.as_ref().is_some_and(|m| m.epoch <= epoch))
+        .map(|(v, _, _)| v)
+        .max())
+}
+
+/// A summary of one table.
+#[derive(Debug, serde::Serialize)]
+pub struct TableInfo {
+    /// Its directory.
+    pub path: String,
+    /// The version read.
+    pub version: u64,
+    /// Active data files.
+    pub files: usize,
+    /// Rows.
+    pub rows: u64,
+    /// Bytes of Parquet.
+    pub bytes: u64,
+    /// Partitions holding files.
+    pub partitions: usize,
+}
+
+fn table_info(table: &Table) -> Result<TableInfo, LakeError> {
+    let files = table.files()?;
+    let mut partitions: Vec<String> = files
+        .iter()
+        .map(|f| f.path.rsplit_once('/').map_or("", |(d, _)| d).to_string())
+        .collect();
+    partitions.sort();
+    partitions.dedup();
+    Ok(TableInfo {
+        path: table.root().display().to_string(),
+        version: table.version(),
+        files: files.len(),
+        rows: files.iter().filter_map(|f| f.rows).sum(),
+        bytes: files.iter().map(|f| f.size).sum(),
+        partitions: partitions.len(),
+    })
+}
+
+/// What `lake info` prints.
+#[derive(Debug, serde::Serialize)]
+pub struct LakeInfo {
+    /// The events table.
+    pub events: TableInfo,
+    /// The dead-letter table.
+    pub dead_letters: TableInfo,
+    /// The pipeline that wrote it.
+    pub pipeline: Option<String>,
+    /// Commits carrying lambdaflow metadata, up to the version read.
+    pub commits: usize,
+    /// The first and last committed epochs.
+    pub epochs: Option<(u64, u64)>,
+    /// JSON bytes read to produce the committed rows.
+    pub input_bytes: u64,
+    /// `input_bytes` over the Parquet bytes of both tables.
+    pub compression_ratio: Option<f64>,
+    /// The newest commits: version, operation, epochs, rows.
+    pub history: Vec<serde_json::Value>,
+}
+
+/// `lake info`, as of a version of the events table (the latest if `None`).
+pub fn info(dir: &Path, version: Option<u64>) -> Result<LakeInfo, LakeError> {
+    let rt = table::runtime()?;
+    let events = Table::open_version(&rt, &table_root(dir, TableKind::Events), version)?;
+    let dead = Table::open(&rt, &table_root(dir, TableKind::DeadLetters))?;
+    let history = events.history(&rt, None)?;
+    let ours: Vec<&CommitMeta> = history.iter().filter_map(|(_, m, _)| m.as_ref()).collect();
+    let input_bytes: u64 = ours.iter().map(|m| m.input_bytes).sum();
+    let events_info = table_info(&events)?;
+    let dead_info = table_info(&dead)?;
+    let bytes = events_info.bytes + dead_info.bytes;
+    Ok(LakeInfo {
+        pipeline: ours.first().map(|m| m.pipeline.clone()),
+        commits: ours.len(),
+        epochs: ours
+            .last()
+            .zip(ours.first())
+            .map(|(first, last)| (first.first_epoch, last.epoch)),
+        compression_ratio: (bytes > 0 && input_bytes > 0)
+            .then(|| input_bytes as f64 / bytes as f64),
+        input_bytes,
+        history: history
+            .iter()
+            .take(10)
+            .map(|(v, meta, op)| match meta {
+                Some(m) => serde_json::json!({"version": v, "operation": op,
+                    "epochs": [m.first_epoch, m.epoch], "rows": m.rows, "dead_rows": m.dead_rows}),
+                None => serde_json::json!({"version": v, "operation": op}),
+            })
+            .collect(),
+        events: events_info,
+        dead_letters: dead_info,
+    })
+}
+
+/// What `lake compact` did to one table.
+#[derive(Debug, serde::Serialize)]
+pub struct Compacted {
+    /// The table.
+    pub table: String,
+    /// Files before and after.
+    pub files_before: usize,
+    /// See `files_before`.
+    pub files_after: usize,
+    /// The new version, if a commit was made.
+    pub version: Option<u64>,
+}
+
+/// Merges the files of every partition that has more than one file smaller than
+/// `target_bytes` into one file per partition, and commits that as one version
+/// (`OPTIMIZE`, `dataChange = false`): the content is unchanged, older versions still read the
+/// old files.
+pub fn compact(dir: &Path, target_bytes: u64) -> Result<Vec<Compacted>, LakeError> {
+    let _lock = lock(dir)?;
+    let rt = table::runtime()?;
+    let settings = FileSettings::default();
+    let run = run_tag();
+    let mut out = Vec::new();
+    for kind in [TableKind::Events, TableKind::DeadLetters] {
+        let mut table = Table::open(&rt, &table_root(dir, kind))?;
+        let files = table.files()?;
+        let before = files.len();
+        let mut groups: BTreeMap<String, Vec<TableFile>> = BTreeMap::new();
+        for f in files.into_iter().filter(|f| f.size < target_bytes) {
+            let partition = f.path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+            groups.entry(partition).or_default().push(f);
+        }
+        let mut actions = Vec::new();
+        let mut removed = 0;
+        for (n, (partition, group)) in groups.into_iter().enumerate() {
+            if group.len() < 2 {
+                continue;
+            }
+            let add = merge(table.root(), &partition, &group, &settings, &run, n)?;
+            removed += group.len() - 1;
+            actions.extend(Table::remove_actions(&group, false));
+            actions.push(Action::Add(add));
+        }
+        let version = if actions.is_empty() {
+            None
+        } else {
+            Some(table.commit_actions(
+                &rt,
+                actions,
+                CommitProperties::default(),
+                DeltaOperation::Optimize {
+                    predicate: None,
+                    target_size: target_bytes as i64,
+                },
+            )?)
+        };
+        out.push(Compacted {
+            table: table.root().display().to_string(),
+            files_before: before,
+            files_after: before - removed,
+            version,
+        });
+    }
+    Ok(out)
+}
+
+fn merge(
+    root: &Path,
+    partition: &str,
+    group: &[TableFile],
+    settings: &FileSettings,
+    run: &str,
+    n: usize,
+) -> Result<deltalake::kernel::Add, LakeError> {
+    let (mut first, mut last) = (u64::MAX, 0);
+    for f in group {
+        let name = f.path.rsplit('/').next().unwrap_or_default();
+        if let Some((a, b)) = epochs_of(name) {
+            first = first.min(a);
+            last = last.max(b);
+        }
+    }
+    let first = if first == u64::MAX { 0 } else { first };
+    let name = format!("part-e{first:012}-e{last:012}-compact-{run}-{n:05}.zstd.parquet");
+    let relative = if partition.is_empty() {
+        name
+    } else {
+        format!("{partition}/{name}")
+    };
+    let tmp = root.join(format!("{relative}.inprogress"));
+    let target = root.join(&relative);
+    let mut writer: Option<ArrowWriter<File>> = None;
+    let mut rows = 0u64;
+    for f in group {
+        let path = root.join(&f.path);
+        let reader = ParquetRecordBatchReaderBuilder::try_new(
+            File::open(&path).map_err(|e| LakeError::io(&path, e))?,
+        )
+        .map_err(|e| LakeError::parquet(&path, e))?
+        .with_batch_size(64 * 1024)
+        .build()
+        .map_err(|e| LakeError::parquet(&path, e))?;
+        for batch in reader {
+            let batch = batch.map_err(|e| LakeError::parquet(&path, e.into()))?;
+            if writer.is_none() {
+                let file = File::create(&tmp).map_err(|e| LakeError::io(&tmp, e))?;
+                writer = Some(
+                    ArrowWriter::try_new(file, batch.schema(), Some(settings.properties()))
+                        .map_err(|e| LakeError::parquet(&tmp, e))?,
+                );
+            }
+            rows += batch.num_rows() as u64;
+            writer
+                .as_mut()
+                .expect("created above")
+                .write(&batch)
+                .map_err(|e| LakeError::parquet(&tmp, e))?;
+        }
+    }
+    let Some(writer) = writer else {
+        return Err(LakeError::Other(format!("{partition}: nothing to compact")));
+    };
+    let file = writer
+        .into_inner()
+        .map_err(|e| LakeError::parquet(&tmp, e))?;
+    file.sync_all().map_err(|e| LakeError::io(&tmp, e))?;
+    std::fs::rename(&tmp, &target).map_err(|e| LakeError::io(&target, e))?;
+    let size = std::fs::metadata(&target)
+        .map_err(|e| LakeError::io(&target, e))?
+        .len();
+    Ok(deltalake::kernel::Add {
+        path: relative,
+        partition_values: group[0].partition.clone(),
+        size: size as i64,
+        modification_time: now_millis(),
+        data_change: false,
+        stats: Some(format!("{{\"numRecords\":{rows}}}")),
+        ..Default::default()
+    })
+}
+
+/// What `lake vacuum` removed.
+#[derive(Debug, serde::Serialize)]
+pub struct Vacuumed {
+    /// Uncommitted files (crash leftovers and files in progress).
+    pub uncommitted: Vec<String>,
+    /// Files no longer in the latest version and older than the retention period.
+    pub expired: Vec<String>,
+}
+
+/// Removes files that no commit references, and files removed from the table (by compaction)
+/// longer ago than `retain`; with `dry_run`, only lists them.
+pub fn vacuum(
+    dir: &Path,
+    retain: std::time::Duration,
+    dry_run: bool,
+) -> Result<Vacuumed, LakeError> {
+    let _lock = lock(dir)?;
+    let rt = table::runtime()?;
+    let events = Table::open(&rt, &table_root(dir, TableKind::Events))?;
+    let last_epoch = events.last_commit(&rt)?.map(|m| m.epoch);
+    let mut uncommitted = Vec::new();
+    let mut expired = Vec::new();
+    for kind in [TableKind::Events, TableKind::DeadLetters] {
+        let table = Table::open(&rt, &table_root(dir, kind))?;
+        for path in orphans(&table, last_epoch)? {
+            if !dry_run {
+                std::fs::remove_file(&path).map_err(|e| LakeError::io(&path, e))?;
+            }
+            uncommitted.push(path.display().to_string());
+        }
+        let retention = chrono::Duration::from_std(retain)
+            .map_err(|e| LakeError::Other(format!("retention {retain:?}: {e}")))?;
+        let vacuum = table
+            .inner()
+            .clone()
+            .vacuum()
+            .with_retention_period(retention)
+            .with_enforce_retention_duration(false)
+            .with_dry_run(dry_run);
+        let (_, metrics) = rt
+            .block_on(vacuum.into_future())
+            .map_err(|e| LakeError::Delta {
+                table: table.root().display().to_string(),
+                message: e.to_string(),
+            })?;
+        expired.extend(metrics.files_deleted);
+    }
+    Ok(Vacuumed {
+        uncommitted,
+        expired,
+    })
+}

@@ -1,0 +1,464 @@
+//! The two Delta tables of a data directory, through the `deltalake` crate: creating them,
+//! committing files with a `txn` action and the source positions, reading the last commit back,
+//! and cleaning up after a crash.
+
+use std::collections::{BTreeSet, HashMap};
+use std::path::{Path, PathBuf};
+
+use arrow_schema::{DataType as ArrowType, Field as ArrowField};
+use deltalake::DeltaTable;
+use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
+use deltalake::kernel::{Action, Add, DataType, Remove, StructField, Transaction};
+use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
+use futures::TryStreamExt;
+use serde::{Deserialize, Serialize};
+
+use super::LakeError;
+use super::layout::Layout;
+use super::writer::{DataFile, TableKind, epochs_of, walk_data_files};
+use crate::event::Position;
+
+/// The events table's directory under the data directory.
+pub const EVENTS_DIR: &str = "events";
+/// The dead-letter table's directory under the data directory.
+pub const DEAD_DIR: &str = "dead_letters";
+/// lambdaflow's own files (view snapshots, the lock) under the data directory.
+pub const STATE_DIR: &str = "_lambdaflow";
+/// The key of lambdaflow's entry in a commit's `commitInfo`.
+pub const COMMIT_KEY: &str = "lambdaflow";
+
+/// What a commit records besides its files: the epochs it closes and where every source stood.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct CommitMeta {
+    /// The pipeline id (the `txn` application id).
+    pub pipeline: String,
+    /// The first epoch of the range.
+    pub first_epoch: u64,
+    /// The last epoch of the range (the `txn` version).
+    pub epoch: u64,
+    /// The source, as given (`generate`, `file:...`, `stdin`).
+    pub source: String,
+    /// The generator's identity, when the source is the generator: `(seed, start_micros,
+    /// bad_fraction)`.
+    pub generator: Option<(u64, i64, f64)>,
+    /// Per worker: where each of its sources stood at the end of `epoch`.
+    pub positions: Vec<Vec<Position>>,
+    /// Event rows in this commit.
+    pub rows: u64,
+    /// Dead-letter rows in this commit.
+    pub dead_rows: u64,
+    /// Bytes of raw input behind the rows of this commit.
+    pub input_bytes: u64,
+}
+
+/// A data file of a table version.
+#[derive(Clone, Debug)]
+pub struct TableFile {
+    /// The path relative to the table root.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// Rows, from the file's statistics.
+    pub rows: Option<u64>,
+    /// Partition values.
+    pub partition: HashMap<String, Option<String>>,
+}
+
+/// A blocking handle on one Delta table.
+pub struct Table {
+    root: PathBuf,
+    table: DeltaTable,
+}
+
+/// The runtime the `deltalake` futures run on (a current-thread one: the callers block).
+pub fn runtime() -> Result<tokio::runtime::Runtime, LakeError> {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .map_err(|e| LakeError::Other(format!("starting the I/O runtime: {e}")))
+}
+
+fn url_of(root: &Path) -> Result<url::Url, LakeError> {
+    let absolute = std::path::absolute(root).map_err(|e| LakeError::io(root, e))?;
+    url::Url::from_directory_path(&absolute).map_err(|()| {
+        LakeError::Other(format!("{} is not a usable directory path", root.display()))
+    })
+}
+
+fn delta(root: &Path, e: deltalake::DeltaTableError) -> LakeError {
+    LakeError::Delta {
+        table: root.display().to_string(),
+        message: e.to_string(),
+    }
+}
+
+/// The Delta type of a lake column.
+fn delta_type(ty: &ArrowType) -> DataType {
+    match ty {
+        ArrowType::Utf8 => DataType::STRING,
+        ArrowType::Int64 => DataType::LONG,
+        ArrowType::Float64 => DataType::DOUBLE,
+        ArrowType::Boolean => DataType::BOOLEAN,
+        ArrowType::Binary => DataType::BINARY,
+        ArrowType::Date32 => DataType::DATE,
+        ArrowType::Timestamp(..) => DataType::TIMESTAMP,
+        ArrowType::Decimal128(p, s) => DataType::decimal(*p, *s as u8).unwrap_or(DataType::STRING),
+        other => unreachable!("lake columns never have type {other}"),
+    }
+}
+
+fn struct_fields(fields: &[ArrowField]) -> Vec<StructField> {
+    fields
+        .iter()
+        .map(|f| StructField::new(f.name(), delta_type(f.data_type()), f.is_nullable()))
+        .collect()
+}
+
+impl Table {
+    /// Opens the table at `root`, which must exist.
+    pub fn open(rt: &tokio::runtime::Runtime, root: &Path) -> Result<Table, LakeError> {
+        Self::open_version(rt, root, None)
+    }
+
+    /// Opens the table at `root` as of `version` (the latest when `None`).
+    pub fn open_version(
+        rt: &tokio::runtime::Runtime,
+        root: &Path,
+        version: Option<u64>,
+    ) -> Result<Table, LakeError> {
+        if !root.join("_delta_log").is_dir() {
+            return Err(LakeError::NotALake(root.display().to_string()));
+        }
+        let url = url_of(root)?;
+        let table = rt
+            .block_on(async {
+                let mut table = deltalake::DeltaTableBuilder::from_url(url)?.build()?;
+                match version {
+                    Some(v) => table.load_version(v).await?,
+                    None => table.load().await?,
+                }
+                Ok::<_, deltalake::DeltaTableError>(table)
+            })
+            .map_err(|e| delta(root, e))?;
+        Ok(Table {
+            root: root.to_path_buf(),
+            table,
+        })
+    }
+
+    /// Opens the table at `root`, creating it with `fields` (partitioned by `partitions`) if it
+    /// does not exist, and adding the fields it lacks (additive schema evolution: they must be
+    /// nullable).
+    pub fn open_or_create(
+        rt: &tokio::runtime::Runtime,
+        root: &Path,
+        name: &str,
+        fields: &[ArrowField],
+        partitions: &[&str],
+    ) -> Result<Table, LakeError> {
+        if !root.join("_delta_log").is_dir() {
+            std::fs::create_dir_all(root).map_err(|e| LakeError::io(root, e))?;
+            let url = url_of(root)?;
+            let created = rt.block_on(async {
+                let table = deltalake::DeltaTableBuilder::from_url(url)?.build()?;
+                table
+                    .create()
+                    .with_table_name(name)
+                    .with_columns(struct_fields(fields))
+                    .with_partition_columns(partitions.iter().map(|p| p.to_string()))
+                    .with_save_mode(SaveMode::Ignore)
+                    .await
+            });
+            created.map_err(|e| delta(root, e))?;
+        }
+        let mut table = Self::open(rt, root)?;
+        table.evolve(rt, fields, partitions)?;
+        Ok(table)
+    }
+
+    fn evolve(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        fields: &[ArrowField],
+        partitions: &[&str],
+    ) -> Result<(), LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| delta(&self.root, e))?;
+        let existing = snapshot.schema();
+        let have: Vec<String> = snapshot.metadata().partition_columns().to_vec();
+        if have
+            .iter()
+            .map(String::as_str)
+            .ne(partitions.iter().copied())
+        {
+            return Err(LakeError::Schema(format!(
+                "the table at {} is partitioned by {:?}, the config's schema by {:?}",
+                self.root.display(),
+                have,
+                partitions
+            )));
+        }
+        let mut added = Vec::new();
+        for field in struct_fields(fields) {
+            match existing.field(field.name()) {
+                Some(old) if old.data_type() == field.data_type() => {}
+                Some(old) => {
+                    return Err(LakeError::Schema(format!(
+                        "field `{}` is {} in the table at {} but {} in the config; only new \
+                         optional fields can be added",
+                        field.name(),
+                        old.data_type(),
+                        self.root.display(),
+                        field.data_type()
+                    )));
+                }
+                None if !field.is_nullable() => {
+                    return Err(LakeError::Schema(format!(
+                        "new field `{}` is required; a field added to an existing lake must be \
+                         optional (old rows have no value for it)",
+                        field.name()
+                    )));
+                }
+                None => added.push(StructField::new(
+                    field.name(),
+                    field.data_type().clone(),
+                    true,
+                )),
+            }
+        }
+        let wanted: BTreeSet<&str> = fields.iter().map(|f| f.name().as_str()).collect();
+        if let Some(missing) = existing
+            .fields()
+            .find(|f| !wanted.contains(f.name().as_str()))
+        {
+            return Err(LakeError::Schema(format!(
+                "the table at {} has column `{}`, which the config's schema lacks; fields can be \
+                 added, not removed",
+                self.root.display(),
+                missing.name()
+            )));
+        }
+        if !added.is_empty() {
+            let table = self.table.clone();
+            self.table = rt
+                .block_on(table.add_columns().with_fields(added).into_future())
+                .map_err(|e| delta(&self.root, e))?;
+        }
+        Ok(())
+    }
+
+    /// The table version.
+    pub fn version(&self) -> u64 {
+        self.table.version().unwrap_or(0)
+    }
+
+    /// The root directory.
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    /// The last `txn` version of `app_id`: the last epoch committed.
+    pub fn txn_version(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        app_id: &str,
+    ) -> Result<Option<i64>, LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| delta(&self.root, e))?;
+        rt.block_on(snapshot.transaction_version(self.table.log_store().as_ref(), app_id))
+            .map_err(|e| delta(&self.root, e))
+    }
+
+    /// The table's active files.
+    pub fn files(&self) -> Result<Vec<TableFile>, LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| delta(&self.root, e))?;
+        let mut out: Vec<TableFile> = snapshot
+            .log_data()
+            .into_iter()
+            .map(|f| TableFile {
+                path: f.path().into_owned(),
+                size: f.size() as u64,
+                rows: f.num_records().map(|n| n as u64),
+                partition: f.partition_values_map(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.path.cmp(&b.path));
+        Ok(out)
+    }
+
+    /// lambdaflow's entries of the commits, newest first, with their versions.
+    pub fn history(
+        &self,
+        rt: &tokio::runtime::Runtime,
+        limit: Option<usize>,
+    ) -> Result<Vec<(u64, Option<CommitMeta>, String)>, LakeError> {
+        let infos: Vec<_> = rt
+            .block_on(self.table.history(limit).try_collect::<Vec<_>>())
+            .map_err(|e| delta(&self.root, e))?;
+        // Newest first, one per version down from the one loaded.
+        let newest = self.version();
+        Ok(infos
+            .into_iter()
+            .enumerate()
+            .map(|(i, info)| {
+                let meta = info
+                    .info
+                    .get(COMMIT_KEY)
+                    .and_then(|v| serde_json::from_value(v.clone()).ok());
+                (
+                    newest.saturating_sub(i as u64),
+                    meta,
+                    info.operation.unwrap_or_default(),
+                )
+            })
+            .collect())
+    }
+
+    /// The newest commit that carries lambdaflow's metadata.
+    pub fn last_commit(
+        &self,
+        rt: &tokio::runtime::Runtime,
+    ) -> Result<Option<CommitMeta>, LakeError> {
+        for limit in [Some(64), None] {
+            let history = self.history(rt, limit)?;
+            if let Some(meta) = history.iter().find_map(|(_, m, _)| m.clone()) {
+                return Ok(Some(meta));
+            }
+            if limit.is_some_and(|l| history.len() < l) {
+                break;
+            }
+        }
+        Ok(None)
+    }
+
+    /// Commits `files` as one version with a `txn` action `(app_id, epoch)` and `meta` in the
+    /// commit info. Returns the new version.
+    pub fn commit(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        files: &[DataFile],
+        meta: &CommitMeta,
+    ) -> Result<u64, LakeError> {
+        let actions = files
+            .iter()
+            .map(|f| {
+                Action::Add(Add {
+                    path: f.path.clone(),
+                    partition_values: f.partition.iter().cloned().collect(),
+                    size: f.size as i64,
+                    modification_time: f.modified,
+                    data_change: true,
+                    stats: Some(format!("{{\"numRecords\":{}}}", f.rows)),
+                    ..Default::default()
+                })
+            })
+            .collect();
+        let properties = CommitProperties::default()
+            .with_application_transaction(Transaction::new(&meta.pipeline, meta.epoch as i64))
+            .with_metadata([(
+                COMMIT_KEY.to_string(),
+                serde_json::to_value(meta).expect("commit metadata serializes"),
+            )]);
+        let operation = DeltaOperation::StreamingUpdate {
+            output_mode: OutputMode::Append,
+            query_id: meta.pipeline.clone(),
+            epoch_id: meta.epoch as i64,
+        };
+        self.commit_actions(rt, actions, properties, operation)
+    }
+
+    /// Commits `actions` as one version.
+    pub fn commit_actions(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        actions: Vec<Action>,
+        properties: CommitProperties,
+        operation: DeltaOperation,
+    ) -> Result<u64, LakeError> {
+        let root = self.root.clone();
+        let table = &mut self.table;
+        let version = rt
+            .block_on(async {
+                let snapshot = table.snapshot()?;
+                let done = CommitBuilder::from(properties)
+                    .with_actions(actions)
+                    .build(Some(snapshot), table.log_store(), operation)
+                    .await?;
+                let version = done.version();
+                table.update_incremental(None).await?;
+                Ok::<_, deltalake::DeltaTableError>(version)
+            })
+            .map_err(|e| delta(&root, e))?;
+        Ok(version)
+    }
+
+    /// Removes `paths` from the table as one version (`data_change` says whether rows go away).
+    pub fn remove_actions(paths: &[TableFile], data_change: bool) -> Vec<Action> {
+        let now = super::writer::now_millis();
+        paths
+            .iter()
+            .map(|f| {
+                Action::Remove(Remove {
+                    path: f.path.clone(),
+                    data_change,
+                    deletion_timestamp: Some(now),
+                    extended_file_metadata: Some(true),
+                    partition_values: Some(f.partition.clone()),
+                    size: Some(f.size as i64),
+                    ..Default::default()
+                })
+            })
+            .collect()
+    }
+
+    /// The inner `deltalake` table.
+    pub fn inner(&self) -> &DeltaTable {
+        &self.table
+    }
+}
+
+/// Files under a table root that no commit can reference: files still in progress, and data
+/// files whose last epoch is past `last_epoch` and that the current version does not hold.
+pub fn orphans(table: &Table, last_epoch: Option<u64>) -> Result<Vec<PathBuf>, LakeError> {
+    let active: BTreeSet<String> = table.files()?.into_iter().map(|f| f.path).collect();
+    let mut all = Vec::new();
+    walk_data_files(table.root(), &mut all).map_err(|e| LakeError::io(table.root(), e))?;
+    Ok(all
+        .into_iter()
+        .filter(|path| {
+            let name = path
+                .file_name()
+                .map(|n| n.to_string_lossy())
+                .unwrap_or_default();
+            if name.ends_with(".inprogress") {
+                return true;
+            }
+            let relative = path
+                .strip_prefix(table.root())
+                .map(|p| p.to_string_lossy().replace('\\', "/"))
+                .unwrap_or_default();
+            match epochs_of(&name) {
+                Some((_, last)) => {
+                    !active.contains(&relative) && last_epoch.is_none_or(|l| last > l)
+                }
+                None => false,
+            }
+        })
+        .collect())
+}
+
+/// The table of `kind` under `data_dir`.
+pub fn table_root(data_dir: &Path, kind: TableKind) -> PathBuf {
+    data_dir.join(match kind {
+        TableKind::Events => EVENTS_DIR,
+        TableKind::DeadLetters => DEAD_DIR,
+    })
+}
+
+/// The Arrow fields of the dead-letter table.
+pub fn dead_fields(layout: &Layout) -> Vec<ArrowField> {
+    layout
+        .dead_schema()
+        .fields()
+        .iter()
+        .map(|f| (**f).clone())
+        .collect()
+}

@@ -1,0 +1,276 @@
+//! One worker's Parquet files: closed epochs are appended to an open file per partition, files
+//! roll at a size limit, and at a commit boundary every open file is finished and handed over
+//! to the commit.
+//!
+//! A file is written as `NAME.parquet.inprogress` and renamed to `NAME.parquet` once its footer
+//! is on disk, so a glob reader never sees half a file. `NAME` is
+//! `part-EFIRST-ELAST-wWORKER-RUN-N`: the epochs it holds, the worker, a tag of the process run
+//! and a counter. A finished file is part of the table only once a commit references it; a file
+//! whose last epoch is past the last commit is an orphan of a crash, removed at the next start.
+
+use std::collections::HashMap;
+use std::fs::File;
+use std::path::{Path, PathBuf};
+
+use arrow_array::RecordBatch;
+use arrow_schema::SchemaRef;
+use parquet::arrow::ArrowWriter;
+use parquet::basic::{Compression, ZstdLevel};
+use parquet::file::properties::WriterProperties;
+use serde::{Deserialize, Serialize};
+
+use super::LakeError;
+use super::layout::Partition;
+
+/// Which table a file belongs to.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+pub enum TableKind {
+    /// The events table.
+    Events,
+    /// The dead-letter table.
+    DeadLetters,
+}
+
+/// A finished data file, ready to be committed.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+pub struct DataFile {
+    /// Its table.
+    pub table: TableKind,
+    /// Its path relative to the table root, with `/` separators.
+    pub path: String,
+    /// Bytes.
+    pub size: u64,
+    /// Rows.
+    pub rows: u64,
+    /// Partition values, `(column, value)`.
+    pub partition: Vec<(String, Option<String>)>,
+    /// Milliseconds since the Unix epoch when it was finished.
+    pub modified: i64,
+}
+
+/// Size limits and encoding of data files.
+#[derive(Clone, Debug)]
+pub struct FileSettings {
+    /// A file is finished once it holds this many rows.
+    pub max_rows: usize,
+    /// Rows per Parquet row group.
+    pub row_group_rows: usize,
+    /// ZSTD level.
+    pub zstd_level: i32,
+}
+
+impl Default for FileSettings {
+    fn default() -> Self {
+        FileSettings {
+            max_rows: 4_000_000,
+            row_group_rows: 1 << 20,
+            zstd_level: 3,
+        }
+    }
+}
+
+impl FileSettings {
+    /// The Parquet writer properties.
+    pub fn properties(&self) -> WriterProperties {
+        WriterProperties::builder()
+            .set_compression(Compression::ZSTD(
+                ZstdLevel::try_new(self.zstd_level).unwrap_or_default(),
+            ))
+            .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
+            .set_created_by(format!("lambdaflow {}", env!("CARGO_PKG_VERSION")))
+            .build()
+    }
+}
+
+struct OpenFile {
+    writer: ArrowWriter<File>,
+    partition: Vec<(String, Option<String>)>,
+    dir: String,
+    first: u64,
+    last: u64,
+    rows: usize,
+}
+
+/// One table's open files on one worker.
+pub struct TableWriter {
+    kind: TableKind,
+    root: PathBuf,
+    schema: SchemaRef,
+    worker: usize,
+    run: String,
+    settings: FileSettings,
+    props: WriterProperties,
+    open: HashMap<String, OpenFile>,
+    counter: u64,
+}
+
+impl TableWriter {
+    /// Files of `kind` under `root`, written by `worker` in the process run tagged `run`.
+    pub fn new(
+        kind: TableKind,
+        root: PathBuf,
+        schema: SchemaRef,
+        worker: usize,
+        run: String,
+        settings: FileSettings,
+    ) -> Self {
+        TableWriter {
+            kind,
+            root,
+            schema,
+            worker,
+            run,
+            props: settings.properties(),
+            settings,
+            open: HashMap::new(),
+            counter: 0,
+        }
+    }
+
+    /// Appends the rows of closed `epoch` to the partition's open file; a file that reaches the
+    /// row limit is finished into `done`.
+    pub fn write(
+        &mut self,
+        partition: &Partition,
+        batch: &RecordBatch,
+        epoch: u64,
+        done: &mut Vec<DataFile>,
+    ) -> Result<(), LakeError> {
+        if !self.open.contains_key(&partition.dir) {
+            let dir = self.root.join(&partition.dir);
+            std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
+            let path = self.in_progress(&partition.dir);
+            let file = File::create(&path).map_err(|e| LakeError::io(&path, e))?;
+            let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))
+                .map_err(|e| LakeError::parquet(&path, e))?;
+            self.open.insert(
+                partition.dir.clone(),
+                OpenFile {
+                    writer,
+                    partition: partition.values.clone(),
+                    dir: partition.dir.clone(),
+                    first: epoch,
+                    last: epoch,
+                    rows: 0,
+                },
+            );
+        }
+        let path = self.in_progress(&partition.dir);
+        let open = self.open.get_mut(&partition.dir).expect("opened above");
+        open.writer
+            .write(batch)
+            .map_err(|e| LakeError::parquet(&path, e))?;
+        open.last = epoch;
+        open.rows += batch.num_rows();
+        if open.rows >= self.settings.max_rows {
+            let open = self.open.remove(&partition.dir).expect("present");
+            done.push(self.finish(open)?);
+        }
+        Ok(())
+    }
+
+    /// Finishes every open file into `done`.
+    pub fn finish_all(&mut self, done: &mut Vec<DataFile>) -> Result<(), LakeError> {
+        let mut open: Vec<OpenFile> = self.open.drain().map(|(_, f)| f).collect();
+        open.sort_by(|a, b| a.dir.cmp(&b.dir));
+        for file in open {
+            done.push(self.finish(file)?);
+        }
+        Ok(())
+    }
+
+    fn in_progress(&self, dir: &str) -> PathBuf {
+        let tag = match self.kind {
+            TableKind::Events => "",
+            TableKind::DeadLetters => "dead-",
+        };
+        self.root.join(dir).join(format!(
+            ".{tag}w{:03}-{}.parquet.inprogress",
+            self.worker, self.run
+        ))
+    }
+
+    fn finish(&mut self, open: OpenFile) -> Result<DataFile, LakeError> {
+        let from = self.in_progress(&open.dir);
+        let file = open
+            .writer
+            .into_inner()
+            .map_err(|e| LakeError::parquet(&from, e))?;
+        file.sync_all().map_err(|e| LakeError::io(&from, e))?;
+        drop(file);
+        self.counter += 1;
+        let name = file_name(open.first, open.last, self.worker, &self.run, self.counter);
+        let relative = if open.dir.is_empty() {
+            name
+        } else {
+            format!("{}/{name}", open.dir)
+        };
+        let to = self.root.join(&relative);
+        std::fs::rename(&from, &to).map_err(|e| LakeError::io(&to, e))?;
+        let size = std::fs::metadata(&to)
+            .map_err(|e| LakeError::io(&to, e))?
+            .len();
+        Ok(DataFile {
+            table: self.kind,
+            path: relative,
+            size,
+            rows: open.rows as u64,
+            partition: open.partition,
+            modified: now_millis(),
+        })
+    }
+}
+
+/// `part-EFIRST-ELAST-wWORKER-RUN-N.parquet`.
+pub fn file_name(first: u64, last: u64, worker: usize, run: &str, n: u64) -> String {
+    format!("part-e{first:012}-e{last:012}-w{worker:03}-{run}-{n:05}.zstd.parquet")
+}
+
+/// The epochs a data file's name says it holds.
+pub fn epochs_of(name: &str) -> Option<(u64, u64)> {
+    let rest = name.strip_prefix("part-e")?;
+    let (first, rest) = rest.split_once("-e")?;
+    let last = rest.get(..12)?;
+    Some((first.parse().ok()?, last.parse().ok()?))
+}
+
+/// Milliseconds since the Unix epoch.
+pub fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+/// A tag telling the files of one process run apart from another's.
+pub fn run_tag() -> String {
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos())
+        .unwrap_or(0);
+    let h = xxhash_rust::xxh3::xxh3_64(format!("{nanos}-{}", std::process::id()).as_bytes());
+    format!("{:08x}", h as u32)
+}
+
+/// Every file under `root` (not descending into `_delta_log` or other `_` directories).
+pub fn walk_data_files(root: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
+    let entries = match std::fs::read_dir(root) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(e),
+    };
+    for entry in entries {
+        let entry = entry?;
+        let name = entry.file_name();
+        let name = name.to_string_lossy();
+        let ty = entry.file_type()?;
+        if ty.is_dir() {
+            if !name.starts_with('_') {
+                walk_data_files(&entry.path(), out)?;
+            }
+        } else if ty.is_file() {
+            out.push(entry.path());
+        }
+    }
+    Ok(())
+}
