@@ -2,7 +2,9 @@
 # Usage: scripts/sql-check.sh [EVENTS] [WORKERS]
 # Generates EVENTS events (default 200000, 1% malformed), runs lambdaflow on the file with WORKERS
 # workers (default 2), and checks every view against DuckDB SQL over the file's valid lines, and
-# the dead letters against the invalid ones. Installs DuckDB from PyPI into target/venv on first use.
+# the dead letters against the invalid ones; then reads the lake the run wrote with the Python
+# `deltalake` package and DuckDB and checks it against the input and the views (lake_check.py).
+# Installs DuckDB, deltalake and pyarrow from PyPI into target/venv on first use.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-200000}
@@ -11,9 +13,13 @@ venv=target/venv
 out=target/sql-check
 mkdir -p "$out"
 [ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import duckdb" 2>/dev/null || "$venv/bin/pip" install --quiet duckdb
+"$venv/bin/python" -c "import duckdb, deltalake, pyarrow" 2>/dev/null ||
+  "$venv/bin/pip" install --quiet duckdb deltalake pyarrow
 cargo build --quiet --bin lambdaflow
 bin=target/debug/lambdaflow
 "$bin" generate --count "$events" --seed 11 --bad-fraction 0.01 --start 2024-12-31T20:00:00Z -o "$out/events.jsonl"
-"$bin" run --quiet --until-exhausted --workers "$workers" --source "file:$out/events.jsonl" --views-out "$out/views.json"
+rm -rf "$out/data"
+"$bin" run --quiet --until-exhausted --workers "$workers" --source "file:$out/events.jsonl" --data-dir "$out/data" --views-out "$out/views.json"
 "$venv/bin/python" scripts/sql_check.py "$out/events.jsonl" "$out/views.json"
+# The lake, read back from outside (deltalake and DuckDB), against the same input and views.
+"$venv/bin/python" scripts/lake_check.py "$out/data" "$out/events.jsonl" "$out/views.json"

@@ -48,24 +48,19 @@ def money(d):
     return str(Decimal(d).quantize(Decimal("0.01")))
 
 
-def main(events_path, views_path):
-    lines = [l.rstrip(b"\r") for l in open(events_path, "rb").read().split(b"\n") if l.strip()]
-    good = [l for l in lines if valid(l)]
-    fd, valid_path = tempfile.mkstemp(suffix=".jsonl")
-    with os.fdopen(fd, "wb") as f:
-        f.write(b"\n".join(good) + b"\n")
-    con = duckdb.connect()
-    con.execute("SET TimeZone = 'UTC'")
-    con.execute(
-        f"""CREATE TABLE e AS SELECT event_id, event_type, user_id,
-                   event_timestamp::TIMESTAMP AS ts, product, price, country, source
-            FROM read_json('{valid_path}', format = 'newline_delimited',
-                 columns = {{event_id: 'VARCHAR', event_type: 'VARCHAR', user_id: 'VARCHAR',
-                            event_timestamp: 'TIMESTAMPTZ', product: 'VARCHAR',
-                            price: 'DECIMAL(18,2)', country: 'VARCHAR', source: 'VARCHAR'}})"""
-    )
+def read_lines(paths):
+    """The non-blank lines of JSON-lines files, as lambdaflow reads them."""
+    lines = []
+    for path in paths:
+        lines += [l.rstrip(b"\r") for l in open(path, "rb").read().split(b"\n") if l.strip()]
+    return lines
+
+
+def expected_views(con):
+    """Every built-in view, by SQL over table `e` (event_id, event_type, user_id, ts, product,
+    price, country, source), as {view: {json key: value}}."""
     q = lambda sql: con.execute(sql).fetchall()
-    expected = {
+    return {
         "events_by_type": {
             json.dumps(t): n for t, n in q("SELECT event_type, count(*) FROM e GROUP BY ALL")
         },
@@ -113,7 +108,10 @@ def main(events_path, views_path):
             for s, t, n in q("SELECT source, event_type, count(*) FROM e GROUP BY ALL")
         },
     }
-    views = json.load(open(views_path))["views"]
+
+
+def compare(expected, views, what):
+    """Prints ok/DIFF per view; returns the number of views that differ."""
     failures = 0
     for name, rows in expected.items():
         got = {json.dumps(r["key"], sort_keys=True): r["value"] for r in views[name]}
@@ -128,7 +126,29 @@ def main(events_path, views_path):
             wrong = [(k, got[k], rows[k]) for k in sorted(set(got) & set(rows)) if got[k] != rows[k]][:5]
             print(f"DIFF {name}: missing {missing} extra {extra} different {wrong}")
         else:
-            print(f"ok   {name}: {len(rows)} rows equal to DuckDB")
+            print(f"ok   {name}: {len(rows)} rows equal to {what}")
+    return failures
+
+
+def main(events_path, views_path):
+    lines = read_lines(events_path.split(","))
+    good = [l for l in lines if valid(l)]
+    fd, valid_path = tempfile.mkstemp(suffix=".jsonl")
+    with os.fdopen(fd, "wb") as f:
+        f.write(b"\n".join(good) + b"\n")
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.execute(
+        f"""CREATE TABLE e AS SELECT event_id, event_type, user_id,
+                   event_timestamp::TIMESTAMP AS ts, product, price, country, source
+            FROM read_json('{valid_path}', format = 'newline_delimited',
+                 columns = {{event_id: 'VARCHAR', event_type: 'VARCHAR', user_id: 'VARCHAR',
+                            event_timestamp: 'TIMESTAMPTZ', product: 'VARCHAR',
+                            price: 'DECIMAL(18,2)', country: 'VARCHAR', source: 'VARCHAR'}})"""
+    )
+    expected = expected_views(con)
+    views = json.load(open(views_path))["views"]
+    failures = compare(expected, views, "DuckDB")
     dead = sum(r["value"] for r in views["dead_letters_by_reason"])
     if dead != len(lines) - len(good):
         failures += 1

@@ -1,13 +1,16 @@
 #!/usr/bin/env bash
 # Usage: scripts/test.sh
-# Everything CI checks, in order: formatting, clippy, docs, the DuckDB check of the views, the doc
-# tests, then every unit and integration test (with cargo-nextest when installed).
+# Everything CI checks, in order: formatting, clippy, docs, the DuckDB check of the views and the
+# lake, the crash test (SIGKILL at 24+ random moments), the full-disk test, the doc tests, then
+# every unit and integration test (with cargo-nextest when installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
 cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 scripts/sql-check.sh
+scripts/crash-test.sh 24
+scripts/full-disk-test.sh
 cargo test --workspace --doc
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace

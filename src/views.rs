@@ -472,7 +472,11 @@ impl ViewStore {
             }
             Ok(())
         })();
-        if let Err(e) = result {
+        // Warn once: a full disk would otherwise repeat it at every boundary.
+        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+        if let Err(e) = result
+            && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        {
             tracing::warn!(
                 "writing a view snapshot to {}: {e}",
                 snapshots.dir.display()

@@ -1,0 +1,14 @@
+#!/usr/bin/env bash
+# Usage: scripts/crash-test.sh [MIN_KILLS] [SEED]
+# SIGKILLs `lambdaflow run` at random moments (at least MIN_KILLS, default 24), restarts it each
+# time, and checks that the final views and lake are exactly those of an uninterrupted run (see
+# scripts/crash_test.py). Installs deltalake, pyarrow and DuckDB from PyPI into target/venv.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+venv=target/venv
+[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
+"$venv/bin/python" -c "import duckdb, deltalake, pyarrow" 2>/dev/null ||
+  "$venv/bin/pip" install --quiet duckdb deltalake pyarrow
+cargo build --quiet --bin lambdaflow
+rm -rf target/crash-test
+exec "$venv/bin/python" scripts/crash_test.py target/debug/lambdaflow target/crash-test "$@"

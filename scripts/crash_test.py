@@ -1,0 +1,160 @@
+"""Usage: crash_test.py LAMBDAFLOW_BINARY WORKDIR [MIN_KILLS] [SEED]
+
+Kills `lambdaflow run` with SIGKILL at random moments, restarts it each time, and checks that
+the end result is exactly that of a run never interrupted: the same views, and a lake holding
+every valid input event exactly once (read back by the `deltalake` package and DuckDB, see
+lake_check.py), which `lambdaflow verify` accepts.
+
+Rounds differ in source (a file, or the generator at a fixed rate) and in workers (1, 2). After
+each kill the data directory is looked at to tell the phase the process died in: with a Parquet
+file being written (`*.inprogress` present), with finished files not yet committed, or with
+nothing pending (between commits, or right after one). Exits non-zero on any difference.
+"""
+import json
+import os
+import random
+import shutil
+import signal
+import subprocess
+import sys
+import time
+from collections import Counter
+
+from deltalake import DeltaTable
+
+sys.path.insert(0, os.path.dirname(__file__))
+import lake_check  # noqa: E402
+
+
+def pending_files(data_dir):
+    """Data files on disk that no commit holds: (in progress, finished)."""
+    in_progress, finished = set(), set()
+    committed = set()
+    for table in ("events", "dead_letters"):
+        root = os.path.join(data_dir, table)
+        if not os.path.isdir(os.path.join(root, "_delta_log")):
+            continue
+        committed |= {os.path.normpath(p) for p in DeltaTable(root).file_uris()}
+        for dirpath, dirnames, filenames in os.walk(root):
+            dirnames[:] = [d for d in dirnames if not d.startswith("_")]
+            for f in filenames:
+                path = os.path.normpath(os.path.join(dirpath, f))
+                if f.endswith(".inprogress"):
+                    in_progress.add(path)
+                elif f.endswith(".parquet") and path not in committed:
+                    finished.add(path)
+    return in_progress, finished
+
+
+def phase(data_dir, before):
+    """What this attempt left on disk when it died (`before`: what the last one left)."""
+    if not os.path.isdir(os.path.join(data_dir, "events", "_delta_log")):
+        return "starting (no table yet)"
+    in_progress, finished = pending_files(data_dir)
+    old_in_progress, old_finished = before
+    # In-progress names are reused by a worker; a new one has a new run tag in its name.
+    if finished - old_finished:
+        return "files written, not committed"
+    if in_progress - old_in_progress:
+        return "writing a file"
+    if (old_in_progress | old_finished) & (in_progress | finished):
+        return "recovering (earlier leftovers not yet removed)"
+    return "nothing pending (between or right after commits)"
+
+
+def run_round(binary, workdir, name, source_args, workers, kills_wanted, rng, stats):
+    data = os.path.join(workdir, name)
+    shutil.rmtree(data, ignore_errors=True)
+    reference = os.path.join(workdir, name + "-reference")
+    shutil.rmtree(reference, ignore_errors=True)
+    common = ["run", "--quiet", "--until-exhausted", "--workers", str(workers),
+              "--epoch-records", "1000", "--commit-epochs", "2"] + source_args
+    started = time.monotonic()
+    subprocess.run([binary] + common + ["--data-dir", reference, "--views-out", reference + ".json"], check=True)
+    duration = time.monotonic() - started
+    print(f"[{name}] uninterrupted run: {duration:.2f}s")
+    kills = 0
+    attempts = 0
+    views_out = data + ".json"
+    while True:
+        attempts += 1
+        before = pending_files(data) if os.path.isdir(data) else (set(), set())
+        proc = subprocess.Popen([binary] + common + ["--data-dir", data, "--views-out", views_out],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
+        if kills < kills_wanted:
+            delay = rng.uniform(0.02, max(0.1, duration * 0.6))
+            try:
+                proc.wait(timeout=delay)
+            except subprocess.TimeoutExpired:
+                proc.send_signal(signal.SIGKILL)
+                proc.wait()
+                kills += 1
+                where = phase(data, before)
+                stats[where] += 1
+                print(f"[{name}] kill {kills} after {delay:.3f}s: {where}")
+                continue
+        else:
+            proc.wait(timeout=600)
+        err = proc.stderr.read().decode()
+        if proc.returncode != 0:
+            print(f"[{name}] run failed ({proc.returncode}): {err}")
+            return 1
+        break
+    print(f"[{name}] completed after {kills} kills and {attempts} starts")
+    failures = 0
+    got = json.load(open(views_out))["views"]
+    want = json.load(open(reference + ".json"))["views"]
+    if got != want:
+        failures += 1
+        diff = [k for k in want if got.get(k) != want[k]]
+        print(f"DIFF [{name}] views differ from the uninterrupted run: {diff}")
+    else:
+        print(f"ok   [{name}] views equal those of the uninterrupted run")
+    verify = subprocess.run([binary, "verify", "--data-dir", data], capture_output=True, text=True)
+    print(("ok   " if verify.returncode == 0 else "DIFF ") + f"[{name}] verify: {verify.stdout.strip()} {verify.stderr.strip()}")
+    failures += verify.returncode != 0
+    return failures, kills
+
+
+def main(binary, workdir, min_kills=24, seed=None):
+    seed = int(seed) if seed is not None else random.randrange(1 << 30)
+    rng = random.Random(seed)
+    print(f"seed {seed}")
+    os.makedirs(workdir, exist_ok=True)
+    events = os.path.join(workdir, "events.jsonl")
+    subprocess.run([binary, "generate", "--count", "150000", "--bad-fraction", "0.01", "--seed", "5", "-o", events], check=True)
+    generated = os.path.join(workdir, "generated.jsonl")
+    gen = ["--count", "60000", "--seed", "9", "--bad-fraction", "0.01", "--start", "2025-03-01T00:00:00Z"]
+    subprocess.run([binary, "generate", *gen, "-o", generated], check=True)
+    stats = Counter()
+    failures = 0
+    total = 0
+    configs = [
+        ("file-2w", ["--source", f"file:{events}"], 2, events),
+        ("file-1w", ["--source", f"file:{events}"], 1, events),
+        ("generator-2w", ["--source", "generate", "--rate", "40000", *gen], 2, generated),
+    ]
+    # Rounds until enough kills: a restarted run has less left to do, so a round may end early.
+    n = 0
+    while total < int(min_kills) or n < len(configs):
+        name, args, workers, input_path = configs[n % len(configs)]
+        name = f"{name}-{n // len(configs)}"
+        n += 1
+        result = run_round(binary, workdir, name, args, workers, 8, rng, stats)
+        if isinstance(result, int):
+            return 1
+        f, k = result
+        failures += f
+        total += k
+        print(f"[{name}] lake read back from outside:")
+        failures += lake_check.main(os.path.join(workdir, name), input_path, os.path.join(workdir, name + ".json"))
+        shutil.rmtree(os.path.join(workdir, name + "-reference"), ignore_errors=True)
+    print(f"kills by phase: {dict(stats)}")
+    print(f"{'FAILED' if failures else 'passed'}: {total} kills in {n} rounds, {failures} failure(s), seed {seed}")
+    return 1 if failures or total < int(min_kills) else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) < 3:
+        sys.exit(__doc__)
+    sys.exit(main(*sys.argv[1:]))

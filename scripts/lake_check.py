@@ -1,0 +1,75 @@
+"""Usage: lake_check.py DATA_DIR EVENTS.jsonl[,EVENTS2.jsonl...] VIEWS.json
+
+Reads the lake lambdaflow wrote from outside, with the `deltalake` Python package (through the
+Delta log, as Spark would) and DuckDB (a glob over the Parquet files, as a plain reader would),
+and checks that it holds exactly the valid input events, each once, that the dead-letter table
+holds exactly the invalid lines, and that every view recomputed by SQL over the lake equals
+lambdaflow's views. Exits non-zero, listing the differences, if anything differs.
+"""
+import json
+import os
+import sys
+
+import duckdb
+import pyarrow
+from deltalake import DeltaTable
+
+sys.path.insert(0, os.path.dirname(__file__))
+from sql_check import compare, expected_views, read_lines, valid  # noqa: E402
+
+
+def main(data_dir, events_paths, views_path):
+    lines = read_lines(events_paths.split(","))
+    good = [l for l in lines if valid(l)]
+    want_ids = sorted(json.loads(l)["event_id"] for l in good)
+    events = DeltaTable(os.path.join(data_dir, "events"))
+    dead = DeltaTable(os.path.join(data_dir, "dead_letters"))
+    lake = events.to_pyarrow_table()
+    dead_rows = dead.to_pyarrow_table()
+    failures = 0
+
+    def check(ok, message):
+        nonlocal failures
+        print(("ok   " if ok else "DIFF ") + message)
+        failures += 0 if ok else 1
+
+    ids = lake.column("event_id").to_pylist()
+    check(len(ids) == len(set(ids)), f"event_id unique: {len(set(ids))} distinct of {len(ids)} rows")
+    check(sorted(ids) == want_ids, f"the lake holds exactly the {len(want_ids)} valid input events (it has {len(ids)})")
+    check(
+        dead_rows.num_rows == len(lines) - len(good),
+        f"dead-letter table: {dead_rows.num_rows} rows, invalid input lines {len(lines) - len(good)}",
+    )
+    offsets = list(zip(dead_rows.column("_source").to_pylist(), dead_rows.column("_offset").to_pylist()))
+    check(len(offsets) == len(set(offsets)), "dead letters unique by source position")
+
+    con = duckdb.connect()
+    con.execute("SET TimeZone = 'UTC'")
+    con.register("lake", lake)
+    con.execute(
+        "CREATE TABLE e AS SELECT event_id, event_type, user_id, event_timestamp::TIMESTAMP AS ts,"
+        " product, price, country, source FROM lake"
+    )
+    views = json.load(open(views_path))["views"]
+    failures += compare(expected_views(con), views, "SQL over the lake (deltalake reader)")
+    reasons = {r["key"]: r["value"] for r in views["dead_letters_by_reason"]}
+    by_reason = dict(con.execute("SELECT reason, count(*) FROM dead_rows GROUP BY ALL").fetchall())
+    check(by_reason == reasons, f"dead letters by reason equal the view: {by_reason}")
+
+    glob = os.path.join(data_dir, "events", "**", "*.parquet")
+    n, distinct = con.execute(
+        f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{glob}', hive_partitioning = true)"
+    ).fetchone()
+    check(n == len(ids) == distinct, f"DuckDB glob over the Parquet files: {n} rows, {distinct} distinct ids")
+    print(
+        f"{'FAILED' if failures else 'passed'}: {failures} difference(s); lake version {events.version()},"
+        f" {len(events.file_uris())} files (deltalake {getattr(sys.modules['deltalake'], '__version__', '?')},"
+        f" pyarrow {pyarrow.__version__}, DuckDB {duckdb.__version__})"
+    )
+    return 1 if failures else 0
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 4:
+        sys.exit(__doc__)
+    sys.exit(main(*sys.argv[1:]))
