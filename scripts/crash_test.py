@@ -5,7 +5,8 @@ the end result is exactly that of a run never interrupted: the same views, and a
 every valid input event exactly once (read back by the `deltalake` package and DuckDB, see
 lake_check.py), which `lambdaflow verify` accepts.
 
-Rounds differ in source (a file, or the generator at a fixed rate) and in workers (1, 2). After
+Rounds differ in source (a file, or the generator at a fixed rate), workers (1, 2) and commit
+ranges (2, 4 or 12 epochs of 1,000 records per worker). After
 each kill the data directory is looked at to tell the phase the process died in: with a Parquet
 file being written (`*.inprogress` present), with finished files not yet committed, or with
 nothing pending (between commits, or right after one). Exits non-zero on any difference.
@@ -52,23 +53,24 @@ def phase(data_dir, before):
         return "starting (no table yet)"
     in_progress, finished = pending_files(data_dir)
     old_in_progress, old_finished = before
-    # In-progress names are reused by a worker; a new one has a new run tag in its name.
-    if finished - old_finished:
-        return "files written, not committed"
+    # A new process has a new run tag in its file names.
+    found = []
     if in_progress - old_in_progress:
-        return "writing a file"
-    if (old_in_progress | old_finished) & (in_progress | finished):
-        return "recovering (earlier leftovers not yet removed)"
-    return "nothing pending (between or right after commits)"
+        found.append("writing a file")
+    if finished - old_finished:
+        found.append("files written, not committed")
+    if not found and (old_in_progress | old_finished) & (in_progress | finished):
+        found.append("recovering (earlier leftovers not yet removed)")
+    return " + ".join(found) or "nothing pending (between or right after commits)"
 
 
-def run_round(binary, workdir, name, source_args, workers, kills_wanted, rng, stats):
+def run_round(binary, workdir, name, source_args, workers, commit_epochs, kills_wanted, rng, stats):
     data = os.path.join(workdir, name)
     shutil.rmtree(data, ignore_errors=True)
     reference = os.path.join(workdir, name + "-reference")
     shutil.rmtree(reference, ignore_errors=True)
     common = ["run", "--quiet", "--until-exhausted", "--workers", str(workers),
-              "--epoch-records", "1000", "--commit-epochs", "2"] + source_args
+              "--epoch-records", "1000", "--commit-epochs", str(commit_epochs)] + source_args
     started = time.monotonic()
     subprocess.run([binary] + common + ["--data-dir", reference, "--views-out", reference + ".json"], check=True)
     duration = time.monotonic() - started
@@ -130,17 +132,17 @@ def main(binary, workdir, min_kills=24, seed=None):
     failures = 0
     total = 0
     configs = [
-        ("file-2w", ["--source", f"file:{events}"], 2, events),
-        ("file-1w", ["--source", f"file:{events}"], 1, events),
-        ("generator-2w", ["--source", "generate", "--rate", "40000", *gen], 2, generated),
+        ("file-2w", ["--source", f"file:{events}"], 2, 2, events),
+        ("file-1w", ["--source", f"file:{events}"], 1, 12, events),
+        ("generator-2w", ["--source", "generate", "--rate", "40000", *gen], 2, 4, generated),
     ]
     # Rounds until enough kills: a restarted run has less left to do, so a round may end early.
     n = 0
     while total < int(min_kills) or n < len(configs):
-        name, args, workers, input_path = configs[n % len(configs)]
+        name, args, workers, commit_epochs, input_path = configs[n % len(configs)]
         name = f"{name}-{n // len(configs)}"
         n += 1
-        result = run_round(binary, workdir, name, args, workers, 8, rng, stats)
+        result = run_round(binary, workdir, name, args, workers, commit_epochs, 8, rng, stats)
         if isinstance(result, int):
             return 1
         f, k = result
