@@ -318,11 +318,9 @@ fn run(args: RunArgs) -> Result<()> {
     let pipeline = Pipeline::start(config)?;
     if summary && let Some(meta) = pipeline.resumed() {
         println!(
-            "resumed the lake at epoch {} ({} views replayed as of it)",
-            meta.epoch,
-            pipeline
-                .views()
-                .read(|s| s.tables.iter().filter(|t| !t.is_empty()).count())
+            "resuming the lake after epoch {}: its committed rows are replayed into the views, \
+             then the source continues where it stood",
+            meta.epoch
         );
     }
     let stop = pipeline.stop_flag();

@@ -372,7 +372,9 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
     let mut decoder = Decoder::new(config.schema.clone(), config.max_record_bytes);
     let roles = Roles::of(&config.schema);
     let mut interner = Interner::new(shared.symbols.clone());
+    // Views and lake progress apart: epoch latency is the views'; the lake commits in ranges.
     let probe = ProbeHandle::new();
+    let lake_probe = ProbeHandle::new();
     let stats = shared.stats.clone();
     let start_positions: Option<Vec<Position>> = shared
         .resume
@@ -448,7 +450,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
                     .fetch_add(chunk.len() as u64 - dead, Ordering::Relaxed);
             },
         );
-        lake_flow::commit(reports, commit_setup, index).probe_with(&probe);
+        lake_flow::commit(reports, commit_setup, index).probe_with(&lake_probe);
         let rows = views::build(
             events.concat(replayed),
             dead.concat(replayed_dead),
@@ -471,7 +473,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
         inputs.advance_to(plan.epoch);
         if let Err(e) = replay(worker, shared, plan, &mut inputs, &probe) {
             shared.stop.store(true, Ordering::SeqCst);
-            return drain(worker, inputs, &probe, Err(e.into()));
+            return drain(worker, inputs, [&probe, &lake_probe], Err(e.into()));
         }
     }
     inputs.advance_to(base);
@@ -484,7 +486,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
     );
     let mut sources = match opened {
         Ok(sources) => sources,
-        Err(e) => return drain(worker, inputs, &probe, Err(e.into())),
+        Err(e) => return drain(worker, inputs, [&probe, &lake_probe], Err(e.into())),
     };
     let mut exhausted = vec![false; sources.len()];
     let mut epoch = base;
@@ -512,7 +514,9 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
         }
 
         // Read, unless the views or the lake are too far behind.
-        let lagging = probe.less_than(&epoch.saturating_sub(MAX_OPEN_EPOCHS));
+        let lake_allowance = config.lake.as_ref().map_or(0, |l| l.commit_every);
+        let lagging = probe.less_than(&epoch.saturating_sub(MAX_OPEN_EPOCHS))
+            || lake_probe.less_than(&epoch.saturating_sub(MAX_OPEN_EPOCHS + lake_allowance));
         let mut ready = false;
         let mut wake: Option<Instant> = None;
         if !lagging {
@@ -587,7 +591,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
         Some(e) => Err(e.into()),
         None => Ok(()),
     };
-    let result = drain(worker, inputs, &probe, result);
+    let result = drain(worker, inputs, [&probe, &lake_probe], result);
     note_closed_epochs(shared, index, &probe, &mut open_epochs);
     result
 }
@@ -605,11 +609,11 @@ fn lake_failed(shared: &Shared) -> bool {
 fn drain(
     worker: &mut Worker,
     inputs: Inputs,
-    probe: &ProbeHandle<u64>,
+    probes: [&ProbeHandle<u64>; 2],
     result: Result<(), PipelineError>,
 ) -> Result<(), PipelineError> {
     inputs.close();
-    while !probe.done() {
+    while probes.iter().any(|p| !p.done()) {
         worker.step_or_park(Some(Duration::from_millis(1)));
     }
     result

@@ -2,10 +2,10 @@
 //! roll at a size limit, and at a commit boundary every open file is finished and handed over
 //! to the commit.
 //!
-//! A file is written as `NAME.parquet.inprogress` and renamed to `NAME.parquet` once its footer
-//! is on disk, so a glob reader never sees half a file. `NAME` is
-//! `part-EFIRST-ELAST-wWORKER-RUN-N`: the epochs it holds, the worker, a tag of the process run
-//! and a counter. A finished file is part of the table only once a commit references it; a file
+//! A file is written as `.wWORKER-RUN.parquet.inprogress` (hidden, and without the `.parquet`
+//! suffix) and renamed to `part-EFIRST-ELAST-wWORKER-RUN-N.zstd.parquet` once its footer is on
+//! disk, so a glob reader never sees half a file: the epochs it holds, the worker, a tag of the
+//! process run and a counter. A finished file is part of the table only once a commit references it; a file
 //! whose last epoch is past the last commit is an orphan of a crash, removed at the next start.
 
 use std::collections::HashMap;
