@@ -5,10 +5,7 @@
 # scripts/crash_test.py). Installs deltalake, pyarrow and DuckDB from PyPI into target/venv.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=target/venv
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import duckdb, deltalake, pyarrow" 2>/dev/null ||
-  "$venv/bin/pip" install --quiet duckdb deltalake pyarrow
+source scripts/venv.sh
 cargo build --quiet --bin lambdaflow
 rm -rf target/crash-test
-exec "$venv/bin/python" scripts/crash_test.py target/debug/lambdaflow target/crash-test "$@"
+exec "$py" scripts/crash_test.py target/debug/lambdaflow target/crash-test "$@"

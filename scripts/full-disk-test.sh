@@ -7,10 +7,7 @@
 # valid input event in the lake exactly once (scripts/lake_check.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
-venv=target/venv
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import duckdb, deltalake, pyarrow" 2>/dev/null ||
-  "$venv/bin/pip" install --quiet duckdb deltalake pyarrow
+source scripts/venv.sh
 cargo build --quiet --bin lambdaflow
 work=$(pwd)/target/full-disk-test
 rm -rf "$work" && mkdir -p "$work/mnt"
@@ -45,4 +42,4 @@ mount -o remount,size=200m "$work/mnt"
 run
 echo "ok   the next run, with room on the disk, completed"
 "$py" scripts/lake_check.py "$work/mnt/data" "$work/events.jsonl" "$work/views.json"
-' _ "$work" "$bin" "$(pwd)/$venv/bin/python"
+' _ "$work" "$bin" "$py"

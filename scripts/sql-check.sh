@@ -9,17 +9,14 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-200000}
 workers=${2:-2}
-venv=target/venv
 out=target/sql-check
 mkdir -p "$out"
-[ -x "$venv/bin/python" ] || python3 -m venv "$venv"
-"$venv/bin/python" -c "import duckdb, deltalake, pyarrow" 2>/dev/null ||
-  "$venv/bin/pip" install --quiet duckdb deltalake pyarrow
+source scripts/venv.sh
 cargo build --quiet --bin lambdaflow
 bin=target/debug/lambdaflow
 "$bin" generate --count "$events" --seed 11 --bad-fraction 0.01 --start 2024-12-31T20:00:00Z -o "$out/events.jsonl"
 rm -rf "$out/data"
 "$bin" run --quiet --until-exhausted --workers "$workers" --source "file:$out/events.jsonl" --data-dir "$out/data" --views-out "$out/views.json"
-"$venv/bin/python" scripts/sql_check.py "$out/events.jsonl" "$out/views.json"
+"$py" scripts/sql_check.py "$out/events.jsonl" "$out/views.json"
 # The lake, read back from outside (deltalake and DuckDB), against the same input and views.
-"$venv/bin/python" scripts/lake_check.py "$out/data" "$out/events.jsonl" "$out/views.json"
+"$py" scripts/lake_check.py "$out/data" "$out/events.jsonl" "$out/views.json"

@@ -383,12 +383,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
     let worker_lake = config.lake.as_ref().map(|lake| WorkerLake {
         config: lake.clone(),
         layout: shared.layout.clone(),
-        files: config
-            .source
-            .files()
-            .iter()
-            .map(|p| p.display().to_string())
-            .collect(),
+        files: crate::lake::layout::file_sources(config.source.files()),
         worker: index,
         run: shared.run_tag.clone(),
         resumed: shared.resume.as_ref().map(|m| m.epoch),

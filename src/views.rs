@@ -453,19 +453,7 @@ impl ViewStore {
             let tmp = snapshots.dir.join(format!(".views-{epoch}.json.tmp"));
             std::fs::write(&tmp, serde_json::to_vec(&json)?)?;
             std::fs::rename(&tmp, &path)?;
-            let mut all: Vec<(u64, std::path::PathBuf)> = std::fs::read_dir(&snapshots.dir)?
-                .flatten()
-                .filter_map(|e| {
-                    let name = e.file_name().to_string_lossy().into_owned();
-                    let n = name
-                        .strip_prefix("views-")?
-                        .strip_suffix(".json")?
-                        .parse()
-                        .ok()?;
-                    Some((n, e.path()))
-                })
-                .collect();
-            all.sort();
+            let all = crate::lake::snapshots_in(&snapshots.dir);
             let excess = all.len().saturating_sub(snapshots.keep.max(1));
             for (_, old) in all.into_iter().take(excess) {
                 std::fs::remove_file(old)?;

@@ -76,7 +76,7 @@ pub struct WorkerLake {
     pub config: LakeConfig,
     /// The layout of rows.
     pub layout: Arc<Layout>,
-    /// The input files by index (for `_source`).
+    /// The `_source` of each input file, by index.
     pub files: Arc<[String]>,
     /// This worker.
     pub worker: usize,

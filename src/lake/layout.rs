@@ -151,7 +151,7 @@ pub struct Partition {
 }
 
 impl Partition {
-    fn of(layout: &Layout, day: Option<Option<i32>>, kind: Option<Option<&str>>) -> Partition {
+    fn of(day: Option<Option<i32>>, kind: Option<Option<&str>>) -> Partition {
         let mut values = Vec::new();
         if let Some(day) = day {
             values.push((DATE_COLUMN.to_string(), day.map(format_day)));
@@ -159,7 +159,6 @@ impl Partition {
         if let Some(kind) = kind {
             values.push((TYPE_COLUMN.to_string(), kind.map(str::to_string)));
         }
-        let _ = layout;
         let dir = values
             .iter()
             .map(|(k, v)| match v {
@@ -188,19 +187,25 @@ pub fn escape_partition_value(value: &str) -> String {
     out
 }
 
-/// Where a record was read, as lake columns: `_source` and `_offset`.
-pub fn source_columns(position: Position, files: &[String]) -> (String, i64) {
+/// Where a record was read, as lake columns: `_source` and `_offset`. `files` holds the
+/// `_source` of each input file by [`Position::File`] index (`file:PATH`, see [`file_sources`]).
+pub fn source_columns(position: Position, files: &[String]) -> (&str, i64) {
     match position {
-        Position::Generator { seq } => ("generator".to_string(), seq as i64),
+        Position::Generator { seq } => ("generator", seq as i64),
         Position::File { file, offset } => (
-            format!(
-                "file:{}",
-                files.get(file as usize).map(String::as_str).unwrap_or("?")
-            ),
+            files.get(file as usize).map_or("file:?", String::as_str),
             offset as i64,
         ),
-        Position::Stdin { offset } => ("stdin".to_string(), offset as i64),
+        Position::Stdin { offset } => ("stdin", offset as i64),
     }
+}
+
+/// The `_source` of each input file: `file:PATH`.
+pub fn file_sources(paths: &[std::path::PathBuf]) -> Arc<[String]> {
+    paths
+        .iter()
+        .map(|p| format!("file:{}", p.display()))
+        .collect()
 }
 
 enum Column {
@@ -312,7 +317,7 @@ pub struct Stage {
 }
 
 impl Stage {
-    /// An empty stage; `files` names the input files by [`Position::File`] index.
+    /// An empty stage; `files` is the `_source` of each input file ([`file_sources`]).
     pub fn new(layout: Arc<Layout>, files: Arc<[String]>) -> Self {
         Stage {
             layout,
@@ -348,7 +353,7 @@ impl Stage {
         }) {
             Some(i) => i,
             None => {
-                let partition = Partition::of(layout, day, kind);
+                let partition = Partition::of(day, kind);
                 self.parts.push(Rows {
                     partition,
                     key: (day.flatten(), kind.flatten().map(Into::into)),

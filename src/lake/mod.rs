@@ -92,18 +92,6 @@ pub struct LakeConfig {
     pub files: FileSettings,
 }
 
-impl LakeConfig {
-    /// Whether epoch `e` ends a commit range.
-    pub fn is_boundary(&self, e: u64) -> bool {
-        is_boundary(e, self.commit_every)
-    }
-}
-
-/// Whether epoch `e` ends a commit range of `every` epochs.
-pub fn is_boundary(e: u64, every: u64) -> bool {
-    (e + 1).is_multiple_of(every.max(1))
-}
-
 /// The first commit boundary after epoch `e`.
 pub fn next_boundary(e: u64, every: u64) -> u64 {
     let every = every.max(1);
@@ -117,8 +105,12 @@ pub fn state_dir(data_dir: &Path) -> PathBuf {
 
 /// The view snapshots kept under a data directory: `views-EPOCH.json`, newest last.
 pub fn view_snapshots(data_dir: &Path) -> Vec<(u64, PathBuf)> {
-    let dir = state_dir(data_dir).join("views");
-    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(&dir)
+    snapshots_in(&state_dir(data_dir).join("views"))
+}
+
+/// The `views-EPOCH.json` files in `dir`, oldest first.
+pub fn snapshots_in(dir: &Path) -> Vec<(u64, PathBuf)> {
+    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
         .into_iter()
         .flatten()
         .flatten()
@@ -142,13 +134,10 @@ mod tests {
 
     #[test]
     fn boundaries_are_every_nth_epoch() {
-        assert!(is_boundary(9, 10));
-        assert!(!is_boundary(10, 10));
         assert_eq!(next_boundary(0, 10), 9);
         assert_eq!(next_boundary(9, 10), 19);
         assert_eq!(next_boundary(12, 10), 19);
         assert_eq!(next_boundary(5, 1), 6);
-        assert!(is_boundary(6, 1));
     }
 
     #[test]

@@ -256,17 +256,6 @@ impl Table {
         &self.root
     }
 
-    /// The last `txn` version of `app_id`: the last epoch committed.
-    pub fn txn_version(
-        &self,
-        rt: &tokio::runtime::Runtime,
-        app_id: &str,
-    ) -> Result<Option<i64>, LakeError> {
-        let snapshot = self.table.snapshot().map_err(|e| delta(&self.root, e))?;
-        rt.block_on(snapshot.transaction_version(self.table.log_store().as_ref(), app_id))
-            .map_err(|e| delta(&self.root, e))
-    }
-
     /// The table's active files.
     pub fn files(&self) -> Result<Vec<TableFile>, LakeError> {
         let snapshot = self.table.snapshot().map_err(|e| delta(&self.root, e))?;
