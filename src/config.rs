@@ -10,7 +10,7 @@ use crate::event::time::parse_rfc3339;
 use crate::event::{FieldType, Schema, VIEW_FIELDS};
 use crate::lake::{FileSettings, LakeConfig};
 use crate::pipeline::{EpochPolicy, PipelineConfig};
-use crate::source::{GeneratorSpec, SourceSpec, file};
+use crate::source::{GeneratorSpec, KafkaSpec, SourceSpec, file};
 use crate::views::{VIEWS, ViewId};
 
 /// The default pipeline config, as a commented TOML file (`lambdaflow config`).
@@ -103,6 +103,38 @@ pub struct LakeSection {
     pub zstd_level: Option<i32>,
 }
 
+/// The `[kafka]` table: defaults for a `kafka://` source (its query string wins).
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaSection {
+    /// Where a pipeline with no lake commit starts: earliest, latest, committed, or a time.
+    pub start: Option<String>,
+    /// The consumer group offsets are committed to.
+    pub group: Option<String>,
+    /// How often to look for new partitions, such as `10s`.
+    pub discovery: Option<String>,
+    /// How long to wait for a broker at the start.
+    pub connect_timeout: Option<String>,
+    /// librdkafka properties (`security.protocol`, `sasl.mechanism`, `ssl.ca.location`, ...).
+    #[serde(default)]
+    pub properties: std::collections::BTreeMap<String, String>,
+}
+
+impl KafkaSection {
+    fn options(self) -> Vec<(String, String)> {
+        let own = [
+            ("start", self.start),
+            ("group", self.group),
+            ("discovery", self.discovery),
+            ("connect_timeout", self.connect_timeout),
+        ];
+        own.into_iter()
+            .filter_map(|(k, v)| v.map(|v| (k.to_owned(), v)))
+            .chain(self.properties)
+            .collect()
+    }
+}
+
 /// A whole config file.
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -118,6 +150,9 @@ pub struct ConfigFile {
     /// `[lake]`.
     #[serde(default)]
     pub lake: LakeSection,
+    /// `[kafka]`.
+    #[serde(default)]
+    pub kafka: KafkaSection,
 }
 
 impl ConfigFile {
@@ -177,6 +212,8 @@ pub struct Overrides {
     pub commit_interval: Option<String>,
     /// `--commit-epochs`.
     pub commit_epochs: Option<u64>,
+    /// `-X KEY=VALUE`: Kafka options and librdkafka properties.
+    pub kafka: Vec<(String, String)>,
 }
 
 /// The data directory when none is given.
@@ -271,10 +308,22 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         flags.bad_fraction.or(g.bad_fraction).unwrap_or(0.0),
         flags.start.or(g.start).as_deref().unwrap_or("now"),
     )?;
+    let text = flags.source.or(p.source);
     config.source = parse_source(
-        flags.source.or(p.source).as_deref().unwrap_or("generate"),
+        text.as_deref().unwrap_or("generate"),
         generator,
+        &file.kafka.options(),
     )?;
+    if let SourceSpec::Kafka(spec) = &mut config.source {
+        for (key, value) in &flags.kafka {
+            spec.set(key, value).map_err(invalid)?;
+        }
+        spec.until_end = config.until_exhausted;
+    } else if !flags.kafka.is_empty() {
+        return Err(invalid(
+            "-X sets Kafka options, but the source is not kafka://",
+        ));
+    }
 
     if let Some(schema) = file.schema {
         config.schema = Schema::new(schema.fields).map_err(|e| invalid(format!("schema: {e}")))?;
@@ -403,15 +452,23 @@ pub fn parse_start(text: &str) -> Result<i64, ConfigError> {
     })
 }
 
-/// `generate`, `stdin` or `file:PATH[,PATH...]` (a directory stands for its files).
-pub fn parse_source(text: &str, generator: GeneratorSpec) -> Result<SourceSpec, ConfigError> {
+/// `generate`, `stdin`, `file:PATH[,PATH...]` (a directory stands for its files) or
+/// `kafka://BROKERS/TOPICS[?OPTIONS]` (`kafka` holds the config file's Kafka options).
+pub fn parse_source(
+    text: &str,
+    generator: GeneratorSpec,
+    kafka: &[(String, String)],
+) -> Result<SourceSpec, ConfigError> {
     match text {
         "generate" => Ok(SourceSpec::Generate(generator)),
         "stdin" | "-" => Ok(SourceSpec::Stdin),
+        _ if text.starts_with("kafka://") => Ok(SourceSpec::Kafka(
+            KafkaSpec::parse(text, kafka).map_err(invalid)?,
+        )),
         _ => {
             let Some(paths) = text.strip_prefix("file:") else {
                 return Err(invalid(format!(
-                    "source `{text}` is not `generate`, `stdin` or `file:PATH`"
+                    "source `{text}` is not `generate`, `stdin`, `file:PATH` or `kafka://HOST:PORT/TOPIC`"
                 )));
             };
             let mut files: Vec<PathBuf> = Vec::new();

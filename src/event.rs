@@ -37,6 +37,15 @@ pub enum Position {
         /// Byte offset of the line's first byte.
         offset: u64,
     },
+    /// A Kafka message. As a source position, `offset` is the next offset to read.
+    Kafka {
+        /// Index of the topic in the source's topic list.
+        topic: u32,
+        /// The partition.
+        partition: u32,
+        /// The message's offset.
+        offset: u64,
+    },
 }
 
 /// The fields of an event that the built-in views read, with strings interned.

@@ -15,6 +15,7 @@ use lambdaflow::event::money::format_cents;
 use lambdaflow::lake::ops::{self, ReplaySpec};
 use lambdaflow::pipeline::{EpochPolicy, Pipeline, PipelineConfig};
 use lambdaflow::source::SourceSpec;
+use lambdaflow::source::kafka::{KafkaSpec, Publisher};
 use lambdaflow::views::{Datum, VIEWS, ViewId, ViewStore};
 
 /// A whole Lambda architecture as one timely dataflow: events in, live views out.
@@ -43,6 +44,30 @@ enum Command {
     /// Look after the lake: info, compact, vacuum.
     #[command(subcommand)]
     Lake(LakeCommand),
+    /// Kafka partitions: watermarks, consumer-group offsets and the lake's offsets, with lag.
+    Kafka(KafkaArgs),
+}
+
+#[derive(Args)]
+struct KafkaArgs {
+    /// The source, as given to `run`: `kafka://HOST:PORT/TOPIC[,TOPIC]`.
+    #[arg(long, value_name = "URL")]
+    source: String,
+    /// The consumer group (default: the one `run` commits to, the pipeline id).
+    #[arg(long, value_name = "GROUP")]
+    group: Option<String>,
+    /// The pipeline id, for the default group.
+    #[arg(long, value_name = "ID", default_value = "lambdaflow")]
+    id: String,
+    /// The lake whose offsets to show beside the group's.
+    #[arg(long, value_name = "DIR")]
+    data_dir: Option<PathBuf>,
+    /// A librdkafka property, such as `-X security.protocol=SASL_SSL` (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
+    kafka: Vec<(String, String)>,
+    /// Print JSON.
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -133,9 +158,13 @@ struct RunArgs {
     /// Pipeline config file (TOML); flags given here win over it.
     #[arg(long, value_name = "FILE")]
     config: Option<PathBuf>,
-    /// Where events come from: `generate`, `stdin`, or `file:PATH[,PATH...]` (a directory means its files).
+    /// Where events come from: `generate`, `stdin`, `file:PATH[,PATH...]` (a directory means its
+    /// files) or `kafka://HOST:PORT[,HOST:PORT]/TOPIC[,TOPIC][?start=earliest|latest|committed|TIME&group=G]`.
     #[arg(long, value_name = "SOURCE")]
     source: Option<String>,
+    /// A Kafka option or librdkafka property, such as `-X security.protocol=SASL_SSL` (repeatable).
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = key_value)]
+    kafka: Vec<(String, String)>,
     /// Timely worker threads.
     #[arg(long, short = 'w', value_name = "N")]
     workers: Option<usize>,
@@ -151,7 +180,8 @@ struct RunArgs {
     /// Views to maintain, comma-separated (default: all; see `lambdaflow views`).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     views: Option<Vec<String>>,
-    /// Stop once every source is exhausted and the last epoch has closed.
+    /// Stop once every source is exhausted and the last epoch has closed (Kafka: once the end
+    /// offsets seen at the start are read).
     #[arg(long)]
     until_exhausted: bool,
     /// Write the final views to this file as JSON.
@@ -198,9 +228,15 @@ struct GeneratorArgs {
 
 #[derive(Args)]
 struct GenerateArgs {
-    /// How many events.
-    #[arg(long, value_name = "N", default_value_t = 1000)]
-    count: u64,
+    /// How many events (a batch; the default is 1000).
+    #[arg(long, value_name = "N", conflicts_with_all = ["continuous", "single"])]
+    count: Option<u64>,
+    /// Keep publishing until Ctrl+C, at `--rate` (default 10 events per second).
+    #[arg(long, conflicts_with = "single")]
+    continuous: bool,
+    /// One event: a test message, also printed.
+    #[arg(long)]
+    single: bool,
     /// Events per second (default: as fast as possible).
     #[arg(long, value_name = "EVENTS_PER_SEC")]
     rate: Option<f64>,
@@ -214,8 +250,14 @@ struct GenerateArgs {
     #[arg(long, value_name = "TIME", default_value = "2025-01-01T00:00:00Z")]
     start: String,
     /// Write to this file instead of standard output.
-    #[arg(long, short = 'o', value_name = "FILE")]
+    #[arg(long, short = 'o', value_name = "FILE", conflicts_with = "to")]
     output: Option<PathBuf>,
+    /// Publish to Kafka instead, keyed by user id: `kafka://HOST:PORT[,HOST:PORT]/TOPIC`.
+    #[arg(long, value_name = "URL")]
+    to: Option<String>,
+    /// A librdkafka property for the publisher, such as `-X security.protocol=SASL_SSL`.
+    #[arg(short = 'X', value_name = "KEY=VALUE", value_parser = key_value, requires = "to")]
+    kafka: Vec<(String, String)>,
 }
 
 fn main() -> ExitCode {
@@ -239,6 +281,7 @@ fn main() -> ExitCode {
     let result = match cli.command {
         Command::Run(args) => run(args),
         Command::Generate(args) => generate(args),
+        Command::Kafka(args) => kafka_offsets(args),
         Command::Config => {
             print!("{}", config::DEFAULT_CONFIG);
             Ok(())
@@ -304,6 +347,7 @@ fn run(args: RunArgs) -> Result<()> {
         no_lake: args.no_lake,
         commit_interval: args.commit_interval,
         commit_epochs: args.commit_epochs,
+        kafka: args.kafka,
     };
     let config = config::resolve(file, flags)?;
     if let Some(path) = &args.views_out {
@@ -367,6 +411,7 @@ fn banner(config: &PipelineConfig) -> String {
         SourceSpec::Files(f) if f.len() == 1 => format!("file {}", f[0].display()),
         SourceSpec::Files(f) => format!("{} files", f.len()),
         SourceSpec::Stdin => "standard input".to_owned(),
+        SourceSpec::Kafka(k) => k.display(),
     };
     let epoch = match config.epoch {
         EpochPolicy::Interval(d) => format!("{}ms epochs", d.as_millis()),
@@ -470,6 +515,11 @@ fn live_line(pipeline: &Pipeline, last: &mut (Instant, u64)) -> String {
     if let Some((epoch, version)) = committed {
         line.push_str(&format!(" | lake v{version} epoch {epoch}"));
     }
+    let lag = stats.lag.lock().map(|l| l.clone()).unwrap_or_default();
+    if !lag.is_empty() {
+        let total: i64 = lag.values().map(|l| l.lag()).sum();
+        line.push_str(&format!(" | kafka lag {total}"));
+    }
     if !std::io::stdout().is_terminal() {
         line = line.split_whitespace().collect::<Vec<_>>().join(" ");
     }
@@ -482,47 +532,187 @@ fn live_line_final(store: &ViewStore, stats: &lambdaflow::pipeline::Stats) -> St
     let as_of = store
         .read(|s| s.as_of)
         .map_or("-".to_owned(), |e| e.to_string());
-    format!(
+    let mut line = format!(
         "done: {} records read in {:.1}s, {events} events and {dead} dead letters in the views as of epoch {as_of}",
         stats.records_in.load(Ordering::Relaxed),
         stats.started.elapsed().as_secs_f64()
-    )
+    );
+    let lag = stats.lag.lock().map(|l| l.clone()).unwrap_or_default();
+    if !lag.is_empty() {
+        let parts: Vec<String> = lag
+            .iter()
+            .map(|(p, l)| format!("{p} {}", l.lag()))
+            .collect();
+        line.push_str(&format!(
+            "\nkafka lag by partition (last asked): {}",
+            parts.join(", ")
+        ));
+    }
+    line
+}
+
+/// `KEY=VALUE`.
+fn key_value(text: &str) -> Result<(String, String), String> {
+    text.split_once('=')
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .ok_or_else(|| format!("`{text}` is not KEY=VALUE"))
 }
 
 fn generate(args: GenerateArgs) -> Result<()> {
-    let spec = config::generator_spec(
-        args.seed,
-        args.rate.unwrap_or(0.0),
-        Some(args.count),
-        args.bad_fraction,
-        &args.start,
-    )?;
-    let rate = spec.rate;
-    let out: Box<dyn Write> = match &args.output {
-        Some(path) => Box::new(
-            std::fs::File::create(path)
-                .with_context(|| format!("cannot create {}", path.display()))?,
-        ),
-        None => Box::new(std::io::stdout().lock()),
+    let count = match (args.single, args.continuous, args.count) {
+        (true, _, _) => Some(1),
+        (_, true, _) => None,
+        (_, _, n) => Some(n.unwrap_or(1000)),
     };
-    let mut out = BufWriter::with_capacity(1 << 20, out);
+    let rate = match (args.rate, args.continuous) {
+        (Some(r), _) => r,
+        (None, true) => 10.0,
+        (None, false) => 0.0,
+    };
+    let spec = config::generator_spec(args.seed, rate, count, args.bad_fraction, &args.start)?;
+    let stop = Arc::new(AtomicBool::new(false));
+    for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
+        signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())?;
+        signal_hook::flag::register(signal, stop.clone())?;
+    }
+    let mut sink = match &args.to {
+        Some(url) => {
+            let mut kafka = KafkaSpec::parse(url, &[]).map_err(anyhow::Error::msg)?;
+            for (k, v) in &args.kafka {
+                kafka.set(k, v).map_err(anyhow::Error::msg)?;
+            }
+            Sink::Kafka(Publisher::connect(&kafka)?, kafka)
+        }
+        None => {
+            let out: Box<dyn Write> = match &args.output {
+                Some(path) => Box::new(
+                    std::fs::File::create(path)
+                        .with_context(|| format!("cannot create {}", path.display()))?,
+                ),
+                None => Box::new(std::io::stdout().lock()),
+            };
+            Sink::Lines(BufWriter::with_capacity(1 << 20, out))
+        }
+    };
     let started = Instant::now();
     let mut line = Vec::with_capacity(512);
-    for seq in 0..args.count {
-        if let Some(rate) = rate {
+    let mut key = String::new();
+    let mut seq = 0u64;
+    while count.is_none_or(|n| seq < n) && !stop.load(Ordering::Relaxed) {
+        if let Some(rate) = spec.rate {
             let due = Duration::from_secs_f64(seq as f64 / rate);
             if let Some(wait) = due.checked_sub(started.elapsed()) {
-                out.flush()?;
+                if let Sink::Lines(out) = &mut sink {
+                    out.flush()?;
+                }
                 std::thread::sleep(wait);
             }
         }
         line.clear();
         spec.render(seq, &mut line);
-        line.push(b'\n');
-        out.write_all(&line)?;
+        match &mut sink {
+            Sink::Lines(out) => {
+                line.push(b'\n');
+                out.write_all(&line)?;
+            }
+            Sink::Kafka(publisher, _) => {
+                key.clear();
+                key.push_str("user_");
+                key.push_str(&spec.user(seq).to_string());
+                publisher.send(key.as_bytes(), &line)?;
+                if args.single {
+                    println!("{}", String::from_utf8_lossy(&line));
+                }
+            }
+        }
+        seq += 1;
     }
-    out.flush()?;
+    match sink {
+        Sink::Lines(mut out) => out.flush()?,
+        Sink::Kafka(publisher, kafka) => {
+            let done = publisher.finish(Duration::from_secs(60));
+            let secs = started.elapsed().as_secs_f64();
+            println!(
+                "sent {} events to {} ({} partitions) in {secs:.1}s ({:.0}/s): {} delivered, {} failed",
+                done.sent,
+                kafka.display(),
+                done.partitions,
+                done.sent as f64 / secs.max(1e-9),
+                done.delivered,
+                done.failed
+            );
+            if let Some(e) = done.error {
+                anyhow::bail!(
+                    "{} of {} events were not delivered: {e}",
+                    done.sent - done.delivered,
+                    done.sent
+                );
+            }
+            if done.delivered != done.sent {
+                anyhow::bail!(
+                    "{} of {} events were not confirmed",
+                    done.sent - done.delivered,
+                    done.sent
+                );
+            }
+        }
+    }
     Ok(())
+}
+
+fn kafka_offsets(args: KafkaArgs) -> Result<()> {
+    let mut spec = KafkaSpec::parse(&args.source, &[]).map_err(anyhow::Error::msg)?;
+    for (k, v) in &args.kafka {
+        spec.set(k, v).map_err(anyhow::Error::msg)?;
+    }
+    let group = match &args.group {
+        Some(g) => g.clone(),
+        None => spec.group_or(&args.id),
+    };
+    let partitions = lambdaflow::source::kafka::partition_offsets(&spec, &group)?;
+    let lake = match &args.data_dir {
+        Some(dir) => ops::info(dir, None)?.kafka_offsets,
+        None => Default::default(),
+    };
+    if args.json {
+        let rows: Vec<serde_json::Value> = partitions
+            .iter()
+            .map(|p| {
+                serde_json::json!({"partition": p.partition, "low": p.low, "high": p.high,
+                    "group": p.committed, "lake": lake.get(&p.partition)})
+            })
+            .collect();
+        return write_json(
+            None,
+            &serde_json::json!({"group": group, "partitions": rows}),
+        );
+    }
+    println!(
+        "{:<24} {:>12} {:>12} {:>12} {:>12} {:>10}",
+        "partition", "low", "high", "group", "lake", "lag"
+    );
+    let dash = || "-".to_owned();
+    for p in &partitions {
+        let lake_at = lake.get(&p.partition).map(|&o| o as i64);
+        let read = lake_at.or(p.committed);
+        println!(
+            "{:<24} {:>12} {:>12} {:>12} {:>12} {:>10}",
+            p.partition,
+            p.low,
+            p.high,
+            p.committed.map_or_else(dash, |o| o.to_string()),
+            lake_at.map_or_else(dash, |o| o.to_string()),
+            read.map_or_else(dash, |o| (p.high - o).max(0).to_string()),
+        );
+    }
+    println!("group {group}; lag = high - (lake, else group)");
+    Ok(())
+}
+
+/// Where `generate` puts events.
+enum Sink {
+    Lines(BufWriter<Box<dyn Write>>),
+    Kafka(Publisher, KafkaSpec),
 }
 
 /// The views recomputed from the lake by the same dataflow as `run`.
@@ -710,6 +900,14 @@ fn lake(command: LakeCommand) -> Result<()> {
             }
             if let Some(ratio) = info.compression_ratio {
                 println!("  compression: {ratio:.1}x smaller than the JSON input");
+            }
+            if !info.kafka_offsets.is_empty() {
+                let offsets: Vec<String> = info
+                    .kafka_offsets
+                    .iter()
+                    .map(|(p, o)| format!("{p} {o}"))
+                    .collect();
+                println!("  kafka: next offsets {}", offsets.join(", "));
             }
             println!("  newest commits:");
             for h in &info.history {

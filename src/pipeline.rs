@@ -22,7 +22,8 @@ use crate::event::{DeadLetter, Decoder, Event, Interner, Position, Roles, Schema
 use crate::lake::dataflow::{self as lake_flow, CommitSetup, Marker, SharedStatus, WorkerLake};
 use crate::lake::ops::{ReplayPlan, ReplaySpec};
 use crate::lake::{CommitMeta, LakeConfig, LakeError, Layout};
-use crate::source::{Chunk, Poll, SourceError, SourceSpec};
+use crate::source::kafka::GroupCommitter;
+use crate::source::{Chunk, Opening, Poll, SourceError, SourceSpec};
 use crate::views::{self, Snapshots, ViewId, ViewStore};
 
 /// Records a source may hand over per poll.
@@ -120,6 +121,8 @@ pub struct Stats {
     pub epoch_latency: Mutex<Histogram<u64>>,
     /// When the run started.
     pub started: Instant,
+    /// Kafka lag per partition.
+    pub lag: crate::source::LagBoard,
 }
 
 impl Stats {
@@ -136,6 +139,7 @@ impl Stats {
                 Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
             ),
             started: Instant::now(),
+            lag: Default::default(),
         }
     }
 }
@@ -159,6 +163,8 @@ struct Shared {
     /// With [`EpochPolicy::Records`]: the epoch every worker should be at, at least.
     record_epoch: AtomicU64,
     started: Instant,
+    /// Commits each lake commit's Kafka offsets to the consumer group.
+    group_offsets: Mutex<Option<GroupCommitter>>,
 }
 
 /// A running pipeline.
@@ -182,7 +188,7 @@ impl Pipeline {
                 lake,
                 &layout,
                 &config.id,
-                workers,
+                config.source.resumes_per_worker().then_some(workers),
                 &config.source.describe(),
             )?;
             if let (Some(meta), SourceSpec::Generate(spec)) = (&prepared.last, &mut config.source)
@@ -198,7 +204,10 @@ impl Pipeline {
                 every: lake.commit_every,
                 keep: 4,
             });
-            resume = prepared.last;
+            resume = prepared.last.map(|mut meta| {
+                meta.positions = config.source.regroup(&meta.positions, workers);
+                meta
+            });
             replay = Some(prepared.plan);
             lock = Some(prepared.lock);
         } else if let Some(spec) = &config.replay {
@@ -210,7 +219,15 @@ impl Pipeline {
             (None, Some(plan)) if config.lake.is_none() => plan.epoch,
             _ => 0,
         };
+        let group_offsets = match (&config.source, &config.lake) {
+            (SourceSpec::Kafka(spec), Some(_)) => Some(
+                GroupCommitter::start(spec, &spec.group_or(&config.id))
+                    .map_err(PipelineError::Source)?,
+            ),
+            _ => None,
+        };
         let shared = Arc::new(Shared {
+            group_offsets: Mutex::new(group_offsets),
             resume,
             replay,
             base,
@@ -283,6 +300,15 @@ impl Pipeline {
             if let Err(e) = result.map_err(PipelineError::Worker).and_then(|r| r) {
                 first_error.get_or_insert(e);
             }
+        }
+        let group_offsets = self
+            .shared
+            .group_offsets
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take();
+        if let Some(committer) = group_offsets {
+            committer.finish(Duration::from_secs(10));
         }
         let lake_error = self
             .shared
@@ -383,7 +409,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
     let worker_lake = config.lake.as_ref().map(|lake| WorkerLake {
         config: lake.clone(),
         layout: shared.layout.clone(),
-        files: crate::lake::layout::file_sources(config.source.files()),
+        names: crate::lake::layout::SourceNames::new(config.source.files(), config.source.topics()),
         worker: index,
         run: shared.run_tag.clone(),
         resumed: shared.resume.as_ref().map(|m| m.epoch),
@@ -404,6 +430,19 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
         },
         resumed: shared.resume.as_ref().map(|m| m.epoch),
         status: shared.lake_status.clone(),
+        after_commit: (index == 0).then(|| {
+            let shared = shared.clone();
+            Box::new(move |meta: &CommitMeta| {
+                if let Some(c) = shared
+                    .group_offsets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                {
+                    c.offer(&meta.positions);
+                }
+            }) as lake_flow::AfterCommit
+        }),
     });
     let mut inputs = worker.dataflow::<u64, _, _>(|scope| {
         let (chunks_in, chunks) = scope.new_collection::<Chunk, isize>();
@@ -473,12 +512,14 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
     }
     inputs.advance_to(base);
 
-    let opened = config.source.open(
+    let opened = config.source.open(Opening {
         index,
         peers,
-        config.max_record_bytes,
-        start_positions.as_deref(),
-    );
+        max_record_bytes: config.max_record_bytes,
+        pipeline: &config.id,
+        resume: shared.resume.as_ref().map(|m| m.positions.as_slice()),
+        lag: shared.stats.lag.clone(),
+    });
     let mut sources = match opened {
         Ok(sources) => sources,
         Err(e) => return drain(worker, inputs, [&probe, &lake_probe], Err(e.into())),
@@ -670,7 +711,10 @@ fn advance(
     from: u64,
     to: u64,
 ) {
-    let positions: Vec<Position> = sources.iter().map(|s| s.position()).collect();
+    let mut positions: Vec<Position> = Vec::new();
+    for source in sources {
+        source.positions(&mut positions);
+    }
     inputs.markers.insert((index, positions.clone()));
     inputs.advance_to(to);
     shared

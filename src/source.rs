@@ -2,14 +2,18 @@
 //!
 //! Every source delivers raw bytes in [`Chunk`]s, whatever it is (the generator renders JSON, so
 //! generated events take the same decode path as a file or Kafka), and reports a resumable
-//! [`Position`]: the next generator sequence number, or the next byte offset of a file.
+//! [`Position`]: the next generator sequence number, the next byte offset of a file, or the
+//! next offset of each Kafka partition.
 //! Each timely worker opens its own share of every source ([`SourceSpec::open`]).
 
 pub mod file;
 pub mod generator;
+pub mod kafka;
 pub mod stdin;
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
 use serde::{Deserialize, Serialize};
@@ -17,6 +21,7 @@ use serde::{Deserialize, Serialize};
 use crate::event::Position;
 
 pub use generator::GeneratorSpec;
+pub use kafka::KafkaSpec;
 
 /// Raw records read in one go: their bytes back to back, and where each starts, ends and came from.
 #[derive(Clone, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -107,14 +112,54 @@ pub enum SourceError {
         /// The error.
         source: std::io::Error,
     },
+    /// Kafka could not be reached or read.
+    #[error("kafka: {0}")]
+    Kafka(String),
+}
+
+/// How far a partition's reading is behind its end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct PartitionLag {
+    /// The next offset to read.
+    pub next: i64,
+    /// The partition's high watermark when last asked.
+    pub high: i64,
+}
+
+impl PartitionLag {
+    /// Messages not read yet.
+    pub fn lag(&self) -> i64 {
+        (self.high - self.next).max(0)
+    }
+}
+
+/// Lag per partition (`TOPIC/PARTITION`), kept up to date by the sources that have partitions.
+pub type LagBoard = Arc<Mutex<BTreeMap<String, PartitionLag>>>;
+
+/// What a worker needs to open its share of a source.
+#[derive(Clone, Debug)]
+pub struct Opening<'a> {
+    /// The worker.
+    pub index: usize,
+    /// How many workers in all.
+    pub peers: usize,
+    /// Longer records are kept only up to one byte more (the decoder calls them `too_large`).
+    pub max_record_bytes: usize,
+    /// The pipeline id (names the Kafka consumer group by default).
+    pub pipeline: &'a str,
+    /// Every worker's source positions at the last lake commit, if any.
+    pub resume: Option<&'a [Vec<Position>]>,
+    /// Where lag goes.
+    pub lag: LagBoard,
 }
 
 /// One worker's share of a source.
 pub trait Source: Send {
     /// Appends up to `max_records` records to `chunk`.
     fn poll(&mut self, chunk: &mut Chunk, max_records: usize) -> Result<Poll, SourceError>;
-    /// Where reading would resume: every record before it has been delivered.
-    fn position(&self) -> Position;
+    /// Appends where reading would resume: every record before has been delivered. A source
+    /// with several streams (Kafka partitions) appends one position for each.
+    fn positions(&self, out: &mut Vec<Position>);
 }
 
 /// What to read, as given on the command line or in the config.
@@ -126,40 +171,69 @@ pub enum SourceSpec {
     Files(Vec<PathBuf>),
     /// JSON lines on standard input.
     Stdin,
+    /// Kafka topics.
+    Kafka(KafkaSpec),
 }
 
 impl SourceSpec {
     /// Worker `index` of `peers`'s share of this source: generated sequence numbers round-robin,
-    /// byte ranges of every file, or all of stdin for worker 0. With `resume`, the positions
-    /// this worker's sources reported at the last lake commit, reading continues right there.
-    pub fn open(
-        &self,
-        index: usize,
-        peers: usize,
-        max_record_bytes: usize,
-        resume: Option<&[Position]>,
-    ) -> Result<Vec<Box<dyn Source>>, SourceError> {
-        let at = resume.and_then(|r| r.first().copied());
+    /// byte ranges of every file, all of stdin for worker 0, or Kafka partitions by
+    /// [`kafka::owner`]. With `resume`, reading continues right where the last lake commit says.
+    pub fn open(&self, at: Opening<'_>) -> Result<Vec<Box<dyn Source>>, SourceError> {
+        let (index, peers) = (at.index, at.peers);
+        let mine = at
+            .resume
+            .and_then(|r| r.get(index))
+            .and_then(|p| p.first().copied());
         Ok(match self {
             SourceSpec::Generate(spec) => {
                 let source = generator::GeneratorSource::new(spec.clone(), index, peers);
-                vec![Box::new(match at {
+                vec![Box::new(match mine {
                     Some(Position::Generator { seq }) => source.resume(seq),
                     _ => source,
                 })]
             }
             SourceSpec::Files(paths) => {
-                file::open_splits(paths, index, peers, max_record_bytes, at)?
+                file::open_splits(paths, index, peers, at.max_record_bytes, mine)?
             }
             SourceSpec::Stdin if index == 0 => {
-                let skip = match at {
+                let skip = match mine {
                     Some(Position::Stdin { offset }) => offset,
                     _ => 0,
                 };
-                vec![Box::new(stdin::StdinSource::spawn(max_record_bytes, skip))]
+                vec![Box::new(stdin::StdinSource::spawn(
+                    at.max_record_bytes,
+                    skip,
+                ))]
             }
             SourceSpec::Stdin => Vec::new(),
+            SourceSpec::Kafka(spec) => {
+                let resume = at.resume.map(kafka::resume_offsets);
+                vec![Box::new(kafka::open(
+                    spec,
+                    at.pipeline,
+                    index,
+                    peers,
+                    at.max_record_bytes,
+                    resume.as_ref(),
+                    at.lag,
+                )?)]
+            }
         })
+    }
+
+    /// Whether positions belong to workers (so a restart needs as many), rather than to
+    /// partitions that any worker can take over.
+    pub fn resumes_per_worker(&self) -> bool {
+        !matches!(self, SourceSpec::Kafka(_))
+    }
+
+    /// The positions of a lake commit, as the workers of this run take them up.
+    pub fn regroup(&self, positions: &[Vec<Position>], peers: usize) -> Vec<Vec<Position>> {
+        match self {
+            SourceSpec::Kafka(_) => kafka::regroup(positions, peers),
+            _ => positions.to_vec(),
+        }
     }
 
     /// How this source is named in a lake commit: a restart must read the same source.
@@ -175,6 +249,7 @@ impl SourceSpec {
                     .join(",")
             ),
             SourceSpec::Stdin => "stdin".to_string(),
+            SourceSpec::Kafka(spec) => format!("kafka:{}", spec.topics.join(",")),
         }
     }
 
@@ -182,6 +257,14 @@ impl SourceSpec {
     pub fn files(&self) -> &[PathBuf] {
         match self {
             SourceSpec::Files(paths) => paths,
+            _ => &[],
+        }
+    }
+
+    /// The topics this source reads, by [`Position::Kafka`] topic index.
+    pub fn topics(&self) -> &[String] {
+        match self {
+            SourceSpec::Kafka(spec) => &spec.topics,
             _ => &[],
         }
     }

@@ -20,7 +20,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::{Capability, Operator};
 
-use super::layout::{Layout, Stage};
+use super::layout::{Layout, SourceNames, Stage};
 use super::table::{self, CommitMeta, Table};
 use super::writer::{DataFile, TableKind, TableWriter};
 use super::{LakeConfig, LakeError, next_boundary};
@@ -76,8 +76,8 @@ pub struct WorkerLake {
     pub config: LakeConfig,
     /// The layout of rows.
     pub layout: Arc<Layout>,
-    /// The `_source` of each input file, by index.
-    pub files: Arc<[String]>,
+    /// How `_source` names the source's files and topics.
+    pub names: Arc<SourceNames>,
     /// This worker.
     pub worker: usize,
     /// This process run's file tag.
@@ -252,7 +252,7 @@ impl LakeWriter {
     fn stage(&mut self, epoch: u64, chunk: &Chunk) -> &mut Stage {
         let entry = self.stages.entry(epoch).or_insert_with(|| {
             (
-                Stage::new(self.lake.layout.clone(), self.lake.files.clone()),
+                Stage::new(self.lake.layout.clone(), self.lake.names.clone()),
                 0,
             )
         });
@@ -371,6 +371,9 @@ impl LakeWriter {
     }
 }
 
+/// Called after each lake commit with its metadata.
+pub type AfterCommit = Box<dyn FnMut(&CommitMeta)>;
+
 /// What worker 0 needs to commit.
 pub struct CommitSetup {
     /// The data directory and settings.
@@ -387,6 +390,8 @@ pub struct CommitSetup {
     pub resumed: Option<u64>,
     /// Where progress and errors go.
     pub status: SharedStatus,
+    /// Called after each commit (Kafka offsets go to the consumer group).
+    pub after_commit: Option<AfterCommit>,
 }
 
 /// Gathers the reports on worker 0 and commits each boundary once every worker has reported
@@ -515,6 +520,9 @@ impl Committer {
             dead.commit(rt, &dead_files, &meta)?;
         }
         let version = events.commit(rt, &event_files, &meta)?;
+        if let Some(after) = self.setup.after_commit.as_mut() {
+            after(&meta);
+        }
         let mut status = self.setup.status.lock().unwrap_or_else(|e| e.into_inner());
         status.committed = Some((epoch, version));
         status.commits += 1;

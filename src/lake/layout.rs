@@ -3,7 +3,8 @@
 //! A data file holds one column per schema field (but `event_type`, a partition column), then
 //! `_doc` (unknown keys as a JSON object, or null), `_epoch` (the epoch the record was read in),
 //! `_source` and `_offset` (where it was read: `generator` and its sequence number, `file:PATH`
-//! and the byte offset of the line, `stdin` and the byte offset). Files are partitioned
+//! and the byte offset of the line, `stdin` and the byte offset, `kafka:TOPIC/PARTITION` and the
+//! message offset). Files are partitioned
 //! `event_date=YYYY-MM-DD/event_type=X/`, the date being the UTC day of `event_timestamp`.
 //! Dead letters have a table of their own: `reason`, `message`, `raw`, `_epoch`, `_source`,
 //! `_offset`, unpartitioned.
@@ -187,25 +188,46 @@ pub fn escape_partition_value(value: &str) -> String {
     out
 }
 
-/// Where a record was read, as lake columns: `_source` and `_offset`. `files` holds the
-/// `_source` of each input file by [`Position::File`] index (`file:PATH`, see [`file_sources`]).
-pub fn source_columns(position: Position, files: &[String]) -> (&str, i64) {
-    match position {
-        Position::Generator { seq } => ("generator", seq as i64),
-        Position::File { file, offset } => (
-            files.get(file as usize).map_or("file:?", String::as_str),
-            offset as i64,
-        ),
-        Position::Stdin { offset } => ("stdin", offset as i64),
-    }
+/// How the `_source` column names where a record was read: `generator`, `stdin`, `file:PATH` by
+/// [`Position::File`] index, `kafka:TOPIC/PARTITION` by [`Position::Kafka`] topic index.
+#[derive(Debug, Default)]
+pub struct SourceNames {
+    files: Vec<String>,
+    topics: Vec<String>,
 }
 
-/// The `_source` of each input file: `file:PATH`.
-pub fn file_sources(paths: &[std::path::PathBuf]) -> Arc<[String]> {
-    paths
-        .iter()
-        .map(|p| format!("file:{}", p.display()))
-        .collect()
+impl SourceNames {
+    /// The names for the files and topics a source reads.
+    pub fn new(files: &[std::path::PathBuf], topics: &[String]) -> Arc<Self> {
+        Arc::new(SourceNames {
+            files: files
+                .iter()
+                .map(|p| format!("file:{}", p.display()))
+                .collect(),
+            topics: topics.to_vec(),
+        })
+    }
+
+    /// Writes the `_source` of `position` to `out` and returns its `_offset`.
+    pub fn write(&self, position: Position, out: &mut impl std::fmt::Write) -> i64 {
+        fn name(list: &[String], i: u32) -> &str {
+            list.get(i as usize).map_or("?", String::as_str)
+        }
+        let _ = match position {
+            Position::Generator { .. } => out.write_str("generator"),
+            Position::File { file, .. } => out.write_str(name(&self.files, file)),
+            Position::Stdin { .. } => out.write_str("stdin"),
+            Position::Kafka {
+                topic, partition, ..
+            } => write!(out, "kafka:{}/{partition}", name(&self.topics, topic)),
+        };
+        match position {
+            Position::Generator { seq: offset }
+            | Position::File { offset, .. }
+            | Position::Stdin { offset }
+            | Position::Kafka { offset, .. } => offset as i64,
+        }
+    }
 }
 
 enum Column {
@@ -290,10 +312,10 @@ impl MetaColumns {
         }
     }
 
-    fn push(&mut self, epoch: u64, position: Position, files: &[String]) {
-        let (source, offset) = source_columns(position, files);
+    fn push(&mut self, epoch: u64, position: Position, names: &SourceNames) {
+        let offset = names.write(position, &mut self.source);
+        self.source.append_value("");
         self.epoch.append_value(epoch as i64);
-        self.source.append_value(source);
         self.offset.append_value(offset);
     }
 
@@ -310,18 +332,18 @@ pub type Staged = (Vec<(Partition, RecordBatch)>, Option<RecordBatch>);
 /// The rows of an epoch on one worker, staged by partition, and its dead letters.
 pub struct Stage {
     layout: Arc<Layout>,
-    files: Arc<[String]>,
+    names: Arc<SourceNames>,
     parts: Vec<Rows>,
     dead: (StringBuilder, StringBuilder, BinaryBuilder, MetaColumns),
     dead_len: usize,
 }
 
 impl Stage {
-    /// An empty stage; `files` is the `_source` of each input file ([`file_sources`]).
-    pub fn new(layout: Arc<Layout>, files: Arc<[String]>) -> Self {
+    /// An empty stage; `names` names the sources in `_source`.
+    pub fn new(layout: Arc<Layout>, names: Arc<SourceNames>) -> Self {
         Stage {
             layout,
-            files,
+            names,
             parts: Vec::new(),
             dead: (
                 StringBuilder::new(),
@@ -376,7 +398,7 @@ impl Stage {
         let doc = record.doc();
         rows.doc
             .append_option((!doc.is_empty() && doc != "{}").then_some(doc));
-        rows.meta.push(epoch, position, &self.files);
+        rows.meta.push(epoch, position, &self.names);
         rows.len += 1;
     }
 
@@ -385,7 +407,7 @@ impl Stage {
         self.dead.0.append_value(dead.reason.code());
         self.dead.1.append_value(&dead.message);
         self.dead.2.append_value(&dead.raw);
-        self.dead.3.push(epoch, dead.position, &self.files);
+        self.dead.3.push(epoch, dead.position, &self.names);
         self.dead_len += 1;
     }
 

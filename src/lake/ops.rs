@@ -66,12 +66,13 @@ fn lock(dir: &Path) -> Result<File, LakeError> {
 }
 
 /// Opens (or creates) the lake of a run, checks that this run can resume its last commit,
-/// undoes what a crash left behind, and lists the files to replay.
+/// undoes what a crash left behind, and lists the files to replay. `workers` is the worker count
+/// when positions belong to workers (a restart then needs as many).
 pub fn prepare(
     config: &LakeConfig,
     layout: &Layout,
     pipeline: &str,
-    workers: usize,
+    workers: Option<usize>,
     source: &str,
 ) -> Result<Prepared, LakeError> {
     std::fs::create_dir_all(&config.dir).map_err(|e| LakeError::io(&config.dir, e))?;
@@ -159,7 +160,7 @@ fn check_resumable(
     meta: &CommitMeta,
     dir: &Path,
     pipeline: &str,
-    workers: usize,
+    workers: Option<usize>,
     source: &str,
 ) -> Result<(), LakeError> {
     let dir = dir.display();
@@ -175,7 +176,7 @@ fn check_resumable(
             meta.source
         )));
     }
-    if meta.positions.len() != workers {
+    if workers.is_some_and(|w| w != meta.positions.len()) {
         return Err(LakeError::Resume(format!(
             "the lake at {dir} was written by {} workers and resumes per worker; run with --workers {}",
             meta.positions.len(),
@@ -315,6 +316,9 @@ pub struct LakeInfo {
     pub compression_ratio: Option<f64>,
     /// The newest commits: version, operation, epochs, rows.
     pub history: Vec<serde_json::Value>,
+    /// For a Kafka source: the next offset of every partition (`TOPIC/PARTITION`) as of the
+    /// newest commit read; a restart reads on from there.
+    pub kafka_offsets: BTreeMap<String, u64>,
 }
 
 /// `lake info`, as of a version of the events table (the latest if `None`).
@@ -347,9 +351,26 @@ pub fn info(dir: &Path, version: Option<u64>) -> Result<LakeInfo, LakeError> {
                 None => serde_json::json!({"version": v, "operation": op}),
             })
             .collect(),
+        kafka_offsets: ours.first().map(|m| kafka_offsets(m)).unwrap_or_default(),
         events: events_info,
         dead_letters: dead_info,
     })
+}
+
+/// The Kafka offsets of a commit by `TOPIC/PARTITION`.
+pub fn kafka_offsets(meta: &CommitMeta) -> BTreeMap<String, u64> {
+    let topics: Vec<&str> = meta
+        .source
+        .strip_prefix("kafka:")
+        .map(|t| t.split(',').collect())
+        .unwrap_or_default();
+    crate::source::kafka::resume_offsets(&meta.positions)
+        .into_iter()
+        .map(|((t, p), offset)| {
+            let topic = topics.get(t as usize).copied().unwrap_or("?");
+            (format!("{topic}/{p}"), offset)
+        })
+        .collect()
 }
 
 /// What `lake compact` did to one table.

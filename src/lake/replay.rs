@@ -127,6 +127,15 @@ pub fn read_dead(
             let position = match text(source, row) {
                 Some("generator") => Position::Generator { seq: offset },
                 Some("stdin") => Position::Stdin { offset },
+                Some(s) if s.starts_with("kafka:") => Position::Kafka {
+                    topic: 0,
+                    partition: s
+                        .rsplit('/')
+                        .next()
+                        .and_then(|p| p.parse().ok())
+                        .unwrap_or(0),
+                    offset,
+                },
                 _ => Position::File { file: 0, offset },
             };
             each(DeadLetter {

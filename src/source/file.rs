@@ -265,14 +265,14 @@ impl Source for FileSource {
         Ok(Poll::Ready)
     }
 
-    fn position(&self) -> Position {
-        match &self.current {
+    fn positions(&self, out: &mut Vec<Position>) {
+        out.push(match &self.current {
             Some((file, _, _, lines)) => Position::File {
                 file: *file,
                 offset: lines.offset(),
             },
             None => self.finished,
-        }
+        });
     }
 }
 

@@ -118,14 +118,19 @@ impl GeneratorSpec {
         Some(BAD_KINDS[(mix(self.seed, seq, 8) % BAD_KINDS.len() as u64) as usize])
     }
 
+    /// The number of event `seq`'s user (its `user_id` is `user_N`).
+    pub fn user(&self, seq: u64) -> u64 {
+        let users = 100 + seq / 25;
+        mix(self.seed, seq / SESSION_LEN, 1) % users
+    }
+
     /// Appends event `seq` as one JSON line (without the newline) to `out`; returns the malformed
     /// kind if it was made malformed on purpose.
     pub fn render(&self, seq: u64, out: &mut Vec<u8>) -> Option<Reason> {
         let seed = self.seed;
         let session = seq / SESSION_LEN;
         let step = seq % SESSION_LEN;
-        let users = 100 + seq / 25;
-        let user = mix(seed, session, 1) % users;
+        let user = self.user(seq);
         let depth = match unit(mix(seed, session, 2)) {
             x if x < 0.45 => 1,
             x if x < 0.75 => 2,
@@ -283,8 +288,8 @@ impl Source for GeneratorSource {
         Ok(Poll::Ready)
     }
 
-    fn position(&self) -> Position {
-        Position::Generator { seq: self.next }
+    fn positions(&self, out: &mut Vec<Position>) {
+        out.push(Position::Generator { seq: self.next });
     }
 }
 

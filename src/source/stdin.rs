@@ -93,9 +93,9 @@ impl Source for StdinSource {
         }
     }
 
-    fn position(&self) -> Position {
-        Position::Stdin {
+    fn positions(&self, out: &mut Vec<Position>) {
+        out.push(Position::Stdin {
             offset: self.offset,
-        }
+        });
     }
 }
