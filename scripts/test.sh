@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
 # Usage: scripts/test.sh
 # Everything CI checks, in order: formatting, clippy, docs, the DuckDB check of the views and the
-# lake, the crash test (SIGKILL at 24+ random moments), the full-disk test, the doc tests, then
-# every unit and integration test (with cargo-nextest when installed).
+# lake, the crash tests (SIGKILL at 24+ random moments reading files and the generator, 20+
+# reading Kafka), the full-disk test, the doc tests, then every unit and integration test (with
+# cargo-nextest when installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
@@ -10,6 +11,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 scripts/sql-check.sh
 scripts/crash-test.sh 24
+scripts/kafka-crash-test.sh 20
 scripts/full-disk-test.sh
 cargo test --workspace --doc
 if cargo nextest --version >/dev/null 2>&1; then

@@ -443,7 +443,17 @@ pub fn open(
                     .map_err(|e| kafka_error(&spec, &format!("{topic}/{p} watermarks"), e))
             };
             let next = match resume {
-                Some(r) => r.get(&(t, p as u32)).map_or(0, |&o| o as i64),
+                Some(r) => {
+                    let next = r.get(&(t, p as u32)).map_or(0, |&o| o as i64);
+                    let (low, _) = watermarks()?;
+                    if next < low {
+                        tracing::warn!(
+                            "kafka: {topic}/{p}: offsets {next} to {} were deleted by the broker's retention before they were read; reading on from {low}",
+                            low - 1
+                        );
+                    }
+                    next.max(low)
+                }
                 None => match spec.start {
                     StartAt::Earliest => watermarks()?.0,
                     StartAt::Latest => watermarks()?.1,
