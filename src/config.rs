@@ -559,6 +559,44 @@ mod tests {
     }
 
     #[test]
+    fn kafka_options_come_from_the_file_the_url_and_flags_in_that_order() {
+        let file = ConfigFile::parse(
+            "[pipeline]\nsource = \"kafka://h:1/events?group=url\"\n\
+             [kafka]\nstart = \"latest\"\ngroup = \"file\"\n\
+             [kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.username\" = \"me\"\n",
+            "t",
+        )
+        .unwrap();
+        let flags = Overrides {
+            kafka: vec![("sasl.username".into(), "flag".into())],
+            until_exhausted: true,
+            ..Overrides::default()
+        };
+        let config = resolve(file, flags).unwrap();
+        let SourceSpec::Kafka(spec) = config.source else {
+            panic!("{:?}", config.source)
+        };
+        assert_eq!(spec.start, crate::source::kafka::StartAt::Latest);
+        assert_eq!(spec.group_or("id"), "url");
+        assert!(spec.until_end);
+        assert_eq!(
+            spec.properties,
+            [
+                ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+                ("sasl.username".to_owned(), "flag".to_owned()),
+            ]
+        );
+        let flags = Overrides {
+            kafka: vec![("linger.ms".into(), "1".into())],
+            ..Overrides::default()
+        };
+        let err = resolve(ConfigFile::default(), flags)
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("the source is not kafka://"), "{err}");
+    }
+
+    #[test]
     fn bad_values_get_one_line_errors() {
         let cases = [
             (

@@ -390,6 +390,7 @@ pub struct KafkaSource {
     lag: LagBoard,
     outage: Outage,
     checked: Instant,
+    lag_logged: Instant,
 }
 
 /// Opens worker `index` of `peers`'s share. `resume` holds the next offset of every partition
@@ -535,6 +536,7 @@ pub fn open(
         lag,
         outage: Outage::default(),
         checked: Instant::now(),
+        lag_logged: Instant::now(),
     })
 }
 
@@ -588,16 +590,20 @@ impl KafkaSource {
         }
         drop(added);
         let mut board = self.lag.lock().unwrap_or_else(|e| e.into_inner());
+        let mut behind = Vec::new();
         for (&(t, p), part) in &self.parts {
             if let Some(&high) = highs.get(&(t, p)) {
-                board.insert(
-                    self.label(t, p),
-                    PartitionLag {
-                        next: part.next,
-                        high,
-                    },
-                );
+                let lag = PartitionLag {
+                    next: part.next,
+                    high,
+                };
+                behind.push(format!("{} {}", self.label(t, p), lag.lag()));
+                board.insert(self.label(t, p), lag);
             }
+        }
+        if self.lag_logged.elapsed() >= Duration::from_secs(10) && !behind.is_empty() {
+            self.lag_logged = Instant::now();
+            tracing::info!(worker = self.index, "kafka lag: {}", behind.join(", "));
         }
         Ok(())
     }
@@ -1114,4 +1120,104 @@ pub fn partition_offsets(
         drop(committed);
     }
     Ok(out)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_url_gives_brokers_topics_options_and_properties() {
+        let spec = KafkaSpec::parse(
+            "kafka://a:9092,b:9093/events,clicks?start=latest&group=g&discovery=2s&sasl.mechanism=PLAIN&sasl.password=p%26q",
+            &[("start".into(), "committed".into()), ("linger.ms".into(), "1".into())],
+        )
+        .unwrap();
+        assert_eq!(spec.brokers, "a:9092,b:9093");
+        assert_eq!(spec.topics, ["events", "clicks"]);
+        assert_eq!(
+            spec.start,
+            StartAt::Latest,
+            "the query wins over the config file"
+        );
+        assert_eq!(spec.group_or("pipe"), "g");
+        assert_eq!(spec.discovery, Duration::from_secs(2));
+        assert_eq!(
+            spec.properties,
+            [
+                ("linger.ms".to_owned(), "1".to_owned()),
+                ("sasl.mechanism".to_owned(), "PLAIN".to_owned()),
+                ("sasl.password".to_owned(), "p&q".to_owned()),
+            ]
+        );
+        assert_eq!(spec.display(), "kafka://a:9092,b:9093/events,clicks");
+        let at = KafkaSpec::parse("kafka://a:1/t?start=2025-01-01T00:00:00Z", &[]).unwrap();
+        assert_eq!(at.start, StartAt::Timestamp(1_735_689_600_000));
+        assert_eq!(at.group_or("pipe"), "pipe");
+    }
+
+    #[test]
+    fn bad_urls_say_what_is_wrong() {
+        for (url, says) in [
+            ("kafka://a:1", "names no topic"),
+            ("kafka://a:1/", "names no topic"),
+            ("kafka:///t", "HOST:PORT"),
+            ("kafka://a/t", "HOST:PORT"),
+            ("kafka://a:1/t?start=soon", "kafka start `soon`"),
+            ("kafka://a:1/t?group.id=x", "set by lambdaflow"),
+            ("kafka://a:1/t?discovery=often", "not a duration"),
+            ("kafka://a:1/t t", "not a Kafka topic name"),
+        ] {
+            let e = KafkaSpec::parse(url, &[]).unwrap_err();
+            assert!(e.contains(says), "{url}: {e}");
+        }
+    }
+
+    #[test]
+    fn every_partition_has_one_owner_and_new_partitions_move_none() {
+        for peers in 1..6 {
+            for topic in 0..3 {
+                let before: Vec<usize> = (0..8).map(|p| owner(topic, p, peers)).collect();
+                let after: Vec<usize> = (0..12).map(|p| owner(topic, p, peers)).collect();
+                assert_eq!(before[..], after[..8]);
+                assert!(after.iter().all(|&w| w < peers));
+                // Round robin: the first `peers` partitions go to distinct workers.
+                let mut first: Vec<usize> = after.iter().take(peers).copied().collect();
+                first.sort();
+                first.dedup();
+                assert_eq!(first.len(), peers);
+            }
+        }
+    }
+
+    #[test]
+    fn commit_positions_regroup_by_owner_for_any_worker_count() {
+        let at = |topic, partition, offset| Position::Kafka {
+            topic,
+            partition,
+            offset,
+        };
+        // Written by 3 workers; read back by 2.
+        let written = vec![
+            vec![at(0, 0, 10), at(0, 3, 13)],
+            vec![at(0, 1, 11), at(1, 2, 22)],
+            vec![at(0, 2, 12)],
+        ];
+        let two = regroup(&written, 2);
+        assert_eq!(two.len(), 2);
+        for (w, positions) in two.iter().enumerate() {
+            for p in positions {
+                let Position::Kafka {
+                    topic, partition, ..
+                } = *p
+                else {
+                    panic!("{p:?}")
+                };
+                assert_eq!(owner(topic, partition, 2), w);
+            }
+        }
+        assert_eq!(resume_offsets(&two), resume_offsets(&written));
+        assert_eq!(resume_offsets(&written).len(), 5);
+        assert_eq!(resume_offsets(&written)[&(1, 2)], 22);
+    }
 }
