@@ -6,6 +6,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-cargo build --quiet --bin lambdaflow
+# The same build as the tests (one feature set, so dependencies compile once).
+cargo build --quiet --workspace --all-targets
 rm -rf target/crash-test
 exec "$py" scripts/crash_test.py target/debug/lambdaflow target/crash-test "$@"

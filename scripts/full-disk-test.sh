@@ -8,7 +8,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-cargo build --quiet --bin lambdaflow
+# The same build as the tests (one feature set, so dependencies compile once).
+cargo build --quiet --workspace --all-targets
 work=$(pwd)/target/full-disk-test
 rm -rf "$work" && mkdir -p "$work/mnt"
 bin=$(pwd)/target/debug/lambdaflow

@@ -9,7 +9,8 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-cargo build --quiet --bin lambdaflow --example mock_kafka
+# The same build as the tests (one feature set, so dependencies compile once).
+cargo build --quiet --workspace --all-targets
 work=target/kafka-crash-test
 rm -rf "$work"
 mkdir -p "$work"

@@ -9,8 +9,8 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-1000000}
 source scripts/venv.sh
-cargo build --quiet --release --bin lambdaflow
-lf=$PWD/target/release/lambdaflow
+cargo build --quiet --workspace --all-targets
+lf=$PWD/target/debug/lambdaflow
 export LAMBDAFLOW_KAFKA_PORT=${LAMBDAFLOW_KAFKA_PORT:-19092}
 scripts/kafka-broker.sh start
 trap 'scripts/kafka-broker.sh stop >/dev/null' EXIT

@@ -12,7 +12,8 @@ workers=${2:-2}
 out=target/sql-check
 mkdir -p "$out"
 source scripts/venv.sh
-cargo build --quiet --bin lambdaflow
+# The same build as the tests (one feature set, so dependencies compile once).
+cargo build --quiet --workspace --all-targets
 bin=target/debug/lambdaflow
 "$bin" generate --count "$events" --seed 11 --bad-fraction 0.01 --start 2024-12-31T20:00:00Z -o "$out/events.jsonl"
 rm -rf "$out/data"
