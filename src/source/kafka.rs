@@ -8,7 +8,7 @@
 //! there, whatever the number of workers. After each lake commit the offsets are also committed
 //! to the consumer group ([`GroupCommitter`]) for lag tools; the lake stays the source of truth.
 //!
-//! A background thread per worker ([`Watch`]) asks the brokers for high watermarks (lag) and,
+//! A background thread per worker asks the brokers for high watermarks (lag) and,
 //! when the source is unbounded, for new partitions, which are then read from their beginning.
 
 use std::collections::BTreeMap;
