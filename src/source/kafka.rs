@@ -1190,6 +1190,72 @@ mod tests {
         }
     }
 
+    /// Neither librdkafka's mock cluster nor tansu can add partitions to a topic, so the source
+    /// is opened on a 4-partition topic and then made to forget partitions 2 and 3, as if they
+    /// were added after it started: the watch thread must find them in the metadata and the source
+    /// must read them from their beginning.
+    #[test]
+    fn partitions_found_later_are_read_from_their_beginning() {
+        use rdkafka::mocking::MockCluster;
+        use rdkafka::producer::DefaultProducerContext;
+        let mock = MockCluster::new(1).unwrap();
+        mock.create_topic("t", 4, 1).unwrap();
+        let bootstrap = mock.bootstrap_servers();
+        let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+        for p in 0..4 {
+            for i in 0..5 {
+                let payload = format!("{p}-{i}");
+                producer
+                    .send(
+                        BaseRecord::<(), str>::to("t")
+                            .payload(&payload)
+                            .partition(p),
+                    )
+                    .map_err(|(e, _)| e)
+                    .unwrap();
+            }
+        }
+        producer.flush(Duration::from_secs(10)).unwrap();
+
+        let spec =
+            KafkaSpec::parse(&format!("kafka://{bootstrap}/t?discovery=100ms"), &[]).unwrap();
+        let lag = LagBoard::default();
+        let mut source = open(&spec, "p", 0, 1, 1 << 20, None, lag.clone()).unwrap();
+        let mut later = TopicPartitionList::new();
+        later.add_partition_range("t", 2, 3);
+        source.consumer.incremental_unassign(&later).unwrap();
+        drop(later);
+        source.parts.retain(|&(_, p), _| p < 2);
+        source.known = vec![2];
+        source.watch.state.lock().unwrap().partitions = vec![2];
+
+        let mut chunk = Chunk::default();
+        let start = Instant::now();
+        while chunk.len() < 20 && start.elapsed() < Duration::from_secs(20) {
+            source.poll(&mut chunk, 100).unwrap();
+            std::thread::sleep(Duration::from_millis(5));
+        }
+        let mut seen: Vec<(u32, u64)> = chunk
+            .iter()
+            .map(|(_, position)| match position {
+                Position::Kafka {
+                    partition, offset, ..
+                } => (partition, offset),
+                other => panic!("{other:?}"),
+            })
+            .collect();
+        seen.sort();
+        let want: Vec<(u32, u64)> = (0..4).flat_map(|p| (0..5).map(move |o| (p, o))).collect();
+        assert_eq!(seen, want);
+        let mut positions = Vec::new();
+        source.positions(&mut positions);
+        assert_eq!(positions.len(), 4);
+        assert!(lag.lock().unwrap().contains_key("t/3"));
+    }
+
     #[test]
     fn commit_positions_regroup_by_owner_for_any_worker_count() {
         let at = |topic, partition, offset| Position::Kafka {
