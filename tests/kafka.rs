@@ -99,44 +99,42 @@ fn send_raw(bootstrap: &str, topic: &str, partition: i32, payloads: &[&[u8]]) ->
     (0..payloads.len() as i64).map(|i| high + i).collect()
 }
 
-/// Per partition: (high watermark, the group's committed offset).
-fn broker_offsets(bootstrap: &str, topic: &str, partitions: i32, group: &str) -> Vec<(i64, i64)> {
+/// For every partition of `events`: its end, the group's committed offset and the lake's offset
+/// (`lake info`) are one and the same.
+fn offsets_agree(bootstrap: &str, data: &Path, partitions: i32) {
     let consumer: BaseConsumer = ClientConfig::new()
         .set("bootstrap.servers", bootstrap)
-        .set("group.id", group)
+        .set("group.id", "lambdaflow")
         .create()
         .unwrap();
     let mut tpl = TopicPartitionList::new();
-    tpl.add_partition_range(topic, 0, partitions - 1);
+    tpl.add_partition_range("events", 0, partitions - 1);
     let committed = consumer
         .committed_offsets(tpl, Duration::from_secs(10))
         .unwrap();
-    let out = (0..partitions)
-        .map(|p| {
-            let (_, high) = consumer
-                .fetch_watermarks(topic, p, Duration::from_secs(10))
-                .unwrap();
-            let at = match committed.find_partition(topic, p).unwrap().offset() {
-                Offset::Offset(o) => o,
-                other => panic!("partition {p} has no committed offset: {other:?}"),
-            };
-            (high, at)
-        })
-        .collect();
+    let lake = info(data);
+    for p in 0..partitions {
+        let (_, high) = consumer
+            .fetch_watermarks("events", p, Duration::from_secs(10))
+            .unwrap();
+        let group = match committed.find_partition("events", p).unwrap().offset() {
+            Offset::Offset(o) => o,
+            other => panic!("partition {p} has no committed offset: {other:?}"),
+        };
+        let lake_at = lake["kafka_offsets"][format!("events/{p}")]
+            .as_i64()
+            .unwrap();
+        assert_eq!((group, lake_at), (high, high), "partition {p}");
+    }
     drop(committed);
-    out
 }
 
-/// The lake's offsets (`lake info`) as a list by partition.
-fn lake_offsets(data: &Path, topic: &str, partitions: i32) -> Vec<i64> {
-    let info = info(data);
-    (0..partitions)
-        .map(|p| {
-            info["kafka_offsets"][format!("{topic}/{p}")]
-                .as_i64()
-                .unwrap()
-        })
-        .collect()
+/// A mock cluster with a topic `events` of `partitions` partitions, and its bootstrap address.
+fn mock(partitions: i32) -> (MockCluster<'static, DefaultProducerContext>, String) {
+    let mock = MockCluster::new(1).unwrap();
+    mock.create_topic("events", partitions, 1).unwrap();
+    let bootstrap = mock.bootstrap_servers();
+    (mock, bootstrap)
 }
 
 /// `(reason, _source, _offset)` of every committed dead letter.
@@ -210,9 +208,7 @@ fn file_views(d: &Dirs, file: &Path) -> serde_json::Value {
 
 #[test]
 fn every_message_lands_in_the_lake_once_whatever_the_workers() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("events", 5, 1).unwrap();
-    let bootstrap = mock.bootstrap_servers();
+    let (_mock, bootstrap) = mock(5);
     let d = Dirs::new();
     let file = d.path("same.jsonl");
     publish(&bootstrap, "events", &file, 3000, 9);
@@ -261,11 +257,7 @@ fn every_message_lands_in_the_lake_once_whatever_the_workers() {
     assert_eq!(lake["dead_letters"]["rows"].as_i64().unwrap(), dead);
 
     // Every partition's offset in the lake is its end, and the group has the same.
-    let brokers = broker_offsets(&bootstrap, "events", 5, "lambdaflow");
-    let lake_at = lake_offsets(&data, "events", 5);
-    for (p, ((high, group), lake)) in brokers.iter().zip(&lake_at).enumerate() {
-        assert_eq!((high, group), (lake, lake), "partition {p}");
-    }
+    offsets_agree(&bootstrap, &data, 5);
 
     // The two messages on partition 2 are dead letters that say where they were.
     let dead_rows = dead_letters(&data);
@@ -286,18 +278,12 @@ fn every_message_lands_in_the_lake_once_whatever_the_workers() {
         lake["events"]["rows"].as_i64().unwrap() + lake["dead_letters"]["rows"].as_i64().unwrap(),
         4002
     );
-    let brokers = broker_offsets(&bootstrap, "events", 5, "lambdaflow");
-    let lake_at = lake_offsets(&data, "events", 5);
-    for (p, ((high, group), lake)) in brokers.iter().zip(&lake_at).enumerate() {
-        assert_eq!((high, group), (lake, lake), "partition {p}");
-    }
+    offsets_agree(&bootstrap, &data, 5);
 }
 
 #[test]
 fn a_broker_that_goes_away_and_comes_back_loses_nothing() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("events", 3, 1).unwrap();
-    let bootstrap = mock.bootstrap_servers();
+    let (mock, bootstrap) = mock(3);
     let d = Dirs::new();
     let file = d.path("same.jsonl");
     publish(&bootstrap, "events", &file, 2000, 21);
@@ -395,18 +381,12 @@ fn a_broker_that_goes_away_and_comes_back_loses_nothing() {
     assert!(said.contains("the broker is back"), "{said}");
     assert_eq!(rows(&data), 3000);
     assert_eq!(json(&views_out)["views"], file_views(&d, &file)["views"]);
-    let brokers = broker_offsets(&bootstrap, "events", 3, "lambdaflow");
-    let lake_at = lake_offsets(&data, "events", 3);
-    for (p, ((high, group), lake)) in brokers.iter().zip(&lake_at).enumerate() {
-        assert_eq!((high, group), (lake, lake), "partition {p}");
-    }
+    offsets_agree(&bootstrap, &data, 3);
 }
 
 #[test]
 fn a_missing_topic_or_broker_is_one_clear_line() {
-    let mock = MockCluster::new(1).unwrap();
-    mock.create_topic("events", 1, 1).unwrap();
-    let bootstrap = mock.bootstrap_servers();
+    let (_mock, bootstrap) = mock(1);
     let d = Dirs::new();
     let data = d.path("data").display().to_string();
     for (source, says) in [

@@ -455,43 +455,7 @@ pub fn open(
                     }
                     next.max(low)
                 }
-                None => match spec.start {
-                    StartAt::Earliest => watermarks()?.0,
-                    StartAt::Latest => watermarks()?.1,
-                    StartAt::Committed => {
-                        let mut tpl = TopicPartitionList::new();
-                        tpl.add_partition(topic, p);
-                        let committed = consumer
-                            .committed_offsets(tpl, timeout)
-                            .map_err(|e| kafka_error(&spec, "committed offsets", e))?;
-                        let at = committed
-                            .find_partition(topic, p)
-                            .and_then(|e| e.offset().to_raw())
-                            .filter(|&o| o >= 0);
-                        drop(committed);
-                        match at {
-                            Some(o) => o,
-                            None => watermarks()?.0,
-                        }
-                    }
-                    StartAt::Timestamp(ms) => {
-                        let mut tpl = TopicPartitionList::new();
-                        tpl.add_partition_offset(topic, p, Offset::Offset(ms))
-                            .map_err(|e| kafka_error(&spec, "start time", e))?;
-                        let found = consumer
-                            .offsets_for_times(tpl, timeout)
-                            .map_err(|e| kafka_error(&spec, "offsets for the start time", e))?;
-                        let at = found
-                            .find_partition(topic, p)
-                            .and_then(|e| e.offset().to_raw())
-                            .filter(|&o| o >= 0);
-                        drop(found);
-                        match at {
-                            Some(o) => o,
-                            None => watermarks()?.1,
-                        }
-                    }
-                },
+                None => start_offset(&consumer, &spec, topic, p)?,
             };
             let end = if spec.until_end {
                 Some(watermarks()?.1)
@@ -717,6 +681,57 @@ impl KafkaSource {
             }
         }
     }
+}
+
+/// Where partition `p` of `topic` starts for a pipeline with no lake commit: `spec.start`.
+fn start_offset(
+    consumer: &BaseConsumer<DefaultConsumerContext>,
+    spec: &KafkaSpec,
+    topic: &str,
+    p: i32,
+) -> Result<i64, SourceError> {
+    let timeout = spec.connect_timeout;
+    let watermarks = || {
+        consumer
+            .fetch_watermarks(topic, p, timeout)
+            .map_err(|e| kafka_error(spec, &format!("{topic}/{p} watermarks"), e))
+    };
+    // The offset found for the partition in a list the client filled in, if it is one.
+    let found = |list: TopicPartitionList| {
+        let at = list
+            .find_partition(topic, p)
+            .and_then(|e| e.offset().to_raw())
+            .filter(|&o| o >= 0);
+        // Dropped before the consumer is: a live list makes the consumer's drop hang.
+        drop(list);
+        at
+    };
+    let mut tpl = TopicPartitionList::new();
+    Ok(match spec.start {
+        StartAt::Earliest => watermarks()?.0,
+        StartAt::Latest => watermarks()?.1,
+        StartAt::Committed => {
+            tpl.add_partition(topic, p);
+            let committed = consumer
+                .committed_offsets(tpl, timeout)
+                .map_err(|e| kafka_error(spec, "committed offsets", e))?;
+            match found(committed) {
+                Some(o) => o,
+                None => watermarks()?.0,
+            }
+        }
+        StartAt::Timestamp(ms) => {
+            tpl.add_partition_offset(topic, p, Offset::Offset(ms))
+                .map_err(|e| kafka_error(spec, "start time", e))?;
+            let offsets = consumer
+                .offsets_for_times(tpl, timeout)
+                .map_err(|e| kafka_error(spec, "offsets for the start time", e))?;
+            match found(offsets) {
+                Some(o) => o,
+                None => watermarks()?.1,
+            }
+        }
+    })
 }
 
 /// Bounded reading is done with a partition: its position is its end, and it is paused.
