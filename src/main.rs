@@ -633,8 +633,9 @@ fn generate(args: GenerateArgs) -> Result<()> {
             let done = publisher.finish(Duration::from_secs(60));
             let secs = started.elapsed().as_secs_f64();
             println!(
-                "sent {} events to {} ({} partitions) in {secs:.1}s ({:.0}/s): {} delivered, {} failed",
+                "sent {} event{} to {} ({} partitions) in {secs:.1}s ({:.0}/s): {} delivered, {} failed",
                 done.sent,
+                if done.sent == 1 { "" } else { "s" },
                 kafka.display(),
                 done.partitions,
                 done.sent as f64 / secs.max(1e-9),
