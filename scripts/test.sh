@@ -2,8 +2,9 @@
 # Usage: scripts/test.sh
 # Everything CI checks, in order: formatting, clippy, docs, the DuckDB check of the views and the
 # lake, the crash tests (SIGKILL at 24+ random moments reading files and the generator, 20+
-# reading Kafka), the full-disk test, the doc tests, then every unit and integration test (with
-# cargo-nextest when installed).
+# reading Kafka), the full-disk test, the dashboard in headless Chromium (screenshot in
+# target/browser-test/), the doc tests, then every unit and integration test (with cargo-nextest
+# when installed).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 cargo fmt --all --check
@@ -13,6 +14,7 @@ scripts/sql-check.sh
 scripts/crash-test.sh 24
 scripts/kafka-crash-test.sh 20
 scripts/full-disk-test.sh
+scripts/browser-test.sh
 cargo test --workspace --doc
 if cargo nextest --version >/dev/null 2>&1; then
   cargo nextest run --workspace

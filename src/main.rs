@@ -14,6 +14,7 @@ use lambdaflow::config::{self, ConfigFile, Overrides};
 use lambdaflow::event::money::format_cents;
 use lambdaflow::lake::ops::{self, ReplaySpec};
 use lambdaflow::pipeline::{EpochPolicy, Pipeline, PipelineConfig};
+use lambdaflow::serve::{Listener, Served, Server};
 use lambdaflow::source::SourceSpec;
 use lambdaflow::source::kafka::{KafkaSpec, Publisher};
 use lambdaflow::views::{Datum, VIEWS, ViewId, ViewStore};
@@ -29,7 +30,7 @@ struct Cli {
 #[derive(Subcommand)]
 enum Command {
     /// Run a pipeline. With no arguments: the demo, generated events at 200/s until Ctrl+C.
-    Run(RunArgs),
+    Run(Box<RunArgs>),
     /// Write generated events as JSON lines (the seeds' publisher).
     Generate(GenerateArgs),
     /// Print the default pipeline config (a starting point for `run --config`).
@@ -202,9 +203,23 @@ struct RunArgs {
     /// A lake commit every N epochs.
     #[arg(long, value_name = "N")]
     commit_epochs: Option<u64>,
+    /// Serve the views, status, metrics and dashboard here (default 127.0.0.1:8080, or a free
+    /// port if that one is taken); `0.0.0.0:PORT` serves other machines too.
+    #[arg(long, value_name = "ADDR", conflicts_with = "no_serve")]
+    listen: Option<std::net::SocketAddr>,
+    /// Every endpoint but the dashboard page wants `Authorization: Bearer TOKEN` (also from
+    /// the LAMBDAFLOW_TOKEN environment variable).
+    #[arg(long, value_name = "TOKEN")]
+    token: Option<String>,
+    /// Serve nothing over HTTP.
+    #[arg(long)]
+    no_serve: bool,
     #[command(flatten)]
     generator: GeneratorArgs,
 }
+
+/// The port `run` serves on unless told otherwise.
+const DEFAULT_LISTEN: &str = "127.0.0.1:8080";
 
 /// Options of the built-in generator.
 #[derive(Args)]
@@ -279,7 +294,7 @@ fn main() -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
-        Command::Run(args) => run(args),
+        Command::Run(args) => run(*args),
         Command::Generate(args) => generate(args),
         Command::Kafka(args) => kafka_offsets(args),
         Command::Config => {
@@ -356,10 +371,58 @@ fn run(args: RunArgs) -> Result<()> {
             .with_context(|| format!("cannot write views to {}", path.display()))?;
     }
     let summary = !args.quiet;
+    let listener = if args.no_serve {
+        None
+    } else if let Some(addr) = args.listen {
+        Some(Listener::bind(addr).map_err(anyhow::Error::msg)?)
+    } else {
+        let default = DEFAULT_LISTEN.parse().expect("a valid address");
+        match Listener::bind(default) {
+            Ok(l) => Some(l),
+            // Another run has it: any free port, said in the banner.
+            Err(_) => Some(
+                Listener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .map_err(anyhow::Error::msg)?,
+            ),
+        }
+    };
+    let token = args
+        .token
+        .or_else(|| std::env::var("LAMBDAFLOW_TOKEN").ok())
+        .filter(|t| !t.is_empty());
     if summary {
         println!("{}", banner(&config));
+        if let Some(l) = &listener {
+            println!(
+                "dashboard: http://{}/ (API: /api/views, /api/status, /metrics{})",
+                l.addr(),
+                if token.is_some() {
+                    "; bearer token required"
+                } else {
+                    ""
+                }
+            );
+        }
     }
+    let (workers, source, has_lake) = (
+        config.workers,
+        source_label(&config.source),
+        config.lake.is_some(),
+    );
     let pipeline = Pipeline::start(config)?;
+    let server = match listener {
+        Some(l) => {
+            let served = Served {
+                store: pipeline.views().clone(),
+                stats: pipeline.stats().clone(),
+                lake: has_lake.then(|| pipeline.lake_status().clone()),
+                workers,
+                source,
+            };
+            Some(Server::start(l, token, served).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     if summary && let Some(meta) = pipeline.resumed() {
         println!(
             "resuming the lake after epoch {}: its committed rows are replayed into the views, \
@@ -386,7 +449,11 @@ fn run(args: RunArgs) -> Result<()> {
     }
     let store = pipeline.views().clone();
     let stats = pipeline.stats().clone();
-    pipeline.join()?;
+    let joined = pipeline.join();
+    if let Some(server) = server {
+        server.stop();
+    }
+    joined?;
     if summary {
         println!("{}", live_line_final(&store, &stats));
     }
@@ -402,8 +469,8 @@ fn run(args: RunArgs) -> Result<()> {
     Ok(())
 }
 
-fn banner(config: &PipelineConfig) -> String {
-    let source = match &config.source {
+fn source_label(source: &SourceSpec) -> String {
+    match source {
         SourceSpec::Generate(g) => match g.rate {
             Some(r) => format!("generated events at {r}/s"),
             None => "generated events as fast as possible".to_owned(),
@@ -412,7 +479,11 @@ fn banner(config: &PipelineConfig) -> String {
         SourceSpec::Files(f) => format!("{} files", f.len()),
         SourceSpec::Stdin => "standard input".to_owned(),
         SourceSpec::Kafka(k) => k.display(),
-    };
+    }
+}
+
+fn banner(config: &PipelineConfig) -> String {
+    let source = source_label(&config.source);
     let epoch = match config.epoch {
         EpochPolicy::Interval(d) => format!("{}ms epochs", d.as_millis()),
         EpochPolicy::Records(n) => format!("epochs of {n} records"),

@@ -499,6 +499,11 @@ impl ViewStore {
         state.as_of = Some(state.as_of.map_or(epoch, |e| e.max(epoch)));
     }
 
+    /// The views this store keeps.
+    pub fn enabled(&self) -> &[ViewId] {
+        &self.enabled
+    }
+
     /// Reads the state under the lock.
     pub fn read<R>(&self, f: impl FnOnce(&ViewState) -> R) -> R {
         f(&self.state.read().unwrap_or_else(|e| e.into_inner()))

@@ -1,0 +1,564 @@
+//! The serving layer: the views, the run's status and Prometheus metrics over HTTP, and a live
+//! dashboard, from the `run` process itself.
+//!
+//! Every answer about views is read under the view store's lock, so it is as of one closed epoch
+//! (`as_of_epoch`), never half of one. The server runs on a thread of its own with a
+//! single-threaded tokio runtime; the workers never wait for it.
+
+use std::fmt::Write as _;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use axum::Router;
+use axum::extract::{Path, Query, Request, State};
+use axum::http::{HeaderMap, StatusCode, header};
+use axum::middleware::{self, Next};
+use axum::response::{Html, IntoResponse, Response};
+use axum::routing::get;
+use serde::Deserialize;
+use serde_json::{Value as Json, json};
+
+use crate::lake::dataflow::SharedStatus;
+use crate::pipeline::Stats;
+use crate::views::{ViewId, ViewStore};
+
+/// What the server reads.
+#[derive(Clone)]
+pub struct Served {
+    /// The views.
+    pub store: Arc<ViewStore>,
+    /// The run's counters.
+    pub stats: Arc<Stats>,
+    /// The lake's progress, if the run writes one.
+    pub lake: Option<SharedStatus>,
+    /// Worker threads.
+    pub workers: usize,
+    /// The source, as shown to people.
+    pub source: String,
+}
+
+/// Rows one view request may return at most.
+pub const MAX_LIMIT: usize = 10_000;
+
+#[derive(Clone)]
+struct App {
+    served: Served,
+    token: Option<Arc<str>>,
+    rate: Arc<std::sync::Mutex<RateSampler>>,
+}
+
+/// Events per second over the last second or so.
+#[derive(Debug)]
+struct RateSampler {
+    last: (Instant, u64),
+    rate: f64,
+}
+
+impl RateSampler {
+    fn sample(&mut self, records: u64) -> f64 {
+        let now = Instant::now();
+        let elapsed = now.duration_since(self.last.0);
+        if elapsed >= Duration::from_millis(900) {
+            self.rate = records.saturating_sub(self.last.1) as f64 / elapsed.as_secs_f64();
+            self.last = (now, records);
+        }
+        self.rate
+    }
+}
+
+/// A running server.
+pub struct Server {
+    addr: SocketAddr,
+    stop: Option<tokio::sync::oneshot::Sender<()>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+/// A bound listening socket, not serving yet: binding first makes a taken port an error before
+/// the pipeline starts.
+pub struct Listener {
+    socket: std::net::TcpListener,
+    addr: SocketAddr,
+}
+
+impl Listener {
+    /// Binds `addr`.
+    pub fn bind(addr: SocketAddr) -> Result<Listener, String> {
+        let fail = |e: std::io::Error| format!("cannot listen on {addr}: {e}");
+        let socket = std::net::TcpListener::bind(addr).map_err(fail)?;
+        socket.set_nonblocking(true).map_err(fail)?;
+        let addr = socket.local_addr().map_err(fail)?;
+        Ok(Listener { socket, addr })
+    }
+
+    /// The address bound (with the port chosen when asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+}
+
+impl Server {
+    /// Serves on `listener` from a thread of its own; with a `token`, every endpoint but `/`
+    /// wants `Authorization: Bearer TOKEN`.
+    pub fn start(
+        listener: Listener,
+        token: Option<String>,
+        served: Served,
+    ) -> Result<Server, String> {
+        let addr = listener.addr;
+        let records = served.stats.records_in.load(Ordering::Relaxed);
+        let app = App {
+            served,
+            token: token.as_deref().map(Arc::from),
+            rate: Arc::new(std::sync::Mutex::new(RateSampler {
+                last: (Instant::now(), records),
+                rate: 0.0,
+            })),
+        };
+        let (stop, stopped) = tokio::sync::oneshot::channel::<()>();
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_io()
+            .enable_time()
+            .build()
+            .map_err(|e| format!("starting the HTTP server: {e}"))?;
+        let socket = listener.socket;
+        let thread = std::thread::Builder::new()
+            .name("http".into())
+            .spawn(move || {
+                runtime.block_on(async move {
+                    let listener = match tokio::net::TcpListener::from_std(socket) {
+                        Ok(l) => l,
+                        Err(e) => {
+                            tracing::warn!("http: {e}");
+                            return;
+                        }
+                    };
+                    let served = axum::serve(listener, router(app)).with_graceful_shutdown(async {
+                        let _ = stopped.await;
+                    });
+                    if let Err(e) = served.await {
+                        tracing::warn!("http: {e}");
+                    }
+                });
+            })
+            .map_err(|e| format!("starting the HTTP server: {e}"))?;
+        Ok(Server {
+            addr,
+            stop: Some(stop),
+            thread: Some(thread),
+        })
+    }
+
+    /// The address it listens on (with the port chosen when asked for port 0).
+    pub fn addr(&self) -> SocketAddr {
+        self.addr
+    }
+
+    /// Stops serving.
+    pub fn stop(mut self) {
+        if let Some(stop) = self.stop.take() {
+            let _ = stop.send(());
+        }
+        if let Some(thread) = self.thread.take() {
+            let _ = thread.join();
+        }
+    }
+}
+
+fn router(app: App) -> Router {
+    let api = Router::new()
+        .route("/api/views", get(list_views))
+        .route("/api/views/{name}", get(view))
+        .route("/api/status", get(status))
+        .route("/metrics", get(metrics))
+        .route_layer(middleware::from_fn_with_state(app.clone(), check_token));
+    Router::new()
+        .route("/", get(dashboard))
+        .merge(api)
+        .fallback(|| async {
+            error(
+                StatusCode::NOT_FOUND,
+                "no such endpoint (see /api/views, /api/status, /metrics)",
+            )
+        })
+        .method_not_allowed_fallback(|| async {
+            error(StatusCode::METHOD_NOT_ALLOWED, "only GET is served")
+        })
+        .with_state(app)
+}
+
+/// A JSON error body: `{"error": message}`.
+fn error(status: StatusCode, message: impl Into<String>) -> Response {
+    (status, axum::Json(json!({"error": message.into()}))).into_response()
+}
+
+async fn check_token(State(app): State<App>, request: Request, next: Next) -> Response {
+    if let Some(token) = &app.token {
+        let given = request
+            .headers()
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "));
+        if given != Some(token.as_ref()) {
+            let mut response = error(
+                StatusCode::UNAUTHORIZED,
+                "this server wants `Authorization: Bearer TOKEN` (the token given to `run --token`)",
+            );
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                "Bearer".parse().expect("a valid header"),
+            );
+            return response;
+        }
+    }
+    next.run(request).await
+}
+
+async fn dashboard() -> Html<&'static str> {
+    Html(include_str!("dashboard.html"))
+}
+
+async fn list_views(State(app): State<App>) -> Response {
+    let store = &app.served.store;
+    let body = store.read(|state| {
+        let views: Vec<Json> = store
+            .enabled()
+            .iter()
+            .map(|&v| {
+                let spec = v.spec();
+                json!({"name": spec.name, "description": spec.description, "key": spec.key,
+                    "value": spec.value, "rows": state.tables[v as usize].len()})
+            })
+            .collect();
+        json!({"as_of_epoch": state.as_of, "views": views})
+    });
+    axum::Json(body).into_response()
+}
+
+/// The query of `GET /api/views/{name}`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ViewQuery {
+    /// Only rows whose key (or one of whose key fields) is this.
+    key: Option<String>,
+    /// At most this many rows.
+    limit: Option<usize>,
+    /// `key` (default), `value` or `-value` (by the view's first value field; `-` descending).
+    order: Option<String>,
+}
+
+async fn view(
+    State(app): State<App>,
+    Path(name): Path<String>,
+    query: Result<Query<ViewQuery>, axum::extract::rejection::QueryRejection>,
+) -> Response {
+    let Query(query) = match query {
+        Ok(q) => q,
+        Err(e) => {
+            return error(
+                StatusCode::BAD_REQUEST,
+                format!("bad query: {}", e.body_text()),
+            );
+        }
+    };
+    let store = &app.served.store;
+    let Some(id) = ViewId::from_name(&name).filter(|v| store.enabled().contains(v)) else {
+        let known: Vec<&str> = store.enabled().iter().map(|v| v.spec().name).collect();
+        return error(
+            StatusCode::NOT_FOUND,
+            format!("unknown view `{name}` (views: {})", known.join(", ")),
+        );
+    };
+    let limit = query.limit.unwrap_or(1000);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("limit must be between 1 and {MAX_LIMIT}"),
+        );
+    }
+    let order = query.order.as_deref().unwrap_or("key");
+    if !matches!(order, "key" | "value" | "-value") {
+        return error(
+            StatusCode::BAD_REQUEST,
+            format!("order `{order}` is not key, value or -value"),
+        );
+    }
+    let body = store.read(|state| {
+        let mut rows = store.rows_json(state, id);
+        if let Some(key) = &query.key {
+            rows.retain(|row| key_matches(&row["key"], key));
+        }
+        if order != "key" {
+            let field = id.spec().value[0];
+            rows.sort_by(|a, b| {
+                let (x, y) = (number(&a["value"], field), number(&b["value"], field));
+                let by = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
+                if order == "-value" { by.reverse() } else { by }
+            });
+        }
+        let total = rows.len();
+        rows.truncate(limit);
+        let spec = id.spec();
+        json!({"view": spec.name, "description": spec.description, "as_of_epoch": state.as_of,
+            "total_rows": total, "rows": rows})
+    });
+    axum::Json(body).into_response()
+}
+
+/// Whether a row's key is `wanted`, or has a field that is.
+fn key_matches(key: &Json, wanted: &str) -> bool {
+    let is = |v: &Json| match v {
+        Json::String(s) => s == wanted,
+        Json::Null => wanted == "null",
+        other => wanted.parse::<Json>().is_ok_and(|w| w == *other),
+    };
+    match key {
+        Json::Object(fields) => fields.values().any(is),
+        other => is(other),
+    }
+}
+
+/// A value's `field` (the whole value when it has one field) as a number; money is a decimal
+/// string.
+fn number(value: &Json, field: &str) -> f64 {
+    let v = match value {
+        Json::Object(fields) => fields.get(field).unwrap_or(&Json::Null),
+        other => other,
+    };
+    match v {
+        Json::Number(n) => n.as_f64(),
+        Json::String(s) => s.parse().ok(),
+        _ => None,
+    }
+    .unwrap_or(f64::NAN)
+}
+
+fn latency_ms(stats: &Stats) -> Json {
+    let h = stats
+        .epoch_latency
+        .lock()
+        .unwrap_or_else(|e| e.into_inner());
+    let ms = |q: f64| h.value_at_quantile(q) as f64 / 1000.0;
+    json!({"p50": ms(0.5), "p99": ms(0.99), "p999": ms(0.999), "max": h.max() as f64 / 1000.0,
+        "count": h.len()})
+}
+
+async fn status(State(app): State<App>) -> Response {
+    let s = &app.served;
+    let stats = &s.stats;
+    let records = stats.records_in.load(Ordering::Relaxed);
+    let rate = app
+        .rate
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .sample(records);
+    let closed = s.store.read(|state| state.as_of);
+    let lake = s.lake.as_ref().map(|l| {
+        let l = l.lock().unwrap_or_else(|e| e.into_inner());
+        json!({"committed_epoch": l.committed.map(|c| c.0), "version": l.committed.map(|c| c.1),
+            "commits": l.commits, "error": l.error})
+    });
+    let positions: Vec<Json> = stats
+        .positions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .enumerate()
+        .map(|(w, (epoch, p))| json!({"worker": w, "epoch": epoch, "positions": p}))
+        .collect();
+    let lag: serde_json::Map<String, Json> = stats
+        .lag
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(p, l)| {
+            (
+                p.clone(),
+                json!({"next": l.next, "high": l.high, "lag": l.lag()}),
+            )
+        })
+        .collect();
+    axum::Json(json!({
+        "source": s.source,
+        "workers": s.workers,
+        "uptime_seconds": stats.started.elapsed().as_secs_f64(),
+        "epochs": {"ingested": stats.epoch.load(Ordering::Relaxed), "closed": closed,
+            "committed": lake.as_ref().and_then(|l| l["committed_epoch"].as_u64())},
+        "records_in": records,
+        "bytes_in": stats.bytes_in.load(Ordering::Relaxed),
+        "events": stats.events.load(Ordering::Relaxed),
+        "dead_letters": stats.dead_letters.load(Ordering::Relaxed),
+        "events_per_second": rate,
+        "epoch_latency_ms": latency_ms(stats),
+        "positions": positions,
+        "kafka_lag": lag,
+        "lake": lake,
+    }))
+    .into_response()
+}
+
+/// Upper bounds of the epoch latency histogram's buckets, in seconds.
+const LATENCY_BUCKETS: [f64; 14] = [
+    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
+];
+
+async fn metrics(State(app): State<App>) -> Response {
+    let s = &app.served;
+    let stats = &s.stats;
+    let mut out = String::new();
+    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
+        let _ = writeln!(out, "# HELP {name} {help}");
+        let _ = writeln!(out, "# TYPE {name} {kind}");
+        for (labels, value) in samples {
+            let _ = writeln!(out, "{name}{labels} {value}");
+        }
+    };
+    let one = |v: u64| [(String::new(), v as f64)];
+    metric(
+        "lambdaflow_records_in_total",
+        "counter",
+        "Raw records read from the sources.",
+        &one(stats.records_in.load(Ordering::Relaxed)),
+    );
+    metric(
+        "lambdaflow_bytes_in_total",
+        "counter",
+        "Raw bytes read from the sources.",
+        &one(stats.bytes_in.load(Ordering::Relaxed)),
+    );
+    metric(
+        "lambdaflow_events_total",
+        "counter",
+        "Records decoded into events.",
+        &one(stats.events.load(Ordering::Relaxed)),
+    );
+    metric(
+        "lambdaflow_dead_letters_total",
+        "counter",
+        "Records that became dead letters.",
+        &one(stats.dead_letters.load(Ordering::Relaxed)),
+    );
+    metric(
+        "lambdaflow_epoch",
+        "gauge",
+        "The highest epoch a worker has reached.",
+        &one(stats.epoch.load(Ordering::Relaxed)),
+    );
+    let (closed, rows): (Option<u64>, Vec<(String, f64)>) = s.store.read(|state| {
+        (
+            state.as_of,
+            s.store
+                .enabled()
+                .iter()
+                .map(|&v| {
+                    (
+                        format!("{{view=\"{}\"}}", v.spec().name),
+                        state.tables[v as usize].len() as f64,
+                    )
+                })
+                .collect(),
+        )
+    });
+    if let Some(closed) = closed {
+        metric(
+            "lambdaflow_closed_epoch",
+            "gauge",
+            "The last epoch every view has absorbed.",
+            &one(closed),
+        );
+    }
+    metric("lambdaflow_view_rows", "gauge", "Rows in each view.", &rows);
+    metric(
+        "lambdaflow_workers",
+        "gauge",
+        "Worker threads.",
+        &one(s.workers as u64),
+    );
+    metric(
+        "lambdaflow_uptime_seconds",
+        "gauge",
+        "Seconds since the run started.",
+        &[(String::new(), stats.started.elapsed().as_secs_f64())],
+    );
+    if let Some(lake) = &s.lake {
+        let l = lake.lock().unwrap_or_else(|e| e.into_inner());
+        metric(
+            "lambdaflow_lake_commits_total",
+            "counter",
+            "Lake commits made by this run.",
+            &one(l.commits),
+        );
+        if let Some((epoch, version)) = l.committed {
+            metric(
+                "lambdaflow_lake_committed_epoch",
+                "gauge",
+                "The last epoch committed to the lake.",
+                &one(epoch),
+            );
+            metric(
+                "lambdaflow_lake_version",
+                "gauge",
+                "The events table's Delta version.",
+                &one(version),
+            );
+        }
+    }
+    let lag: Vec<(String, f64)> = stats
+        .lag
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .iter()
+        .map(|(p, l)| {
+            (
+                format!("{{partition=\"{}\"}}", p.replace(['\\', '"'], "_")),
+                l.lag() as f64,
+            )
+        })
+        .collect();
+    if !lag.is_empty() {
+        metric(
+            "lambdaflow_kafka_lag",
+            "gauge",
+            "Messages not read yet, per partition.",
+            &lag,
+        );
+    }
+    {
+        let h = stats
+            .epoch_latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        let name = "lambdaflow_epoch_latency_seconds";
+        let _ = writeln!(
+            out,
+            "# HELP {name} From a worker leaving an epoch to every view having absorbed it."
+        );
+        let _ = writeln!(out, "# TYPE {name} histogram");
+        for bound in LATENCY_BUCKETS {
+            let micros = (bound * 1e6) as u64;
+            let count: u64 = h
+                .iter_recorded()
+                .filter(|v| v.value_iterated_to() <= micros)
+                .map(|v| v.count_at_value())
+                .sum();
+            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
+        }
+        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.len());
+        let sum: f64 = h
+            .iter_recorded()
+            .map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64)
+            .sum::<f64>()
+            / 1e6;
+        let _ = writeln!(out, "{name}_sum {sum}");
+        let _ = writeln!(out, "{name}_count {}", h.len());
+    }
+    let mut headers = HeaderMap::new();
+    headers.insert(
+        header::CONTENT_TYPE,
+        "text/plain; version=0.0.4; charset=utf-8"
+            .parse()
+            .expect("a valid header"),
+    );
+    (headers, out).into_response()
+}
