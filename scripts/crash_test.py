@@ -64,6 +64,17 @@ def phase(data_dir, before):
     return " + ".join(found) or "nothing pending (between or right after commits)"
 
 
+def kill_after(proc, delay):
+    """SIGKILLs `proc` after `delay` seconds unless it ends first; returns whether it was killed."""
+    try:
+        proc.wait(timeout=delay)
+        return False
+    except subprocess.TimeoutExpired:
+        proc.send_signal(signal.SIGKILL)
+        proc.wait()
+        return True
+
+
 def run_round(binary, workdir, name, source_args, workers, commit_epochs, kills_wanted, rng, stats):
     data = os.path.join(workdir, name)
     shutil.rmtree(data, ignore_errors=True)
@@ -85,11 +96,7 @@ def run_round(binary, workdir, name, source_args, workers, commit_epochs, kills_
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if kills < kills_wanted:
             delay = rng.uniform(0.02, max(0.1, duration * 0.6))
-            try:
-                proc.wait(timeout=delay)
-            except subprocess.TimeoutExpired:
-                proc.send_signal(signal.SIGKILL)
-                proc.wait()
+            if kill_after(proc, delay):
                 kills += 1
                 where = phase(data, before)
                 stats[where] += 1

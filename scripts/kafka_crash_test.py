@@ -13,7 +13,6 @@ import json
 import os
 import random
 import shutil
-import signal
 import subprocess
 import sys
 import time
@@ -21,7 +20,7 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(__file__))
 import lake_check  # noqa: E402
-from crash_test import pending_files, phase  # noqa: E402
+from crash_test import kill_after, pending_files, phase  # noqa: E402
 
 
 def main(binary, workdir, bootstrap, topic, min_kills=20, seed=None):
@@ -59,13 +58,9 @@ def main(binary, workdir, bootstrap, topic, min_kills=20, seed=None):
                                  "--commit-interval", "300ms", "--source", url, "--data-dir", data],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         delay = rng.uniform(0.2, 1.5)
-        try:
-            proc.wait(timeout=delay)
+        if not kill_after(proc, delay):
             print(f"run exited by itself ({proc.returncode}): {proc.stderr.read().decode()}")
             return 1
-        except subprocess.TimeoutExpired:
-            proc.send_signal(signal.SIGKILL)
-            proc.wait()
         kills += 1
         where = phase(data, before)
         stats[where] += 1

@@ -415,36 +415,41 @@ async fn metrics(State(app): State<App>) -> Response {
         }
     };
     let one = |v: u64| [(String::new(), v as f64)];
-    metric(
-        "lambdaflow_records_in_total",
-        "counter",
-        "Raw records read from the sources.",
-        &one(stats.records_in.load(Ordering::Relaxed)),
-    );
-    metric(
-        "lambdaflow_bytes_in_total",
-        "counter",
-        "Raw bytes read from the sources.",
-        &one(stats.bytes_in.load(Ordering::Relaxed)),
-    );
-    metric(
-        "lambdaflow_events_total",
-        "counter",
-        "Records decoded into events.",
-        &one(stats.events.load(Ordering::Relaxed)),
-    );
-    metric(
-        "lambdaflow_dead_letters_total",
-        "counter",
-        "Records that became dead letters.",
-        &one(stats.dead_letters.load(Ordering::Relaxed)),
-    );
-    metric(
-        "lambdaflow_epoch",
-        "gauge",
-        "The highest epoch a worker has reached.",
-        &one(stats.epoch.load(Ordering::Relaxed)),
-    );
+    let counters = [
+        (
+            "lambdaflow_records_in_total",
+            "counter",
+            "Raw records read from the sources.",
+            &stats.records_in,
+        ),
+        (
+            "lambdaflow_bytes_in_total",
+            "counter",
+            "Raw bytes read from the sources.",
+            &stats.bytes_in,
+        ),
+        (
+            "lambdaflow_events_total",
+            "counter",
+            "Records decoded into events.",
+            &stats.events,
+        ),
+        (
+            "lambdaflow_dead_letters_total",
+            "counter",
+            "Records that became dead letters.",
+            &stats.dead_letters,
+        ),
+        (
+            "lambdaflow_epoch",
+            "gauge",
+            "The highest epoch a worker has reached.",
+            &stats.epoch,
+        ),
+    ];
+    for (name, kind, help, value) in counters {
+        metric(name, kind, help, &one(value.load(Ordering::Relaxed)));
+    }
     let (closed, rows): (Option<u64>, Vec<(String, f64)>) = s.store.read(|state| {
         (
             state.as_of,

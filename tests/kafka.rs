@@ -3,8 +3,8 @@
 //! exactly once, malformed and oversized messages become dead letters with their partition and
 //! offset, offsets reach the consumer group, and a broker that goes away loses nothing.
 
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output, Stdio};
+use std::path::Path;
+use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use rdkafka::ClientConfig;
@@ -13,30 +13,10 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{BaseRecord, DefaultProducerContext, Producer, ThreadedProducer};
 use rdkafka::{Offset, TopicPartitionList};
 
-fn lambdaflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+#[path = "support/run.rs"]
+mod run;
 
-fn ok_bytes(args: &[&str]) -> Vec<u8> {
-    let out = lambdaflow(args);
-    assert!(
-        out.status.success(),
-        "lambdaflow {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    out.stdout
-}
-
-fn ok(args: &[&str]) -> String {
-    String::from_utf8(ok_bytes(args)).unwrap()
-}
-
-fn json(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
+use run::{Dirs, json, lambdaflow, ok, ok_bytes};
 
 fn info(data: &Path) -> serde_json::Value {
     let data = data.display().to_string();
@@ -169,23 +149,6 @@ fn dead_letters(data: &Path) -> Vec<(String, String, i64)> {
         }
     }
     out
-}
-
-struct Dirs {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Dirs {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        Dirs { _tmp: tmp, root }
-    }
-
-    fn path(&self, name: &str) -> PathBuf {
-        self.root.join(name)
-    }
 }
 
 /// The views of the same records read from a file: what the Kafka run must equal.

@@ -2,61 +2,11 @@
 //! `verify` recompute from it, `lake` compacts and time-travels, and a restart continues.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
 
-fn lambdaflow(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
-        .args(args)
-        .output()
-        .unwrap()
-}
+#[path = "support/run.rs"]
+mod run;
 
-fn ok(args: &[&str]) -> String {
-    let out = lambdaflow(args);
-    assert!(
-        out.status.success(),
-        "lambdaflow {args:?} failed: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8(out.stdout).unwrap()
-}
-
-fn views(path: &Path) -> serde_json::Value {
-    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
-}
-
-struct Dirs {
-    _tmp: tempfile::TempDir,
-    root: PathBuf,
-}
-
-impl Dirs {
-    fn new() -> Self {
-        let tmp = tempfile::tempdir().unwrap();
-        let root = tmp.path().to_path_buf();
-        Dirs { _tmp: tmp, root }
-    }
-
-    fn path(&self, name: &str) -> String {
-        self.root.join(name).display().to_string()
-    }
-
-    fn generate(&self, name: &str, count: u64, seed: u64) -> String {
-        let path = self.path(name);
-        ok(&[
-            "generate",
-            "--count",
-            &count.to_string(),
-            "--seed",
-            &seed.to_string(),
-            "--bad-fraction",
-            "0.01",
-            "-o",
-            &path,
-        ]);
-        path
-    }
-}
+use run::{Dirs, json as views, lambdaflow, ok};
 
 fn run_file(input: &str, data: &str, workers: &str, views_out: &str) {
     ok(&[
@@ -88,9 +38,9 @@ fn info(data: &str, extra: &[&str]) -> serde_json::Value {
 fn batch_and_verify_agree_with_run_and_verify_catches_a_removed_file() {
     let d = Dirs::new();
     let input = d.generate("in.jsonl", 30_000, 3);
-    let data = d.path("data");
-    run_file(&input, &data, "2", &d.path("run.json"));
-    let live = views(Path::new(&d.path("run.json")));
+    let data = d.arg("data");
+    run_file(&input, &data, "2", &d.arg("run.json"));
+    let live = views(Path::new(&d.arg("run.json")));
 
     ok(&[
         "batch",
@@ -99,9 +49,9 @@ fn batch_and_verify_agree_with_run_and_verify_catches_a_removed_file() {
         "--workers",
         "2",
         "--views-out",
-        &d.path("batch.json"),
+        &d.arg("batch.json"),
     ]);
-    let batch = views(Path::new(&d.path("batch.json")));
+    let batch = views(Path::new(&d.arg("batch.json")));
     assert_eq!(batch["views"], live["views"]);
     assert_eq!(batch["as_of_epoch"], live["as_of_epoch"]);
 
@@ -118,10 +68,10 @@ fn batch_and_verify_agree_with_run_and_verify_catches_a_removed_file() {
         "--to",
         "2025-01-01",
         "--views-out",
-        &d.path("day.json"),
+        &d.arg("day.json"),
     ]);
     assert_eq!(
-        views(Path::new(&d.path("day.json")))["views"]["events_by_type"],
+        views(Path::new(&d.arg("day.json")))["views"]["events_by_type"],
         live["views"]["events_by_type"]
     );
     ok(&[
@@ -131,10 +81,10 @@ fn batch_and_verify_agree_with_run_and_verify_catches_a_removed_file() {
         "--from",
         "2025-01-02",
         "--views-out",
-        &d.path("none.json"),
+        &d.arg("none.json"),
     ]);
     assert_eq!(
-        views(Path::new(&d.path("none.json")))["views"]["events_by_type"],
+        views(Path::new(&d.arg("none.json")))["views"]["events_by_type"],
         serde_json::json!([])
     );
 
@@ -175,7 +125,7 @@ fn walk(dir: &Path) -> Vec<PathBuf> {
 #[test]
 fn a_second_run_continues_where_the_first_stopped() {
     let d = Dirs::new();
-    let data = d.path("data");
+    let data = d.arg("data");
     let generated = |count: &str, out: &str, data: &str| {
         ok(&[
             "run",
@@ -203,11 +153,11 @@ fn a_second_run_continues_where_the_first_stopped() {
             out,
         ])
     };
-    generated("8000", &d.path("first.json"), &data);
-    generated("20000", &d.path("second.json"), &data);
-    generated("20000", &d.path("whole.json"), &d.path("whole"));
-    let second = views(Path::new(&d.path("second.json")));
-    let whole = views(Path::new(&d.path("whole.json")));
+    generated("8000", &d.arg("first.json"), &data);
+    generated("20000", &d.arg("second.json"), &data);
+    generated("20000", &d.arg("whole.json"), &d.arg("whole"));
+    let second = views(Path::new(&d.arg("second.json")));
+    let whole = views(Path::new(&d.arg("whole.json")));
     assert_eq!(second["views"], whole["views"]);
     let events: i64 = second["views"]["events_by_type"]
         .as_array()
@@ -251,9 +201,9 @@ fn a_second_run_continues_where_the_first_stopped() {
 #[test]
 fn compaction_keeps_the_content_and_time_travel_reads_older_versions() {
     let d = Dirs::new();
-    let data = d.path("data");
+    let data = d.arg("data");
     let first = d.generate("a.jsonl", 20_000, 7);
-    run_file(&first, &data, "2", &d.path("first.json"));
+    run_file(&first, &data, "2", &d.arg("first.json"));
     let v1 = info(&data, &[])["events"]["version"].as_u64().unwrap();
 
     let before = info(&data, &[]);
@@ -269,12 +219,12 @@ fn compaction_keeps_the_content_and_time_travel_reads_older_versions() {
         "--data-dir",
         &data,
         "--views-out",
-        &d.path("compacted.json"),
+        &d.arg("compacted.json"),
     ]);
-    let compacted = views(Path::new(&d.path("compacted.json")));
+    let compacted = views(Path::new(&d.arg("compacted.json")));
     assert_eq!(
         compacted["views"],
-        views(Path::new(&d.path("first.json")))["views"]
+        views(Path::new(&d.arg("first.json")))["views"]
     );
     let verified = ok(&["verify", "--data-dir", &data]);
     assert!(verified.starts_with("ok:"), "{verified}");
@@ -289,10 +239,10 @@ fn compaction_keeps_the_content_and_time_travel_reads_older_versions() {
         "--as-of-version",
         &v1.to_string(),
         "--views-out",
-        &d.path("old.json"),
+        &d.arg("old.json"),
     ]);
     assert_eq!(
-        views(Path::new(&d.path("old.json")))["views"],
+        views(Path::new(&d.arg("old.json")))["views"],
         compacted["views"]
     );
 
@@ -312,9 +262,9 @@ fn compaction_keeps_the_content_and_time_travel_reads_older_versions() {
         "--as-of-epoch",
         "0",
         "--views-out",
-        &d.path("e1.json"),
+        &d.arg("e1.json"),
     ]);
-    let early = count(&views(Path::new(&d.path("e1.json"))));
+    let early = count(&views(Path::new(&d.arg("e1.json"))));
     assert!(early > 0 && early < count(&compacted), "{early}");
 
     // Vacuum with no retention removes the files compaction replaced; the latest version
@@ -326,10 +276,10 @@ fn compaction_keeps_the_content_and_time_travel_reads_older_versions() {
         "--data-dir",
         &data,
         "--views-out",
-        &d.path("vacuumed.json"),
+        &d.arg("vacuumed.json"),
     ]);
     assert_eq!(
-        views(Path::new(&d.path("vacuumed.json")))["views"],
+        views(Path::new(&d.arg("vacuumed.json")))["views"],
         compacted["views"]
     );
 }
@@ -337,8 +287,8 @@ fn compaction_keeps_the_content_and_time_travel_reads_older_versions() {
 #[test]
 fn a_new_optional_field_adds_a_nullable_column() {
     let d = Dirs::new();
-    let data = d.path("data");
-    let dir = d.path("inputs");
+    let data = d.arg("data");
+    let dir = d.arg("inputs");
     std::fs::create_dir(&dir).unwrap();
     std::fs::write(
         format!("{dir}/1.jsonl"),
@@ -357,7 +307,7 @@ fn a_new_optional_field_adds_a_nullable_column() {
         lambdaflow(&args)
     };
     assert!(run(None).status.success());
-    let config = d.path("coupon.toml");
+    let config = d.arg("coupon.toml");
     let mut text = lambdaflow::config::DEFAULT_CONFIG.to_string();
     text.push_str("\n[[schema.fields]]\nname = \"coupon\"\ntype = \"string\"\n");
     std::fs::write(&config, &text).unwrap();
@@ -384,9 +334,9 @@ fn a_new_optional_field_adds_a_nullable_column() {
         "--data-dir",
         &data,
         "--views-out",
-        &d.path("b.json"),
+        &d.arg("b.json"),
     ]);
-    let b = views(Path::new(&d.path("b.json")));
+    let b = views(Path::new(&d.arg("b.json")));
     assert_eq!(
         b["views"]["events_by_type"],
         serde_json::json!([{"key": "purchase", "value": 1}])
@@ -405,7 +355,7 @@ fn a_new_optional_field_adds_a_nullable_column() {
 #[test]
 fn an_unusable_data_dir_is_one_clear_error() {
     let d = Dirs::new();
-    let file = d.path("plain-file");
+    let file = d.arg("plain-file");
     std::fs::write(&file, "x").unwrap();
     let out = lambdaflow(&[
         "run",
@@ -424,7 +374,7 @@ fn an_unusable_data_dir_is_one_clear_error() {
         err.contains("plain-file/data") && err.trim().lines().count() == 1,
         "{err}"
     );
-    let out = lambdaflow(&["verify", "--data-dir", &d.path("nothing-here")]);
+    let out = lambdaflow(&["verify", "--data-dir", &d.arg("nothing-here")]);
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a lambdaflow lake"), "{err}");

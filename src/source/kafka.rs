@@ -270,6 +270,8 @@ impl Outage {
 
 #[derive(Debug)]
 struct Part {
+    /// `TOPIC/PARTITION`, as lag is reported.
+    label: String,
     /// The next offset to read.
     next: i64,
     /// Bounded reading stops here.
@@ -438,15 +440,12 @@ pub fn open(
     for (t, topic) in spec.topics.iter().enumerate() {
         for p in (0..known[t]).filter(|&p| owner(t as u32, p, peers) == index) {
             let (t, p) = (t as u32, p as i32);
-            let watermarks = || {
-                consumer
-                    .fetch_watermarks(topic, p, timeout)
-                    .map_err(|e| kafka_error(&spec, &format!("{topic}/{p} watermarks"), e))
-            };
+            let (low, high) = consumer
+                .fetch_watermarks(topic, p, timeout)
+                .map_err(|e| kafka_error(&spec, &format!("{topic}/{p} watermarks"), e))?;
             let next = match resume {
                 Some(r) => {
                     let next = r.get(&(t, p as u32)).map_or(0, |&o| o as i64);
-                    let (low, _) = watermarks()?;
                     if next < low {
                         tracing::warn!(
                             "kafka: {topic}/{p}: offsets {next} to {} were deleted by the broker's retention before they were read; reading on from {low}",
@@ -455,16 +454,13 @@ pub fn open(
                     }
                     next.max(low)
                 }
-                None => start_offset(&consumer, &spec, topic, p)?,
+                None => start_offset(&consumer, &spec, topic, p, (low, high))?,
             };
-            let end = if spec.until_end {
-                Some(watermarks()?.1)
-            } else {
-                None
-            };
+            let end = spec.until_end.then_some(high);
             parts.insert(
                 (t, p),
                 Part {
+                    label: format!("{topic}/{p}"),
                     next,
                     end,
                     done: end.is_some_and(|e| next >= e),
@@ -505,10 +501,6 @@ pub fn open(
 }
 
 impl KafkaSource {
-    fn label(&self, t: u32, p: i32) -> String {
-        format!("{}/{p}", self.spec.topics[t as usize])
-    }
-
     /// Takes what the watch thread found: new partitions to read, and lag.
     fn take_watch(&mut self) -> Result<(), SourceError> {
         let (partitions, highs) = {
@@ -535,6 +527,7 @@ impl KafkaSource {
                     self.parts.insert(
                         (t32, p as i32),
                         Part {
+                            label: format!("{}/{p}", self.spec.topics[t]),
                             next: 0,
                             end: None,
                             done: false,
@@ -561,8 +554,8 @@ impl KafkaSource {
                     next: part.next,
                     high,
                 };
-                behind.push(format!("{} {}", self.label(t, p), lag.lag()));
-                board.insert(self.label(t, p), lag);
+                behind.push(format!("{} {}", part.label, lag.lag()));
+                board.insert(part.label.clone(), lag);
             }
         }
         if self.lag_logged.elapsed() >= Duration::from_secs(10) && !behind.is_empty() {
@@ -639,8 +632,8 @@ impl Source for KafkaSource {
         }));
         // Called at every epoch: the lag board follows reading between watermark updates.
         if let Ok(mut board) = self.lag.try_lock() {
-            for (&(t, p), part) in &self.parts {
-                if let Some(lag) = board.get_mut(&self.label(t, p)) {
+            for part in self.parts.values() {
+                if let Some(lag) = board.get_mut(&part.label) {
                     lag.next = part.next;
                 }
             }
@@ -683,19 +676,16 @@ impl KafkaSource {
     }
 }
 
-/// Where partition `p` of `topic` starts for a pipeline with no lake commit: `spec.start`.
+/// Where partition `p` of `topic` (with watermarks `low` and `high`) starts for a pipeline with
+/// no lake commit: `spec.start`.
 fn start_offset(
     consumer: &BaseConsumer<DefaultConsumerContext>,
     spec: &KafkaSpec,
     topic: &str,
     p: i32,
+    (low, high): (i64, i64),
 ) -> Result<i64, SourceError> {
     let timeout = spec.connect_timeout;
-    let watermarks = || {
-        consumer
-            .fetch_watermarks(topic, p, timeout)
-            .map_err(|e| kafka_error(spec, &format!("{topic}/{p} watermarks"), e))
-    };
     // The offset found for the partition in a list the client filled in, if it is one.
     let found = |list: TopicPartitionList| {
         let at = list
@@ -708,8 +698,8 @@ fn start_offset(
     };
     let mut tpl = TopicPartitionList::new();
     Ok(match spec.start {
-        StartAt::Earliest => watermarks()?.0,
-        StartAt::Latest => watermarks()?.1,
+        StartAt::Earliest => low,
+        StartAt::Latest => high,
         StartAt::Committed => {
             tpl.add_partition(topic, p);
             let committed = consumer
@@ -717,7 +707,7 @@ fn start_offset(
                 .map_err(|e| kafka_error(spec, "committed offsets", e))?;
             match found(committed) {
                 Some(o) => o,
-                None => watermarks()?.0,
+                None => low,
             }
         }
         StartAt::Timestamp(ms) => {
@@ -728,7 +718,7 @@ fn start_offset(
                 .map_err(|e| kafka_error(spec, "offsets for the start time", e))?;
             match found(offsets) {
                 Some(o) => o,
-                None => watermarks()?.1,
+                None => high,
             }
         }
     })

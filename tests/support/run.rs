@@ -1,0 +1,77 @@
+//! Running the built `lambdaflow` binary from integration tests, in temporary directories.
+
+// Each test crate uses a part of this.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+/// Runs the binary with `args`.
+pub fn lambdaflow(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// Runs the binary, which must succeed; returns its standard output.
+pub fn ok_bytes(args: &[&str]) -> Vec<u8> {
+    let out = lambdaflow(args);
+    assert!(
+        out.status.success(),
+        "lambdaflow {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    out.stdout
+}
+
+/// [`ok_bytes`], as text.
+pub fn ok(args: &[&str]) -> String {
+    String::from_utf8(ok_bytes(args)).unwrap()
+}
+
+/// A JSON file.
+pub fn json(path: impl AsRef<Path>) -> serde_json::Value {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
+/// A temporary directory, removed when dropped.
+pub struct Dirs {
+    _tmp: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Dirs {
+    pub fn new() -> Self {
+        let tmp = tempfile::tempdir().unwrap();
+        let root = tmp.path().to_path_buf();
+        Dirs { _tmp: tmp, root }
+    }
+
+    /// A path inside it.
+    pub fn path(&self, name: &str) -> PathBuf {
+        self.root.join(name)
+    }
+
+    /// A path inside it, as a command-line argument.
+    pub fn arg(&self, name: &str) -> String {
+        self.path(name).display().to_string()
+    }
+
+    /// `count` generated events (1 % malformed) with `seed`, written to `name`; returns its path.
+    pub fn generate(&self, name: &str, count: u64, seed: u64) -> String {
+        let path = self.arg(name);
+        ok(&[
+            "generate",
+            "--count",
+            &count.to_string(),
+            "--seed",
+            &seed.to_string(),
+            "--bad-fraction",
+            "0.01",
+            "-o",
+            &path,
+        ]);
+        path
+    }
+}
