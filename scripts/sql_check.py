@@ -107,6 +107,17 @@ def expected_views(con):
             json.dumps({"event_type": t, "source": s}, sort_keys=True): n
             for s, t, n in q("SELECT source, event_type, count(*) FROM e GROUP BY ALL")
         },
+        "events_by_country": {
+            json.dumps({"country": c, "event_type": t}, sort_keys=True): n
+            for t, c, n in q("SELECT event_type, country, count(*) FROM e GROUP BY ALL")
+        },
+        "revenue_by_product": {
+            json.dumps(p): {"orders": n, "revenue": money(r)}
+            for p, r, n in q(
+                "SELECT product, sum(price), count(*) FROM e"
+                " WHERE event_type = 'purchase' AND price IS NOT NULL AND product IS NOT NULL GROUP BY ALL"
+            )
+        },
     }
 
 

@@ -329,25 +329,30 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         config.schema = Schema::new(schema.fields).map_err(|e| invalid(format!("schema: {e}")))?;
     }
     if let Some(names) = flags.views.or(p.views) {
-        let mut views = Vec::new();
-        for name in names {
-            let id = ViewId::from_name(&name).ok_or_else(|| {
-                let known: Vec<_> = VIEWS.iter().map(|v| v.name).collect();
-                invalid(format!(
-                    "unknown view `{name}` (views: {})",
-                    known.join(", ")
-                ))
-            })?;
-            if !views.contains(&id) {
-                views.push(id);
-            }
-        }
-        views.sort();
-        config.views = views;
+        config.views = parse_views(names)?;
     }
     check_schema_fits_views(&config.schema, &config.views)?;
     config.lake = lake_config(file.lake, &lake_flags, config.epoch)?;
     Ok(config)
+}
+
+/// View names to views, without repeats, in the order of [`VIEWS`].
+pub fn parse_views(names: Vec<String>) -> Result<Vec<ViewId>, ConfigError> {
+    let mut views = Vec::new();
+    for name in names {
+        let id = ViewId::from_name(&name).ok_or_else(|| {
+            let known: Vec<_> = VIEWS.iter().map(|v| v.name).collect();
+            invalid(format!(
+                "unknown view `{name}` (views: {})",
+                known.join(", ")
+            ))
+        })?;
+        if !views.contains(&id) {
+            views.push(id);
+        }
+    }
+    views.sort();
+    Ok(views)
 }
 
 fn lake_config(

@@ -9,6 +9,7 @@
 //! [`serve`] answers HTTP: the views, status, Prometheus metrics and a live dashboard.
 //! [`config`] turns a TOML file and command-line flags into a validated [`pipeline::PipelineConfig`].
 
+pub mod bench;
 pub mod config;
 pub mod event;
 pub mod lake;

@@ -335,8 +335,9 @@ impl Pipeline {
             .store
             .close_through(last.max(self.shared.base.saturating_sub(1)));
         if self.shared.config.lake.is_some() {
-            self.shared.store.write_snapshot();
+            self.shared.store.write_snapshot(true);
         }
+        self.shared.store.finish_snapshots();
         Ok(())
     }
 

@@ -9,6 +9,7 @@
 pub mod file;
 pub mod generator;
 pub mod kafka;
+pub mod memory;
 pub mod stdin;
 
 use std::collections::BTreeMap;
@@ -31,6 +32,20 @@ pub struct Chunk {
 }
 
 impl Chunk {
+    /// An empty chunk with room for `records` records of `bytes` bytes in all.
+    pub fn with_capacity(records: usize, bytes: usize) -> Self {
+        Chunk {
+            bytes: Vec::with_capacity(bytes),
+            records: Vec::with_capacity(records),
+        }
+    }
+
+    /// The memory it holds, in bytes.
+    pub fn heap_bytes(&self) -> usize {
+        self.bytes.capacity()
+            + self.records.capacity() * std::mem::size_of::<(u32, u32, Position)>()
+    }
+
     /// Starts a record at `position`; its bytes are then appended with [`Chunk::extend_record`].
     pub fn begin_record(&mut self, position: Position) {
         let at = self.bytes.len() as u32;
@@ -62,6 +77,15 @@ impl Chunk {
         if let Some(last) = self.records.last_mut() {
             last.1 = end;
         }
+    }
+
+    /// Record `i`.
+    ///
+    /// # Panics
+    /// If there is no record `i`.
+    pub fn get(&self, i: usize) -> (&[u8], Position) {
+        let (s, e, p) = self.records[i];
+        (&self.bytes[s as usize..e as usize], p)
     }
 
     /// The records, in order.
@@ -173,6 +197,8 @@ pub enum SourceSpec {
     Stdin,
     /// Kafka topics.
     Kafka(KafkaSpec),
+    /// Records prepared in memory (`lambdaflow bench`).
+    Memory(memory::MemorySpec),
 }
 
 impl SourceSpec {
@@ -207,6 +233,9 @@ impl SourceSpec {
                 ))]
             }
             SourceSpec::Stdin => Vec::new(),
+            SourceSpec::Memory(spec) => {
+                vec![Box::new(memory::MemorySource::new(spec, index, peers))]
+            }
             SourceSpec::Kafka(spec) => {
                 let resume = at.resume.map(kafka::resume_offsets);
                 vec![Box::new(kafka::open(
@@ -250,6 +279,7 @@ impl SourceSpec {
             ),
             SourceSpec::Stdin => "stdin".to_string(),
             SourceSpec::Kafka(spec) => format!("kafka:{}", spec.topics.join(",")),
+            SourceSpec::Memory(_) => "memory".to_string(),
         }
     }
 

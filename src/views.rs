@@ -7,7 +7,7 @@
 
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 
 use differential_dataflow::VecCollection;
 use lambdaflow_operators::{DistinctCount, SumBy, TopK};
@@ -39,6 +39,10 @@ pub enum ViewId {
     TopProducts,
     /// (source, event_type) -> count.
     EventsBySource,
+    /// (event_type, country) -> count.
+    EventsByCountry,
+    /// product -> purchase revenue and orders.
+    RevenueByProduct,
     /// dead-letter reason -> count.
     DeadLettersByReason,
 }
@@ -61,7 +65,7 @@ pub struct ViewSpec {
 }
 
 /// Every built-in view, in output order.
-pub const VIEWS: [ViewSpec; 9] = [
+pub const VIEWS: [ViewSpec; 11] = [
     ViewSpec {
         id: ViewId::EventsByType,
         name: "events_by_type",
@@ -125,6 +129,22 @@ pub const VIEWS: [ViewSpec; 9] = [
         key: &["source", "event_type"],
         value: &["count"],
         needs: &["event_type", "source"],
+    },
+    ViewSpec {
+        id: ViewId::EventsByCountry,
+        name: "events_by_country",
+        description: "number of valid events per event_type and country (null when absent)",
+        key: &["event_type", "country"],
+        value: &["count"],
+        needs: &["event_type", "country"],
+    },
+    ViewSpec {
+        id: ViewId::RevenueByProduct,
+        name: "revenue_by_product",
+        description: "sum of price and number of purchase events that have a price, per product",
+        key: &["product"],
+        value: &["revenue", "orders"],
+        needs: &["event_type", "product", "price"],
     },
     ViewSpec {
         id: ViewId::DeadLettersByReason,
@@ -327,16 +347,32 @@ pub fn build<'s>(
                 }),
         );
     }
-    if on(ViewId::TopProducts) {
+    let by_product = (on(ViewId::TopProducts) || on(ViewId::RevenueByProduct)).then(|| {
+        events
+            .clone()
+            .sum_by_named("revenue_by_product", move |e: Event| {
+                let price = e.price.filter(|_| e.event_type == purchase)?;
+                // The count keeps a product whose purchases sum to zero in the ranking.
+                Some((e.product?, (price as isize, 1isize)))
+            })
+    });
+    if let Some(by_product) = &by_product
+        && on(ViewId::RevenueByProduct)
+    {
+        outputs.push(by_product.clone().map(|(p, (revenue, orders))| {
+            row(
+                ViewId::RevenueByProduct,
+                vec![Datum::Sym(p)],
+                vec![Datum::Money(revenue as i64), Datum::Int(orders as i64)],
+            )
+        }));
+    }
+    if let Some(by_product) = by_product
+        && on(ViewId::TopProducts)
+    {
         let names = symbols.clone();
         outputs.push(
-            events
-                .clone()
-                .sum_by_named("revenue_by_product", move |e: Event| {
-                    let price = e.price.filter(|_| e.event_type == purchase)?;
-                    // The count keeps a product whose purchases sum to zero in the ranking.
-                    Some((e.product?, (price as isize, 1isize)))
-                })
+            by_product
                 .map(move |(p, (revenue, _orders))| {
                     ((), (Reverse(revenue), names.resolve(p).to_string(), p))
                 })
@@ -366,6 +402,22 @@ pub fn build<'s>(
                 }),
         );
     }
+    if on(ViewId::EventsByCountry) {
+        outputs.push(
+            events
+                .clone()
+                .count_by_named("events_by_country", |e: Event| {
+                    Some((e.event_type, e.country))
+                })
+                .map(|((t, c), n)| {
+                    row(
+                        ViewId::EventsByCountry,
+                        vec![Datum::Sym(t), Datum::sym(c)],
+                        vec![Datum::Int(n as i64)],
+                    )
+                }),
+        );
+    }
     if on(ViewId::DeadLettersByReason) {
         outputs.push(
             dead.count_by_named("dead_letters_by_reason", |d: DeadLetter| Some(d.reason))
@@ -383,7 +435,7 @@ pub fn build<'s>(
 }
 
 /// The views as of one closed epoch.
-#[derive(Debug, Default)]
+#[derive(Clone, Debug, Default)]
 pub struct ViewState {
     /// The last closed epoch the views reflect; `None` before the first one closes.
     pub as_of: Option<u64>,
@@ -398,6 +450,19 @@ pub struct ViewStore {
     enabled: Vec<ViewId>,
     state: RwLock<ViewState>,
     snapshots: std::sync::OnceLock<Snapshots>,
+    /// The thread that writes snapshots, started with the first one, and when it was asked last.
+    writer: Mutex<Option<SnapshotWriter>>,
+}
+
+/// Snapshots at commit boundaries are at least this far apart (the last one is always written).
+const SNAPSHOT_EVERY: std::time::Duration = std::time::Duration::from_secs(10);
+
+/// Snapshots are copied under the lock on worker 0 and written as JSON on their own thread.
+#[derive(Debug)]
+struct SnapshotWriter {
+    states: std::sync::mpsc::Sender<ViewState>,
+    thread: std::thread::JoinHandle<()>,
+    last: std::time::Instant,
 }
 
 /// Where the store writes itself at commit boundaries (so that `verify` can compare the live
@@ -424,6 +489,7 @@ impl ViewStore {
             enabled,
             state: RwLock::new(state),
             snapshots: std::sync::OnceLock::new(),
+            writer: Mutex::new(None),
         }
     }
 
@@ -437,38 +503,73 @@ impl ViewStore {
         self.snapshots.get().map(|s| s.every)
     }
 
-    /// Writes the views as of their current epoch to the snapshot directory (atomically, then
-    /// drops the oldest beyond the limit). Failing to write one is logged, never fatal.
-    pub fn write_snapshot(&self) {
+    /// Snapshots the views as of their current epoch: they are copied now and written to the
+    /// snapshot directory on the snapshot thread (atomically, then the oldest beyond the limit
+    /// are dropped). Unless `last`, nothing is done if the previous snapshot is less than 10 s
+    /// old: the views grow with the data, and `verify` needs one snapshot, not every one.
+    /// Failing to write one is logged, never fatal.
+    pub fn write_snapshot(&self, last: bool) {
         let Some(snapshots) = self.snapshots.get() else {
             return;
         };
-        let json = self.to_json();
-        let Some(epoch) = json["as_of_epoch"].as_u64() else {
-            return;
-        };
-        let result = (|| -> std::io::Result<()> {
-            std::fs::create_dir_all(&snapshots.dir)?;
-            let path = snapshots.dir.join(format!("views-{epoch}.json"));
-            let tmp = snapshots.dir.join(format!(".views-{epoch}.json.tmp"));
-            std::fs::write(&tmp, serde_json::to_vec(&json)?)?;
-            std::fs::rename(&tmp, &path)?;
-            let all = crate::lake::snapshots_in(&snapshots.dir);
-            let excess = all.len().saturating_sub(snapshots.keep.max(1));
-            for (_, old) in all.into_iter().take(excess) {
-                std::fs::remove_file(old)?;
-            }
-            Ok(())
-        })();
-        // Warn once: a full disk would otherwise repeat it at every boundary.
-        static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-        if let Err(e) = result
-            && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+        if !last
+            && let Some(w) = self
+                .writer
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .as_ref()
+            && w.last.elapsed() < SNAPSHOT_EVERY
         {
-            tracing::warn!(
-                "writing a view snapshot to {}: {e}",
-                snapshots.dir.display()
-            );
+            return;
+        }
+        let state = self.read(|state| ViewState {
+            as_of: state.as_of,
+            tables: state
+                .tables
+                .iter()
+                .enumerate()
+                .map(|(i, t)| {
+                    if self.enabled.iter().any(|v| *v as usize == i) {
+                        t.clone()
+                    } else {
+                        BTreeMap::new()
+                    }
+                })
+                .collect(),
+        });
+        if state.as_of.is_none() {
+            return;
+        }
+        let mut writer = self.writer.lock().unwrap_or_else(|e| e.into_inner());
+        let writer = writer.get_or_insert_with(|| {
+            let (states, receive) = std::sync::mpsc::channel::<ViewState>();
+            let (symbols, enabled) = (self.symbols.clone(), self.enabled.clone());
+            let snapshots = snapshots.clone();
+            let thread = std::thread::Builder::new()
+                .name("view-snapshots".into())
+                .spawn(move || {
+                    // Every one, in order: `verify` needs one at an epoch the lake committed.
+                    while let Ok(state) = receive.recv() {
+                        write_snapshot_file(&snapshots, &state_json(&symbols, &enabled, &state));
+                    }
+                })
+                .expect("spawning the snapshot thread");
+            SnapshotWriter {
+                states,
+                thread,
+                last: std::time::Instant::now(),
+            }
+        });
+        writer.last = std::time::Instant::now();
+        let _ = writer.states.send(state);
+    }
+
+    /// Waits until every snapshot asked for is on disk.
+    pub fn finish_snapshots(&self) {
+        let writer = self.writer.lock().unwrap_or_else(|e| e.into_inner()).take();
+        if let Some(writer) = writer {
+            drop(writer.states);
+            let _ = writer.thread.join();
         }
     }
 
@@ -517,49 +618,84 @@ impl ViewStore {
     /// One view's rows as `{"key": ..., "value": ...}` JSON objects, in the view's order (rank
     /// for `top_products`, key otherwise).
     pub fn rows_json(&self, state: &ViewState, view: ViewId) -> Vec<Json> {
-        let spec = view.spec();
-        let fields = |names: &[&str], data: &[Datum]| -> Json {
-            if names.len() == 1 {
-                data[0].to_json(&self.symbols)
-            } else {
-                Json::Object(
-                    names
-                        .iter()
-                        .zip(data)
-                        .map(|(n, d)| (n.to_string(), d.to_json(&self.symbols)))
-                        .collect(),
-                )
-            }
-        };
-        let mut rows: Vec<(Json, Json)> = state.tables[view as usize]
-            .iter()
-            .map(|(k, v)| (fields(spec.key, k), fields(spec.value, v)))
-            .collect();
-        if view == ViewId::TopProducts {
-            rows.sort_by_key(|(_, v)| v["rank"].as_i64());
-        } else {
-            rows.sort_by_key(|(k, _)| k.to_string());
-        }
-        rows.into_iter()
-            .map(|(key, value)| json!({"key": key, "value": value}))
-            .collect()
+        rows_json(&self.symbols, state, view)
     }
 
     /// Every enabled view, as `{"as_of_epoch": N, "views": {"name": [rows]}}`.
     pub fn to_json(&self) -> Json {
-        self.read(|state| {
-            let views: Map<String, Json> = self
-                .enabled
-                .iter()
-                .map(|&v| {
-                    (
-                        v.spec().name.to_owned(),
-                        Json::Array(self.rows_json(state, v)),
-                    )
-                })
-                .collect();
-            json!({"as_of_epoch": state.as_of, "views": views})
+        self.read(|state| state_json(&self.symbols, &self.enabled, state))
+    }
+}
+
+fn rows_json(symbols: &Symbols, state: &ViewState, view: ViewId) -> Vec<Json> {
+    let spec = view.spec();
+    let fields = |names: &[&str], data: &[Datum]| -> Json {
+        if names.len() == 1 {
+            data[0].to_json(symbols)
+        } else {
+            Json::Object(
+                names
+                    .iter()
+                    .zip(data)
+                    .map(|(n, d)| (n.to_string(), d.to_json(symbols)))
+                    .collect(),
+            )
+        }
+    };
+    let mut rows: Vec<(Json, Json)> = state.tables[view as usize]
+        .iter()
+        .map(|(k, v)| (fields(spec.key, k), fields(spec.value, v)))
+        .collect();
+    if view == ViewId::TopProducts {
+        rows.sort_by_key(|(_, v)| v["rank"].as_i64());
+    } else {
+        // The key's text once per row, not once per comparison.
+        rows.sort_by_cached_key(|(k, _)| k.to_string());
+    }
+    rows.into_iter()
+        .map(|(key, value)| json!({"key": key, "value": value}))
+        .collect()
+}
+
+fn state_json(symbols: &Symbols, enabled: &[ViewId], state: &ViewState) -> Json {
+    let views: Map<String, Json> = enabled
+        .iter()
+        .map(|&v| {
+            (
+                v.spec().name.to_owned(),
+                Json::Array(rows_json(symbols, state, v)),
+            )
         })
+        .collect();
+    json!({"as_of_epoch": state.as_of, "views": views})
+}
+
+fn write_snapshot_file(snapshots: &Snapshots, json: &Json) {
+    let Some(epoch) = json["as_of_epoch"].as_u64() else {
+        return;
+    };
+    let result = (|| -> std::io::Result<()> {
+        std::fs::create_dir_all(&snapshots.dir)?;
+        let path = snapshots.dir.join(format!("views-{epoch}.json"));
+        let tmp = snapshots.dir.join(format!(".views-{epoch}.json.tmp"));
+        std::fs::write(&tmp, serde_json::to_vec(json)?)?;
+        std::fs::rename(&tmp, &path)?;
+        let all = crate::lake::snapshots_in(&snapshots.dir);
+        let excess = all.len().saturating_sub(snapshots.keep.max(1));
+        for (_, old) in all.into_iter().take(excess) {
+            std::fs::remove_file(old)?;
+        }
+        Ok(())
+    })();
+    // Warn once: a full disk would otherwise repeat it at every boundary.
+    static WARNED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+    if let Err(e) = result
+        && !WARNED.swap(true, std::sync::atomic::Ordering::Relaxed)
+    {
+        tracing::warn!(
+            "writing a view snapshot to {}: {e}",
+            snapshots.dir.display()
+        );
     }
 }
 
@@ -610,7 +746,7 @@ pub fn publish(rows: VecCollection<'_, u64, ViewRow>, store: Arc<ViewStore>, ind
                 {
                     if changed {
                         store.apply(b, &mut closed);
-                        store.write_snapshot();
+                        store.write_snapshot(false);
                         changed = false;
                     }
                     snapped = Some(b);
@@ -623,7 +759,7 @@ pub fn publish(rows: VecCollection<'_, u64, ViewRow>, store: Arc<ViewStore>, ind
                 && changed
             {
                 store.apply(b, &mut closed);
-                store.write_snapshot();
+                store.write_snapshot(false);
                 changed = false;
             }
             store.apply(through, &mut closed);

@@ -58,6 +58,8 @@ pub struct LakeStatus {
     pub commits: u64,
     /// The first error, which stops the run.
     pub error: Option<String>,
+    /// How long each commit took (both tables' log entries), in microseconds.
+    pub commit_latency: Option<hdrhistogram::Histogram<u64>>,
 }
 
 /// A shared [`LakeStatus`].
@@ -500,6 +502,7 @@ impl Committer {
             self.tables = Some((events, dead));
         }
         let (events, dead) = self.tables.as_mut().expect("set above");
+        let started = std::time::Instant::now();
         let meta = CommitMeta {
             pipeline: self.setup.pipeline.clone(),
             first_epoch,
@@ -526,6 +529,12 @@ impl Committer {
         let mut status = self.setup.status.lock().unwrap_or_else(|e| e.into_inner());
         status.committed = Some((epoch, version));
         status.commits += 1;
+        let micros = started.elapsed().as_micros().max(1) as u64;
+        let latency = status.commit_latency.get_or_insert_with(|| {
+            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
+                .expect("valid histogram bounds")
+        });
+        let _ = latency.record(micros);
         Ok(())
     }
 }

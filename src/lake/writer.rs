@@ -16,7 +16,8 @@ use arrow_array::RecordBatch;
 use arrow_schema::SchemaRef;
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use super::LakeError;
@@ -48,6 +49,9 @@ pub struct DataFile {
     pub modified: i64,
 }
 
+/// Columns of the events table with about one distinct value per row.
+const UNIQUE_COLUMNS: &[&str] = &["event_id", "_offset", "_doc"];
+
 /// Size limits and encoding of data files.
 #[derive(Clone, Debug)]
 pub struct FileSettings {
@@ -72,11 +76,19 @@ impl Default for FileSettings {
 impl FileSettings {
     /// The Parquet writer properties.
     pub fn properties(&self) -> WriterProperties {
-        WriterProperties::builder()
+        let mut builder = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(self.zstd_level).unwrap_or_default(),
             ))
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
+            // Min/max per column chunk (what readers prune files and row groups with), not per page.
+            .set_statistics_enabled(EnabledStatistics::Chunk);
+        // Columns that are unique or nearly so per row: a dictionary only costs time before the
+        // writer falls back to plain encoding.
+        for column in UNIQUE_COLUMNS {
+            builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+        }
+        builder
             .set_created_by(format!("lambdaflow {}", env!("CARGO_PKG_VERSION")))
             .build()
     }

@@ -95,8 +95,9 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
     let mut prices: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut active: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
     let mut buyers: BTreeMap<String, BTreeSet<String>> = BTreeMap::new();
-    let mut product_revenue: BTreeMap<String, i64> = BTreeMap::new();
+    let mut product_revenue: BTreeMap<String, (i64, i64)> = BTreeMap::new();
     let mut by_source: BTreeMap<(Option<String>, String), i64> = BTreeMap::new();
+    let mut by_country: BTreeMap<(String, Option<String>), i64> = BTreeMap::new();
     let mut dead: BTreeMap<String, i64> = BTreeMap::new();
 
     for line in lines {
@@ -136,7 +137,9 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
                 r.0 += p;
                 r.1 += 1;
                 if let Some(product) = s("product") {
-                    *product_revenue.entry(product).or_default() += p;
+                    let x = product_revenue.entry(product).or_default();
+                    x.0 += p;
+                    x.1 += 1;
                 }
             }
         }
@@ -144,6 +147,7 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
         if t == "purchase" {
             buyers.entry(day).or_default().insert(user);
         }
+        *by_country.entry((t.clone(), s("country"))).or_default() += 1;
         *by_source.entry((s("source"), t)).or_default() += 1;
     }
 
@@ -186,7 +190,24 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
             json!({"purchasing_users": p, "active_users": users.len(), "rate": p as f64 / users.len() as f64}),
         );
     }
-    let mut ranked: Vec<(String, i64)> = product_revenue.into_iter().collect();
+    for (p, (r, o)) in &product_revenue {
+        put(
+            "revenue_by_product",
+            json!(p),
+            json!({"revenue": money(*r), "orders": o}),
+        );
+    }
+    for ((t, c), n) in by_country {
+        put(
+            "events_by_country",
+            json!({"event_type": t, "country": c}),
+            json!(n),
+        );
+    }
+    let mut ranked: Vec<(String, i64)> = product_revenue
+        .into_iter()
+        .map(|(p, (r, _))| (p, r))
+        .collect();
     ranked.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
     for (rank, (p, r)) in ranked.into_iter().take(10).enumerate() {
         put(

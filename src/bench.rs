@@ -1,0 +1,797 @@
+//! `lambdaflow bench`: the whole pipeline (decode, every view, lake files and commits) over
+//! events generated into memory beforehand, so that generating them is not measured.
+//!
+//! A run has four phases: prepare the input (JSON lines rendered by the generator into each
+//! worker's chunks), measure the two limits the pipeline cannot beat on this machine with the
+//! same number of threads (decode only: JSON to events; Parquet encode only: staged Arrow
+//! batches to ZSTD Parquet), run the pipeline into a fresh lake, and read what it wrote.
+//!
+//! Closed loop: every worker takes its records as fast as the pipeline accepts them. Open loop
+//! (`rate`): records are offered on a schedule and the epoch latency under that load is what
+//! counts; the report says if the pipeline fell behind the schedule.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use hdrhistogram::Histogram;
+use serde::Serialize;
+
+use crate::event::{Decoder, Interner, Roles, Schema, Symbols};
+use crate::lake::layout::{Layout, SourceNames, Stage};
+use crate::lake::writer::{FileSettings, TableKind};
+use crate::lake::{LakeConfig, table};
+use crate::pipeline::{EpochPolicy, Pipeline, PipelineConfig, PipelineError};
+use crate::source::memory::{MemorySpec, Prepared};
+use crate::source::{Chunk, GeneratorSpec, SourceSpec};
+use crate::views::ViewId;
+
+/// Records per prepared chunk (as many as a source hands over per poll).
+const CHUNK_RECORDS: usize = 4096;
+/// The limits are measured on at most this many events.
+const LIMIT_SAMPLE: u64 = 4_000_000;
+
+/// What to run.
+#[derive(Clone, Debug)]
+pub struct BenchConfig {
+    /// Timely worker threads (and threads for the limits).
+    pub workers: usize,
+    /// Events to prepare and run.
+    pub events: u64,
+    /// Epoch length.
+    pub epoch: Duration,
+    /// Open loop: events offered per second; `None`: closed loop.
+    pub rate: Option<f64>,
+    /// The generator (seed, malformed fraction).
+    pub generator: GeneratorSpec,
+    /// The views to maintain.
+    pub views: Vec<ViewId>,
+    /// Where to write the lake; `None`: a temporary directory, removed afterwards.
+    pub data_dir: Option<PathBuf>,
+    /// A lake commit every this many epochs.
+    pub commit_every: u64,
+    /// Whether to measure the decode and Parquet limits.
+    pub limits: bool,
+}
+
+/// What a phase has done so far, for a progress bar.
+#[derive(Clone, Copy, Debug)]
+pub struct Progress<'a> {
+    /// The phase.
+    pub phase: &'a str,
+    /// Units done.
+    pub done: u64,
+    /// Units in all.
+    pub total: u64,
+}
+
+/// Latency percentiles in milliseconds.
+#[derive(Clone, Debug, Serialize)]
+pub struct Latency {
+    /// How many were measured.
+    pub count: u64,
+    /// Median.
+    pub p50_ms: f64,
+    /// 99th percentile.
+    pub p99_ms: f64,
+    /// 99.9th percentile.
+    pub p999_ms: f64,
+    /// Maximum.
+    pub max_ms: f64,
+}
+
+impl Latency {
+    fn of(h: &Histogram<u64>) -> Latency {
+        let ms = |micros: u64| micros as f64 / 1000.0;
+        Latency {
+            count: h.len(),
+            p50_ms: ms(h.value_at_quantile(0.5)),
+            p99_ms: ms(h.value_at_quantile(0.99)),
+            p999_ms: ms(h.value_at_quantile(0.999)),
+            max_ms: ms(h.max()),
+        }
+    }
+}
+
+/// One limit: a part of the pipeline alone, on the same input and threads.
+#[derive(Clone, Debug, Serialize)]
+pub struct Limit {
+    /// Events it ran on.
+    pub events: u64,
+    /// Seconds (wall time, all threads in parallel).
+    pub seconds: f64,
+    /// Events per second.
+    pub events_per_sec: f64,
+    /// The pipeline's events per second as a fraction of this.
+    pub pipeline_fraction: f64,
+}
+
+/// The open loop's schedule and how well the pipeline kept to it.
+#[derive(Clone, Debug, Serialize)]
+pub struct OpenLoop {
+    /// Events offered per second.
+    pub offered_per_sec: f64,
+    /// The most events a worker ever had waiting past their offer time (more than 100 ms' worth
+    /// counts); 0 means it kept up.
+    pub max_backlog_events: u64,
+}
+
+/// The machine a report was made on.
+#[derive(Clone, Debug, Serialize)]
+pub struct Machine {
+    /// CPU model.
+    pub cpu: String,
+    /// CPUs available to this process.
+    pub cpus: usize,
+    /// Memory in bytes.
+    pub memory_bytes: u64,
+    /// Operating system.
+    pub os: String,
+    /// lambdaflow's version.
+    pub lambdaflow: String,
+}
+
+/// Everything a run measured.
+#[derive(Clone, Debug, Serialize)]
+pub struct BenchReport {
+    /// `closed` or `open`.
+    pub mode: &'static str,
+    /// Worker threads.
+    pub workers: usize,
+    /// Epoch length in milliseconds.
+    pub epoch_ms: f64,
+    /// Records run through the pipeline (events and malformed records).
+    pub records: u64,
+    /// Of which decoded into events.
+    pub events: u64,
+    /// Of which dead letters.
+    pub dead_letters: u64,
+    /// Bytes of JSON in.
+    pub input_bytes: u64,
+    /// Seconds from starting the pipeline to its last commit and every view being final.
+    pub seconds: f64,
+    /// Records per second.
+    pub events_per_sec: f64,
+    /// Records per second per worker.
+    pub events_per_sec_per_worker: f64,
+    /// Megabytes (10^6) of JSON per second.
+    pub mb_per_sec: f64,
+    /// From a worker closing an epoch to every view having passed it.
+    pub epoch_latency: Latency,
+    /// How long each lake commit took.
+    pub commit_latency: Option<Latency>,
+    /// Peak resident memory of the process, minus the prepared input it still held at the time.
+    pub peak_rss_bytes: u64,
+    /// Peak resident memory of the process including the prepared input.
+    pub process_peak_rss_bytes: u64,
+    /// Bytes of the two Delta tables (data files and logs).
+    pub lake_bytes: u64,
+    /// JSON input bytes per lake byte.
+    pub compression_ratio: f64,
+    /// Decode only, on the same threads.
+    pub decode_limit: Option<Limit>,
+    /// Parquet encoding only, on the same threads.
+    pub parquet_limit: Option<Limit>,
+    /// The open loop's schedule.
+    pub open_loop: Option<OpenLoop>,
+    /// Seconds spent preparing the input (not part of any figure above).
+    pub prepare_seconds: f64,
+    /// Where this ran.
+    pub machine: Machine,
+}
+
+/// A benchmark that could not run.
+#[derive(Debug, thiserror::Error)]
+pub enum BenchError {
+    /// The pipeline failed.
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    /// The data directory could not be made or read.
+    #[error("{path}: {source}")]
+    Io {
+        /// The directory.
+        path: String,
+        /// The error.
+        source: std::io::Error,
+    },
+    /// A measurement failed.
+    #[error("{0}")]
+    Measure(String),
+}
+
+/// Runs the benchmark, calling `progress` now and then.
+pub fn run(
+    config: &BenchConfig,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<BenchReport, BenchError> {
+    let workers = config.workers.max(1);
+    let started = Instant::now();
+    let chunks = prepare(&config.generator, config.events, workers, progress);
+    let prepare_seconds = started.elapsed().as_secs_f64();
+    let input_bytes: u64 = chunks.iter().flatten().map(|c| c.byte_len() as u64).sum();
+
+    let schema = Schema::ecommerce();
+    let limits = if config.limits {
+        let decode = decode_only(&chunks, &schema, progress);
+        let parquet = parquet_only(&chunks, &schema, progress)?;
+        Some((decode, parquet))
+    } else {
+        None
+    };
+
+    // The pipeline, into a fresh lake.
+    let (dir, temporary) = match &config.data_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("lambdaflow-bench-{}", std::process::id())),
+            true,
+        ),
+    };
+    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
+        return Err(BenchError::Measure(format!(
+            "{} is not empty: the benchmark writes a fresh lake",
+            dir.display()
+        )));
+    }
+    let prepared = Arc::new(Prepared::new(chunks));
+    let pipeline_config = PipelineConfig {
+        id: "bench".into(),
+        workers,
+        epoch: EpochPolicy::Interval(config.epoch),
+        source: SourceSpec::Memory(MemorySpec {
+            prepared: prepared.clone(),
+            rate: config.rate,
+        }),
+        schema,
+        max_record_bytes: 1 << 20,
+        views: config.views.clone(),
+        until_exhausted: true,
+        lake: Some(LakeConfig {
+            dir: dir.clone(),
+            commit_every: config.commit_every.max(1),
+            files: FileSettings::default(),
+        }),
+        replay: None,
+    };
+    let result = run_pipeline(pipeline_config, &prepared, config.events, progress);
+    let lake_bytes = dir_bytes(&table::table_root(&dir, TableKind::Events))
+        + dir_bytes(&table::table_root(&dir, TableKind::DeadLetters));
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    let run = result?;
+
+    let events_per_sec = run.records as f64 / run.seconds;
+    let limit = |l: (u64, f64)| Limit {
+        events: l.0,
+        seconds: l.1,
+        events_per_sec: l.0 as f64 / l.1,
+        pipeline_fraction: events_per_sec / (l.0 as f64 / l.1),
+    };
+    let (decode_limit, parquet_limit) = match limits {
+        Some((d, p)) => (Some(limit(d)), Some(limit(p))),
+        None => (None, None),
+    };
+    Ok(BenchReport {
+        mode: if config.rate.is_some() {
+            "open"
+        } else {
+            "closed"
+        },
+        workers,
+        epoch_ms: config.epoch.as_secs_f64() * 1000.0,
+        records: run.records,
+        events: run.events,
+        dead_letters: run.dead_letters,
+        input_bytes,
+        seconds: run.seconds,
+        events_per_sec,
+        events_per_sec_per_worker: events_per_sec / workers as f64,
+        mb_per_sec: input_bytes as f64 / 1e6 / run.seconds,
+        epoch_latency: run.epoch_latency,
+        commit_latency: run.commit_latency,
+        peak_rss_bytes: run.peak_rss,
+        process_peak_rss_bytes: run.process_peak_rss,
+        lake_bytes,
+        compression_ratio: input_bytes as f64 / lake_bytes.max(1) as f64,
+        decode_limit,
+        parquet_limit,
+        open_loop: config.rate.map(|rate| OpenLoop {
+            offered_per_sec: rate,
+            max_backlog_events: prepared.max_behind(),
+        }),
+        prepare_seconds,
+        machine: machine(),
+    })
+}
+
+/// Renders `events` generated records into each worker's chunks: worker `w` gets sequence
+/// numbers `w, w + workers, ...`, as the generator source would hand them out.
+pub fn prepare(
+    spec: &GeneratorSpec,
+    events: u64,
+    workers: usize,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Vec<Vec<Chunk>> {
+    let workers = workers.max(1);
+    progress(Progress {
+        phase: "preparing input",
+        done: 0,
+        total: events,
+    });
+    let chunks = std::thread::scope(|s| {
+        let handles: Vec<_> = (0..workers)
+            .map(|w| {
+                s.spawn(move || {
+                    let mut out = Vec::new();
+                    let mut chunk = new_chunk();
+                    let mut seq = w as u64;
+                    while seq < events {
+                        chunk.begin_record(crate::event::Position::Generator { seq });
+                        spec.render(seq, chunk.buffer());
+                        chunk.end_record();
+                        if chunk.len() == CHUNK_RECORDS {
+                            out.push(std::mem::replace(&mut chunk, new_chunk()));
+                        }
+                        seq += workers as u64;
+                    }
+                    if !chunk.is_empty() {
+                        out.push(chunk);
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    progress(Progress {
+        phase: "preparing input",
+        done: events,
+        total: events,
+    });
+    chunks
+}
+
+fn new_chunk() -> Chunk {
+    // Generated records are 200-260 bytes: room for a chunk's worth without reallocating.
+    Chunk::with_capacity(CHUNK_RECORDS, CHUNK_RECORDS * 272)
+}
+
+/// The chunks the limits run on: every worker's first ones, `LIMIT_SAMPLE` events at most.
+fn sample(chunks: &[Vec<Chunk>]) -> Vec<&[Chunk]> {
+    let per_worker = LIMIT_SAMPLE / chunks.len().max(1) as u64;
+    chunks
+        .iter()
+        .map(|mine| {
+            let mut n = 0u64;
+            let take = mine
+                .iter()
+                .take_while(|c| {
+                    n += c.len() as u64;
+                    n - c.len() as u64 <= per_worker.saturating_sub(1)
+                })
+                .count();
+            &mine[..take]
+        })
+        .collect()
+}
+
+/// Decoding alone: every worker's sample decoded and projected into events, in parallel.
+/// Returns (records, seconds).
+fn decode_only(
+    chunks: &[Vec<Chunk>],
+    schema: &Schema,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> (u64, f64) {
+    let parts = sample(chunks);
+    let total: u64 = parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|c| c.len() as u64)
+        .sum();
+    progress(Progress {
+        phase: "decode only",
+        done: 0,
+        total,
+    });
+    let symbols = Arc::new(Symbols::default());
+    let started = Instant::now();
+    let decoded: u64 = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|mine| {
+                let symbols = symbols.clone();
+                s.spawn(move || {
+                    let mut decoder = Decoder::new(schema.clone(), 1 << 20);
+                    let roles = Roles::of(schema);
+                    let mut interner = Interner::new(symbols);
+                    let mut events = 0u64;
+                    for chunk in mine.iter() {
+                        for (raw, _) in chunk.iter() {
+                            if let Ok(record) = decoder.decode(raw) {
+                                std::hint::black_box(roles.project(&record, &mut interner));
+                                events += 1;
+                            }
+                        }
+                    }
+                    events
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap_or(0)).sum()
+    });
+    let seconds = started.elapsed().as_secs_f64();
+    std::hint::black_box(decoded);
+    progress(Progress {
+        phase: "decode only",
+        done: total,
+        total,
+    });
+    (total, seconds)
+}
+
+/// Parquet encoding alone: every worker's sample staged as Arrow batches by partition (not
+/// timed), then written as ZSTD Parquet with the lake's settings to a byte counter (timed).
+/// Returns (records, seconds).
+fn parquet_only(
+    chunks: &[Vec<Chunk>],
+    schema: &Schema,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(u64, f64), BenchError> {
+    let parts = sample(chunks);
+    let total: u64 = parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|c| c.len() as u64)
+        .sum();
+    progress(Progress {
+        phase: "parquet only",
+        done: 0,
+        total,
+    });
+    let layout = Arc::new(Layout::new(schema));
+    let names = SourceNames::new(&[], &[]);
+    // Each thread's wall time; the threads run at once, so the slowest is the wall time.
+    let times: Vec<Result<f64, String>> = std::thread::scope(|s| {
+        let handles: Vec<_> = parts
+            .iter()
+            .map(|mine| {
+                let (layout, names) = (layout.clone(), names.clone());
+                s.spawn(move || encode_share(mine, schema, layout, names))
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| {
+                h.join()
+                    .unwrap_or_else(|_| Err("an encoding thread failed".into()))
+            })
+            .collect()
+    });
+    let mut seconds: f64 = 0.0;
+    for t in times {
+        seconds = seconds.max(t.map_err(BenchError::Measure)?);
+    }
+    progress(Progress {
+        phase: "parquet only",
+        done: total,
+        total,
+    });
+    Ok((total, seconds))
+}
+
+/// One thread's share of [`parquet_only`]: the seconds spent encoding.
+fn encode_share(
+    chunks: &[Chunk],
+    schema: &Schema,
+    layout: Arc<Layout>,
+    names: Arc<SourceNames>,
+) -> Result<f64, String> {
+    use parquet::arrow::ArrowWriter;
+    let props = FileSettings::default().properties();
+    let mut decoder = Decoder::new(schema.clone(), 1 << 20);
+    let mut writers: std::collections::HashMap<String, ArrowWriter<Counter>> = Default::default();
+    let mut spent = Duration::ZERO;
+    // Stage about as many rows as a worker stages in a 100 ms epoch at a million events/s.
+    for group in chunks.chunks(16) {
+        let mut stage = Stage::new(layout.clone(), names.clone());
+        for chunk in group {
+            for (raw, position) in chunk.iter() {
+                if let Ok(record) = decoder.decode(raw) {
+                    stage.push(&record, 0, position);
+                }
+            }
+        }
+        let (parts, _) = stage.take().map_err(|e| e.to_string())?;
+        let started = Instant::now();
+        for (partition, batch) in parts {
+            let writer = match writers.entry(partition.dir) {
+                std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
+                std::collections::hash_map::Entry::Vacant(v) => v.insert(
+                    ArrowWriter::try_new(
+                        Counter(0),
+                        layout.data_schema().clone(),
+                        Some(props.clone()),
+                    )
+                    .map_err(|e| e.to_string())?,
+                ),
+            };
+            writer.write(&batch).map_err(|e| e.to_string())?;
+        }
+        spent += started.elapsed();
+    }
+    let started = Instant::now();
+    let mut bytes = 0;
+    for (_, writer) in writers {
+        bytes += writer.into_inner().map_err(|e| e.to_string())?.0;
+    }
+    spent += started.elapsed();
+    std::hint::black_box(bytes);
+    Ok(spent.as_secs_f64())
+}
+
+/// A writer that only counts bytes.
+struct Counter(u64);
+
+impl std::io::Write for Counter {
+    fn write(&mut self, buf: &[u8]) -> std::io::Result<usize> {
+        self.0 += buf.len() as u64;
+        Ok(buf.len())
+    }
+
+    fn flush(&mut self) -> std::io::Result<()> {
+        Ok(())
+    }
+}
+
+struct PipelineRun {
+    records: u64,
+    events: u64,
+    dead_letters: u64,
+    seconds: f64,
+    epoch_latency: Latency,
+    commit_latency: Option<Latency>,
+    peak_rss: u64,
+    process_peak_rss: u64,
+}
+
+fn run_pipeline(
+    config: PipelineConfig,
+    prepared: &Prepared,
+    total: u64,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<PipelineRun, BenchError> {
+    let phase = "pipeline";
+    progress(Progress {
+        phase,
+        done: 0,
+        total,
+    });
+    let (mut peak_rss, mut process_peak_rss) = (0u64, 0u64);
+    let sample = |peak: &mut u64, process_peak: &mut u64| {
+        if let Some(rss) = resident_bytes() {
+            *process_peak = (*process_peak).max(rss);
+            *peak = (*peak).max(rss.saturating_sub(prepared.held_bytes()));
+        }
+    };
+    let started = Instant::now();
+    let pipeline = Pipeline::start(config)?;
+    let stats = pipeline.stats().clone();
+    let lake = pipeline.lake_status().clone();
+    let mut last_progress = Instant::now();
+    while !pipeline.is_finished() {
+        std::thread::sleep(Duration::from_millis(10));
+        sample(&mut peak_rss, &mut process_peak_rss);
+        if last_progress.elapsed() >= Duration::from_millis(200) {
+            last_progress = Instant::now();
+            progress(Progress {
+                phase,
+                done: stats.records_in.load(Ordering::Relaxed),
+                total,
+            });
+        }
+    }
+    pipeline.join()?;
+    let seconds = started.elapsed().as_secs_f64();
+    sample(&mut peak_rss, &mut process_peak_rss);
+    progress(Progress {
+        phase,
+        done: total,
+        total,
+    });
+    let epoch_latency = Latency::of(
+        &stats
+            .epoch_latency
+            .lock()
+            .unwrap_or_else(|e| e.into_inner()),
+    );
+    let commit_latency = lake
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .commit_latency
+        .as_ref()
+        .map(Latency::of);
+    Ok(PipelineRun {
+        records: stats.records_in.load(Ordering::Relaxed),
+        events: stats.events.load(Ordering::Relaxed),
+        dead_letters: stats.dead_letters.load(Ordering::Relaxed),
+        seconds,
+        epoch_latency,
+        commit_latency,
+        peak_rss,
+        process_peak_rss,
+    })
+}
+
+/// The process's resident set in bytes (Linux), if known.
+pub fn resident_bytes() -> Option<u64> {
+    let status = std::fs::read_to_string("/proc/self/status").ok()?;
+    let line = status.lines().find(|l| l.starts_with("VmRSS:"))?;
+    let kb: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
+    Some(kb * 1024)
+}
+
+/// Bytes of every file under `dir`.
+fn dir_bytes(dir: &Path) -> u64 {
+    let Ok(entries) = std::fs::read_dir(dir) else {
+        return 0;
+    };
+    entries
+        .flatten()
+        .map(|e| match e.file_type() {
+            Ok(t) if t.is_dir() => dir_bytes(&e.path()),
+            Ok(_) => e.metadata().map_or(0, |m| m.len()),
+            Err(_) => 0,
+        })
+        .sum()
+}
+
+fn machine() -> Machine {
+    let cpuinfo = std::fs::read_to_string("/proc/cpuinfo").unwrap_or_default();
+    let cpu = cpuinfo
+        .lines()
+        .find(|l| l.starts_with("model name"))
+        .and_then(|l| l.split_once(':'))
+        .map_or_else(|| "unknown".to_owned(), |(_, v)| v.trim().to_owned());
+    let meminfo = std::fs::read_to_string("/proc/meminfo").unwrap_or_default();
+    let memory_bytes = meminfo
+        .lines()
+        .find(|l| l.starts_with("MemTotal:"))
+        .and_then(|l| l.split_whitespace().nth(1)?.parse::<u64>().ok())
+        .map_or(0, |kb| kb * 1024);
+    let os = std::fs::read_to_string("/proc/sys/kernel/osrelease")
+        .map(|r| format!("{} {}", std::env::consts::OS, r.trim()))
+        .unwrap_or_else(|_| std::env::consts::OS.to_owned());
+    Machine {
+        cpu,
+        cpus: std::thread::available_parallelism().map_or(1, |n| n.get()),
+        memory_bytes,
+        os,
+        lambdaflow: env!("CARGO_PKG_VERSION").to_owned(),
+    }
+}
+
+impl BenchReport {
+    /// The report as a table for people.
+    pub fn table(&self) -> String {
+        let mut out = String::new();
+        let mut line = |label: &str, text: String| {
+            out.push_str(&format!("  {label:<20}{text}\n"));
+        };
+        let mode = match &self.open_loop {
+            Some(open) => format!("open loop at {} events/s", thousands(open.offered_per_sec)),
+            None => "closed loop".to_owned(),
+        };
+        line(
+            "run",
+            format!(
+                "{mode}, {} worker(s), {} ms epochs, {} records ({} dead letters)",
+                self.workers,
+                self.epoch_ms,
+                thousands(self.records as f64),
+                thousands(self.dead_letters as f64)
+            ),
+        );
+        line(
+            "machine",
+            format!(
+                "{}, {} CPUs, {:.1} GiB, {}",
+                self.machine.cpu,
+                self.machine.cpus,
+                self.machine.memory_bytes as f64 / (1u64 << 30) as f64,
+                self.machine.os
+            ),
+        );
+        line(
+            "throughput",
+            format!(
+                "{} events/s ({} per worker), {:.1} MB/s of JSON, {:.2} s",
+                thousands(self.events_per_sec),
+                thousands(self.events_per_sec_per_worker),
+                self.mb_per_sec,
+                self.seconds
+            ),
+        );
+        let l = &self.epoch_latency;
+        line(
+            "epoch latency",
+            format!(
+                "p50 {:.2} ms, p99 {:.2} ms, p99.9 {:.2} ms, max {:.2} ms ({} epochs)",
+                l.p50_ms, l.p99_ms, l.p999_ms, l.max_ms, l.count
+            ),
+        );
+        if let Some(c) = &self.commit_latency {
+            line(
+                "lake commit",
+                format!(
+                    "p50 {:.2} ms, p99 {:.2} ms, max {:.2} ms ({} commits)",
+                    c.p50_ms, c.p99_ms, c.max_ms, c.count
+                ),
+            );
+        }
+        line(
+            "peak memory",
+            format!(
+                "{:.1} MB RSS without the prepared input ({:.1} MB with it)",
+                self.peak_rss_bytes as f64 / 1e6,
+                self.process_peak_rss_bytes as f64 / 1e6
+            ),
+        );
+        line(
+            "lake",
+            format!(
+                "{:.1} MB for {:.1} MB of JSON: {:.1}x smaller",
+                self.lake_bytes as f64 / 1e6,
+                self.input_bytes as f64 / 1e6,
+                self.compression_ratio
+            ),
+        );
+        for (name, limit) in [
+            ("decode only", &self.decode_limit),
+            ("parquet only", &self.parquet_limit),
+        ] {
+            if let Some(limit) = limit {
+                line(
+                    name,
+                    format!(
+                        "{} events/s on {} thread(s): the pipeline runs at {:.0}% of it",
+                        thousands(limit.events_per_sec),
+                        self.workers,
+                        limit.pipeline_fraction * 100.0
+                    ),
+                );
+            }
+        }
+        if let Some(open) = &self.open_loop {
+            line(
+                "schedule",
+                if open.max_backlog_events == 0 {
+                    "kept up: no worker fell 100 ms behind the offered load".to_owned()
+                } else {
+                    format!(
+                        "fell behind: up to {} events waiting past their offer time",
+                        thousands(open.max_backlog_events as f64)
+                    )
+                },
+            );
+        }
+        out
+    }
+}
+
+/// `1234567.8` as `1,234,568`.
+pub fn thousands(n: f64) -> String {
+    let digits = format!("{:.0}", n.max(0.0));
+    let mut out = String::new();
+    for (i, c) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i) % 3 == 0 {
+            out.push(',');
+        }
+        out.push(c);
+    }
+    out
+}

@@ -1,0 +1,282 @@
+//! Records prepared in memory before a run: the benchmark's input, so that producing it is not
+//! part of what is measured.
+//!
+//! Each worker has its own queue of chunks. In a closed loop a worker takes whole chunks as fast
+//! as it asks; in an open loop records are offered on a schedule (a rate per second in all,
+//! split evenly over the workers), released at most once a millisecond, the way a broker's fetch
+//! hands over what arrived since the last one. A worker that falls behind the schedule reads the
+//! backlog as fast as it can, and the source remembers how far behind it fell.
+
+use std::collections::VecDeque;
+use std::fmt;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use super::{Chunk, Poll, Source, SourceError};
+use crate::event::Position;
+
+/// The prepared chunks of every worker.
+pub struct Prepared {
+    queues: Vec<Mutex<VecDeque<Chunk>>>,
+    /// Bytes of prepared records not handed over yet.
+    held: AtomicU64,
+    /// The largest backlog behind the open-loop schedule any worker had, in records.
+    max_behind: AtomicU64,
+}
+
+impl Prepared {
+    /// Worker `i` reads `per_worker[i]`, in order.
+    pub fn new(per_worker: Vec<Vec<Chunk>>) -> Self {
+        let held = per_worker
+            .iter()
+            .flatten()
+            .map(|c| c.heap_bytes() as u64)
+            .sum();
+        Prepared {
+            queues: per_worker
+                .into_iter()
+                .map(|chunks| Mutex::new(chunks.into()))
+                .collect(),
+            held: AtomicU64::new(held),
+            max_behind: AtomicU64::new(0),
+        }
+    }
+
+    /// Bytes still waiting to be read.
+    pub fn held_bytes(&self) -> u64 {
+        self.held.load(Ordering::Relaxed)
+    }
+
+    /// The largest number of records a worker was ever behind the open-loop schedule.
+    pub fn max_behind(&self) -> u64 {
+        self.max_behind.load(Ordering::Relaxed)
+    }
+
+    fn next_chunk(&self, worker: usize) -> Option<Chunk> {
+        let chunk = self
+            .queues
+            .get(worker)?
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .pop_front()?;
+        self.held
+            .fetch_sub(chunk.heap_bytes() as u64, Ordering::Relaxed);
+        Some(chunk)
+    }
+}
+
+/// A source reading [`Prepared`] chunks.
+#[derive(Clone)]
+pub struct MemorySpec {
+    /// The records.
+    pub prepared: Arc<Prepared>,
+    /// Open loop: records offered per second, over all workers. `None`: closed loop.
+    pub rate: Option<f64>,
+}
+
+impl fmt::Debug for MemorySpec {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("MemorySpec")
+            .field("workers", &self.prepared.queues.len())
+            .field("rate", &self.rate)
+            .finish()
+    }
+}
+
+impl PartialEq for MemorySpec {
+    fn eq(&self, other: &Self) -> bool {
+        Arc::ptr_eq(&self.prepared, &other.prepared) && self.rate == other.rate
+    }
+}
+
+/// Open-loop releases are at least this far apart.
+const RELEASE_EVERY: Duration = Duration::from_millis(1);
+
+/// One worker's share of a [`MemorySpec`].
+pub struct MemorySource {
+    prepared: Arc<Prepared>,
+    index: usize,
+    /// Records per second for this worker, in an open loop.
+    rate: Option<f64>,
+    started: Option<Instant>,
+    /// Records handed over.
+    sent: u64,
+    /// A chunk being handed over record by record (open loop), and the next record in it.
+    current: Option<(Chunk, usize)>,
+    next: Position,
+}
+
+impl MemorySource {
+    /// Worker `index` of `peers`.
+    pub fn new(spec: &MemorySpec, index: usize, peers: usize) -> Self {
+        MemorySource {
+            prepared: spec.prepared.clone(),
+            index,
+            rate: spec.rate.map(|r| r / peers.max(1) as f64),
+            started: None,
+            sent: 0,
+            current: None,
+            next: Position::Generator { seq: index as u64 },
+        }
+    }
+
+    /// Records due by now that have not been handed over, or when the next release is due.
+    fn due(&mut self, rate: f64) -> Result<u64, Instant> {
+        let started = *self.started.get_or_insert_with(Instant::now);
+        let elapsed = started.elapsed().as_secs_f64();
+        let due = ((elapsed * rate) as u64).saturating_sub(self.sent);
+        // Release in batches of a millisecond's worth, not one record at a time.
+        let batch = ((rate * RELEASE_EVERY.as_secs_f64()) as u64).max(1);
+        if due >= batch {
+            Ok(due)
+        } else {
+            let next = (self.sent + batch) as f64 / rate;
+            Err(started + Duration::from_secs_f64(next))
+        }
+    }
+}
+
+impl Source for MemorySource {
+    fn poll(&mut self, chunk: &mut Chunk, max_records: usize) -> Result<Poll, SourceError> {
+        let Some(rate) = self.rate else {
+            // Closed loop: whole chunks, as fast as they are taken.
+            return Ok(match self.prepared.next_chunk(self.index) {
+                Some(mut next) => {
+                    if let Some((_, Position::Generator { seq })) = next.iter().last() {
+                        self.next = Position::Generator {
+                            seq: seq + self.prepared.queues.len() as u64,
+                        };
+                    }
+                    self.sent += next.len() as u64;
+                    if chunk.is_empty() {
+                        std::mem::swap(chunk, &mut next);
+                    } else {
+                        for (raw, position) in next.iter() {
+                            chunk.push(raw, position);
+                        }
+                    }
+                    Poll::Ready
+                }
+                None => Poll::Exhausted,
+            });
+        };
+        let due = match self.due(rate) {
+            Ok(due) => due,
+            Err(at) => return Ok(Poll::Idle(Some(at))),
+        };
+        if due > (rate * 0.1) as u64 {
+            // More than 100 ms behind: remember the worst.
+            self.prepared.max_behind.fetch_max(due, Ordering::Relaxed);
+        }
+        let mut take = due.min(max_records as u64) as usize;
+        while take > 0 {
+            if self.current.is_none() {
+                match self.prepared.next_chunk(self.index) {
+                    Some(next) => self.current = Some((next, 0)),
+                    None => break,
+                }
+            }
+            let (source, at) = self.current.as_mut().expect("set above");
+            let end = (*at + take).min(source.len());
+            for i in *at..end {
+                let (raw, position) = source.get(i);
+                chunk.push(raw, position);
+                if let Position::Generator { seq } = position {
+                    self.next = Position::Generator {
+                        seq: seq + self.prepared.queues.len() as u64,
+                    };
+                }
+            }
+            take -= end - *at;
+            self.sent += (end - *at) as u64;
+            *at = end;
+            if end == source.len() {
+                self.current = None;
+            }
+        }
+        if chunk.is_empty() && self.current.is_none() {
+            return Ok(Poll::Exhausted);
+        }
+        Ok(Poll::Ready)
+    }
+
+    fn positions(&self, out: &mut Vec<Position>) {
+        out.push(self.next);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn prepared(workers: usize, chunks: usize, per_chunk: u64) -> Arc<Prepared> {
+        let per_worker = (0..workers)
+            .map(|w| {
+                (0..chunks as u64)
+                    .map(|c| {
+                        let mut chunk = Chunk::default();
+                        for r in 0..per_chunk {
+                            let seq = (c * per_chunk + r) * workers as u64 + w as u64;
+                            chunk.push(format!("{seq}").as_bytes(), Position::Generator { seq });
+                        }
+                        chunk
+                    })
+                    .collect()
+            })
+            .collect();
+        Arc::new(Prepared::new(per_worker))
+    }
+
+    fn drain(source: &mut MemorySource) -> Vec<u64> {
+        let mut seen = Vec::new();
+        loop {
+            let mut chunk = Chunk::default();
+            match source.poll(&mut chunk, 100).unwrap() {
+                Poll::Exhausted => return seen,
+                Poll::Idle(at) => std::thread::sleep(at.map_or(Duration::ZERO, |at| {
+                    at.saturating_duration_since(Instant::now())
+                })),
+                Poll::Ready => {}
+            }
+            for (raw, _) in chunk.iter() {
+                seen.push(std::str::from_utf8(raw).unwrap().parse().unwrap());
+            }
+        }
+    }
+
+    #[test]
+    fn closed_loop_hands_over_every_record_once_in_order() {
+        let prepared = prepared(2, 3, 50);
+        let spec = MemorySpec {
+            prepared: prepared.clone(),
+            rate: None,
+        };
+        let mut one = MemorySource::new(&spec, 1, 2);
+        let seen = drain(&mut one);
+        assert_eq!(seen, (0..150).map(|i| i * 2 + 1).collect::<Vec<u64>>());
+        let mut positions = Vec::new();
+        one.positions(&mut positions);
+        assert_eq!(positions, vec![Position::Generator { seq: 301 }]);
+        // Worker 0's share is still held.
+        assert!(prepared.held_bytes() > 0);
+        drain(&mut MemorySource::new(&spec, 0, 2));
+        assert_eq!(prepared.held_bytes(), 0);
+    }
+
+    #[test]
+    fn open_loop_offers_records_on_schedule() {
+        let prepared = prepared(1, 4, 100);
+        let spec = MemorySpec {
+            prepared,
+            rate: Some(4_000.0),
+        };
+        let mut source = MemorySource::new(&spec, 0, 1);
+        let started = Instant::now();
+        let seen = drain(&mut source);
+        let took = started.elapsed();
+        assert_eq!(seen, (0..400).collect::<Vec<u64>>());
+        // 400 records at 4,000/s are due over 100 ms: not all at once.
+        assert!(took >= Duration::from_millis(95), "{took:?}");
+    }
+}
