@@ -56,7 +56,7 @@ fn batch_and_verify_agree_with_run_and_verify_catches_a_removed_file() {
     assert_eq!(batch["as_of_epoch"], live["as_of_epoch"]);
 
     let verified = ok(&["verify", "--data-dir", &data]);
-    assert!(verified.starts_with("ok: 9 views equal"), "{verified}");
+    assert!(verified.starts_with("ok: 11 views equal"), "{verified}");
 
     // One day's batch job: every event of the input falls on 2025-01-01.
     ok(&[
