@@ -23,6 +23,7 @@ import subprocess
 import sys
 import tempfile
 import time
+from datetime import datetime, timezone
 from decimal import Decimal
 
 QUERIES = ("by_type_country", "users_per_day", "revenue_by_product")
@@ -31,6 +32,11 @@ QUERIES = ("by_type_country", "users_per_day", "revenue_by_product")
 def cents(price):
     """A JSON price (a float such as 19.99) in integer cents, as lambdaflow reads it."""
     return int((Decimal(repr(price)) * 100).to_integral_value())
+
+
+def utc_day(timestamp):
+    """The UTC date of an RFC 3339 timestamp: the generator writes some with an offset (+05:30)."""
+    return datetime.fromisoformat(timestamp).astimezone(timezone.utc).date().isoformat()
 
 
 def canonical(by_type_country, users_per_day, revenue_by_product):
@@ -96,8 +102,9 @@ def run_pathway(path, threads):
     by_tc = events.groupby(pw.this.event_type, pw.this.country).reduce(
         pw.this.event_type, pw.this.country, n=pw.reducers.count()
     )
-    # Every timestamp the generator writes is UTC ("...Z"): its first 10 characters are the day.
-    days = events.select(day=pw.this.event_timestamp.str.slice(0, 10), user=pw.this.user_id)
+    days = events.select(
+        day=pw.apply_with_type(utc_day, str, pw.this.event_timestamp), user=pw.this.user_id
+    )
     per_day = (
         days.groupby(pw.this.day, pw.this.user)
         .reduce(pw.this.day)
@@ -156,7 +163,7 @@ def run_bytewax(path, threads):
     tc = op.count_final("by_type_country", events, lambda e: f"{e['event_type']}|{e.get('country')}")
     op.output("out_tc", tc, TestingSink(out_tc))
 
-    keyed_days = op.key_on("day", events, lambda e: e["event_timestamp"][:10])
+    keyed_days = op.key_on("day", events, lambda e: utc_day(e["event_timestamp"]))
     users = op.map_value("user", keyed_days, lambda e: e["user_id"])
     distinct = op.fold_final("users", users, set, lambda s, u: s.add(u) or s)
     op.output("out_days", op.map_value("count", distinct, len), TestingSink(out_days))

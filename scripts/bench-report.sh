@@ -1,0 +1,31 @@
+#!/usr/bin/env bash
+# The performance figures of the README, from scratch: `lambdaflow bench` (release build) in
+# closed loop on 2 workers and on 1, in open loop at 200,000 events/s with 10 ms epochs, and on
+# 10,000,000 events; each repeated and reported as the median, next to the targets. Reports go to
+# target/bench/*.json. Takes about 10 minutes on 2 cores (plus the release build).
+#
+# Usage: scripts/bench-report.sh [REPEAT]   (default 5; the 10M run is made once)
+set -euo pipefail
+cd "$(dirname "$0")/.."
+repeat=${1:-5}
+cargo build --release --quiet
+bin=target/release/lambdaflow
+out=target/bench
+mkdir -p "$out"
+rm -f "$out"/*.json
+
+run() { # NAME COUNT ARGS...
+  local name=$1 count=$2
+  shift 2
+  for i in $(seq 1 "$count"); do
+    echo "$name $i/$count: lambdaflow bench $*" >&2
+    "$bin" bench "$@" --json >"$out/$name-$i.json"
+  done
+}
+
+run closed-2 "$repeat" --workers 2 --events 5000000
+run closed-1 "$repeat" --workers 1 --events 5000000
+run open-200k 3 --workers 2 --events 4000000 --rate 200000 --epoch 10ms --no-limits
+run closed-10m 1 --workers 2 --events 10000000 --no-limits
+
+python3 scripts/bench_summary.py "$out"
