@@ -373,8 +373,8 @@ impl LakeWriter {
     }
 }
 
-/// Called after each lake commit with its metadata.
-pub type AfterCommit = Box<dyn FnMut(&CommitMeta)>;
+/// Called after each lake commit with its metadata (on the commit thread).
+pub type AfterCommit = Box<dyn FnMut(&CommitMeta) + Send>;
 
 /// What worker 0 needs to commit.
 pub struct CommitSetup {
@@ -398,20 +398,29 @@ pub struct CommitSetup {
 
 /// Gathers the reports on worker 0 and commits each boundary once every worker has reported
 /// it. The output carries the committed epochs, and is held back until they are committed.
+///
+/// The commits themselves (Delta log writes, which wait for the disk) run in order on a thread
+/// of their own, so that worker 0 goes on moving data and closing epochs meanwhile; the thread
+/// wakes the operator when a commit is done.
 pub fn commit<'s>(
     reports: StreamVec<'s, u64, Report>,
     setup: Option<CommitSetup>,
     index: usize,
 ) -> StreamVec<'s, u64, u64> {
+    let scope = reports.scope();
     reports.unary_frontier(
         Exchange::new(|_: &Report| 0),
         "Commit",
-        move |cap, _info| {
+        move |cap, info| {
             let mut cap = (index == 0 && setup.is_some()).then_some(cap);
-            let mut committer = setup.filter(|_| index == 0).map(Committer::new);
-            if let (Some(cap), Some(c)) = (cap.as_mut(), committer.as_ref()) {
-                cap.downgrade(&c.resumed.map_or(0, |e| e + 1));
+            let setup = setup.filter(|_| index == 0);
+            let status = setup.as_ref().map(|s| s.status.clone());
+            if let (Some(cap), Some(s)) = (cap.as_mut(), setup.as_ref()) {
+                cap.downgrade(&s.resumed.map_or(0, |e| e + 1));
             }
+            let activator = scope.worker().sync_activator_for(info.address.to_vec());
+            let mut thread = setup.map(|setup| CommitThread::start(setup, activator));
+            let mut failed = false;
             let mut pending: BTreeMap<u64, Vec<Report>> = BTreeMap::new();
             move |(input, frontier), output| {
                 input.for_each_time(|time, data| {
@@ -420,18 +429,13 @@ pub fn commit<'s>(
                         entry.append(batch);
                     }
                 });
-                let Some(c) = committer.as_mut() else {
+                let (Some(t), Some(status)) = (thread.as_mut(), status.as_ref()) else {
                     return;
                 };
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let (epoch, reports) = entry.remove_entry();
-                    if c.failed {
-                        continue;
-                    }
-                    match c.commit(epoch, reports) {
+                // Commits done since last time, in order.
+                while let Ok((epoch, result)) = t.done.try_recv() {
+                    t.in_flight -= 1;
+                    match result {
                         Ok(()) => {
                             if let Some(cap) = cap.as_mut() {
                                 output.session(&cap.delayed(&epoch)).give(epoch);
@@ -439,36 +443,105 @@ pub fn commit<'s>(
                             }
                         }
                         Err(e) => {
-                            fail(&c.setup.status, &e);
-                            c.failed = true;
+                            fail(status, &e);
+                            failed = true;
                             cap = None;
                         }
                     }
                 }
-                if frontier.is_empty() {
+                // Boundaries every worker has reported, to the commit thread.
+                while let Some(entry) = pending.first_entry() {
+                    if frontier.less_equal(entry.key()) {
+                        break;
+                    }
+                    let (epoch, reports) = entry.remove_entry();
+                    if !failed && t.jobs.send((epoch, reports)).is_ok() {
+                        t.in_flight += 1;
+                    }
+                }
+                if (frontier.is_empty() || failed) && t.in_flight == 0 {
                     cap = None;
+                    if let Some(t) = thread.take() {
+                        t.finish();
+                    }
                 }
             }
         },
     )
 }
 
+/// Makes data files and their directory entries durable: a commit may only reference what
+/// survives a crash.
+fn sync_files(dir: &std::path::Path, files: &[DataFile]) -> Result<(), LakeError> {
+    let mut dirs = std::collections::BTreeSet::new();
+    for f in files {
+        let path = table::table_root(dir, f.table).join(&f.path);
+        let file = std::fs::File::open(&path).map_err(|e| LakeError::io(&path, e))?;
+        file.sync_all().map_err(|e| LakeError::io(&path, e))?;
+        if let Some(parent) = path.parent() {
+            dirs.insert(parent.to_path_buf());
+        }
+    }
+    for d in dirs {
+        let handle = std::fs::File::open(&d).map_err(|e| LakeError::io(&d, e))?;
+        handle.sync_all().map_err(|e| LakeError::io(&d, e))?;
+    }
+    Ok(())
+}
+
+/// The thread that makes worker 0's commits.
+struct CommitThread {
+    jobs: std::sync::mpsc::Sender<(u64, Vec<Report>)>,
+    done: std::sync::mpsc::Receiver<(u64, Result<(), LakeError>)>,
+    in_flight: usize,
+    handle: std::thread::JoinHandle<()>,
+}
+
+impl CommitThread {
+    fn start(setup: CommitSetup, activator: timely::scheduling::SyncActivator) -> Self {
+        let (jobs, receive_jobs) = std::sync::mpsc::channel::<(u64, Vec<Report>)>();
+        let (send_done, done) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name("lake-commit".into())
+            .spawn(move || {
+                let mut committer = Committer::new(setup);
+                for (epoch, reports) in receive_jobs {
+                    let result = committer.commit(epoch, reports);
+                    let failed = result.is_err();
+                    let _ = send_done.send((epoch, result));
+                    let _ = activator.activate();
+                    if failed {
+                        break;
+                    }
+                }
+            })
+            .expect("spawning the commit thread");
+        CommitThread {
+            jobs,
+            done,
+            in_flight: 0,
+            handle,
+        }
+    }
+
+    fn finish(self) {
+        drop(self.jobs);
+        let _ = self.handle.join();
+    }
+}
+
 struct Committer {
     setup: CommitSetup,
     runtime: Option<tokio::runtime::Runtime>,
     tables: Option<(Table, Table)>,
-    resumed: Option<u64>,
-    failed: bool,
 }
 
 impl Committer {
     fn new(setup: CommitSetup) -> Self {
         Committer {
-            resumed: setup.resumed,
             setup,
             runtime: None,
             tables: None,
-            failed: false,
         }
     }
 
@@ -503,6 +576,7 @@ impl Committer {
         }
         let (events, dead) = self.tables.as_mut().expect("set above");
         let started = std::time::Instant::now();
+        sync_files(&self.setup.config.dir, &files)?;
         let meta = CommitMeta {
             pipeline: self.setup.pipeline.clone(),
             first_epoch,
