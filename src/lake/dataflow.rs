@@ -408,66 +408,62 @@ pub fn commit<'s>(
     index: usize,
 ) -> StreamVec<'s, u64, u64> {
     let scope = reports.scope();
-    reports.unary_frontier(
-        Exchange::new(|_: &Report| 0),
-        "Commit",
-        move |cap, info| {
-            let mut cap = (index == 0 && setup.is_some()).then_some(cap);
-            let setup = setup.filter(|_| index == 0);
-            let status = setup.as_ref().map(|s| s.status.clone());
-            if let (Some(cap), Some(s)) = (cap.as_mut(), setup.as_ref()) {
-                cap.downgrade(&s.resumed.map_or(0, |e| e + 1));
-            }
-            let activator = scope.worker().sync_activator_for(info.address.to_vec());
-            let mut thread = setup.map(|setup| CommitThread::start(setup, activator));
-            let mut failed = false;
-            let mut pending: BTreeMap<u64, Vec<Report>> = BTreeMap::new();
-            move |(input, frontier), output| {
-                input.for_each_time(|time, data| {
-                    let entry = pending.entry(*time.time()).or_default();
-                    for batch in data {
-                        entry.append(batch);
-                    }
-                });
-                let (Some(t), Some(status)) = (thread.as_mut(), status.as_ref()) else {
-                    return;
-                };
-                // Commits done since last time, in order.
-                while let Ok((epoch, result)) = t.done.try_recv() {
-                    t.in_flight -= 1;
-                    match result {
-                        Ok(()) => {
-                            if let Some(cap) = cap.as_mut() {
-                                output.session(&cap.delayed(&epoch)).give(epoch);
-                                cap.downgrade(&(epoch + 1));
-                            }
-                        }
-                        Err(e) => {
-                            fail(status, &e);
-                            failed = true;
-                            cap = None;
+    reports.unary_frontier(Exchange::new(|_: &Report| 0), "Commit", move |cap, info| {
+        let mut cap = (index == 0 && setup.is_some()).then_some(cap);
+        let setup = setup.filter(|_| index == 0);
+        let status = setup.as_ref().map(|s| s.status.clone());
+        if let (Some(cap), Some(s)) = (cap.as_mut(), setup.as_ref()) {
+            cap.downgrade(&s.resumed.map_or(0, |e| e + 1));
+        }
+        let activator = scope.worker().sync_activator_for(info.address.to_vec());
+        let mut thread = setup.map(|setup| CommitThread::start(setup, activator));
+        let mut failed = false;
+        let mut pending: BTreeMap<u64, Vec<Report>> = BTreeMap::new();
+        move |(input, frontier), output| {
+            input.for_each_time(|time, data| {
+                let entry = pending.entry(*time.time()).or_default();
+                for batch in data {
+                    entry.append(batch);
+                }
+            });
+            let (Some(t), Some(status)) = (thread.as_mut(), status.as_ref()) else {
+                return;
+            };
+            // Commits done since last time, in order.
+            while let Ok((epoch, result)) = t.done.try_recv() {
+                t.in_flight -= 1;
+                match result {
+                    Ok(()) => {
+                        if let Some(cap) = cap.as_mut() {
+                            output.session(&cap.delayed(&epoch)).give(epoch);
+                            cap.downgrade(&(epoch + 1));
                         }
                     }
-                }
-                // Boundaries every worker has reported, to the commit thread.
-                while let Some(entry) = pending.first_entry() {
-                    if frontier.less_equal(entry.key()) {
-                        break;
-                    }
-                    let (epoch, reports) = entry.remove_entry();
-                    if !failed && t.jobs.send((epoch, reports)).is_ok() {
-                        t.in_flight += 1;
-                    }
-                }
-                if (frontier.is_empty() || failed) && t.in_flight == 0 {
-                    cap = None;
-                    if let Some(t) = thread.take() {
-                        t.finish();
+                    Err(e) => {
+                        fail(status, &e);
+                        failed = true;
+                        cap = None;
                     }
                 }
             }
-        },
-    )
+            // Boundaries every worker has reported, to the commit thread.
+            while let Some(entry) = pending.first_entry() {
+                if frontier.less_equal(entry.key()) {
+                    break;
+                }
+                let (epoch, reports) = entry.remove_entry();
+                if !failed && t.jobs.send((epoch, reports)).is_ok() {
+                    t.in_flight += 1;
+                }
+            }
+            if (frontier.is_empty() || failed) && t.in_flight == 0 {
+                cap = None;
+                if let Some(t) = thread.take() {
+                    t.finish();
+                }
+            }
+        }
+    })
 }
 
 /// Makes data files and their directory entries durable: a commit may only reference what
