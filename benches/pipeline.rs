@@ -99,6 +99,24 @@ fn view_updates(c: &mut Criterion) {
     group.finish();
 }
 
+/// `lines` decoded and staged for the lake as read in `epoch`.
+fn stage_lines(
+    layout: &Arc<Layout>,
+    names: &Arc<SourceNames>,
+    decoder: &mut Decoder,
+    lines: &[Vec<u8>],
+    epoch: u64,
+) -> Stage {
+    let mut stage = Stage::new(layout.clone(), names.clone());
+    for (seq, line) in lines.iter().enumerate() {
+        if let Ok(record) = decoder.decode(line) {
+            let position = lambdaflow::event::Position::Generator { seq: seq as u64 };
+            stage.push(&record, epoch, position);
+        }
+    }
+    stage
+}
+
 /// A batch of events staged as Arrow columns by partition and encoded as ZSTD Parquet with the
 /// lake's settings, in memory.
 fn parquet_encode(c: &mut Criterion) {
@@ -113,30 +131,13 @@ fn parquet_encode(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("stage", |b| {
         b.iter(|| {
-            let mut stage = Stage::new(layout.clone(), names.clone());
-            for (seq, line) in batch.iter().enumerate() {
-                if let Ok(record) = decoder.decode(line) {
-                    stage.push(
-                        &record,
-                        0,
-                        lambdaflow::event::Position::Generator { seq: seq as u64 },
-                    );
-                }
-            }
+            let mut stage = stage_lines(&layout, &names, &mut decoder, &batch, 0);
             black_box(stage.take().expect("batches").0.len())
         })
     });
-    let mut stage = Stage::new(layout.clone(), names.clone());
-    for (seq, line) in batch.iter().enumerate() {
-        if let Ok(record) = decoder.decode(line) {
-            stage.push(
-                &record,
-                0,
-                lambdaflow::event::Position::Generator { seq: seq as u64 },
-            );
-        }
-    }
-    let (parts, _) = stage.take().expect("batches");
+    let (parts, _) = stage_lines(&layout, &names, &mut decoder, &batch, 0)
+        .take()
+        .expect("batches");
     group.bench_function("encode", |b| {
         b.iter(|| {
             let mut bytes = 0;
@@ -190,16 +191,7 @@ fn commit(c: &mut Criterion) {
         b.iter_batched(
             || {
                 // Not timed: a data file of 1,000 events for the commit.
-                let mut stage = Stage::new(layout.clone(), names.clone());
-                for (seq, line) in lines.iter().enumerate() {
-                    if let Ok(record) = decoder.decode(line) {
-                        stage.push(
-                            &record,
-                            epoch,
-                            lambdaflow::event::Position::Generator { seq: seq as u64 },
-                        );
-                    }
-                }
+                let mut stage = stage_lines(&layout, &names, &mut decoder, &lines, epoch);
                 let mut files = Vec::new();
                 for (partition, batch) in stage.take().expect("batches").0 {
                     writer

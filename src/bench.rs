@@ -361,10 +361,15 @@ fn new_chunk() -> Chunk {
     Chunk::with_capacity(CHUNK_RECORDS, CHUNK_RECORDS * 272)
 }
 
-/// The chunks the limits run on: every worker's first ones, `LIMIT_SAMPLE` events at most.
-fn sample(chunks: &[Vec<Chunk>]) -> Vec<&[Chunk]> {
+/// The chunks a limit runs on (every worker's first ones, `LIMIT_SAMPLE` events at most) and
+/// how many records they hold; tells `progress` that `phase` starts.
+fn sample<'c>(
+    chunks: &'c [Vec<Chunk>],
+    phase: &str,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> (Vec<&'c [Chunk]>, u64) {
     let per_worker = LIMIT_SAMPLE / chunks.len().max(1) as u64;
-    chunks
+    let parts: Vec<&[Chunk]> = chunks
         .iter()
         .map(|mine| {
             let mut n = 0u64;
@@ -377,7 +382,18 @@ fn sample(chunks: &[Vec<Chunk>]) -> Vec<&[Chunk]> {
                 .count();
             &mine[..take]
         })
-        .collect()
+        .collect();
+    let total = parts
+        .iter()
+        .flat_map(|p| p.iter())
+        .map(|c| c.len() as u64)
+        .sum();
+    progress(Progress {
+        phase,
+        done: 0,
+        total,
+    });
+    (parts, total)
 }
 
 /// Decoding alone: every worker's sample decoded and projected into events, in parallel.
@@ -387,17 +403,7 @@ fn decode_only(
     schema: &Schema,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> (u64, f64) {
-    let parts = sample(chunks);
-    let total: u64 = parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .map(|c| c.len() as u64)
-        .sum();
-    progress(Progress {
-        phase: "decode only",
-        done: 0,
-        total,
-    });
+    let (parts, total) = sample(chunks, "decode only", progress);
     let symbols = Arc::new(Symbols::default());
     let started = Instant::now();
     let decoded: u64 = std::thread::scope(|s| {
@@ -442,17 +448,7 @@ fn parquet_only(
     schema: &Schema,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(u64, f64), BenchError> {
-    let parts = sample(chunks);
-    let total: u64 = parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .map(|c| c.len() as u64)
-        .sum();
-    progress(Progress {
-        phase: "parquet only",
-        done: 0,
-        total,
-    });
+    let (parts, total) = sample(chunks, "parquet only", progress);
     let layout = Arc::new(Layout::new(schema));
     let names = SourceNames::new(&[], &[]);
     // Each thread's wall time; the threads run at once, so the slowest is the wall time.
