@@ -376,8 +376,10 @@ fn sample<'c>(
             let take = mine
                 .iter()
                 .take_while(|c| {
+                    // Whole chunks, while fewer than `per_worker` records are taken.
+                    let before = n;
                     n += c.len() as u64;
-                    n - c.len() as u64 <= per_worker.saturating_sub(1)
+                    before < per_worker
                 })
                 .count();
             &mine[..take]

@@ -135,13 +135,16 @@ impl Stats {
             epoch: AtomicU64::new(0),
             workers_done: AtomicUsize::new(0),
             positions: Mutex::new(vec![(0, Vec::new()); workers]),
-            epoch_latency: Mutex::new(
-                Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds"),
-            ),
+            epoch_latency: Mutex::new(latency_histogram()),
             started: Instant::now(),
             lag: Default::default(),
         }
     }
+}
+
+/// A histogram of durations in microseconds, from 1 µs to an hour, 3 significant digits.
+pub(crate) fn latency_histogram() -> Histogram<u64> {
+    Histogram::new_with_bounds(1, 3_600_000_000, 3).expect("valid histogram bounds")
 }
 
 /// What the workers share.

@@ -38,23 +38,12 @@ fn the_report_describes_the_run_and_its_lake_is_the_pipelines() {
 
     // The same generated records, read from a file by `run`: the same events and dead letters,
     // and the same bytes of JSON.
-    let input = d.path("in.jsonl");
-    ok(&[
-        "generate",
-        "--count",
-        "30000",
-        "--seed",
-        "7",
-        "--bad-fraction",
-        "0.01",
-        "-o",
-        &input.display().to_string(),
-    ]);
+    let input = d.generate("in.jsonl", 30_000, 7);
     let views_out = d.arg("views.json");
     ok(&[
         "run",
         "--source",
-        &format!("file:{}", input.display()),
+        &format!("file:{input}"),
         "--until-exhausted",
         "--no-lake",
         "--no-serve",

@@ -600,10 +600,9 @@ impl Committer {
         status.committed = Some((epoch, version));
         status.commits += 1;
         let micros = started.elapsed().as_micros().max(1) as u64;
-        let latency = status.commit_latency.get_or_insert_with(|| {
-            hdrhistogram::Histogram::new_with_bounds(1, 3_600_000_000, 3)
-                .expect("valid histogram bounds")
-        });
+        let latency = status
+            .commit_latency
+            .get_or_insert_with(crate::pipeline::latency_histogram);
         let _ = latency.record(micros);
         Ok(())
     }

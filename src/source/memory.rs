@@ -121,6 +121,16 @@ impl MemorySource {
         }
     }
 
+    /// Moves the resume position past `last`, the last record handed over: this worker's next
+    /// sequence number is one round of workers later.
+    fn handed_over(&mut self, last: Position) {
+        if let Position::Generator { seq } = last {
+            self.next = Position::Generator {
+                seq: seq + self.prepared.queues.len() as u64,
+            };
+        }
+    }
+
     /// Records due by now that have not been handed over, or when the next release is due.
     fn due(&mut self, rate: f64) -> Result<u64, Instant> {
         let started = *self.started.get_or_insert_with(Instant::now);
@@ -143,10 +153,8 @@ impl Source for MemorySource {
             // Closed loop: whole chunks, as fast as they are taken.
             return Ok(match self.prepared.next_chunk(self.index) {
                 Some(mut next) => {
-                    if let Some((_, Position::Generator { seq })) = next.iter().last() {
-                        self.next = Position::Generator {
-                            seq: seq + self.prepared.queues.len() as u64,
-                        };
+                    if let Some((_, last)) = next.iter().last() {
+                        self.handed_over(last);
                     }
                     self.sent += next.len() as u64;
                     if chunk.is_empty() {
@@ -182,17 +190,16 @@ impl Source for MemorySource {
             for i in *at..end {
                 let (raw, position) = source.get(i);
                 chunk.push(raw, position);
-                if let Position::Generator { seq } = position {
-                    self.next = Position::Generator {
-                        seq: seq + self.prepared.queues.len() as u64,
-                    };
-                }
             }
+            let last = (end > *at).then(|| source.get(end - 1).1);
             take -= end - *at;
             self.sent += (end - *at) as u64;
             *at = end;
             if end == source.len() {
                 self.current = None;
+            }
+            if let Some(last) = last {
+                self.handed_over(last);
             }
         }
         if chunk.is_empty() && self.current.is_none() {
