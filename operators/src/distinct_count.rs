@@ -70,8 +70,8 @@ where
         I: ExchangeData + Hash,
         L: FnMut(D) -> Option<(G, I)> + 'static,
     {
-        self.flat_map(logic)
-            .consolidate_stream()
+        let mut logic = logic;
+        crate::presum::presum(self, name, move |d| logic(d).map(|pair| (pair, 1isize)))
             .arrange_by_self_named(&format!("Arrange: {name} pairs"))
             .distinct_total()
             .map(|(group, _item)| group)

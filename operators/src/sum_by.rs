@@ -11,8 +11,9 @@ use timely::progress::Timestamp;
 /// Sums an additive amount per key: `(key, amount)` pairs in, `(key, total)` out.
 ///
 /// The amount rides in the difference of each update, so a sum costs no more than a count:
-/// updates are consolidated on the worker that produced them (a million `purchase` events of one
-/// epoch leave the worker as one update per country), then exchanged by key and accumulated.
+/// updates are summed in a hash table on the worker that produced them (a million `purchase`
+/// events of one epoch leave the worker as one update per country), then exchanged by key and
+/// accumulated.
 /// Amounts are any differential semigroup: `isize` for counts, `(isize, isize)` for a sum and a
 /// count at once. A key whose total is zero is absent from the output (zero is no difference):
 /// to keep a key while it has records, sum a count beside the amount, as `(amount, 1)`.
@@ -91,8 +92,7 @@ where
         A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
         L: FnMut(D) -> Option<(K, A)> + 'static,
     {
-        self.explode(logic)
-            .consolidate_stream()
+        crate::presum::presum(self, name, logic)
             .arrange_by_self_named(&format!("Arrange: {name}"))
             .count_total()
     }
