@@ -125,7 +125,7 @@ fn parquet_encode(c: &mut Criterion) {
     let names = SourceNames::new(&[], &[]);
     let batch = lines(BATCH * 10);
     let mut decoder = Decoder::new(schema, 1 << 20);
-    let props = FileSettings::default().properties();
+    let props = FileSettings::default().properties(layout.data_schema());
     let mut group = c.benchmark_group("parquet");
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.sample_size(20);

@@ -490,7 +490,7 @@ fn encode_share(
     names: Arc<SourceNames>,
 ) -> Result<f64, String> {
     use parquet::arrow::ArrowWriter;
-    let props = FileSettings::default().properties();
+    let props = FileSettings::default().properties(layout.data_schema());
     let mut decoder = Decoder::new(schema.clone(), 1 << 20);
     let mut writers: std::collections::HashMap<String, ArrowWriter<Counter>> = Default::default();
     let mut spent = Duration::ZERO;

@@ -480,8 +480,12 @@ fn merge(
             if writer.is_none() {
                 let file = File::create(&tmp).map_err(|e| LakeError::io(&tmp, e))?;
                 writer = Some(
-                    ArrowWriter::try_new(file, batch.schema(), Some(settings.properties()))
-                        .map_err(|e| LakeError::parquet(&tmp, e))?,
+                    ArrowWriter::try_new(
+                        file,
+                        batch.schema(),
+                        Some(settings.properties(&batch.schema())),
+                    )
+                    .map_err(|e| LakeError::parquet(&tmp, e))?,
                 );
             }
             rows += batch.num_rows() as u64;

@@ -13,7 +13,7 @@ use std::fs::File;
 use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
-use arrow_schema::SchemaRef;
+use arrow_schema::{DataType, SchemaRef};
 use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
@@ -49,9 +49,6 @@ pub struct DataFile {
     pub modified: i64,
 }
 
-/// Columns of the events table with about one distinct value per row.
-const UNIQUE_COLUMNS: &[&str] = &["event_id", "_offset", "_doc"];
-
 /// Size limits and encoding of data files.
 #[derive(Clone, Debug)]
 pub struct FileSettings {
@@ -74,19 +71,32 @@ impl Default for FileSettings {
 }
 
 impl FileSettings {
-    /// The Parquet writer properties.
-    pub fn properties(&self) -> WriterProperties {
+    /// The Parquet writer properties for files of `schema`.
+    ///
+    /// No dictionary encoding: it made encoding a third slower and the lake no smaller (ZSTD
+    /// finds the repetition a dictionary would, `cargo bench --bench pipeline -- parquet/encode`).
+    /// Min/max statistics per column chunk (what readers prune row groups with) on every column
+    /// but the strings: for those, comparing each value cost another fifth of encoding time, and
+    /// an epoch's file holds every country, user and product anyway; time, price, `_epoch` and
+    /// `_offset` keep theirs, and the partition directories prune by day and event type.
+    pub fn properties(&self, schema: &arrow_schema::Schema) -> WriterProperties {
         let mut builder = WriterProperties::builder()
             .set_compression(Compression::ZSTD(
                 ZstdLevel::try_new(self.zstd_level).unwrap_or_default(),
             ))
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
-            // Min/max per column chunk (what readers prune files and row groups with), not per page.
+            .set_dictionary_enabled(false)
             .set_statistics_enabled(EnabledStatistics::Chunk);
-        // Columns that are unique or nearly so per row: a dictionary only costs time before the
-        // writer falls back to plain encoding.
-        for column in UNIQUE_COLUMNS {
-            builder = builder.set_column_dictionary_enabled(ColumnPath::from(*column), false);
+        for field in schema.fields() {
+            if matches!(
+                field.data_type(),
+                DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary
+            ) {
+                builder = builder.set_column_statistics_enabled(
+                    ColumnPath::from(field.name().as_str()),
+                    EnabledStatistics::None,
+                );
+            }
         }
         builder
             .set_created_by(format!("lambdaflow {}", env!("CARGO_PKG_VERSION")))
@@ -129,10 +139,10 @@ impl TableWriter {
         TableWriter {
             kind,
             root,
+            props: settings.properties(&schema),
             schema,
             worker,
             run,
-            props: settings.properties(),
             settings,
             open: HashMap::new(),
             counter: 0,
