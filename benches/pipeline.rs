@@ -117,7 +117,7 @@ fn stage_lines(
     stage
 }
 
-/// A batch of events staged as Arrow columns by partition and encoded as ZSTD Parquet with the
+/// A batch of events staged as Arrow columns by partition and encoded as Parquet with the
 /// lake's settings, in memory.
 fn parquet_encode(c: &mut Criterion) {
     let schema = Schema::ecommerce();

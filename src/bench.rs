@@ -4,7 +4,7 @@
 //! A run has four phases: prepare the input (JSON lines rendered by the generator into each
 //! worker's chunks), measure the two limits the pipeline cannot beat on this machine with the
 //! same number of threads (decode only: JSON to events; Parquet encode only: staged Arrow
-//! batches to ZSTD Parquet), run the pipeline into a fresh lake, and read what it wrote.
+//! batches to Parquet), run the pipeline into a fresh lake, and read what it wrote.
 //!
 //! Closed loop: every worker takes its records as fast as the pipeline accepts them. Open loop
 //! (`rate`): records are offered on a schedule and the epoch latency under that load is what
@@ -443,7 +443,7 @@ fn decode_only(
 }
 
 /// Parquet encoding alone: every worker's sample staged as Arrow batches by partition (not
-/// timed), then written as ZSTD Parquet with the lake's settings to a byte counter (timed).
+/// timed), then written as Parquet with the lake's settings to a byte counter (timed).
 /// Returns (records, seconds).
 fn parquet_only(
     chunks: &[Vec<Chunk>],

@@ -8,6 +8,7 @@ use serde::Deserialize;
 
 use crate::event::time::parse_rfc3339;
 use crate::event::{FieldType, Schema, VIEW_FIELDS};
+use crate::lake::writer::Codec;
 use crate::lake::{FileSettings, LakeConfig};
 use crate::pipeline::{EpochPolicy, PipelineConfig};
 use crate::source::{GeneratorSpec, KafkaSpec, SourceSpec, file};
@@ -99,7 +100,9 @@ pub struct LakeSection {
     pub file_max_rows: Option<usize>,
     /// Rows per Parquet row group.
     pub row_group_rows: Option<usize>,
-    /// ZSTD level, 1 to 22.
+    /// Page compression: `snappy` or `zstd`.
+    pub compression: Option<String>,
+    /// ZSTD level, 1 to 22 (with `compression = "zstd"`).
     pub zstd_level: Option<i32>,
 }
 
@@ -404,12 +407,24 @@ fn lake_config(
         }
         files.row_group_rows = rows;
     }
-    if let Some(level) = section.zstd_level {
-        if !(1..=22).contains(&level) {
-            return Err(invalid("lake zstd_level must be between 1 and 22"));
+    files.codec = match (section.compression.as_deref(), section.zstd_level) {
+        (None | Some("snappy"), None) => Codec::Snappy,
+        (Some("snappy"), Some(_)) | (None, Some(_)) => {
+            return Err(invalid("lake zstd_level needs compression = \"zstd\""));
         }
-        files.zstd_level = level;
-    }
+        (Some("zstd"), level) => {
+            let level = level.unwrap_or(3);
+            if !(1..=22).contains(&level) {
+                return Err(invalid("lake zstd_level must be between 1 and 22"));
+            }
+            Codec::Zstd(level)
+        }
+        (Some(other), _) => {
+            return Err(invalid(format!(
+                "lake compression must be \"snappy\" or \"zstd\", not {other:?}"
+            )));
+        }
+    };
     Ok(Some(LakeConfig {
         dir,
         commit_every,
@@ -548,6 +563,27 @@ mod tests {
         assert_eq!(config.workers, defaults.workers);
         assert_eq!(config.epoch, defaults.epoch);
         assert_eq!(config.max_record_bytes, defaults.max_record_bytes);
+        let codec = |c: &PipelineConfig| c.lake.as_ref().map(|l| l.files.codec);
+        assert_eq!(codec(&config), Some(Codec::Snappy));
+        assert_eq!(codec(&config), codec(&defaults));
+    }
+
+    #[test]
+    fn zstd_takes_a_level_or_three() {
+        let lake = |text: &str| {
+            let file = ConfigFile::parse(text, "t").unwrap();
+            resolve(file, Overrides::default())
+                .unwrap()
+                .lake
+                .unwrap()
+                .files
+                .codec
+        };
+        assert_eq!(lake("[lake]\ncompression = \"zstd\"\n"), Codec::Zstd(3));
+        assert_eq!(
+            lake("[lake]\ncompression = \"zstd\"\nzstd_level = 9\n"),
+            Codec::Zstd(9)
+        );
     }
 
     #[test]
@@ -625,6 +661,18 @@ mod tests {
             (
                 "[pipeline]\nviews = [\"events_by_type\"]\n[[schema.fields]]\nname = \"event_type\"\ntype = \"int\"\nrequired = true\n",
                 "needs field `event_type` to be string, not int",
+            ),
+            (
+                "[lake]\ncompression = \"gzip\"\n",
+                "lake compression must be \"snappy\" or \"zstd\", not \"gzip\"",
+            ),
+            (
+                "[lake]\nzstd_level = 3\n",
+                "lake zstd_level needs compression = \"zstd\"",
+            ),
+            (
+                "[lake]\ncompression = \"zstd\"\nzstd_level = 23\n",
+                "lake zstd_level must be between 1 and 22",
             ),
         ];
         for (text, expected) in cases {

@@ -142,7 +142,7 @@ mod tests {
 
     #[test]
     fn file_names_carry_their_epochs() {
-        let name = writer::file_name(12, 345, 1, "abcd0123", 7);
+        let name = writer::file_name(12, 345, 1, "abcd0123", 7, writer::Codec::Snappy);
         assert_eq!(writer::epochs_of(&name), Some((12, 345)));
         assert_eq!(writer::epochs_of("part-00000-uuid.snappy.parquet"), None);
     }

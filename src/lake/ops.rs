@@ -456,7 +456,8 @@ fn merge(
         }
     }
     let first = if first == u64::MAX { 0 } else { first };
-    let name = format!("part-e{first:012}-e{last:012}-compact-{run}-{n:05}.zstd.parquet");
+    let codec = settings.codec.name();
+    let name = format!("part-e{first:012}-e{last:012}-compact-{run}-{n:05}.{codec}.parquet");
     let relative = if partition.is_empty() {
         name
     } else {
