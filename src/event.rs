@@ -15,7 +15,7 @@ use serde::{Deserialize, Serialize};
 
 pub use decode::{DecodeError, Decoder, Reason, Record};
 pub use schema::{Field, FieldType, Schema};
-pub use symbol::{Interner, Sym, Symbols};
+pub use symbol::{IdHash, Interner, Sym, Symbols};
 
 /// Where a record came from, precisely enough to resume reading right after it.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
@@ -53,8 +53,8 @@ pub enum Position {
 pub struct Event {
     /// `event_type`.
     pub event_type: Sym,
-    /// `user_id`.
-    pub user: Sym,
+    /// `user_id`, hashed: views count users but never show one.
+    pub user: IdHash,
     /// `event_timestamp`, microseconds since the Unix epoch, UTC.
     pub at: i64,
     /// `product`, when present.
@@ -125,13 +125,13 @@ impl Roles {
                 .map(|s| interner.intern(s))
         };
         let event_type = sym(self.event_type);
-        let user = sym(self.user);
+        let user = self.user.and_then(|i| record.text(i)).unwrap_or_default();
         let (product, country, source) = (sym(self.product), sym(self.country), sym(self.source));
         // Config validation makes `event_type` and `user_id` required wherever a view reads
         // them; a schema without them keys those fields by the empty string.
         Event {
             event_type: event_type.unwrap_or_else(|| interner.intern("")),
-            user: user.unwrap_or_else(|| interner.intern("")),
+            user: IdHash::of(user),
             product,
             country,
             source,

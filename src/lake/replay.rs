@@ -11,7 +11,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::LakeError;
 use super::layout::TYPE_COLUMN;
 use super::table::TableFile;
-use crate::event::{DeadLetter, Event, Interner, Position, Reason};
+use crate::event::{DeadLetter, Event, IdHash, Interner, Position, Reason};
 
 /// Rows per batch read back.
 const BATCH_ROWS: usize = 64 * 1024;
@@ -77,7 +77,7 @@ pub fn read_events(
                 Some(t) => interner.intern(t),
                 None => interner.intern(text(kind, row).unwrap_or_default()),
             };
-            let user = interner.intern(text(user, row).unwrap_or_default());
+            let user = IdHash::of(text(user, row).unwrap_or_default());
             let mut sym = |a: Option<&ArrayRef>| text(a, row).map(|s| interner.intern(s));
             let event = Event {
                 event_type,
