@@ -550,7 +550,7 @@ impl ViewStore {
                 .spawn(move || {
                     // Every one, in order: `verify` needs one at an epoch the lake committed.
                     while let Ok(state) = receive.recv() {
-                        write_snapshot_file(&snapshots, &state_json(&symbols, &enabled, &state));
+                        write_snapshot_file(&snapshots, &symbols, &enabled, &state);
                     }
                 })
                 .expect("spawning the snapshot thread");
@@ -627,7 +627,9 @@ impl ViewStore {
     }
 }
 
-fn rows_json(symbols: &Symbols, state: &ViewState, view: ViewId) -> Vec<Json> {
+/// One row as `{"key": ..., "value": ...}`: a plain value for a one-field key or value, an
+/// object of named fields otherwise.
+fn row_json(symbols: &Symbols, view: ViewId, key: &[Datum], value: &[Datum]) -> Json {
     let spec = view.spec();
     let fields = |names: &[&str], data: &[Datum]| -> Json {
         if names.len() == 1 {
@@ -642,19 +644,21 @@ fn rows_json(symbols: &Symbols, state: &ViewState, view: ViewId) -> Vec<Json> {
             )
         }
     };
-    let mut rows: Vec<(Json, Json)> = state.tables[view as usize]
+    json!({"key": fields(spec.key, key), "value": fields(spec.value, value)})
+}
+
+fn rows_json(symbols: &Symbols, state: &ViewState, view: ViewId) -> Vec<Json> {
+    let mut rows: Vec<Json> = state.tables[view as usize]
         .iter()
-        .map(|(k, v)| (fields(spec.key, k), fields(spec.value, v)))
+        .map(|(k, v)| row_json(symbols, view, k, v))
         .collect();
     if view == ViewId::TopProducts {
-        rows.sort_by_key(|(_, v)| v["rank"].as_i64());
+        rows.sort_by_key(|row| row["value"]["rank"].as_i64());
     } else {
         // The key's text once per row, not once per comparison.
-        rows.sort_by_cached_key(|(k, _)| k.to_string());
+        rows.sort_by_cached_key(|row| row["key"].to_string());
     }
-    rows.into_iter()
-        .map(|(key, value)| json!({"key": key, "value": value}))
-        .collect()
+    rows
 }
 
 fn state_json(symbols: &Symbols, enabled: &[ViewId], state: &ViewState) -> Json {
@@ -670,15 +674,46 @@ fn state_json(symbols: &Symbols, enabled: &[ViewId], state: &ViewState) -> Json 
     json!({"as_of_epoch": state.as_of, "views": views})
 }
 
-fn write_snapshot_file(snapshots: &Snapshots, json: &Json) {
-    let Some(epoch) = json["as_of_epoch"].as_u64() else {
+/// Writes `state` as [`ViewStore::to_json`] would give it, one row at a time (rows in key
+/// order): a snapshot grows with the views, and a whole JSON tree of them cost several times
+/// the views' own memory.
+fn write_state_json(
+    symbols: &Symbols,
+    enabled: &[ViewId],
+    state: &ViewState,
+    out: &mut impl std::io::Write,
+) -> std::io::Result<()> {
+    write!(out, "{{\"as_of_epoch\":{},\"views\":{{", json!(state.as_of))?;
+    for (i, &view) in enabled.iter().enumerate() {
+        let comma = if i == 0 { "" } else { "," };
+        write!(out, "{comma}{}:[", json!(view.spec().name))?;
+        for (j, (key, value)) in state.tables[view as usize].iter().enumerate() {
+            if j > 0 {
+                out.write_all(b",")?;
+            }
+            serde_json::to_writer(&mut *out, &row_json(symbols, view, key, value))?;
+        }
+        out.write_all(b"]")?;
+    }
+    out.write_all(b"}}")
+}
+
+fn write_snapshot_file(
+    snapshots: &Snapshots,
+    symbols: &Symbols,
+    enabled: &[ViewId],
+    state: &ViewState,
+) {
+    let Some(epoch) = state.as_of else {
         return;
     };
     let result = (|| -> std::io::Result<()> {
         std::fs::create_dir_all(&snapshots.dir)?;
         let path = snapshots.dir.join(format!("views-{epoch}.json"));
         let tmp = snapshots.dir.join(format!(".views-{epoch}.json.tmp"));
-        std::fs::write(&tmp, serde_json::to_vec(json)?)?;
+        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
+        write_state_json(symbols, enabled, state, &mut out)?;
+        out.into_inner().map_err(|e| e.into_error())?;
         std::fs::rename(&tmp, &path)?;
         let all = crate::lake::snapshots_in(&snapshots.dir);
         let excess = all.len().saturating_sub(snapshots.keep.max(1));
@@ -765,4 +800,77 @@ pub fn publish(rows: VecCollection<'_, u64, ViewRow>, store: Arc<ViewStore>, ind
             store.apply(through, &mut closed);
         },
     );
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_snapshot_written_row_by_row_holds_what_to_json_gives() {
+        let symbols = Arc::new(Symbols::default());
+        let enabled = vec![
+            ViewId::EventsPerMinute,
+            ViewId::TopProducts,
+            ViewId::EventsByType,
+        ];
+        let store = ViewStore::new(symbols.clone(), enabled.clone());
+        let (view, page) = (
+            symbols.intern("page_view"),
+            symbols.intern("caf\u{e9} \"x\""),
+        );
+        let mut changes = vec![
+            (
+                row(
+                    ViewId::EventsPerMinute,
+                    vec![Datum::Minute(29_000_000), Datum::Sym(view)],
+                    vec![Datum::Int(3)],
+                ),
+                1,
+            ),
+            (
+                row(
+                    ViewId::TopProducts,
+                    vec![Datum::Sym(page)],
+                    vec![Datum::Int(1), Datum::Money(1999)],
+                ),
+                1,
+            ),
+            (
+                row(
+                    ViewId::EventsByType,
+                    vec![Datum::Sym(view)],
+                    vec![Datum::Int(7)],
+                ),
+                1,
+            ),
+            (
+                row(
+                    ViewId::EventsByType,
+                    vec![Datum::Sym(page)],
+                    vec![Datum::Int(2)],
+                ),
+                1,
+            ),
+        ];
+        store.apply(4, &mut changes);
+        let mut written = Vec::new();
+        store
+            .read(|state| write_state_json(&symbols, &enabled, state, &mut written))
+            .unwrap();
+        let mut written: Json = serde_json::from_slice(&written).unwrap();
+        let mut expected = store.to_json();
+        // Row order is the store's key order in the file and the key's text in the API.
+        for json in [&mut written, &mut expected] {
+            for rows in json["views"].as_object_mut().unwrap().values_mut() {
+                rows.as_array_mut().unwrap().sort_by_key(|r| r.to_string());
+            }
+        }
+        assert_eq!(written, expected);
+        assert_eq!(written["as_of_epoch"], 4);
+        assert_eq!(
+            written["views"]["events_by_type"].as_array().unwrap().len(),
+            2
+        );
+    }
 }
