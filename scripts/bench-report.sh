@@ -14,17 +14,26 @@ out=target/bench
 mkdir -p "$out"
 rm -f "$out"/*.json
 
+one() { # NAME I COUNT ARGS...
+  local name=$1 i=$2 count=$3
+  shift 3
+  echo "$name $i/$count: lambdaflow bench $*" >&2
+  "$bin" bench "$@" --json >"$out/$name-$i.json"
+}
+
 run() { # NAME COUNT ARGS...
   local name=$1 count=$2
   shift 2
   for i in $(seq 1 "$count"); do
-    echo "$name $i/$count: lambdaflow bench $*" >&2
-    "$bin" bench "$@" --json >"$out/$name-$i.json"
+    one "$name" "$i" "$count" "$@"
   done
 }
 
-run closed-2 "$repeat" --workers 2 --events 5000000
-run closed-1 "$repeat" --workers 1 --events 5000000
+# 2 workers and 1 in turn, so that both see the same phases of a shared machine.
+for i in $(seq 1 "$repeat"); do
+  one closed-2 "$i" "$repeat" --workers 2 --events 5000000
+  one closed-1 "$i" "$repeat" --workers 1 --events 5000000
+done
 run open-200k 3 --workers 2 --events 4000000 --rate 200000 --epoch 10ms --no-limits
 run closed-10m 1 --workers 2 --events 10000000 --no-limits
 

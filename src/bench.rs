@@ -153,6 +153,9 @@ pub struct BenchReport {
     pub seconds: f64,
     /// Records per second.
     pub events_per_sec: f64,
+    /// CPU time the process spent during the pipeline run (every thread: workers, their lake
+    /// file threads, the commit thread), divided by its wall time: the cores it kept busy.
+    pub cores_busy: f64,
     /// Records per second per worker.
     pub events_per_sec_per_worker: f64,
     /// Megabytes (10^6) of JSON per second.
@@ -291,6 +294,7 @@ pub fn run(
         mb_per_sec: input_bytes as f64 / 1e6 / run.seconds,
         epoch_latency: run.epoch_latency,
         commit_latency: run.commit_latency,
+        cores_busy: run.cpu_seconds / run.seconds.max(1e-9),
         peak_rss_bytes: run.peak_rss,
         process_peak_rss_bytes: run.process_peak_rss,
         lake_bytes,
@@ -555,6 +559,7 @@ struct PipelineRun {
     commit_latency: Option<Latency>,
     peak_rss: u64,
     process_peak_rss: u64,
+    cpu_seconds: f64,
 }
 
 fn run_pipeline(
@@ -577,6 +582,7 @@ fn run_pipeline(
         }
     };
     let started = Instant::now();
+    let cpu_before = cpu_seconds();
     let pipeline = Pipeline::start(config)?;
     let stats = pipeline.stats().clone();
     let lake = pipeline.lake_status().clone();
@@ -595,6 +601,7 @@ fn run_pipeline(
     }
     pipeline.join()?;
     let seconds = started.elapsed().as_secs_f64();
+    let cpu_seconds = (cpu_seconds() - cpu_before).max(0.0);
     sample(&mut peak_rss, &mut process_peak_rss);
     progress(Progress {
         phase,
@@ -622,7 +629,30 @@ fn run_pipeline(
         commit_latency,
         peak_rss,
         process_peak_rss,
+        cpu_seconds,
     })
+}
+
+/// User and system CPU seconds of the process so far, every thread (Linux; 0 elsewhere). The
+/// kernel counts them in clock ticks of 1/100 s (`USER_HZ`, 100 on every Linux ABI in use).
+fn cpu_seconds() -> f64 {
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else {
+        return 0.0;
+    };
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat
+        .rsplit_once(')')
+        .map_or("", |(_, rest)| rest)
+        .split_whitespace()
+        .collect();
+    // utime and stime are fields 14 and 15 of the line, 12 and 13 after the name.
+    let ticks = |i: usize| {
+        fields
+            .get(i)
+            .and_then(|f| f.parse::<u64>().ok())
+            .unwrap_or(0)
+    };
+    (ticks(11) + ticks(12)) as f64 / 100.0
 }
 
 /// The process's resident set in bytes (Linux), if known.
@@ -707,11 +737,12 @@ impl BenchReport {
         line(
             "throughput",
             format!(
-                "{} events/s ({} per worker), {:.1} MB/s of JSON, {:.2} s",
+                "{} events/s ({} per worker), {:.1} MB/s of JSON, {:.2} s, {:.2} cores busy",
                 thousands(self.events_per_sec),
                 thousands(self.events_per_sec_per_worker),
                 self.mb_per_sec,
-                self.seconds
+                self.seconds,
+                self.cores_busy
             ),
         );
         let l = &self.epoch_latency;

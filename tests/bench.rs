@@ -95,6 +95,10 @@ fn the_report_describes_the_run_and_its_lake_is_the_pipelines() {
     }
     assert!(n("peak_rss_bytes") > 0 && n("peak_rss_bytes") <= n("process_peak_rss_bytes"));
     assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
+    // Two workers did the work; no process keeps more cores busy than the machine has.
+    let cores = report["cores_busy"].as_f64().unwrap();
+    let cpus = report["machine"]["cpus"].as_f64().unwrap();
+    assert!(cores > 0.0 && cores <= cpus + 0.05, "{cores} of {cpus}");
     assert!(report["open_loop"].is_null());
 }
 

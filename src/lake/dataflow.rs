@@ -109,7 +109,8 @@ pub fn decode_and_write<'s, F>(
 where
     F: FnMut(u64, &Chunk, &mut Vec<Event>, &mut Vec<DeadLetter>, Option<&mut Stage>) + 'static,
 {
-    let mut builder = OperatorBuilder::new("Decode".to_owned(), chunks.inner.scope());
+    let scope = chunks.inner.scope();
+    let mut builder = OperatorBuilder::new("Decode".to_owned(), scope);
     let mut chunk_input = builder.new_input(chunks.inner, Pipeline);
     let mut marker_input = builder.new_input(markers.inner, Pipeline);
     let (oks, oks_stream) = builder.new_output();
@@ -119,8 +120,12 @@ where
     let mut errs = OutputBuilder::from(errs);
     let mut reports = OutputBuilder::from(reports);
 
+    // The file thread wakes the operator when it has finished a range's files.
+    let activator = scope
+        .worker()
+        .sync_activator_for(builder.operator_info().address.to_vec());
     builder.build(move |mut capabilities| {
-        let mut writer = lake.map(LakeWriter::new);
+        let mut writer = lake.map(|lake| LakeWriter::new(lake, activator));
         // Hold the reports capability at the first epoch that can still be flushed.
         let mut report_cap: Option<Capability<u64>> = capabilities.pop();
         capabilities.clear();
@@ -163,33 +168,33 @@ where
                 return;
             };
             if w.failed {
-                report_cap = None;
                 return;
             }
+            let mut emit = |at: u64, report: Report| {
+                if let Some(cap) = report_cap.as_mut() {
+                    reports.session(&cap.delayed(&at)).give(report);
+                    cap.downgrade(&(at.saturating_add(1)));
+                }
+            };
             // Epochs before both frontiers are closed; with both inputs done, all are.
             let closed = frontiers
                 .iter()
                 .map(|f| f.frontier().first().copied())
                 .min()
                 .flatten();
-            let done = closed.is_none();
-            let closed_through = match closed {
-                Some(0) => return,
-                Some(f) => f - 1,
-                None => u64::MAX,
+            let result = match closed {
+                Some(0) => Ok(()),
+                Some(f) => w.close_through(f - 1, false),
+                None => w.close_through(u64::MAX, true),
             };
-            let result = w.close_through(closed_through, done, &mut |at, report| {
-                if let Some(cap) = report_cap.as_mut() {
-                    reports.session(&cap.delayed(&at)).give(report);
-                    cap.downgrade(&(at.saturating_add(1)));
-                }
-            });
+            let result = result.and_then(|()| w.collect(&mut emit));
             if let Err(e) = result {
                 fail(&w.lake.status, &e);
                 w.failed = true;
+            }
+            if w.failed || (closed.is_none() && w.awaiting.is_empty()) {
                 report_cap = None;
-            } else if done {
-                report_cap = None;
+                w.files = None;
             }
         }
     });
@@ -204,13 +209,15 @@ where
 /// One worker's writing state.
 struct LakeWriter {
     lake: WorkerLake,
-    events: TableWriter,
-    dead: TableWriter,
+    /// Encodes and writes the Parquet files; `None` once done or failed.
+    files: Option<FileThread>,
     stages: BTreeMap<u64, (Stage, u64)>,
     markers: BTreeMap<u64, Vec<Position>>,
     flushed_through: Option<u64>,
-    /// The range being filled: files finished so far, rows, dead rows, input bytes.
-    pending: (Vec<DataFile>, u64, u64, u64),
+    /// The range being filled: rows, dead rows, input bytes.
+    pending: (u64, u64, u64),
+    /// Ranges flushed whose files the file thread is still finishing, oldest first.
+    awaiting: std::collections::VecDeque<(u64, Report)>,
     /// Whether anything is in open files or `pending` since the last flush.
     dirty: bool,
     last_epoch: Option<u64>,
@@ -218,32 +225,32 @@ struct LakeWriter {
 }
 
 impl LakeWriter {
-    fn new(lake: WorkerLake) -> Self {
-        let events = TableWriter::new(
-            TableKind::Events,
-            table::table_root(&lake.config.dir, TableKind::Events),
-            lake.layout.data_schema().clone(),
+    fn new(lake: WorkerLake, activator: timely::scheduling::SyncActivator) -> Self {
+        let table = |kind, schema: &arrow_schema::SchemaRef| {
+            TableWriter::new(
+                kind,
+                table::table_root(&lake.config.dir, kind),
+                schema.clone(),
+                lake.worker,
+                lake.run.clone(),
+                lake.config.files.clone(),
+            )
+        };
+        let files = FileThread::start(
             lake.worker,
-            lake.run.clone(),
-            lake.config.files.clone(),
-        );
-        let dead = TableWriter::new(
-            TableKind::DeadLetters,
-            table::table_root(&lake.config.dir, TableKind::DeadLetters),
-            lake.layout.dead_schema().clone(),
-            lake.worker,
-            lake.run.clone(),
-            lake.config.files.clone(),
+            table(TableKind::Events, lake.layout.data_schema()),
+            table(TableKind::DeadLetters, lake.layout.dead_schema()),
+            activator,
         );
         let mut markers = BTreeMap::new();
         markers.insert(lake.resumed.unwrap_or(0), lake.start_positions.clone());
         LakeWriter {
             flushed_through: lake.resumed,
-            events,
-            dead,
+            files: Some(files),
             stages: BTreeMap::new(),
             markers,
-            pending: (Vec::new(), 0, 0, 0),
+            pending: (0, 0, 0),
+            awaiting: Default::default(),
             dirty: false,
             last_epoch: None,
             failed: false,
@@ -273,12 +280,7 @@ impl LakeWriter {
 
     /// Writes every staged epoch up to `closed_through`, finishing files and reporting at each
     /// commit boundary on the way (and at the end when `done`).
-    fn close_through(
-        &mut self,
-        closed_through: u64,
-        done: bool,
-        report: &mut dyn FnMut(u64, Report),
-    ) -> Result<(), LakeError> {
+    fn close_through(&mut self, closed_through: u64, done: bool) -> Result<(), LakeError> {
         let every = self.lake.config.commit_every;
         loop {
             let next = self.stages.first_key_value().map(|(e, _)| *e);
@@ -287,28 +289,31 @@ impl LakeWriter {
             };
             let boundary = self.next_boundary(every);
             if epoch > boundary {
-                self.flush(boundary, report)?;
+                self.flush(boundary)?;
                 continue;
             }
             let (mut stage, bytes) = self.stages.remove(&epoch).expect("present");
             let (parts, dead) = stage
                 .take()
                 .map_err(|e| LakeError::Other(format!("staging epoch {epoch}: {e}")))?;
-            for (partition, batch) in &parts {
-                self.pending.1 += batch.num_rows() as u64;
-                self.events
-                    .write(partition, batch, epoch, &mut self.pending.0)?;
+            for (partition, batch) in parts {
+                self.pending.0 += batch.num_rows() as u64;
+                self.send(FileJob::Write(TableKind::Events, partition, batch, epoch))?;
             }
             if let Some(batch) = dead {
-                self.pending.2 += batch.num_rows() as u64;
+                self.pending.1 += batch.num_rows() as u64;
                 let partition = super::layout::Partition {
                     dir: String::new(),
                     values: Vec::new(),
                 };
-                self.dead
-                    .write(&partition, &batch, epoch, &mut self.pending.0)?;
+                self.send(FileJob::Write(
+                    TableKind::DeadLetters,
+                    partition,
+                    batch,
+                    epoch,
+                ))?;
             }
-            self.pending.3 += bytes;
+            self.pending.2 += bytes;
             self.dirty = true;
             self.last_epoch = Some(self.last_epoch.map_or(epoch, |l| l.max(epoch)));
         }
@@ -318,12 +323,12 @@ impl LakeWriter {
             let boundary = self.next_boundary(every);
             if boundary <= closed_through {
                 if self.dirty {
-                    self.flush(boundary, report)?;
+                    self.flush(boundary)?;
                 }
                 let every = every.max(1);
                 let last = (closed_through + 1) / every * every - 1;
                 if self.flushed_through < Some(last) {
-                    self.flush(last, report)?;
+                    self.flush(last)?;
                 }
             }
         } else {
@@ -331,7 +336,7 @@ impl LakeWriter {
             let end = self.last_epoch.max(last_marker).unwrap_or(0);
             let start = self.flushed_through.map_or(0, |e| e + 1);
             if end >= start {
-                self.flush(end, report)?;
+                self.flush(end)?;
             }
         }
         Ok(())
@@ -344,10 +349,28 @@ impl LakeWriter {
         }
     }
 
-    fn flush(&mut self, at: u64, report: &mut dyn FnMut(u64, Report)) -> Result<(), LakeError> {
-        self.events.finish_all(&mut self.pending.0)?;
-        self.dead.finish_all(&mut self.pending.0)?;
-        let (files, rows, dead_rows, input_bytes) = std::mem::take(&mut self.pending);
+    /// Hands a job to the file thread (waiting while it is 32 jobs behind).
+    fn send(&mut self, job: FileJob) -> Result<(), LakeError> {
+        let files = self.files.as_ref().ok_or_else(FileThread::gone)?;
+        if files
+            .jobs
+            .as_ref()
+            .is_none_or(|jobs| jobs.send(job).is_err())
+        {
+            // The thread stopped on an error: that error is the one to report.
+            return Err(match files.done.try_recv() {
+                Ok(Err(e)) => e,
+                _ => FileThread::gone(),
+            });
+        }
+        Ok(())
+    }
+
+    /// Closes the range through `at`: its files are finished on the file thread, and its
+    /// report leaves from [`LakeWriter::collect`] once they are.
+    fn flush(&mut self, at: u64) -> Result<(), LakeError> {
+        self.send(FileJob::Finish)?;
+        let (rows, dead_rows, input_bytes) = std::mem::take(&mut self.pending);
         let first_epoch = self.flushed_through.map_or(0, |e| e + 1);
         let positions = self.positions_at(at);
         // Markers before `at` are no longer needed (keep the one in force at `at`).
@@ -357,19 +380,125 @@ impl LakeWriter {
         }
         self.flushed_through = Some(at);
         self.dirty = false;
-        report(
-            at,
-            Report {
-                worker: self.lake.worker,
-                first_epoch,
-                files,
-                positions,
-                rows,
-                dead_rows,
-                input_bytes,
-            },
-        );
+        let report = Report {
+            worker: self.lake.worker,
+            first_epoch,
+            files: Vec::new(),
+            positions,
+            rows,
+            dead_rows,
+            input_bytes,
+        };
+        self.awaiting.push_back((at, report));
         Ok(())
+    }
+
+    /// Reports, in order, every range whose files the file thread has finished.
+    fn collect(&mut self, report: &mut dyn FnMut(u64, Report)) -> Result<(), LakeError> {
+        let Some(files) = self.files.as_ref() else {
+            return Ok(());
+        };
+        loop {
+            let finished = match files.done.try_recv() {
+                Ok(finished) => finished?,
+                Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
+                Err(std::sync::mpsc::TryRecvError::Disconnected) => {
+                    return match self.awaiting.is_empty() {
+                        true => Ok(()),
+                        false => Err(FileThread::gone()),
+                    };
+                }
+            };
+            let (at, mut done) = self
+                .awaiting
+                .pop_front()
+                .ok_or_else(|| LakeError::Other("files finished for no range".into()))?;
+            done.files = finished;
+            report(at, done);
+        }
+    }
+}
+
+/// What the file thread does: append a closed epoch's batch to its partition's open file, or
+/// finish every open file (a commit boundary).
+enum FileJob {
+    Write(
+        TableKind,
+        super::layout::Partition,
+        arrow_array::RecordBatch,
+        u64,
+    ),
+    Finish,
+}
+
+/// A worker's Parquet encoding and file writing, on a thread of its own: the worker stages
+/// rows as Arrow batches and goes on decoding while the thread encodes, compresses and writes
+/// them, so that finishing a commit range's files (milliseconds per file) never holds up the
+/// epochs behind it. The thread answers each `Finish` with the files finished since the last
+/// one (those that reached the row limit included) and wakes the operator.
+struct FileThread {
+    jobs: Option<std::sync::mpsc::SyncSender<FileJob>>,
+    done: std::sync::mpsc::Receiver<Result<Vec<DataFile>, LakeError>>,
+    handle: Option<std::thread::JoinHandle<()>>,
+}
+
+impl FileThread {
+    fn start(
+        worker: usize,
+        mut events: TableWriter,
+        mut dead: TableWriter,
+        activator: timely::scheduling::SyncActivator,
+    ) -> Self {
+        // A few epochs of batches at most: a worker that outruns the disk waits here.
+        let (jobs, receive) = std::sync::mpsc::sync_channel::<FileJob>(32);
+        let (answer, done) = std::sync::mpsc::channel();
+        let handle = std::thread::Builder::new()
+            .name(format!("lake-files-{worker}"))
+            .spawn(move || {
+                let mut finished = Vec::new();
+                while let Ok(job) = receive.recv() {
+                    let result = match job {
+                        FileJob::Write(TableKind::Events, partition, batch, epoch) => {
+                            events.write(&partition, &batch, epoch, &mut finished)
+                        }
+                        FileJob::Write(TableKind::DeadLetters, partition, batch, epoch) => {
+                            dead.write(&partition, &batch, epoch, &mut finished)
+                        }
+                        FileJob::Finish => events
+                            .finish_all(&mut finished)
+                            .and_then(|()| dead.finish_all(&mut finished))
+                            .map(|()| {
+                                let _ = answer.send(Ok(std::mem::take(&mut finished)));
+                                let _ = activator.activate();
+                            }),
+                    };
+                    if let Err(e) = result {
+                        let _ = answer.send(Err(e));
+                        let _ = activator.activate();
+                        return;
+                    }
+                }
+            })
+            .expect("spawning a lake file thread");
+        FileThread {
+            jobs: Some(jobs),
+            done,
+            handle: Some(handle),
+        }
+    }
+
+    fn gone() -> LakeError {
+        LakeError::Other("the lake file thread stopped".into())
+    }
+}
+
+impl Drop for FileThread {
+    fn drop(&mut self) {
+        // Closing the queue ends the thread once it has done what it was given.
+        self.jobs = None;
+        if let Some(handle) = self.handle.take() {
+            let _ = handle.join();
+        }
     }
 }
 
