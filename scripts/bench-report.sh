@@ -2,7 +2,7 @@
 # The performance figures of the README, from scratch: `lambdaflow bench` (release build) in
 # closed loop on 2 workers and on 1, in open loop at 200,000 events/s with 10 ms epochs, and on
 # 10,000,000 events; each repeated and reported as the median, next to the targets. Reports go to
-# target/bench/*.json. Takes about 10 minutes on 2 cores (plus the release build).
+# target/bench/*.json. Takes about 6 minutes on 2 cores (plus the release build).
 #
 # Usage: scripts/bench-report.sh [REPEAT]   (default 5; the 10M run is made once)
 set -euo pipefail
