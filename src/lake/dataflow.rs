@@ -357,11 +357,12 @@ impl LakeWriter {
             .as_ref()
             .is_none_or(|jobs| jobs.send(job).is_err())
         {
-            // The thread stopped on an error: that error is the one to report.
-            return Err(match files.done.try_recv() {
-                Ok(Err(e)) => e,
-                _ => FileThread::gone(),
-            });
+            // The thread stopped on an error, its last answer: that error is the one to report.
+            return Err(files
+                .done
+                .try_iter()
+                .find_map(Result::err)
+                .unwrap_or_else(FileThread::gone));
         }
         Ok(())
     }
