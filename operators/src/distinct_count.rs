@@ -63,14 +63,13 @@ where
     fn distinct_count_named<G, I, L>(
         self,
         name: &str,
-        logic: L,
+        mut logic: L,
     ) -> VecCollection<'scope, T, (G, isize), isize>
     where
         G: ExchangeData + Hash,
         I: ExchangeData + Hash,
         L: FnMut(D) -> Option<(G, I)> + 'static,
     {
-        let mut logic = logic;
         crate::presum::presum(self, name, move |d| logic(d).map(|pair| (pair, 1isize)))
             .arrange_by_self_named(&format!("Arrange: {name} pairs"))
             .distinct_total()

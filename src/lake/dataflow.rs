@@ -403,11 +403,12 @@ impl LakeWriter {
             let finished = match files.done.try_recv() {
                 Ok(finished) => finished?,
                 Err(std::sync::mpsc::TryRecvError::Empty) => return Ok(()),
+                // Gone without answering for every range: it can only have panicked.
+                Err(std::sync::mpsc::TryRecvError::Disconnected) if self.awaiting.is_empty() => {
+                    return Ok(());
+                }
                 Err(std::sync::mpsc::TryRecvError::Disconnected) => {
-                    return match self.awaiting.is_empty() {
-                        true => Ok(()),
-                        false => Err(FileThread::gone()),
-                    };
+                    return Err(FileThread::gone());
                 }
             };
             let (at, mut done) = self
@@ -459,11 +460,12 @@ impl FileThread {
                 let mut finished = Vec::new();
                 while let Ok(job) = receive.recv() {
                     let result = match job {
-                        FileJob::Write(TableKind::Events, partition, batch, epoch) => {
-                            events.write(&partition, &batch, epoch, &mut finished)
-                        }
-                        FileJob::Write(TableKind::DeadLetters, partition, batch, epoch) => {
-                            dead.write(&partition, &batch, epoch, &mut finished)
+                        FileJob::Write(kind, partition, batch, epoch) => {
+                            let table = match kind {
+                                TableKind::Events => &mut events,
+                                TableKind::DeadLetters => &mut dead,
+                            };
+                            table.write(&partition, &batch, epoch, &mut finished)
                         }
                         FileJob::Finish => events
                             .finish_all(&mut finished)
