@@ -20,7 +20,7 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::{Capability, Operator};
 
-use super::layout::{Layout, SourceNames, Stage};
+use super::layout::{Layout, SourceNames, Stage, StageSizes};
 use super::table::{self, CommitMeta, Table};
 use super::writer::{DataFile, TableKind, TableWriter};
 use super::{LakeConfig, LakeError, next_boundary};
@@ -212,6 +212,8 @@ struct LakeWriter {
     /// Encodes and writes the Parquet files; `None` once done or failed.
     files: Option<FileThread>,
     stages: BTreeMap<u64, (Stage, u64)>,
+    /// What the last written stage held: the next ones' builders start at that size.
+    sizes: StageSizes,
     markers: BTreeMap<u64, Vec<Position>>,
     flushed_through: Option<u64>,
     /// The range being filled: rows, dead rows, input bytes.
@@ -248,6 +250,7 @@ impl LakeWriter {
             flushed_through: lake.resumed,
             files: Some(files),
             stages: BTreeMap::new(),
+            sizes: Default::default(),
             markers,
             pending: (0, 0, 0),
             awaiting: Default::default(),
@@ -260,10 +263,8 @@ impl LakeWriter {
 
     fn stage(&mut self, epoch: u64, chunk: &Chunk) -> &mut Stage {
         let entry = self.stages.entry(epoch).or_insert_with(|| {
-            (
-                Stage::new(self.lake.layout.clone(), self.lake.names.clone()),
-                0,
-            )
+            let (layout, names) = (self.lake.layout.clone(), self.lake.names.clone());
+            (Stage::sized(layout, names, self.sizes.clone()), 0)
         });
         // Each record's bytes and its line terminator.
         entry.1 += (chunk.byte_len() + chunk.len()) as u64;
@@ -293,6 +294,7 @@ impl LakeWriter {
                 continue;
             }
             let (mut stage, bytes) = self.stages.remove(&epoch).expect("present");
+            self.sizes = stage.sizes();
             let (parts, dead) = stage
                 .take()
                 .map_err(|e| LakeError::Other(format!("staging epoch {epoch}: {e}")))?;

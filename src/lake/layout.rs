@@ -208,24 +208,23 @@ impl SourceNames {
         })
     }
 
-    /// Writes the `_source` of `position` to `out` and returns its `_offset`.
-    pub fn write(&self, position: Position, out: &mut impl std::fmt::Write) -> i64 {
-        fn name(list: &[String], i: u32) -> &str {
+    /// The `_source` of `position` and its `_offset`.
+    pub fn name(&self, position: Position) -> (std::borrow::Cow<'_, str>, i64) {
+        fn listed(list: &[String], i: u32) -> &str {
             list.get(i as usize).map_or("?", String::as_str)
         }
-        let _ = match position {
-            Position::Generator { .. } => out.write_str("generator"),
-            Position::File { file, .. } => out.write_str(name(&self.files, file)),
-            Position::Stdin { .. } => out.write_str("stdin"),
-            Position::Kafka {
-                topic, partition, ..
-            } => write!(out, "kafka:{}/{partition}", name(&self.topics, topic)),
-        };
         match position {
-            Position::Generator { seq: offset }
-            | Position::File { offset, .. }
-            | Position::Stdin { offset }
-            | Position::Kafka { offset, .. } => offset as i64,
+            Position::Generator { seq } => ("generator".into(), seq as i64),
+            Position::File { file, offset } => (listed(&self.files, file).into(), offset as i64),
+            Position::Stdin { offset } => ("stdin".into(), offset as i64),
+            Position::Kafka {
+                topic,
+                partition,
+                offset,
+            } => (
+                format!("kafka:{}/{partition}", listed(&self.topics, topic)).into(),
+                offset as i64,
+            ),
         }
     }
 }
@@ -240,26 +239,28 @@ enum Column {
 }
 
 impl Column {
-    fn new(ty: FieldType) -> Column {
+    /// A column for `rows` values, strings of `bytes` bytes in all.
+    fn with_capacity(ty: FieldType, rows: usize, bytes: usize) -> Column {
         match ty {
-            FieldType::String => Column::Str(StringBuilder::new()),
-            FieldType::Int => Column::Int(Int64Builder::new()),
-            FieldType::Float => Column::Float(Float64Builder::new()),
+            FieldType::String => Column::Str(StringBuilder::with_capacity(rows, bytes)),
+            FieldType::Int => Column::Int(Int64Builder::with_capacity(rows)),
+            FieldType::Float => Column::Float(Float64Builder::with_capacity(rows)),
             FieldType::Money => Column::Money(
-                Decimal128Builder::new()
+                Decimal128Builder::with_capacity(rows)
                     .with_precision_and_scale(MONEY_PRECISION.0, MONEY_PRECISION.1 as i8)
                     .expect("decimal(18, 2) is valid"),
             ),
-            FieldType::Bool => Column::Bool(BooleanBuilder::new()),
+            FieldType::Bool => Column::Bool(BooleanBuilder::with_capacity(rows)),
             FieldType::Timestamp => {
-                Column::Time(TimestampMicrosecondBuilder::new().with_timezone("UTC"))
+                Column::Time(TimestampMicrosecondBuilder::with_capacity(rows).with_timezone("UTC"))
             }
         }
     }
 
-    fn push(&mut self, value: &Value, text: Option<&str>) {
-        match (self, value) {
-            (Column::Str(b), _) => b.append_option(text),
+    /// Appends field `field` of `record`.
+    fn push(&mut self, record: &Record<'_>, field: usize) {
+        match (self, record.value(field)) {
+            (Column::Str(b), _) => b.append_option(record.text(field)),
             (Column::Int(b), Value::Int(v)) => b.append_value(*v),
             (Column::Float(b), Value::Float(v)) => b.append_value(*v),
             (Column::Float(b), Value::Int(v)) => b.append_value(*v as f64),
@@ -271,6 +272,14 @@ impl Column {
             (Column::Money(b), _) => b.append_null(),
             (Column::Bool(b), _) => b.append_null(),
             (Column::Time(b), _) => b.append_null(),
+        }
+    }
+
+    /// Bytes of string values appended (0 for other columns).
+    fn string_bytes(&self) -> usize {
+        match self {
+            Column::Str(b) => b.values_slice().len(),
+            _ => 0,
         }
     }
 
@@ -286,14 +295,71 @@ impl Column {
     }
 }
 
+/// A partition's key while staging: the UTC day and the event type.
+type PartKey = (Option<i32>, Option<Box<str>>);
+
 /// The rows of one partition, column by column.
 struct Rows {
     partition: Partition,
-    key: (Option<i32>, Option<Box<str>>),
+    key: PartKey,
     columns: Vec<Column>,
     doc: StringBuilder,
     meta: MetaColumns,
     len: usize,
+}
+
+impl Rows {
+    /// Builders for `rows` rows, string columns of `bytes[i]` bytes (one per data column, then
+    /// `_doc` and `_source`; none: start small).
+    fn new(layout: &Layout, partition: Partition, key: PartKey, sizes: Option<&Sizes>) -> Self {
+        let rows = sizes.map_or(0, |s| s.rows);
+        let bytes = |i: usize| sizes.and_then(|s| s.bytes.get(i).copied()).unwrap_or(0);
+        let n = layout.columns.len();
+        Rows {
+            partition,
+            key,
+            columns: layout
+                .columns
+                .iter()
+                .enumerate()
+                .map(|(i, &field)| {
+                    Column::with_capacity(layout.schema.fields[field].ty, rows, bytes(i))
+                })
+                .collect(),
+            doc: StringBuilder::with_capacity(rows, bytes(n)),
+            meta: MetaColumns::with_capacity(rows, bytes(n + 1)),
+            len: 0,
+        }
+    }
+
+    fn sizes(&self) -> Sizes {
+        let mut bytes: Vec<usize> = self.columns.iter().map(Column::string_bytes).collect();
+        bytes.push(self.doc.values_slice().len());
+        bytes.push(self.meta.source.values_slice().len());
+        Sizes {
+            rows: self.len,
+            bytes,
+        }
+    }
+}
+
+/// How much a partition held: its rows and the bytes of each string column.
+#[derive(Clone, Debug, Default)]
+struct Sizes {
+    rows: usize,
+    bytes: Vec<usize>,
+}
+
+/// What the partitions of a [`Stage`] held, to size the builders of the next epoch's stage: an
+/// epoch's partitions and rates are much like the previous one's, and builders that start at
+/// their final size are not copied as they grow.
+#[derive(Clone, Debug, Default)]
+pub struct StageSizes(Vec<(PartKey, Sizes)>);
+
+impl StageSizes {
+    fn get(&self, key: &PartKey) -> Option<&Sizes> {
+        self.0.iter().find(|(k, _)| k == key).map(|(_, s)| s)
+    }
 }
 
 /// `_epoch`, `_source`, `_offset`.
@@ -301,20 +367,47 @@ struct MetaColumns {
     epoch: Int64Builder,
     source: StringBuilder,
     offset: Int64Builder,
+    /// The last Kafka partition's `_source` (the name is formatted once, not per row).
+    kafka: Option<((u32, u32), String)>,
 }
 
 impl MetaColumns {
-    fn new() -> Self {
+    fn with_capacity(rows: usize, source_bytes: usize) -> Self {
         MetaColumns {
-            epoch: Int64Builder::new(),
-            source: StringBuilder::new(),
-            offset: Int64Builder::new(),
+            epoch: Int64Builder::with_capacity(rows),
+            source: StringBuilder::with_capacity(rows, source_bytes),
+            offset: Int64Builder::with_capacity(rows),
+            kafka: None,
         }
     }
 
     fn push(&mut self, epoch: u64, position: Position, names: &SourceNames) {
-        let offset = names.write(position, &mut self.source);
-        self.source.append_value("");
+        let offset = match position {
+            Position::Kafka {
+                topic,
+                partition,
+                offset,
+            } => {
+                let cached = self
+                    .kafka
+                    .as_ref()
+                    .filter(|(k, _)| *k == (topic, partition));
+                let name = match cached {
+                    Some((_, name)) => name,
+                    None => {
+                        let name = names.name(position).0.into_owned();
+                        &self.kafka.insert(((topic, partition), name)).1
+                    }
+                };
+                self.source.append_value(name);
+                offset as i64
+            }
+            _ => {
+                let (name, offset) = names.name(position);
+                self.source.append_value(name);
+                offset
+            }
+        };
         self.epoch.append_value(epoch as i64);
         self.offset.append_value(offset);
     }
@@ -336,11 +429,18 @@ pub struct Stage {
     parts: Vec<Rows>,
     dead: (StringBuilder, StringBuilder, BinaryBuilder, MetaColumns),
     dead_len: usize,
+    /// The previous stage's sizes, to size new partitions' builders with.
+    sizes: StageSizes,
 }
 
 impl Stage {
     /// An empty stage; `names` names the sources in `_source`.
     pub fn new(layout: Arc<Layout>, names: Arc<SourceNames>) -> Self {
+        Stage::sized(layout, names, StageSizes::default())
+    }
+
+    /// An empty stage whose partitions start at the sizes a previous stage's had.
+    pub fn sized(layout: Arc<Layout>, names: Arc<SourceNames>, sizes: StageSizes) -> Self {
         Stage {
             layout,
             names,
@@ -349,9 +449,10 @@ impl Stage {
                 StringBuilder::new(),
                 StringBuilder::new(),
                 BinaryBuilder::new(),
-                MetaColumns::new(),
+                MetaColumns::with_capacity(0, 0),
             ),
             dead_len: 0,
+            sizes,
         }
     }
 
@@ -365,6 +466,16 @@ impl Stage {
         self.len() == 0
     }
 
+    /// What each partition holds now.
+    pub fn sizes(&self) -> StageSizes {
+        StageSizes(
+            self.parts
+                .iter()
+                .map(|p| (p.key.clone(), p.sizes()))
+                .collect(),
+        )
+    }
+
     /// Stages a decoded record read at `position` in `epoch`.
     pub fn push(&mut self, record: &Record<'_>, epoch: u64, position: Position) {
         let layout = &self.layout;
@@ -375,25 +486,16 @@ impl Stage {
         }) {
             Some(i) => i,
             None => {
-                let partition = Partition::of(day, kind);
-                self.parts.push(Rows {
-                    partition,
-                    key: (day.flatten(), kind.flatten().map(Into::into)),
-                    columns: layout
-                        .columns
-                        .iter()
-                        .map(|&i| Column::new(layout.schema.fields[i].ty))
-                        .collect(),
-                    doc: StringBuilder::new(),
-                    meta: MetaColumns::new(),
-                    len: 0,
-                });
+                let key: PartKey = (day.flatten(), kind.flatten().map(Into::into));
+                let sizes = self.sizes.get(&key);
+                let rows = Rows::new(layout, Partition::of(day, kind), key, sizes);
+                self.parts.push(rows);
                 self.parts.len() - 1
             }
         };
         let rows = &mut self.parts[index];
         for (column, &field) in rows.columns.iter_mut().zip(&layout.columns) {
-            column.push(record.value(field), record.text(field));
+            column.push(record, field);
         }
         let doc = record.doc();
         rows.doc
