@@ -1,21 +1,28 @@
 //! The number of distinct items per group.
 
-use differential_dataflow::lattice::Lattice;
-use differential_dataflow::operators::{CountTotal, ThresholdTotal};
-use differential_dataflow::{ExchangeData, VecCollection};
+use std::collections::HashMap;
+use std::collections::hash_map::Entry;
 use std::hash::Hash;
+
+use differential_dataflow::hashable::Hashable;
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::operators::CountTotal;
+use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
+use timely::dataflow::channels::pact::Exchange;
+use timely::dataflow::operators::{Capability, Operator};
 use timely::order::TotalOrder;
 use timely::progress::Timestamp;
 
+type Table<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+/// An open time's pair updates, kept until the input frontier passes the time.
+type Pending<T, G, I> = (Capability<T>, Vec<((G, I), isize)>);
+
 /// Counts distinct items per group: `(group, item)` pairs in, `(group, distinct items)` out.
 ///
-/// Duplicates cost nothing after the first: the distinct `(group, item)` pairs are kept in one
-/// arrangement, and only the appearance of a new pair changes the count.
-///
-/// Known open question: when a pair's insertion and its later retractions reach the operator in
-/// one batch spanning several epochs, the retraction has been seen not to lower the count (plain
-/// differential `distinct_total` behaves the same in that test). lambdaflow's inputs are
-/// insert-only, so its views are unaffected; verify before relying on retractions.
+/// Duplicates cost one hash table probe after the first: each worker keeps the pairs its share
+/// of the pair hashes sends it, with their multiplicities, and only a pair appearing (its
+/// multiplicity turning positive) or disappearing changes its group's count. Retractions are
+/// ordinary updates.
 pub trait DistinctCount<'scope, T: Timestamp, D> {
     /// As [`DistinctCount::distinct_count_named`], with the name `DistinctCount`.
     ///
@@ -70,12 +77,106 @@ where
         I: ExchangeData + Hash,
         L: FnMut(D) -> Option<(G, I)> + 'static,
     {
-        crate::presum::presum(self, name, move |d| logic(d).map(|pair| (pair, 1isize)))
-            .arrange_by_self_named(&format!("Arrange: {name} pairs"))
-            .distinct_total()
-            .map(|(group, _item)| group)
+        let pairs = crate::presum::presum(self, name, move |d| logic(d).map(|pair| (pair, 1isize)));
+        presence_changes(pairs, &format!("{name} pairs"))
             .arrange_by_self_named(&format!("Arrange: {name} groups"))
             .count_total()
+    }
+}
+
+/// For each time, per group, how many pairs appeared (positive) or disappeared (negative).
+///
+/// The pairs are exchanged by their hash; each worker keeps its pairs' multiplicities in a hash
+/// table and applies each time's updates once the input frontier has passed the time, in time
+/// order. A pair is present while its multiplicity is positive. The output is the multiset of
+/// groups with one copy per present pair, as differences: what `distinct_total` followed by
+/// `map(group)` produces, without sorting the pairs into an arrangement.
+fn presence_changes<'scope, T, G, I>(
+    pairs: VecCollection<'scope, T, (G, I), isize>,
+    name: &str,
+) -> VecCollection<'scope, T, G, isize>
+where
+    T: Timestamp + TotalOrder + ExchangeData,
+    G: ExchangeData + Hash,
+    I: ExchangeData + Hash,
+{
+    let by_pair = Exchange::new(|(pair, _time, _diff): &((G, I), T, isize)| pair.hashed());
+    pairs
+        .inner
+        .unary_frontier(by_pair, name, move |_initial, _info| {
+            let mut multiplicity: Table<(G, I), isize> = Table::default();
+            // Updates of open times, oldest time first.
+            let mut open: Vec<Pending<T, G, I>> = Vec::new();
+            move |(input, frontier), output| {
+                input.for_each_time(|cap, data| {
+                    let mut last: Option<usize> = None;
+                    for batch in data {
+                        for (pair, time, diff) in batch.drain(..) {
+                            let slot = match last.filter(|&s| *open[s].0.time() == time) {
+                                Some(slot) => slot,
+                                None => {
+                                    let at = open.partition_point(|(c, _)| *c.time() < time);
+                                    if open.get(at).is_none_or(|(c, _)| *c.time() != time) {
+                                        let kept = cap.delayed(&time, output.output_index());
+                                        open.insert(at, (kept, Vec::new()));
+                                    }
+                                    at
+                                }
+                            };
+                            last = Some(slot);
+                            open[slot].1.push((pair, diff));
+                        }
+                    }
+                });
+                let complete = open
+                    .iter()
+                    .take_while(|(c, _)| !frontier.less_equal(c.time()))
+                    .count();
+                for (cap, updates) in open.drain(..complete) {
+                    let mut changes: Table<G, isize> = Table::default();
+                    for (pair, diff) in updates {
+                        if let Some((group, change)) = apply(&mut multiplicity, pair, diff) {
+                            *changes.entry(group).or_default() += change;
+                        }
+                    }
+                    let time = cap.time().clone();
+                    output.session(&cap).give_iterator(
+                        changes
+                            .into_iter()
+                            .filter(|(_, change)| *change != 0)
+                            .map(|(group, change)| (group, time.clone(), change)),
+                    );
+                }
+            }
+        })
+        .as_collection()
+}
+
+/// Adds `diff` to the multiplicity of `pair`; returns its group and +1 if the pair appeared, -1
+/// if it disappeared.
+fn apply<G: Clone + Eq + Hash, I: Eq + Hash>(
+    multiplicity: &mut Table<(G, I), isize>,
+    pair: (G, I),
+    diff: isize,
+) -> Option<(G, isize)> {
+    match multiplicity.entry(pair) {
+        Entry::Occupied(mut entry) => {
+            let was = *entry.get() > 0;
+            *entry.get_mut() += diff;
+            let now = *entry.get() > 0;
+            let change = (was != now).then(|| (entry.key().0.clone(), if now { 1 } else { -1 }));
+            if *entry.get() == 0 {
+                entry.remove();
+            }
+            change
+        }
+        Entry::Vacant(entry) => {
+            let change = (diff > 0).then(|| (entry.key().0.clone(), 1));
+            if diff != 0 {
+                entry.insert(diff);
+            }
+            change
+        }
     }
 }
 
@@ -83,6 +184,7 @@ where
 mod tests {
     use super::DistinctCount;
     use differential_dataflow::input::Input;
+    use timely::dataflow::operators::Inspect;
     use timely::dataflow::operators::capture::{Capture, Extract};
 
     #[test]
@@ -99,5 +201,75 @@ mod tests {
         let mut expected = vec![((1, 1), 0, 1), ((1, 1), 1, -1), ((1, 2), 1, 1)];
         expected.sort();
         assert_eq!(updates, expected);
+    }
+
+    #[test]
+    fn counts_equal_a_recount_at_every_time_on_two_workers_with_retractions_out_of_order() {
+        use std::collections::BTreeMap;
+        use std::sync::{Arc, Mutex};
+
+        // (group, item) pairs, at times 0..8 fed in shuffled order, with retractions.
+        let mut seed = 0x2545_f491_u64;
+        let mut next = move |n: u64| {
+            seed = seed
+                .wrapping_mul(6_364_136_223_846_793_005)
+                .wrapping_add(1_442_695_040_888_963_407);
+            (seed >> 33) % n
+        };
+        let updates: Vec<((u32, u32), u64, isize)> = (0..600)
+            .map(|_| {
+                let diff = [1, 1, 2, -1][next(4) as usize];
+                ((next(3) as u32, next(12) as u32), next(8), diff)
+            })
+            .collect();
+
+        let out = Arc::new(Mutex::new(Vec::new()));
+        let (feed, sink) = (updates.clone(), out.clone());
+        timely::execute(timely::Config::process(2), move |worker| {
+            let (index, peers) = (worker.index(), worker.peers());
+            let sink = sink.clone();
+            let mut input = worker.dataflow::<u64, _, _>(|scope| {
+                let (input, pairs) = scope.new_collection::<(u32, u32), isize>();
+                pairs
+                    .distinct_count_named("Users", Some)
+                    .inner
+                    .inspect(move |update| sink.lock().expect("sink").push(update.clone()));
+                input
+            });
+            for (i, (pair, time, diff)) in feed.iter().enumerate() {
+                if i % peers == index {
+                    input.update_at(*pair, *time, *diff);
+                }
+            }
+        })
+        .expect("timely runs");
+
+        let out = out.lock().expect("sink").clone();
+        for t in 0..8u64 {
+            let mut multiplicity: BTreeMap<(u32, u32), isize> = BTreeMap::new();
+            for (pair, time, diff) in &updates {
+                if *time <= t {
+                    *multiplicity.entry(*pair).or_default() += diff;
+                }
+            }
+            let mut expected: BTreeMap<(u32, isize), isize> = BTreeMap::new();
+            for g in 0..3u32 {
+                let n = multiplicity
+                    .iter()
+                    .filter(|((pg, _), m)| *pg == g && **m > 0)
+                    .count();
+                if n > 0 {
+                    expected.insert((g, n as isize), 1);
+                }
+            }
+            let mut got: BTreeMap<(u32, isize), isize> = BTreeMap::new();
+            for (row, time, diff) in &out {
+                if *time <= t {
+                    *got.entry(*row).or_default() += diff;
+                }
+            }
+            got.retain(|_, d| *d != 0);
+            assert_eq!(got, expected, "at time {t}");
+        }
     }
 }
