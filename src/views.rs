@@ -224,8 +224,129 @@ fn row(view: ViewId, key: Vec<Datum>, value: Vec<Datum>) -> ViewRow {
     (view as u8, key, value)
 }
 
+/// The key of a row of a view that counts or sums: all of them are kept in one aggregation, fed
+/// by one pass over the events, so that an event is read once for them all, not once per view.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Tally {
+    EventsByType(Sym),
+    EventsPerMinute(i64, Sym),
+    RevenueByCountry(Option<Sym>),
+    AvgPriceByType(Sym),
+    RevenueByProduct(Sym),
+    EventsBySource(Option<Sym>, Sym),
+    EventsByCountry(Sym, Option<Sym>),
+}
+
+/// The enabled views, as a set.
+#[derive(Clone, Copy, Debug)]
+struct Enabled(u32);
+
+impl Enabled {
+    fn of(views: &[ViewId]) -> Self {
+        Enabled(views.iter().fold(0, |set, v| set | 1 << *v as u32))
+    }
+
+    fn has(self, view: ViewId) -> bool {
+        self.0 & 1 << view as u32 != 0
+    }
+}
+
+/// An event's tallies in the enabled views: a key and (amount, count) each. Counting views
+/// count in the amount.
+fn tallies(e: Event, on: Enabled, purchase: Sym) -> impl Iterator<Item = (Tally, (isize, isize))> {
+    let purchase_price = e
+        .price
+        .filter(|_| e.event_type == purchase)
+        .map(|p| p as isize);
+    let by_product = on.has(ViewId::RevenueByProduct) || on.has(ViewId::TopProducts);
+    [
+        on.has(ViewId::EventsByType)
+            .then_some((Tally::EventsByType(e.event_type), (1, 0))),
+        on.has(ViewId::EventsPerMinute).then(|| {
+            (
+                Tally::EventsPerMinute(utc_minute(e.at), e.event_type),
+                (1, 0),
+            )
+        }),
+        purchase_price
+            .filter(|_| on.has(ViewId::RevenueByCountry))
+            .map(|price| (Tally::RevenueByCountry(e.country), (price, 1))),
+        e.price
+            .filter(|_| on.has(ViewId::AvgPriceByType))
+            .map(|price| (Tally::AvgPriceByType(e.event_type), (price as isize, 1))),
+        // The count keeps a product whose purchases sum to zero in the ranking.
+        purchase_price
+            .zip(e.product)
+            .filter(|_| by_product)
+            .map(|(price, product)| (Tally::RevenueByProduct(product), (price, 1))),
+        on.has(ViewId::EventsBySource)
+            .then_some((Tally::EventsBySource(e.source, e.event_type), (1, 0))),
+        on.has(ViewId::EventsByCountry)
+            .then_some((Tally::EventsByCountry(e.event_type, e.country), (1, 0))),
+    ]
+    .into_iter()
+    .flatten()
+}
+
+/// The row of a tally and its totals, if its view is enabled.
+fn tally_row(tally: Tally, (amount, count): (isize, isize), on: Enabled) -> Option<ViewRow> {
+    let (amount, count) = (amount as i64, count as i64);
+    let (view, key, value) = match tally {
+        Tally::EventsByType(t) => (
+            ViewId::EventsByType,
+            vec![Datum::Sym(t)],
+            vec![Datum::Int(amount)],
+        ),
+        Tally::EventsPerMinute(m, t) => (
+            ViewId::EventsPerMinute,
+            vec![Datum::Minute(m), Datum::Sym(t)],
+            vec![Datum::Int(amount)],
+        ),
+        Tally::RevenueByCountry(c) => (
+            ViewId::RevenueByCountry,
+            vec![Datum::sym(c)],
+            vec![Datum::Money(amount), Datum::Int(count)],
+        ),
+        Tally::AvgPriceByType(t) => (
+            ViewId::AvgPriceByType,
+            vec![Datum::Sym(t)],
+            vec![
+                Datum::Average(amount, count),
+                Datum::Money(amount),
+                Datum::Int(count),
+            ],
+        ),
+        Tally::RevenueByProduct(p) => (
+            ViewId::RevenueByProduct,
+            vec![Datum::Sym(p)],
+            vec![Datum::Money(amount), Datum::Int(count)],
+        ),
+        Tally::EventsBySource(s, t) => (
+            ViewId::EventsBySource,
+            vec![Datum::sym(s), Datum::Sym(t)],
+            vec![Datum::Int(amount)],
+        ),
+        Tally::EventsByCountry(t, c) => (
+            ViewId::EventsByCountry,
+            vec![Datum::Sym(t), Datum::sym(c)],
+            vec![Datum::Int(amount)],
+        ),
+    };
+    on.has(view).then(|| row(view, key, value))
+}
+
+/// The groups of the distinct user counts: active users and purchasing users, per UTC day.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+enum Users {
+    Active(i32),
+    Purchasing(i32),
+}
+
 /// Builds the enabled views over `events` and `dead` and returns all their changes as one
 /// collection of [`ViewRow`]s.
+///
+/// The events are read by two operators: one sums every counting and summing view's keys (see
+/// [`Tally`]), the other counts distinct users per day, active and purchasing.
 pub fn build<'s>(
     events: VecCollection<'s, u64, Event>,
     dead: VecCollection<'s, u64, DeadLetter>,
@@ -233,148 +354,45 @@ pub fn build<'s>(
     symbols: &Arc<Symbols>,
 ) -> VecCollection<'s, u64, ViewRow> {
     let purchase = symbols.intern("purchase");
-    let on = |v: ViewId| enabled.contains(&v);
+    let on = Enabled::of(enabled);
+    let scope = events.inner.scope();
     let mut outputs = Vec::new();
 
-    if on(ViewId::EventsByType) {
-        outputs.push(
-            events
-                .clone()
-                .count_by_named("events_by_type", |e: Event| Some(e.event_type))
-                .map(|(t, n)| {
-                    row(
-                        ViewId::EventsByType,
-                        vec![Datum::Sym(t)],
-                        vec![Datum::Int(n as i64)],
-                    )
-                }),
-        );
-    }
-    if on(ViewId::EventsPerMinute) {
-        outputs.push(
-            events
-                .clone()
-                .count_by_named("events_per_minute", |e: Event| {
-                    Some((utc_minute(e.at), e.event_type))
-                })
-                .map(|((m, t), n)| {
-                    row(
-                        ViewId::EventsPerMinute,
-                        vec![Datum::Minute(m), Datum::Sym(t)],
-                        vec![Datum::Int(n as i64)],
-                    )
-                }),
-        );
-    }
-    if on(ViewId::RevenueByCountry) {
-        outputs.push(
-            events
-                .clone()
-                .sum_by_named("revenue_by_country", move |e: Event| {
-                    let price = e.price.filter(|_| e.event_type == purchase)?;
-                    Some((e.country, (price as isize, 1isize)))
-                })
-                .map(|(c, (revenue, orders))| {
-                    row(
-                        ViewId::RevenueByCountry,
-                        vec![Datum::sym(c)],
-                        vec![Datum::Money(revenue as i64), Datum::Int(orders as i64)],
-                    )
-                }),
-        );
-    }
-    if on(ViewId::AvgPriceByType) {
-        outputs.push(
-            events
-                .clone()
-                .sum_by_named("avg_price_by_type", |e: Event| {
-                    Some((e.event_type, (e.price? as isize, 1isize)))
-                })
-                .map(|(t, (sum, count))| {
-                    let (sum, count) = (sum as i64, count as i64);
-                    row(
-                        ViewId::AvgPriceByType,
-                        vec![Datum::Sym(t)],
-                        vec![
-                            Datum::Average(sum, count),
-                            Datum::Money(sum),
-                            Datum::Int(count),
-                        ],
-                    )
-                }),
-        );
-    }
-    let active = (on(ViewId::DailyActiveUsers) || on(ViewId::ConversionRate)).then(|| {
+    let tallied = [
+        ViewId::EventsByType,
+        ViewId::EventsPerMinute,
+        ViewId::RevenueByCountry,
+        ViewId::AvgPriceByType,
+        ViewId::RevenueByProduct,
+        ViewId::TopProducts,
+        ViewId::EventsBySource,
+        ViewId::EventsByCountry,
+    ]
+    .into_iter()
+    .any(|v| on.has(v))
+    .then(|| {
         events
             .clone()
-            .distinct_count_named("daily_active_users", |e: Event| {
-                Some((utc_day(e.at), e.user))
-            })
+            .sum_by_named("tallies", move |e: Event| tallies(e, on, purchase))
     });
-    if let Some(active) = &active
-        && on(ViewId::DailyActiveUsers)
-    {
-        outputs.push(active.clone().map(|(d, n)| {
-            row(
-                ViewId::DailyActiveUsers,
-                vec![Datum::Day(d)],
-                vec![Datum::Int(n as i64)],
-            )
-        }));
-    }
-    if let Some(active) = active
-        && on(ViewId::ConversionRate)
-    {
-        let purchasing = events
-            .clone()
-            .distinct_count_named("purchasing_users", move |e: Event| {
-                (e.event_type == purchase).then(|| (utc_day(e.at), e.user))
-            });
+    if let Some(tallied) = &tallied {
         outputs.push(
-            active
-                .map(|(d, n)| (d, (n, 0isize)))
-                .concat(purchasing.map(|(d, n)| (d, (0isize, n))))
-                .sum_by_named("conversion_rate", |(d, (a, p)): (i32, (isize, isize))| {
-                    Some((d, (a, p)))
-                })
-                .map(|(d, (active, purchasing))| {
-                    let (a, p) = (active as i64, purchasing as i64);
-                    row(
-                        ViewId::ConversionRate,
-                        vec![Datum::Day(d)],
-                        vec![Datum::Int(p), Datum::Int(a), Datum::Ratio(p, a)],
-                    )
-                }),
+            tallied
+                .clone()
+                .flat_map(move |(tally, totals)| tally_row(tally, totals, on)),
         );
     }
-    let by_product = (on(ViewId::TopProducts) || on(ViewId::RevenueByProduct)).then(|| {
-        events
-            .clone()
-            .sum_by_named("revenue_by_product", move |e: Event| {
-                let price = e.price.filter(|_| e.event_type == purchase)?;
-                // The count keeps a product whose purchases sum to zero in the ranking.
-                Some((e.product?, (price as isize, 1isize)))
-            })
-    });
-    if let Some(by_product) = &by_product
-        && on(ViewId::RevenueByProduct)
-    {
-        outputs.push(by_product.clone().map(|(p, (revenue, orders))| {
-            row(
-                ViewId::RevenueByProduct,
-                vec![Datum::Sym(p)],
-                vec![Datum::Money(revenue as i64), Datum::Int(orders as i64)],
-            )
-        }));
-    }
-    if let Some(by_product) = by_product
-        && on(ViewId::TopProducts)
+    if let Some(tallied) = tallied
+        && on.has(ViewId::TopProducts)
     {
         let names = symbols.clone();
         outputs.push(
-            by_product
-                .map(move |(p, (revenue, _orders))| {
-                    ((), (Reverse(revenue), names.resolve(p).to_string(), p))
+            tallied
+                .flat_map(move |(tally, (revenue, _orders))| match tally {
+                    Tally::RevenueByProduct(p) => {
+                        Some(((), (Reverse(revenue), names.resolve(p).to_string(), p)))
+                    }
+                    _ => None,
                 })
                 .top_k_named("top_products", 10)
                 .map(|((), (rank, (Reverse(revenue), _name, p)))| {
@@ -386,39 +404,50 @@ pub fn build<'s>(
                 }),
         );
     }
-    if on(ViewId::EventsBySource) {
-        outputs.push(
-            events
-                .clone()
-                .count_by_named("events_by_source", |e: Event| {
-                    Some((e.source, e.event_type))
-                })
-                .map(|((s, t), n)| {
-                    row(
-                        ViewId::EventsBySource,
-                        vec![Datum::sym(s), Datum::Sym(t)],
-                        vec![Datum::Int(n as i64)],
-                    )
-                }),
-        );
+
+    let conversion = on.has(ViewId::ConversionRate);
+    if on.has(ViewId::DailyActiveUsers) || conversion {
+        let users = events.distinct_count_named("users", move |e: Event| {
+            let day = utc_day(e.at);
+            let purchasing = conversion && e.event_type == purchase;
+            [
+                Some((Users::Active(day), e.user)),
+                purchasing.then_some((Users::Purchasing(day), e.user)),
+            ]
+            .into_iter()
+            .flatten()
+        });
+        if on.has(ViewId::DailyActiveUsers) {
+            outputs.push(users.clone().flat_map(|(group, n)| match group {
+                Users::Active(d) => Some(row(
+                    ViewId::DailyActiveUsers,
+                    vec![Datum::Day(d)],
+                    vec![Datum::Int(n as i64)],
+                )),
+                Users::Purchasing(_) => None,
+            }));
+        }
+        if conversion {
+            outputs.push(
+                users
+                    .sum_by_named("conversion_rate", |(group, n): (Users, isize)| {
+                        Some(match group {
+                            Users::Active(d) => (d, (n, 0isize)),
+                            Users::Purchasing(d) => (d, (0isize, n)),
+                        })
+                    })
+                    .map(|(d, (active, purchasing))| {
+                        let (a, p) = (active as i64, purchasing as i64);
+                        row(
+                            ViewId::ConversionRate,
+                            vec![Datum::Day(d)],
+                            vec![Datum::Int(p), Datum::Int(a), Datum::Ratio(p, a)],
+                        )
+                    }),
+            );
+        }
     }
-    if on(ViewId::EventsByCountry) {
-        outputs.push(
-            events
-                .clone()
-                .count_by_named("events_by_country", |e: Event| {
-                    Some((e.event_type, e.country))
-                })
-                .map(|((t, c), n)| {
-                    row(
-                        ViewId::EventsByCountry,
-                        vec![Datum::Sym(t), Datum::sym(c)],
-                        vec![Datum::Int(n as i64)],
-                    )
-                }),
-        );
-    }
-    if on(ViewId::DeadLettersByReason) {
+    if on.has(ViewId::DeadLettersByReason) {
         outputs.push(
             dead.count_by_named("dead_letters_by_reason", |d: DeadLetter| Some(d.reason))
                 .map(|(r, n)| {
@@ -430,7 +459,6 @@ pub fn build<'s>(
                 }),
         );
     }
-    let scope = events.inner.scope();
     differential_dataflow::collection::concatenate(scope, outputs)
 }
 

@@ -39,19 +39,20 @@ pub trait DistinctCount<'scope, T: Timestamp, D> {
     ///         .inspect(|((day, users), _time, _diff)| assert_eq!(*users, if *day == 1 { 2 } else { 1 }));
     /// });
     /// ```
-    fn distinct_count<G, I, L>(self, logic: L) -> VecCollection<'scope, T, (G, isize), isize>
+    fn distinct_count<G, I, P, L>(self, logic: L) -> VecCollection<'scope, T, (G, isize), isize>
     where
         G: ExchangeData + Hash,
         I: ExchangeData + Hash,
-        L: FnMut(D) -> Option<(G, I)> + 'static,
+        P: IntoIterator<Item = (G, I)>,
+        L: FnMut(D) -> P + 'static,
         Self: Sized,
     {
         self.distinct_count_named("DistinctCount", logic)
     }
 
-    /// Counts, per group, the distinct items among the `(group, item)` pairs `logic` returns;
-    /// records for which it returns `None` are skipped.
-    fn distinct_count_named<G, I, L>(
+    /// Counts, per group, the distinct items among the `(group, item)` pairs `logic` returns:
+    /// for each record none (`None`), one (`Some`), or several (any iterator).
+    fn distinct_count_named<G, I, P, L>(
         self,
         name: &str,
         logic: L,
@@ -59,7 +60,8 @@ pub trait DistinctCount<'scope, T: Timestamp, D> {
     where
         G: ExchangeData + Hash,
         I: ExchangeData + Hash,
-        L: FnMut(D) -> Option<(G, I)> + 'static;
+        P: IntoIterator<Item = (G, I)>,
+        L: FnMut(D) -> P + 'static;
 }
 
 impl<'scope, T, D> DistinctCount<'scope, T, D> for VecCollection<'scope, T, D, isize>
@@ -67,7 +69,7 @@ where
     T: Timestamp + Lattice + TotalOrder + ExchangeData,
     D: Clone + 'static,
 {
-    fn distinct_count_named<G, I, L>(
+    fn distinct_count_named<G, I, P, L>(
         self,
         name: &str,
         mut logic: L,
@@ -75,9 +77,12 @@ where
     where
         G: ExchangeData + Hash,
         I: ExchangeData + Hash,
-        L: FnMut(D) -> Option<(G, I)> + 'static,
+        P: IntoIterator<Item = (G, I)>,
+        L: FnMut(D) -> P + 'static,
     {
-        let pairs = crate::presum::presum(self, name, move |d| logic(d).map(|pair| (pair, 1isize)));
+        let pairs = crate::presum::presum(self, name, move |d| {
+            logic(d).into_iter().map(|pair| (pair, 1isize))
+        });
         presence_changes(pairs, &format!("{name} pairs"))
             .arrange_by_self_named(&format!("Arrange: {name} groups"))
             .count_total()

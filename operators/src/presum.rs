@@ -14,7 +14,8 @@ use timely::progress::Timestamp;
 
 type Sums<K, A> = HashMap<K, A, foldhash::fast::RandomState>;
 
-/// Maps every record to a `(key, amount)` pair with `logic` (or skips it on `None`) and sums the
+/// Maps every record to `(key, amount)` pairs with `logic` (none, one as an `Option`, or several
+/// as any iterator) and sums the
 /// amounts, multiplied by the record's difference, per key and time, on this worker. Each key
 /// leaves once per time, as one update whose difference is its total, when the input frontier
 /// has passed the time; totals that sum to zero do not leave at all.
@@ -25,7 +26,7 @@ type Sums<K, A> = HashMap<K, A, foldhash::fast::RandomState>;
 /// batch, so the arrangement downstream receives one update per key and epoch. Holding a time
 /// until it is complete delays nothing: an arrangement does not move past a time either until
 /// its input frontier has.
-pub(crate) fn presum<'scope, T, D, K, A, L>(
+pub(crate) fn presum<'scope, T, D, K, A, P, L>(
     collection: VecCollection<'scope, T, D, isize>,
     name: &str,
     mut logic: L,
@@ -35,7 +36,8 @@ where
     D: Clone + 'static,
     K: Clone + Eq + Hash + 'static,
     A: Semigroup + Multiply<isize, Output = A> + 'static,
-    L: FnMut(D) -> Option<(K, A)> + 'static,
+    P: IntoIterator<Item = (K, A)>,
+    L: FnMut(D) -> P + 'static,
 {
     let sums: StreamVec<'scope, T, (K, T, A)> =
         collection
@@ -50,9 +52,10 @@ where
                         let mut last: Option<usize> = None;
                         for batch in data {
                             for (record, time, diff) in batch.drain(..) {
-                                let Some((key, amount)) = logic(record) else {
+                                let mut pairs = logic(record).into_iter().peekable();
+                                if pairs.peek().is_none() {
                                     continue;
-                                };
+                                }
                                 let slot = match last.filter(|&s| *open[s].0.time() == time) {
                                     Some(slot) => slot,
                                     None => {
@@ -65,13 +68,15 @@ where
                                     }
                                 };
                                 last = Some(slot);
-                                let amount = amount.multiply(&diff);
-                                match open[slot].1.entry(key) {
-                                    Entry::Occupied(mut total) => {
-                                        total.get_mut().plus_equals(&amount)
-                                    }
-                                    Entry::Vacant(slot) => {
-                                        slot.insert(amount);
+                                for (key, amount) in pairs {
+                                    let amount = amount.multiply(&diff);
+                                    match open[slot].1.entry(key) {
+                                        Entry::Occupied(mut total) => {
+                                            total.get_mut().plus_equals(&amount)
+                                        }
+                                        Entry::Vacant(slot) => {
+                                            slot.insert(amount);
+                                        }
                                     }
                                 }
                             }

@@ -36,23 +36,31 @@ pub trait SumBy<'scope, T: Timestamp, D> {
     ///         });
     /// });
     /// ```
-    fn sum_by<K, A, L>(self, logic: L) -> VecCollection<'scope, T, (K, A), isize>
+    fn sum_by<K, A, P, L>(self, logic: L) -> VecCollection<'scope, T, (K, A), isize>
     where
         K: ExchangeData + Hash,
         A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
-        L: FnMut(D) -> Option<(K, A)> + 'static,
+        P: IntoIterator<Item = (K, A)>,
+        L: FnMut(D) -> P + 'static,
         Self: Sized,
     {
         self.sum_by_named("SumBy", logic)
     }
 
-    /// Sums, per key, the amounts `logic` returns; records for which it returns `None` are
-    /// skipped. The output holds one `(key, total)` record per key with a non-zero total.
-    fn sum_by_named<K, A, L>(self, name: &str, logic: L) -> VecCollection<'scope, T, (K, A), isize>
+    /// Sums, per key, the amounts `logic` returns: for each record no `(key, amount)` pair
+    /// (`None`), one (`Some`), or several (any iterator; one pass over the records can feed
+    /// many sums that way). The output holds one `(key, total)` record per key with a non-zero
+    /// total.
+    fn sum_by_named<K, A, P, L>(
+        self,
+        name: &str,
+        logic: L,
+    ) -> VecCollection<'scope, T, (K, A), isize>
     where
         K: ExchangeData + Hash,
         A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
-        L: FnMut(D) -> Option<(K, A)> + 'static;
+        P: IntoIterator<Item = (K, A)>,
+        L: FnMut(D) -> P + 'static;
 
     /// Counts records per key: [`SumBy::sum_by_named`] with an amount of one.
     ///
@@ -86,11 +94,16 @@ where
     T: Timestamp + Lattice + TotalOrder + ExchangeData,
     D: Clone + 'static,
 {
-    fn sum_by_named<K, A, L>(self, name: &str, logic: L) -> VecCollection<'scope, T, (K, A), isize>
+    fn sum_by_named<K, A, P, L>(
+        self,
+        name: &str,
+        logic: L,
+    ) -> VecCollection<'scope, T, (K, A), isize>
     where
         K: ExchangeData + Hash,
         A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
-        L: FnMut(D) -> Option<(K, A)> + 'static,
+        P: IntoIterator<Item = (K, A)>,
+        L: FnMut(D) -> P + 'static,
     {
         crate::presum::presum(self, name, logic)
             .arrange_by_self_named(&format!("Arrange: {name}"))
