@@ -457,7 +457,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
             chunks,
             markers,
             worker_lake,
-            move |epoch, chunk, oks, errs, mut stage| {
+            move |epoch, chunk, (time, diff), oks, errs, mut stage| {
                 let before = errs.len();
                 for (raw, position) in chunk.iter() {
                     match decoder.decode(raw) {
@@ -465,7 +465,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
                             if let Some(stage) = stage.as_deref_mut() {
                                 stage.push(&record, epoch, position);
                             }
-                            oks.push(roles.project(&record, &mut interner));
+                            oks.push((roles.project(&record, &mut interner), time, diff));
                         }
                         Err(e) => {
                             let dead = DeadLetter {

@@ -92,9 +92,13 @@ pub struct WorkerLake {
     pub status: SharedStatus,
 }
 
+/// The time and difference of a chunk, which its events carry.
+pub type Stamp = (u64, isize);
+
 /// Decodes records with `decode` (called with the raw bytes, the position and, when the lake is
 /// on, the stage of the record's epoch), stages them for the lake and writes closed epochs.
-/// Returns events, dead letters and flush reports.
+/// `decode` pushes each event with the [`Stamp`] of its chunk. Returns events, dead letters and
+/// flush reports.
 #[allow(clippy::type_complexity)]
 pub fn decode_and_write<'s, F>(
     chunks: VecCollection<'s, u64, Chunk, isize>,
@@ -107,7 +111,14 @@ pub fn decode_and_write<'s, F>(
     StreamVec<'s, u64, Report>,
 )
 where
-    F: FnMut(u64, &Chunk, &mut Vec<Event>, &mut Vec<DeadLetter>, Option<&mut Stage>) + 'static,
+    F: FnMut(
+            u64,
+            &Chunk,
+            Stamp,
+            &mut Vec<(Event, u64, isize)>,
+            &mut Vec<DeadLetter>,
+            Option<&mut Stage>,
+        ) + 'static,
 {
     let scope = chunks.inner.scope();
     let mut builder = OperatorBuilder::new("Decode".to_owned(), scope);
@@ -147,10 +158,10 @@ where
                 let mut errs = errs.session(&time);
                 for (chunk, t, r) in data.flat_map(|batch| batch.drain(..)) {
                     let stage = writer.as_mut().map(|w| w.stage(epoch, &chunk));
-                    decode(epoch, &chunk, &mut events, &mut dead, stage);
-                    for e in events.drain(..) {
-                        oks.give((e, t, r));
-                    }
+                    decode(epoch, &chunk, (t, r), &mut events, &mut dead, stage);
+                    // The chunk's events leave as one container, not copied one by one.
+                    oks.give_container(&mut events);
+                    events.clear();
                     for d in dead.drain(..) {
                         errs.give((d, t, r));
                     }
