@@ -158,6 +158,8 @@ where
                 let mut errs = errs.session(&time);
                 for (chunk, t, r) in data.flat_map(|batch| batch.drain(..)) {
                     let stage = writer.as_mut().map(|w| w.stage(epoch, &chunk));
+                    // The session takes the vector's allocation with its events.
+                    events.reserve(chunk.len());
                     decode(epoch, &chunk, (t, r), &mut events, &mut dead, stage);
                     // The chunk's events leave as one container, not copied one by one.
                     oks.give_container(&mut events);
