@@ -55,7 +55,10 @@ fn view_updates(c: &mut Criterion) {
     let mut group = c.benchmark_group("views");
     group.throughput(Throughput::Elements(BATCH as u64));
     group.sample_size(20);
-    for view in ViewId::all() {
+    // Each view alone, then all of them at once (they share operators: the sum of the
+    // single-view figures is more than the cost of all of them).
+    let singles = ViewId::all().into_iter().map(|v| (v.spec().name, vec![v]));
+    for (name, enabled) in singles.chain([("all", ViewId::all())]) {
         {
             // A worker on this thread (criterion's state is not `Send`).
             let allocator = timely::communication::Allocator::Thread(
@@ -75,13 +78,13 @@ fn view_updates(c: &mut Criterion) {
             let (mut input, mut dead_input) = worker.dataflow::<u64, _, _>(|scope| {
                 let (input, events) = scope.new_collection::<Event, isize>();
                 let (dead_input, dead) = scope.new_collection::<DeadLetter, isize>();
-                views::build(events, dead, &[view], &symbols)
+                views::build(events, dead, &enabled, &symbols)
                     .inner
                     .probe_with(&probe);
                 (input, dead_input)
             });
             let mut epoch = 0u64;
-            group.bench_function(view.spec().name, |b| {
+            group.bench_function(name, |b| {
                 b.iter(|| {
                     for e in &batches[epoch as usize % BATCHES] {
                         input.insert(*e);

@@ -226,7 +226,7 @@ fn row(view: ViewId, key: Vec<Datum>, value: Vec<Datum>) -> ViewRow {
 
 /// The key of a row of a view that counts or sums: all of them are kept in one aggregation, fed
 /// by one pass over the events, so that an event is read once for them all, not once per view.
-#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 enum Tally {
     EventsByType(Sym),
     EventsPerMinute(i64, Sym),
@@ -235,6 +235,24 @@ enum Tally {
     RevenueByProduct(Sym),
     EventsBySource(Option<Sym>, Sym),
     EventsByCountry(Sym, Option<Sym>),
+}
+
+impl std::hash::Hash for Tally {
+    /// One word per tally instead of one per field and variant tag: the presum tables hash a
+    /// tally for every event. Equal tallies give equal words.
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        let sym = |s: Option<Sym>| s.map_or(0, Sym::get);
+        let (tag, a, b): (u64, u64, u64) = match *self {
+            Tally::EventsByType(t) => (1, t.get(), 0),
+            Tally::EventsPerMinute(m, t) => (2, m as u64, t.get()),
+            Tally::RevenueByCountry(c) => (3, sym(c), 0),
+            Tally::AvgPriceByType(t) => (4, t.get(), 0),
+            Tally::RevenueByProduct(p) => (5, p.get(), 0),
+            Tally::EventsBySource(s, t) => (6, sym(s), t.get()),
+            Tally::EventsByCountry(t, c) => (7, t.get(), sym(c)),
+        };
+        state.write_u64(a.rotate_left(5) ^ b.wrapping_mul(0x9e37_79b9_7f4a_7c15) ^ tag);
+    }
 }
 
 /// The enabled views, as a set.
