@@ -363,8 +363,8 @@ enum Users {
 /// Builds the enabled views over `events` and `dead` and returns all their changes as one
 /// collection of [`ViewRow`]s.
 ///
-/// The events are read by two operators: one sums every counting and summing view's keys (see
-/// [`Tally`]), the other counts distinct users per day, active and purchasing.
+/// The events are read by two operators: one sums every counting and summing view's keys (a `Tally`
+/// each), the other counts distinct users per day, active and purchasing.
 pub fn build<'s>(
     events: VecCollection<'s, u64, Event>,
     dead: VecCollection<'s, u64, DeadLetter>,
