@@ -9,13 +9,15 @@ use differential_dataflow::lattice::Lattice;
 use differential_dataflow::operators::CountTotal;
 use differential_dataflow::{AsCollection, ExchangeData, VecCollection};
 use timely::dataflow::channels::pact::Exchange;
-use timely::dataflow::operators::{Capability, Operator};
+use timely::dataflow::operators::Operator;
 use timely::order::TotalOrder;
 use timely::progress::Timestamp;
 
+use crate::open_times::OpenTimes;
+
 type Table<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
-/// An open time's pair updates, kept until the input frontier passes the time.
-type Pending<T, G, I> = (Capability<T>, Vec<((G, I), isize)>);
+/// A time's pair updates, kept until the input frontier passes the time.
+type Updates<G, I> = Vec<((G, I), isize)>;
 
 /// Counts distinct items per group: `(group, item)` pairs in, `(group, distinct items)` out.
 ///
@@ -110,34 +112,17 @@ where
         .inner
         .unary_frontier(by_pair, name, move |_initial, _info| {
             let mut multiplicity: Table<(G, I), isize> = Table::default();
-            // Updates of open times, oldest time first.
-            let mut open: Vec<Pending<T, G, I>> = Vec::new();
+            let mut open: OpenTimes<T, Updates<G, I>> = OpenTimes::new();
             move |(input, frontier), output| {
                 input.for_each_time(|cap, data| {
-                    let mut last: Option<usize> = None;
                     for batch in data {
                         for (pair, time, diff) in batch.drain(..) {
-                            let slot = match last.filter(|&s| *open[s].0.time() == time) {
-                                Some(slot) => slot,
-                                None => {
-                                    let at = open.partition_point(|(c, _)| *c.time() < time);
-                                    if open.get(at).is_none_or(|(c, _)| *c.time() != time) {
-                                        let kept = cap.delayed(&time, output.output_index());
-                                        open.insert(at, (kept, Vec::new()));
-                                    }
-                                    at
-                                }
-                            };
-                            last = Some(slot);
-                            open[slot].1.push((pair, diff));
+                            open.at(&cap, output.output_index(), &time)
+                                .push((pair, diff));
                         }
                     }
                 });
-                let complete = open
-                    .iter()
-                    .take_while(|(c, _)| !frontier.less_equal(c.time()))
-                    .count();
-                for (cap, updates) in open.drain(..complete) {
+                for (cap, updates) in open.take_complete(frontier) {
                     let mut changes: Table<G, isize> = Table::default();
                     for (pair, diff) in updates {
                         if let Some((group, change)) = apply(&mut multiplicity, pair, diff) {
@@ -238,7 +223,7 @@ mod tests {
                 pairs
                     .distinct_count_named("Users", Some)
                     .inner
-                    .inspect(move |update| sink.lock().expect("sink").push(update.clone()));
+                    .inspect(move |update| sink.lock().expect("sink").push(*update));
                 input
             });
             for (i, (pair, time, diff)) in feed.iter().enumerate() {

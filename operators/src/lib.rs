@@ -17,6 +17,7 @@
 
 mod distinct_count;
 mod fallible;
+mod open_times;
 mod presum;
 mod sum_by;
 mod top_k;

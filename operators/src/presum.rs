@@ -8,7 +8,9 @@ use differential_dataflow::difference::{Multiply, Semigroup};
 use differential_dataflow::{AsCollection, VecCollection};
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::Pipeline;
-use timely::dataflow::operators::{Capability, Operator};
+use timely::dataflow::operators::Operator;
+
+use crate::open_times::OpenTimes;
 use timely::order::TotalOrder;
 use timely::progress::Timestamp;
 
@@ -43,34 +45,19 @@ where
         collection
             .inner
             .unary_frontier(Pipeline, name, move |_initial, _info| {
-                // Open times, oldest first (a total order, and few of them: the open epochs).
-                let mut open: Vec<(Capability<T>, Sums<K, A>)> = Vec::new();
+                let mut open: OpenTimes<T, Sums<K, A>> = OpenTimes::new();
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
-                        // Updates may be at times later than their capability's; most of a
-                        // batch shares one time, so the last one's slot is tried first.
-                        let mut last: Option<usize> = None;
                         for batch in data {
                             for (record, time, diff) in batch.drain(..) {
                                 let mut pairs = logic(record).into_iter().peekable();
                                 if pairs.peek().is_none() {
                                     continue;
                                 }
-                                let slot = match last.filter(|&s| *open[s].0.time() == time) {
-                                    Some(slot) => slot,
-                                    None => {
-                                        let at = open.partition_point(|(c, _)| *c.time() < time);
-                                        if open.get(at).is_none_or(|(c, _)| *c.time() != time) {
-                                            let kept = cap.delayed(&time, output.output_index());
-                                            open.insert(at, (kept, Sums::default()));
-                                        }
-                                        at
-                                    }
-                                };
-                                last = Some(slot);
+                                let sums = open.at(&cap, output.output_index(), &time);
                                 for (key, amount) in pairs {
                                     let amount = amount.multiply(&diff);
-                                    match open[slot].1.entry(key) {
+                                    match sums.entry(key) {
                                         Entry::Occupied(mut total) => {
                                             total.get_mut().plus_equals(&amount)
                                         }
@@ -82,11 +69,7 @@ where
                             }
                         }
                     });
-                    let complete = open
-                        .iter()
-                        .take_while(|(c, _)| !frontier.less_equal(c.time()))
-                        .count();
-                    for (cap, sums) in open.drain(..complete) {
+                    for (cap, sums) in open.take_complete(frontier) {
                         let time = cap.time().clone();
                         output.session(&cap).give_iterator(
                             sums.into_iter()
