@@ -237,6 +237,18 @@ enum Tally {
     EventsByCountry(Sym, Option<Sym>),
 }
 
+/// The views made from tallies (`top_products` ranks the `revenue_by_product` tallies).
+const TALLIED: [ViewId; 8] = [
+    ViewId::EventsByType,
+    ViewId::EventsPerMinute,
+    ViewId::RevenueByCountry,
+    ViewId::AvgPriceByType,
+    ViewId::RevenueByProduct,
+    ViewId::TopProducts,
+    ViewId::EventsBySource,
+    ViewId::EventsByCountry,
+];
+
 impl std::hash::Hash for Tally {
     /// One word per tally instead of one per field and variant tag: the presum tables hash a
     /// tally for every event. Equal tallies give equal words.
@@ -376,19 +388,7 @@ pub fn build<'s>(
     let scope = events.inner.scope();
     let mut outputs = Vec::new();
 
-    let tallied = [
-        ViewId::EventsByType,
-        ViewId::EventsPerMinute,
-        ViewId::RevenueByCountry,
-        ViewId::AvgPriceByType,
-        ViewId::RevenueByProduct,
-        ViewId::TopProducts,
-        ViewId::EventsBySource,
-        ViewId::EventsByCountry,
-    ]
-    .into_iter()
-    .any(|v| on.has(v))
-    .then(|| {
+    let tallied = TALLIED.into_iter().any(|v| on.has(v)).then(|| {
         events
             .clone()
             .sum_by_named("tallies", move |e: Event| tallies(e, on, purchase))
