@@ -23,7 +23,7 @@ use crate::lake::dataflow::{self as lake_flow, CommitSetup, Marker, SharedStatus
 use crate::lake::ops::{ReplayPlan, ReplaySpec};
 use crate::lake::{CommitMeta, LakeConfig, LakeError, Layout};
 use crate::source::kafka::GroupCommitter;
-use crate::source::{Chunk, Opening, Poll, SourceError, SourceSpec};
+use crate::source::{Chunk, ChunkPool, Opening, Poll, SourceError, SourceSpec};
 use crate::views::{self, Snapshots, ViewId, ViewStore};
 
 /// Records a source may hand over per poll.
@@ -448,6 +448,8 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
             }) as lake_flow::AfterCommit
         }),
     });
+    // Chunks go round: read into, decoded, given back.
+    let pool = ChunkPool::default();
     let mut inputs = worker.dataflow::<u64, _, _>(|scope| {
         let (chunks_in, chunks) = scope.new_collection::<Chunk, isize>();
         let (markers_in, markers) = scope.new_collection::<Marker, isize>();
@@ -457,6 +459,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
             chunks,
             markers,
             worker_lake,
+            pool.clone(),
             move |epoch, chunk, (time, diff), oks, errs, mut stage| {
                 let before = errs.len();
                 for (raw, position) in chunk.iter() {
@@ -565,7 +568,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
                 .zip(exhausted.iter_mut())
                 .filter(|(_, d)| !**d)
             {
-                let mut chunk = Chunk::default();
+                let mut chunk = pool.take();
                 match source.poll(&mut chunk, CHUNK_RECORDS) {
                     Ok(Poll::Ready) => ready = true,
                     Ok(Poll::Idle(at)) => wake = wake.min(at).or(at),
@@ -577,6 +580,8 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
                     stats_add_chunk(&shared.stats, &chunk);
                     inputs.chunks.insert(chunk);
                     inputs.chunks.flush();
+                } else {
+                    pool.give(chunk);
                 }
             }
         }

@@ -12,8 +12,10 @@ pub mod kafka;
 pub mod memory;
 pub mod stdin;
 
+use std::cell::RefCell;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
+use std::rc::Rc;
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
@@ -44,6 +46,12 @@ impl Chunk {
     pub fn heap_bytes(&self) -> usize {
         self.bytes.capacity()
             + self.records.capacity() * std::mem::size_of::<(u32, u32, Position)>()
+    }
+
+    /// Empties it, keeping its buffers.
+    pub fn clear(&mut self) {
+        self.bytes.clear();
+        self.records.clear();
     }
 
     /// Starts a record at `position`; its bytes are then appended with [`Chunk::extend_record`].
@@ -108,6 +116,31 @@ impl Chunk {
     /// How many bytes.
     pub fn byte_len(&self) -> usize {
         self.bytes.len()
+    }
+}
+
+/// A worker's spent chunks, handed back by the decoder for its sources to read into again: a
+/// chunk's buffers grow to their working size once, instead of being allocated, grown and freed
+/// for every chunk read. Cloning shares the pool; it belongs to one worker thread.
+#[derive(Clone, Default)]
+pub struct ChunkPool(Rc<RefCell<Vec<Chunk>>>);
+
+/// How many spent chunks a pool keeps; a worker has about one chunk in flight at a time.
+const POOL_CHUNKS: usize = 4;
+
+impl ChunkPool {
+    /// An empty chunk: a spent one if the pool has any.
+    pub fn take(&self) -> Chunk {
+        self.0.borrow_mut().pop().unwrap_or_default()
+    }
+
+    /// Gives a chunk back for reuse (emptied here); past [`POOL_CHUNKS`] it is dropped.
+    pub fn give(&self, mut chunk: Chunk) {
+        let mut pool = self.0.borrow_mut();
+        if pool.len() < POOL_CHUNKS {
+            chunk.clear();
+            pool.push(chunk);
+        }
     }
 }
 

@@ -25,7 +25,7 @@ use super::table::{self, CommitMeta, Table};
 use super::writer::{DataFile, TableKind, TableWriter};
 use super::{LakeConfig, LakeError, next_boundary};
 use crate::event::{DeadLetter, Event, Position};
-use crate::source::Chunk;
+use crate::source::{Chunk, ChunkPool};
 
 /// A worker's source positions at the end of an epoch.
 pub type Marker = (usize, Vec<Position>);
@@ -104,6 +104,7 @@ pub fn decode_and_write<'s, F>(
     chunks: VecCollection<'s, u64, Chunk, isize>,
     markers: VecCollection<'s, u64, Marker, isize>,
     lake: Option<WorkerLake>,
+    pool: ChunkPool,
     mut decode: F,
 ) -> (
     VecCollection<'s, u64, Event, isize>,
@@ -167,6 +168,7 @@ where
                     for d in dead.drain(..) {
                         errs.give((d, t, r));
                     }
+                    pool.give(chunk);
                 }
             });
             marker_input.for_each_time(|_time, data| {

@@ -6,6 +6,11 @@
 //! split evenly over the workers), released at most once a millisecond, the way a broker's fetch
 //! hands over what arrived since the last one. A worker that falls behind the schedule reads the
 //! backlog as fast as it can, and the source remembers how far behind it fell.
+//!
+//! The memory of the input is the benchmark's, not the pipeline's: a closed-loop worker hands its
+//! prepared chunks over whole, and the empty chunk it is given to fill in exchange is kept here
+//! until the run ends, rather than freed inside the measured run (as a source reading into
+//! recycled chunks frees nothing either).
 
 use std::collections::VecDeque;
 use std::fmt;
@@ -19,7 +24,9 @@ use crate::event::Position;
 /// The prepared chunks of every worker.
 pub struct Prepared {
     queues: Vec<Mutex<VecDeque<Chunk>>>,
-    /// Bytes of prepared records not handed over yet.
+    /// Chunks given in exchange for prepared ones, freed with the input.
+    spent: Mutex<Vec<Chunk>>,
+    /// Bytes of prepared records not handed over yet, and of the chunks kept in exchange.
     held: AtomicU64,
     /// The largest backlog behind the open-loop schedule any worker had, in records.
     max_behind: AtomicU64,
@@ -38,12 +45,13 @@ impl Prepared {
                 .into_iter()
                 .map(|chunks| Mutex::new(chunks.into()))
                 .collect(),
+            spent: Mutex::default(),
             held: AtomicU64::new(held),
             max_behind: AtomicU64::new(0),
         }
     }
 
-    /// Bytes still waiting to be read.
+    /// Bytes still waiting to be read, and of the chunks kept in exchange.
     pub fn held_bytes(&self) -> u64 {
         self.held.load(Ordering::Relaxed)
     }
@@ -63,6 +71,18 @@ impl Prepared {
         self.held
             .fetch_sub(chunk.heap_bytes() as u64, Ordering::Relaxed);
         Some(chunk)
+    }
+
+    /// Keeps a chunk given in exchange for a prepared one until the input is dropped.
+    fn keep(&self, chunk: Chunk) {
+        let bytes = chunk.heap_bytes() as u64;
+        if bytes > 0 {
+            self.held.fetch_add(bytes, Ordering::Relaxed);
+            self.spent
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .push(chunk);
+        }
     }
 }
 
@@ -159,6 +179,7 @@ impl Source for MemorySource {
                     self.sent += next.len() as u64;
                     if chunk.is_empty() {
                         std::mem::swap(chunk, &mut next);
+                        self.prepared.keep(next);
                     } else {
                         for (raw, position) in next.iter() {
                             chunk.push(raw, position);
