@@ -122,21 +122,21 @@ where
                         }
                     }
                 });
-                for (cap, updates) in open.take_complete(frontier) {
+                open.take_complete(frontier, |cap, updates| {
                     let mut changes: Table<G, isize> = Table::default();
-                    for (pair, diff) in updates {
+                    for (pair, diff) in updates.drain(..) {
                         if let Some((group, change)) = apply(&mut multiplicity, pair, diff) {
                             *changes.entry(group).or_default() += change;
                         }
                     }
                     let time = cap.time().clone();
-                    output.session(&cap).give_iterator(
+                    output.session(cap).give_iterator(
                         changes
                             .into_iter()
                             .filter(|(_, change)| *change != 0)
                             .map(|(group, change)| (group, time.clone(), change)),
                     );
-                }
+                });
             }
         })
         .as_collection()

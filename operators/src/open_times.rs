@@ -10,13 +10,35 @@ pub(crate) struct OpenTimes<T: Timestamp, S> {
     open: Vec<(Capability<T>, S)>,
     /// The slot used last: most updates of a batch share one time.
     last: Option<usize>,
+    /// The state of the last completed time, emptied, for the next new time: its allocation is
+    /// already the size a time needs, instead of growing (and rehashing) from nothing again.
+    spare: Option<S>,
 }
 
-impl<T: Timestamp + TotalOrder, S: Default> OpenTimes<T, S> {
+/// A time's state: a collection that starts empty and is emptied when its time completes.
+pub(crate) trait State: Default {
+    /// Whether it holds nothing.
+    fn is_empty(&self) -> bool;
+}
+
+impl<K, V, H: Default> State for std::collections::HashMap<K, V, H> {
+    fn is_empty(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<D> State for Vec<D> {
+    fn is_empty(&self) -> bool {
+        self.is_empty()
+    }
+}
+
+impl<T: Timestamp + TotalOrder, S: State> OpenTimes<T, S> {
     pub(crate) fn new() -> Self {
         OpenTimes {
             open: Vec::new(),
             last: None,
+            spare: None,
         }
     }
 
@@ -32,7 +54,8 @@ impl<T: Timestamp + TotalOrder, S: Default> OpenTimes<T, S> {
             None => {
                 let at = open.partition_point(|(c, _)| c.time() < time);
                 if open.get(at).is_none_or(|(c, _)| c.time() != time) {
-                    open.insert(at, (cap.delayed(time, port), S::default()));
+                    let state = self.spare.take().unwrap_or_default();
+                    open.insert(at, (cap.delayed(time, port), state));
                 }
                 at
             }
@@ -41,17 +64,24 @@ impl<T: Timestamp + TotalOrder, S: Default> OpenTimes<T, S> {
         &mut open[slot].1
     }
 
-    /// Takes the times `frontier` has passed, oldest first, with their capabilities.
+    /// Hands the times `frontier` has passed to `emit`, oldest first, with their capabilities.
+    /// `emit` should drain the state: an emptied state is reused for a later time.
     pub(crate) fn take_complete(
         &mut self,
         frontier: &MutableAntichain<T>,
-    ) -> std::vec::Drain<'_, (Capability<T>, S)> {
+        mut emit: impl FnMut(&Capability<T>, &mut S),
+    ) {
         let complete = self
             .open
             .iter()
             .take_while(|(c, _)| !frontier.less_equal(c.time()))
             .count();
         self.last = None;
-        self.open.drain(..complete)
+        for (cap, mut state) in self.open.drain(..complete) {
+            emit(&cap, &mut state);
+            if state.is_empty() {
+                self.spare = Some(state);
+            }
+        }
     }
 }

@@ -69,14 +69,14 @@ where
                             }
                         }
                     });
-                    for (cap, sums) in open.take_complete(frontier) {
+                    open.take_complete(frontier, |cap, sums| {
                         let time = cap.time().clone();
-                        output.session(&cap).give_iterator(
-                            sums.into_iter()
+                        output.session(cap).give_iterator(
+                            sums.drain()
                                 .filter(|(_, total)| !total.is_zero())
                                 .map(|(key, total)| (key, time.clone(), total)),
                         );
-                    }
+                    });
                 }
             });
     sums.as_collection()
