@@ -140,3 +140,15 @@ impl Roles {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_event_has_no_padding_for_a_16_byte_alignment() {
+        // Every event is copied into each view operator's input: its size is what moves.
+        assert_eq!(std::mem::align_of::<Event>(), 8);
+        assert_eq!(std::mem::size_of::<Event>(), 72);
+    }
+}
