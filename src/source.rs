@@ -48,6 +48,12 @@ impl Chunk {
             + self.records.capacity() * std::mem::size_of::<(u32, u32, Position)>()
     }
 
+    /// Gives back the room its buffers have beyond what they hold.
+    pub fn shrink_to_fit(&mut self) {
+        self.bytes.shrink_to_fit();
+        self.records.shrink_to_fit();
+    }
+
     /// Empties it, keeping its buffers.
     pub fn clear(&mut self) {
         self.bytes.clear();

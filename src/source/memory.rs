@@ -34,7 +34,13 @@ pub struct Prepared {
 
 impl Prepared {
     /// Worker `i` reads `per_worker[i]`, in order.
-    pub fn new(per_worker: Vec<Vec<Chunk>>) -> Self {
+    pub fn new(mut per_worker: Vec<Vec<Chunk>>) -> Self {
+        // Its buffers' size is then the memory it takes: `held` is subtracted from the resident
+        // set, and room never written to is not resident.
+        per_worker
+            .iter_mut()
+            .flatten()
+            .for_each(Chunk::shrink_to_fit);
         let held = per_worker
             .iter()
             .flatten()
