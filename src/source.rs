@@ -134,16 +134,20 @@ pub struct ChunkPool(Rc<RefCell<Vec<Chunk>>>);
 /// How many spent chunks a pool keeps; a worker has about one chunk in flight at a time.
 const POOL_CHUNKS: usize = 4;
 
+/// A chunk that grew past this (a few records near `max_record_bytes`) is dropped, not kept.
+const POOL_CHUNK_BYTES: usize = 4 << 20;
+
 impl ChunkPool {
     /// An empty chunk: a spent one if the pool has any.
     pub fn take(&self) -> Chunk {
         self.0.borrow_mut().pop().unwrap_or_default()
     }
 
-    /// Gives a chunk back for reuse (emptied here); past [`POOL_CHUNKS`] it is dropped.
+    /// Gives a chunk back for reuse (emptied here). A pool keeps four; a chunk over 4 MiB, or
+    /// one more than that, is dropped.
     pub fn give(&self, mut chunk: Chunk) {
         let mut pool = self.0.borrow_mut();
-        if pool.len() < POOL_CHUNKS {
+        if pool.len() < POOL_CHUNKS && chunk.heap_bytes() <= POOL_CHUNK_BYTES {
             chunk.clear();
             pool.push(chunk);
         }
