@@ -95,10 +95,10 @@ pub struct WorkerLake {
 /// The time and difference of a chunk, which its events carry.
 pub type Stamp = (u64, isize);
 
-/// Decodes records with `decode` (called with the raw bytes, the position and, when the lake is
-/// on, the stage of the record's epoch), stages them for the lake and writes closed epochs.
-/// `decode` pushes each event with the [`Stamp`] of its chunk. Returns events, dead letters and
-/// flush reports.
+/// Decodes chunks with `decode` (called with the epoch, the chunk, its [`Stamp`], the vectors
+/// its events and dead letters go to and, when the lake is on, the stage of the epoch), which
+/// stages the records for the lake; writes closed epochs; gives each spent chunk back to `pool`.
+/// Returns events, dead letters and flush reports.
 #[allow(clippy::type_complexity)]
 pub fn decode_and_write<'s, F>(
     chunks: VecCollection<'s, u64, Chunk, isize>,
