@@ -29,8 +29,8 @@ use crate::views::ViewId;
 
 /// Records per prepared chunk (as many as a source hands over per poll).
 const CHUNK_RECORDS: usize = 4096;
-/// The limits are measured on at most this many events.
-const LIMIT_SAMPLE: u64 = 4_000_000;
+/// The limits are measured on at most this many events, each of them twice.
+const LIMIT_SAMPLE: u64 = 2_000_000;
 
 /// What to run.
 #[derive(Clone, Debug)]
@@ -94,17 +94,42 @@ impl Latency {
     }
 }
 
-/// One limit: a part of the pipeline alone, on the same input and threads.
+/// One limit: a part of the pipeline alone, on the same input and threads, measured twice on
+/// the same events: just before the pipeline runs and just after. A shared machine's speed
+/// drifts from one second to the next; the pipeline is compared with both measurements
+/// together, which bracket it in time, not with one taken seconds before it.
 #[derive(Clone, Debug, Serialize)]
 pub struct Limit {
-    /// Events it ran on.
+    /// Events each measurement ran on.
     pub events: u64,
-    /// Seconds (wall time, all threads in parallel).
+    /// Seconds of both measurements (wall time, all threads in parallel).
     pub seconds: f64,
-    /// Events per second.
+    /// Events per second over both measurements.
     pub events_per_sec: f64,
-    /// The pipeline's events per second as a fraction of this.
+    /// Events per second of the measurement before the pipeline.
+    pub before_per_sec: f64,
+    /// Events per second of the measurement after the pipeline.
+    pub after_per_sec: f64,
+    /// The pipeline's events per second as a fraction of `events_per_sec`.
     pub pipeline_fraction: f64,
+}
+
+impl Limit {
+    /// The limit of two measurements, `(events, seconds)` each, for a pipeline that ran at
+    /// `pipeline` events per second.
+    fn of(before: (u64, f64), after: (u64, f64), pipeline: f64) -> Limit {
+        let rate = |(events, seconds): (u64, f64)| events as f64 / seconds.max(1e-9);
+        let seconds = before.1 + after.1;
+        let events_per_sec = (before.0 + after.0) as f64 / seconds.max(1e-9);
+        Limit {
+            events: before.0,
+            seconds,
+            events_per_sec,
+            before_per_sec: rate(before),
+            after_per_sec: rate(after),
+            pipeline_fraction: pipeline / events_per_sec,
+        }
+    }
 }
 
 /// The open loop's schedule and how well the pipeline kept to it.
@@ -215,12 +240,18 @@ pub fn run(
     let input_bytes: u64 = chunks.iter().flatten().map(|c| c.byte_len() as u64).sum();
 
     let schema = Schema::ecommerce();
-    let limits = if config.limits {
-        let decode = decode_only(&chunks, &schema, progress);
-        let parquet = parquet_only(&chunks, &schema, progress)?;
-        Some((decode, parquet))
-    } else {
-        None
+    // The limits' own copy of their sample, so that they can run again after the pipeline has
+    // consumed the prepared input.
+    let limit_input = config.limits.then(|| sample(&chunks));
+    let limit_bytes: u64 = limit_input
+        .iter()
+        .flatten()
+        .flatten()
+        .map(|c| c.heap_bytes() as u64)
+        .sum();
+    let before = match &limit_input {
+        Some(input) => Some(limits(input, &schema, "before", progress)?),
+        None => None,
     };
 
     // The pipeline, into a fresh lake.
@@ -246,7 +277,7 @@ pub fn run(
             prepared: prepared.clone(),
             rate: config.rate,
         }),
-        schema,
+        schema: schema.clone(),
         max_record_bytes: 1 << 20,
         views: config.views.clone(),
         until_exhausted: true,
@@ -257,23 +288,31 @@ pub fn run(
         }),
         replay: None,
     };
-    let result = run_pipeline(pipeline_config, &prepared, config.events, progress);
+    let result = run_pipeline(
+        pipeline_config,
+        &prepared,
+        limit_bytes,
+        config.events,
+        progress,
+    );
     let lake_bytes = dir_bytes(&table::table_root(&dir, TableKind::Events))
         + dir_bytes(&table::table_root(&dir, TableKind::DeadLetters));
     if temporary {
         let _ = std::fs::remove_dir_all(&dir);
     }
     let run = result?;
+    let after = match &limit_input {
+        Some(input) => Some(limits(input, &schema, "after", progress)?),
+        None => None,
+    };
+    drop(limit_input);
 
     let events_per_sec = run.records as f64 / run.seconds;
-    let limit = |l: (u64, f64)| Limit {
-        events: l.0,
-        seconds: l.1,
-        events_per_sec: l.0 as f64 / l.1,
-        pipeline_fraction: events_per_sec / (l.0 as f64 / l.1),
-    };
-    let (decode_limit, parquet_limit) = match limits {
-        Some((d, p)) => (Some(limit(d)), Some(limit(p))),
+    let (decode_limit, parquet_limit) = match before.zip(after) {
+        Some(((decode, parquet), (decode_after, parquet_after))) => (
+            Some(Limit::of(decode, decode_after, events_per_sec)),
+            Some(Limit::of(parquet, parquet_after, events_per_sec)),
+        ),
         None => (None, None),
     };
     Ok(BenchReport {
@@ -365,15 +404,11 @@ fn new_chunk() -> Chunk {
     Chunk::with_capacity(CHUNK_RECORDS, CHUNK_RECORDS * 272)
 }
 
-/// The chunks a limit runs on (every worker's first ones, `LIMIT_SAMPLE` events at most) and
-/// how many records they hold; tells `progress` that `phase` starts.
-fn sample<'c>(
-    chunks: &'c [Vec<Chunk>],
-    phase: &str,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> (Vec<&'c [Chunk]>, u64) {
+/// A copy of the chunks the limits run on: every worker's first ones, `LIMIT_SAMPLE` events at
+/// most.
+fn sample(chunks: &[Vec<Chunk>]) -> Vec<Vec<Chunk>> {
     let per_worker = LIMIT_SAMPLE / chunks.len().max(1) as u64;
-    let parts: Vec<&[Chunk]> = chunks
+    chunks
         .iter()
         .map(|mine| {
             let mut n = 0u64;
@@ -386,30 +421,44 @@ fn sample<'c>(
                     before < per_worker
                 })
                 .count();
-            &mine[..take]
+            mine[..take]
+                .iter()
+                .map(|c| {
+                    let mut c = c.clone();
+                    c.shrink_to_fit();
+                    c
+                })
+                .collect()
         })
-        .collect();
-    let total = parts
-        .iter()
-        .flat_map(|p| p.iter())
-        .map(|c| c.len() as u64)
-        .sum();
-    progress(Progress {
-        phase,
-        done: 0,
-        total,
-    });
-    (parts, total)
+        .collect()
+}
+
+/// Both limits on `input`, `(records, seconds)` each, measured `when` (before or after the
+/// pipeline).
+#[allow(clippy::type_complexity)]
+fn limits(
+    input: &[Vec<Chunk>],
+    schema: &Schema,
+    when: &str,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<((u64, f64), (u64, f64)), BenchError> {
+    let total = input.iter().flatten().map(|c| c.len() as u64).sum();
+    let decode_phase = format!("decode only ({when})");
+    let parquet_phase = format!("parquet only ({when})");
+    let mut phase = |phase: &str, done: u64| progress(Progress { phase, done, total });
+    phase(&decode_phase, 0);
+    let decode = decode_only(input, schema);
+    phase(&decode_phase, total);
+    phase(&parquet_phase, 0);
+    let parquet = parquet_only(input, schema)?;
+    phase(&parquet_phase, total);
+    Ok((decode, parquet))
 }
 
 /// Decoding alone: every worker's sample decoded and projected into events, in parallel.
 /// Returns (records, seconds).
-fn decode_only(
-    chunks: &[Vec<Chunk>],
-    schema: &Schema,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> (u64, f64) {
-    let (parts, total) = sample(chunks, "decode only", progress);
+fn decode_only(parts: &[Vec<Chunk>], schema: &Schema) -> (u64, f64) {
+    let total = parts.iter().flatten().map(|c| c.len() as u64).sum();
     let symbols = Arc::new(Symbols::default());
     let started = Instant::now();
     let decoded: u64 = std::thread::scope(|s| {
@@ -438,23 +487,14 @@ fn decode_only(
     });
     let seconds = started.elapsed().as_secs_f64();
     std::hint::black_box(decoded);
-    progress(Progress {
-        phase: "decode only",
-        done: total,
-        total,
-    });
     (total, seconds)
 }
 
 /// Parquet encoding alone: every worker's sample staged as Arrow batches by partition (not
 /// timed), then written as Parquet with the lake's settings to a byte counter (timed).
 /// Returns (records, seconds).
-fn parquet_only(
-    chunks: &[Vec<Chunk>],
-    schema: &Schema,
-    progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<(u64, f64), BenchError> {
-    let (parts, total) = sample(chunks, "parquet only", progress);
+fn parquet_only(parts: &[Vec<Chunk>], schema: &Schema) -> Result<(u64, f64), BenchError> {
+    let total = parts.iter().flatten().map(|c| c.len() as u64).sum();
     let layout = Arc::new(Layout::new(schema));
     let names = SourceNames::new(&[], &[]);
     // Each thread's wall time; the threads run at once, so the slowest is the wall time.
@@ -478,11 +518,6 @@ fn parquet_only(
     for t in times {
         seconds = seconds.max(t.map_err(BenchError::Measure)?);
     }
-    progress(Progress {
-        phase: "parquet only",
-        done: total,
-        total,
-    });
     Ok((total, seconds))
 }
 
@@ -565,6 +600,7 @@ struct PipelineRun {
 fn run_pipeline(
     config: PipelineConfig,
     prepared: &Prepared,
+    other_input: u64,
     total: u64,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<PipelineRun, BenchError> {
@@ -578,7 +614,8 @@ fn run_pipeline(
     let sample = |peak: &mut u64, process_peak: &mut u64| {
         if let Some(rss) = resident_bytes() {
             *process_peak = (*process_peak).max(rss);
-            *peak = (*peak).max(rss.saturating_sub(prepared.held_bytes()));
+            let input = prepared.held_bytes() + other_input;
+            *peak = (*peak).max(rss.saturating_sub(input));
         }
     };
     let started = Instant::now();
@@ -787,9 +824,12 @@ impl BenchReport {
                 line(
                     name,
                     format!(
-                        "{} events/s on {} thread(s): the pipeline runs at {:.0}% of it",
+                        "{} events/s on {} thread(s) ({} before the pipeline, {} after): \
+                         the pipeline runs at {:.0}% of it",
                         thousands(limit.events_per_sec),
                         self.workers,
+                        thousands(limit.before_per_sec),
+                        thousands(limit.after_per_sec),
                         limit.pipeline_fraction * 100.0
                     ),
                 );

@@ -92,6 +92,17 @@ fn the_report_describes_the_run_and_its_lake_is_the_pipelines() {
         let expected = report["events_per_sec"].as_f64().unwrap()
             / report[limit]["events_per_sec"].as_f64().unwrap();
         assert!((fraction - expected).abs() < 1e-9, "{limit}");
+        // Measured before and after the pipeline; the figure is over both.
+        let rate = |k: &str| report[limit][k].as_f64().unwrap();
+        let (before, after) = (rate("before_per_sec"), rate("after_per_sec"));
+        assert!(before > 0.0 && after > 0.0, "{limit}");
+        let both = rate("events_per_sec");
+        assert!(
+            before.min(after) * (1.0 - 1e-9) <= both && both <= before.max(after) * (1.0 + 1e-9),
+            "{limit}: {both} not between {before} and {after}"
+        );
+        let seconds = 30_000.0 / before + 30_000.0 / after;
+        assert!((report[limit]["seconds"].as_f64().unwrap() - seconds).abs() < 1e-6 * seconds);
     }
     assert!(n("peak_rss_bytes") > 0 && n("peak_rss_bytes") <= n("process_peak_rss_bytes"));
     assert!(report["machine"]["cpus"].as_u64().unwrap() >= 1);
