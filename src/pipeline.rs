@@ -514,7 +514,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
         inputs.advance_to(plan.epoch);
         if let Err(e) = replay(worker, shared, plan, &mut inputs, &probe) {
             shared.stop.store(true, Ordering::SeqCst);
-            return drain(worker, inputs, [&probe, &lake_probe], Err(e.into()));
+            return drain(worker, inputs, [&probe, &lake_probe], Err(e.into()), || {});
         }
     }
     inputs.advance_to(base);
@@ -529,7 +529,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
     });
     let mut sources = match opened {
         Ok(sources) => sources,
-        Err(e) => return drain(worker, inputs, [&probe, &lake_probe], Err(e.into())),
+        Err(e) => return drain(worker, inputs, [&probe, &lake_probe], Err(e.into()), || {}),
     };
     let mut exhausted = vec![false; sources.len()];
     let mut epoch = base;
@@ -636,9 +636,11 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
         Some(e) => Err(e.into()),
         None => Ok(()),
     };
-    let result = drain(worker, inputs, [&probe, &lake_probe], result);
-    note_closed_epochs(shared, index, &probe, &mut open_epochs);
-    result
+    // The views' latency is noted while the lake finishes its last files and commits, not
+    // after: the views pass the last epochs long before the lake does.
+    drain(worker, inputs, [&probe, &lake_probe], result, || {
+        note_closed_epochs(shared, index, &probe, &mut open_epochs)
+    })
 }
 
 fn lake_failed(shared: &Shared) -> bool {
@@ -650,17 +652,21 @@ fn lake_failed(shared: &Shared) -> bool {
         .is_some()
 }
 
-/// Closes the inputs and runs the dataflow to completion, then returns `result`.
+/// Closes the inputs and runs the dataflow to completion, calling `stepped` after each step,
+/// then returns `result`.
 fn drain(
     worker: &mut Worker,
     inputs: Inputs,
     probes: [&ProbeHandle<u64>; 2],
     result: Result<(), PipelineError>,
+    mut stepped: impl FnMut(),
 ) -> Result<(), PipelineError> {
     inputs.close();
     while probes.iter().any(|p| !p.done()) {
         worker.step_or_park(Some(Duration::from_millis(1)));
+        stepped();
     }
+    stepped();
     result
 }
 
