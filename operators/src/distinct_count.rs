@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 use differential_dataflow::hashable::Hashable;
 use differential_dataflow::lattice::Lattice;
@@ -16,6 +16,34 @@ use timely::progress::Timestamp;
 use crate::open_times::OpenTimes;
 
 type Table<K, V> = HashMap<K, V, foldhash::fast::RandomState>;
+
+/// The pairs' multiplicities, in `2^SHARD_BITS` tables chosen by the top bits of the pair's
+/// hash. A hash table doubles all at once when it fills: one table of 115,000 pairs took a
+/// worker 3-6 ms to rehash in `lambdaflow bench`, and the epoch being applied waited that long;
+/// a shard holds a 64th of the pairs and rehashes in a 64th of the time.
+struct Multiplicities<K> {
+    shards: Vec<Table<K, isize>>,
+    /// Picks the shard; seeded apart from the shards' own hashers, so that the keys of a shard
+    /// still differ in the bits its table uses.
+    chooser: foldhash::fast::RandomState,
+}
+
+/// `2^SHARD_BITS` shards.
+const SHARD_BITS: u32 = 6;
+
+impl<K: Hash + Eq> Multiplicities<K> {
+    fn new() -> Self {
+        Multiplicities {
+            shards: (0..1 << SHARD_BITS).map(|_| Table::default()).collect(),
+            chooser: Default::default(),
+        }
+    }
+
+    fn shard(&mut self, key: &K) -> &mut Table<K, isize> {
+        let shard = (self.chooser.hash_one(key) >> (64 - SHARD_BITS)) as usize;
+        &mut self.shards[shard]
+    }
+}
 /// A time's pair updates, kept until the input frontier passes the time.
 type Updates<G, I> = Vec<((G, I), isize)>;
 
@@ -111,7 +139,7 @@ where
     pairs
         .inner
         .unary_frontier(by_pair, name, move |_initial, _info| {
-            let mut multiplicity: Table<(G, I), isize> = Table::default();
+            let mut multiplicity = Multiplicities::new();
             let mut open: OpenTimes<T, Updates<G, I>> = OpenTimes::new();
             move |(input, frontier), output| {
                 input.for_each_time(|cap, data| {
@@ -145,11 +173,11 @@ where
 /// Adds `diff` to the multiplicity of `pair`; returns its group and +1 if the pair appeared, -1
 /// if it disappeared.
 fn apply<G: Clone + Eq + Hash, I: Eq + Hash>(
-    multiplicity: &mut Table<(G, I), isize>,
+    multiplicity: &mut Multiplicities<(G, I)>,
     pair: (G, I),
     diff: isize,
 ) -> Option<(G, isize)> {
-    match multiplicity.entry(pair) {
+    match multiplicity.shard(&pair).entry(pair) {
         Entry::Occupied(mut entry) => {
             let was = *entry.get() > 0;
             *entry.get_mut() += diff;
@@ -172,7 +200,20 @@ fn apply<G: Clone + Eq + Hash, I: Eq + Hash>(
 
 #[cfg(test)]
 mod tests {
-    use super::DistinctCount;
+    use super::{DistinctCount, Multiplicities, SHARD_BITS};
+
+    #[test]
+    fn pairs_spread_over_every_shard() {
+        let mut table = Multiplicities::new();
+        for user in 0..64_000u64 {
+            *table.shard(&(1u32, user)).entry((1, user)).or_default() += 1;
+        }
+        let sizes: Vec<usize> = table.shards.iter().map(|s| s.len()).collect();
+        assert_eq!(sizes.len(), 1 << SHARD_BITS);
+        assert_eq!(sizes.iter().sum::<usize>(), 64_000);
+        // 1,000 each on average: none empty, none with more than twice its share.
+        assert!(sizes.iter().all(|&n| n > 500 && n < 2_000), "{sizes:?}");
+    }
     use differential_dataflow::input::Input;
     use timely::dataflow::operators::Inspect;
     use timely::dataflow::operators::capture::{Capture, Extract};
