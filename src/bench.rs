@@ -189,7 +189,8 @@ pub struct BenchReport {
     pub epoch_latency: Latency,
     /// How long each lake commit took.
     pub commit_latency: Option<Latency>,
-    /// Peak resident memory of the process, minus the prepared input it still held at the time.
+    /// Peak resident memory of the process, minus the prepared input it still held at the time
+    /// and the limits' copy of their sample.
     pub peak_rss_bytes: u64,
     /// Peak resident memory of the process including the prepared input.
     pub process_peak_rss_bytes: u64,
