@@ -115,10 +115,10 @@ pub struct Limit {
 }
 
 impl Limit {
-    /// The limit of two measurements, `(events, seconds)` each, for a pipeline that ran at
+    /// The limit of two measurements, before and after the pipeline, for a pipeline that ran at
     /// `pipeline` events per second.
-    fn of(before: (u64, f64), after: (u64, f64), pipeline: f64) -> Limit {
-        let rate = |(events, seconds): (u64, f64)| events as f64 / seconds.max(1e-9);
+    fn of(before: Measurement, after: Measurement, pipeline: f64) -> Limit {
+        let rate = |(events, seconds): Measurement| events as f64 / seconds.max(1e-9);
         let seconds = before.1 + after.1;
         let events_per_sec = (before.0 + after.0) as f64 / seconds.max(1e-9);
         Limit {
@@ -434,15 +434,17 @@ fn sample(chunks: &[Vec<Chunk>]) -> Vec<Vec<Chunk>> {
         .collect()
 }
 
-/// Both limits on `input`, `(records, seconds)` each, measured `when` (before or after the
+/// One measurement of a limit: records and seconds.
+type Measurement = (u64, f64);
+
+/// Both limits on `input`, decode-only then Parquet-only, measured `when` (before or after the
 /// pipeline).
-#[allow(clippy::type_complexity)]
 fn limits(
     input: &[Vec<Chunk>],
     schema: &Schema,
     when: &str,
     progress: &mut dyn FnMut(Progress<'_>),
-) -> Result<((u64, f64), (u64, f64)), BenchError> {
+) -> Result<(Measurement, Measurement), BenchError> {
     let total = input.iter().flatten().map(|c| c.len() as u64).sum();
     let decode_phase = format!("decode only ({when})");
     let parquet_phase = format!("parquet only ({when})");
@@ -458,7 +460,7 @@ fn limits(
 
 /// Decoding alone: every worker's sample decoded and projected into events, in parallel.
 /// Returns (records, seconds).
-fn decode_only(parts: &[Vec<Chunk>], schema: &Schema) -> (u64, f64) {
+fn decode_only(parts: &[Vec<Chunk>], schema: &Schema) -> Measurement {
     let total = parts.iter().flatten().map(|c| c.len() as u64).sum();
     let symbols = Arc::new(Symbols::default());
     let started = Instant::now();
@@ -494,7 +496,7 @@ fn decode_only(parts: &[Vec<Chunk>], schema: &Schema) -> (u64, f64) {
 /// Parquet encoding alone: every worker's sample staged as Arrow batches by partition (not
 /// timed), then written as Parquet with the lake's settings to a byte counter (timed).
 /// Returns (records, seconds).
-fn parquet_only(parts: &[Vec<Chunk>], schema: &Schema) -> Result<(u64, f64), BenchError> {
+fn parquet_only(parts: &[Vec<Chunk>], schema: &Schema) -> Result<Measurement, BenchError> {
     let total = parts.iter().flatten().map(|c| c.len() as u64).sum();
     let layout = Arc::new(Layout::new(schema));
     let names = SourceNames::new(&[], &[]);

@@ -44,6 +44,7 @@ impl<K: Hash + Eq> Multiplicities<K> {
         &mut self.shards[shard]
     }
 }
+
 /// A time's pair updates, kept until the input frontier passes the time.
 type Updates<G, I> = Vec<((G, I), isize)>;
 
@@ -201,6 +202,9 @@ fn apply<G: Clone + Eq + Hash, I: Eq + Hash>(
 #[cfg(test)]
 mod tests {
     use super::{DistinctCount, Multiplicities, SHARD_BITS};
+    use differential_dataflow::input::Input;
+    use timely::dataflow::operators::Inspect;
+    use timely::dataflow::operators::capture::{Capture, Extract};
 
     #[test]
     fn pairs_spread_over_every_shard() {
@@ -214,9 +218,6 @@ mod tests {
         // 1,000 each on average: none empty, none with more than twice its share.
         assert!(sizes.iter().all(|&n| n > 500 && n < 2_000), "{sizes:?}");
     }
-    use differential_dataflow::input::Input;
-    use timely::dataflow::operators::Inspect;
-    use timely::dataflow::operators::capture::{Capture, Extract};
 
     #[test]
     fn a_duplicate_pair_counts_once_and_a_new_pair_updates_the_count() {
