@@ -422,16 +422,15 @@ fn sample(chunks: &[Vec<Chunk>]) -> Vec<Vec<Chunk>> {
                     before < per_worker
                 })
                 .count();
-            mine[..take]
-                .iter()
-                .map(|c| {
-                    let mut c = c.clone();
-                    c.shrink_to_fit();
-                    c
-                })
-                .collect()
+            // A clone's buffers are as long as what they hold: `heap_bytes` is its memory.
+            mine[..take].to_vec()
         })
         .collect()
+}
+
+/// Records in every worker's chunks.
+fn records(chunks: &[Vec<Chunk>]) -> u64 {
+    chunks.iter().flatten().map(|c| c.len() as u64).sum()
 }
 
 /// One measurement of a limit: records and seconds.
@@ -445,7 +444,7 @@ fn limits(
     when: &str,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<(Measurement, Measurement), BenchError> {
-    let total = input.iter().flatten().map(|c| c.len() as u64).sum();
+    let total = records(input);
     let decode_phase = format!("decode only ({when})");
     let parquet_phase = format!("parquet only ({when})");
     let mut phase = |phase: &str, done: u64| progress(Progress { phase, done, total });
@@ -461,7 +460,7 @@ fn limits(
 /// Decoding alone: every worker's sample decoded and projected into events, in parallel.
 /// Returns (records, seconds).
 fn decode_only(parts: &[Vec<Chunk>], schema: &Schema) -> Measurement {
-    let total = parts.iter().flatten().map(|c| c.len() as u64).sum();
+    let total = records(parts);
     let symbols = Arc::new(Symbols::default());
     let started = Instant::now();
     let decoded: u64 = std::thread::scope(|s| {
@@ -497,7 +496,7 @@ fn decode_only(parts: &[Vec<Chunk>], schema: &Schema) -> Measurement {
 /// timed), then written as Parquet with the lake's settings to a byte counter (timed).
 /// Returns (records, seconds).
 fn parquet_only(parts: &[Vec<Chunk>], schema: &Schema) -> Result<Measurement, BenchError> {
-    let total = parts.iter().flatten().map(|c| c.len() as u64).sum();
+    let total = records(parts);
     let layout = Arc::new(Layout::new(schema));
     let names = SourceNames::new(&[], &[]);
     // Each thread's wall time; the threads run at once, so the slowest is the wall time.

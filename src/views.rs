@@ -576,21 +576,8 @@ impl ViewStore {
         {
             return;
         }
-        let state = self.read(|state| ViewState {
-            as_of: state.as_of,
-            tables: state
-                .tables
-                .iter()
-                .enumerate()
-                .map(|(i, t)| {
-                    if self.enabled.iter().any(|v| *v as usize == i) {
-                        t.clone()
-                    } else {
-                        ViewTable::new()
-                    }
-                })
-                .collect(),
-        });
+        // Every table's root; the snapshot file holds the enabled views only.
+        let state = self.read(ViewState::clone);
         if state.as_of.is_none() {
             return;
         }
