@@ -15,7 +15,7 @@ use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
     TimestampMicrosecondBuilder,
 };
-use arrow_array::{ArrayRef, RecordBatch};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch};
 use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaRef, TimeUnit};
 
 use crate::event::decode::Value;
@@ -310,7 +310,7 @@ struct Rows {
 
 impl Rows {
     /// Builders for `rows` rows, string columns of `bytes[i]` bytes (one per data column, then
-    /// `_doc` and `_source`; none: start small).
+    /// `_doc`; none: start small).
     fn new(layout: &Layout, partition: Partition, key: PartKey, sizes: Option<&Sizes>) -> Self {
         let rows = sizes.map_or(0, |s| s.rows);
         let bytes = |i: usize| sizes.and_then(|s| s.bytes.get(i).copied()).unwrap_or(0);
@@ -327,7 +327,7 @@ impl Rows {
                 })
                 .collect(),
             doc: StringBuilder::with_capacity(rows, bytes(n)),
-            meta: MetaColumns::with_capacity(rows, bytes(n + 1)),
+            meta: MetaColumns::with_capacity(rows),
             len: 0,
         }
     }
@@ -335,7 +335,6 @@ impl Rows {
     fn sizes(&self) -> Sizes {
         let mut bytes: Vec<usize> = self.columns.iter().map(Column::string_bytes).collect();
         bytes.push(self.doc.values_slice().len());
-        bytes.push(self.meta.source.values_slice().len());
         Sizes {
             rows: self.len,
             bytes,
@@ -362,60 +361,84 @@ impl StageSizes {
     }
 }
 
-/// `_epoch`, `_source`, `_offset`.
-struct MetaColumns {
-    epoch: Int64Builder,
-    source: StringBuilder,
-    offset: Int64Builder,
-    /// The last Kafka partition's `_source` (the name is formatted once, not per row).
-    kafka: Option<((u32, u32), String)>,
+/// Where a run of rows was read, for `_source`: the source (a file, a Kafka partition) and the
+/// epoch, which stay the same for many rows on end.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+struct Origin {
+    epoch: u64,
+    /// The position with its offset zeroed.
+    source: Position,
 }
 
-impl MetaColumns {
-    fn with_capacity(rows: usize, source_bytes: usize) -> Self {
-        MetaColumns {
-            epoch: Int64Builder::with_capacity(rows),
-            source: StringBuilder::with_capacity(rows, source_bytes),
-            offset: Int64Builder::with_capacity(rows),
-            kafka: None,
-        }
-    }
-
-    fn push(&mut self, epoch: u64, position: Position, names: &SourceNames) {
-        let offset = match position {
+impl Origin {
+    fn of(epoch: u64, position: Position) -> (Origin, i64) {
+        let (source, offset) = match position {
+            Position::Generator { seq } => (Position::Generator { seq: 0 }, seq),
+            Position::File { file, offset } => (Position::File { file, offset: 0 }, offset),
+            Position::Stdin { offset } => (Position::Stdin { offset: 0 }, offset),
             Position::Kafka {
                 topic,
                 partition,
                 offset,
-            } => {
-                let cached = self
-                    .kafka
-                    .as_ref()
-                    .filter(|(k, _)| *k == (topic, partition));
-                let name = match cached {
-                    Some((_, name)) => name,
-                    None => {
-                        let name = names.name(position).0.into_owned();
-                        &self.kafka.insert(((topic, partition), name)).1
-                    }
-                };
-                self.source.append_value(name);
-                offset as i64
-            }
-            _ => {
-                let (name, offset) = names.name(position);
-                self.source.append_value(name);
-                offset
-            }
+            } => (
+                Position::Kafka {
+                    topic,
+                    partition,
+                    offset: 0,
+                },
+                offset,
+            ),
         };
-        self.epoch.append_value(epoch as i64);
-        self.offset.append_value(offset);
+        (Origin { epoch, source }, offset as i64)
+    }
+}
+
+/// `_epoch`, `_source`, `_offset`: the offsets row by row, the epoch and source as runs (a
+/// chunk's records come from one source in one epoch), expanded into columns when finished.
+struct MetaColumns {
+    runs: Vec<(Origin, usize)>,
+    offsets: Vec<i64>,
+}
+
+impl MetaColumns {
+    fn with_capacity(rows: usize) -> Self {
+        MetaColumns {
+            runs: Vec::new(),
+            offsets: Vec::with_capacity(rows),
+        }
     }
 
-    fn finish(&mut self, out: &mut Vec<ArrayRef>) {
-        out.push(Arc::new(self.epoch.finish()));
-        out.push(Arc::new(self.source.finish()));
-        out.push(Arc::new(self.offset.finish()));
+    fn push(&mut self, epoch: u64, position: Position) {
+        let (origin, offset) = Origin::of(epoch, position);
+        match self.runs.last_mut() {
+            Some((last, n)) if *last == origin => *n += 1,
+            _ => self.runs.push((origin, 1)),
+        }
+        self.offsets.push(offset);
+    }
+
+    fn finish(&mut self, names: &SourceNames, out: &mut Vec<ArrayRef>) {
+        let rows = self.offsets.len();
+        let mut epochs = Vec::with_capacity(rows);
+        let named: Vec<(std::borrow::Cow<'_, str>, usize)> = self
+            .runs
+            .iter()
+            .map(|(origin, n)| (names.name(origin.source).0, *n))
+            .collect();
+        let bytes = named.iter().map(|(name, n)| name.len() * n).sum();
+        let mut sources = StringBuilder::with_capacity(rows, bytes);
+        for ((origin, n), (name, _)) in self.runs.iter().zip(&named) {
+            epochs.extend(std::iter::repeat_n(origin.epoch as i64, *n));
+            for _ in 0..*n {
+                sources.append_value(name);
+            }
+        }
+        self.runs.clear();
+        out.push(Arc::new(Int64Array::from(epochs)));
+        out.push(Arc::new(sources.finish()));
+        out.push(Arc::new(Int64Array::from(std::mem::take(
+            &mut self.offsets,
+        ))));
     }
 }
 
@@ -449,7 +472,7 @@ impl Stage {
                 StringBuilder::new(),
                 StringBuilder::new(),
                 BinaryBuilder::new(),
-                MetaColumns::with_capacity(0, 0),
+                MetaColumns::with_capacity(0),
             ),
             dead_len: 0,
             sizes,
@@ -500,7 +523,7 @@ impl Stage {
         let doc = record.doc();
         rows.doc
             .append_option((!doc.is_empty() && doc != "{}").then_some(doc));
-        rows.meta.push(epoch, position, &self.names);
+        rows.meta.push(epoch, position);
         rows.len += 1;
     }
 
@@ -509,7 +532,7 @@ impl Stage {
         self.dead.0.append_value(dead.reason.code());
         self.dead.1.append_value(&dead.message);
         self.dead.2.append_value(&dead.raw);
-        self.dead.3.push(epoch, dead.position, &self.names);
+        self.dead.3.push(epoch, dead.position);
         self.dead_len += 1;
     }
 
@@ -519,7 +542,7 @@ impl Stage {
         for mut rows in self.parts.drain(..) {
             let mut arrays: Vec<ArrayRef> = rows.columns.iter_mut().map(Column::finish).collect();
             arrays.push(Arc::new(rows.doc.finish()));
-            rows.meta.finish(&mut arrays);
+            rows.meta.finish(&self.names, &mut arrays);
             out.push((
                 rows.partition,
                 RecordBatch::try_new(self.layout.data.clone(), arrays)?,
@@ -531,12 +554,87 @@ impl Stage {
                 Arc::new(self.dead.1.finish()),
                 Arc::new(self.dead.2.finish()),
             ];
-            self.dead.3.finish(&mut arrays);
+            self.dead.3.finish(&self.names, &mut arrays);
             self.dead_len = 0;
             Some(RecordBatch::try_new(self.layout.dead.clone(), arrays)?)
         } else {
             None
         };
         Ok((out, dead))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{Layout, SourceNames, Stage};
+    use crate::event::{Decoder, Position, Schema};
+    use arrow_array::{Array, Int64Array, StringArray};
+    use std::sync::Arc;
+
+    #[test]
+    fn meta_columns_follow_each_row_across_sources() {
+        let schema = Schema::ecommerce();
+        let layout = Arc::new(Layout::new(&schema));
+        let names = SourceNames::new(&["a.jsonl".into(), "b.jsonl".into()], &["clicks".into()]);
+        let mut decoder = Decoder::new(schema, 1 << 20);
+        let line = br#"{"event_id":"e1","event_type":"click","user_id":"u1","event_timestamp":"2026-11-21T10:00:00Z","country":"DE"}"#;
+        let positions = [
+            Position::File { file: 0, offset: 0 },
+            Position::File {
+                file: 0,
+                offset: 90,
+            },
+            Position::File { file: 1, offset: 0 },
+            Position::Kafka {
+                topic: 0,
+                partition: 3,
+                offset: 41,
+            },
+            Position::Kafka {
+                topic: 0,
+                partition: 3,
+                offset: 42,
+            },
+            Position::Generator { seq: 7 },
+            Position::File {
+                file: 0,
+                offset: 180,
+            },
+        ];
+        let mut stage = Stage::new(layout, names);
+        for (i, &position) in positions.iter().enumerate() {
+            let record = decoder.decode(line).expect("a valid event");
+            stage.push(&record, 5 + i as u64 / 3, position);
+        }
+        let (parts, dead) = stage.take().expect("batches");
+        assert!(dead.is_none());
+        assert_eq!(parts.len(), 1, "one day and event type");
+        let batch = &parts[0].1;
+        let column = |name: &str| batch.column_by_name(name).expect("column").clone();
+        let sources = column("_source");
+        let sources = sources
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("strings");
+        let offsets = column("_offset");
+        let offsets = offsets.as_any().downcast_ref::<Int64Array>().expect("ints");
+        let epochs = column("_epoch");
+        let epochs = epochs.as_any().downcast_ref::<Int64Array>().expect("ints");
+        let sources: Vec<&str> = sources.iter().map(|s| s.expect("not null")).collect();
+        assert_eq!(
+            sources,
+            [
+                "file:a.jsonl",
+                "file:a.jsonl",
+                "file:b.jsonl",
+                "kafka:clicks/3",
+                "kafka:clicks/3",
+                "generator",
+                "file:a.jsonl"
+            ]
+        );
+        assert_eq!(offsets.values().to_vec(), [0, 90, 0, 41, 42, 7, 180]);
+        assert_eq!(epochs.values().to_vec(), [5, 5, 5, 6, 6, 6, 7]);
+        assert_eq!(epochs.null_count() + offsets.null_count(), 0);
     }
 }
