@@ -1,8 +1,8 @@
 #!/usr/bin/env bash
 # The performance figures of the README, from scratch: `lambdaflow bench` (release build) in
-# closed loop on 2 workers and on 1, in open loop at 200,000 events/s with 10 ms epochs, and on
+# closed loop on 2 workers and on 1 (also with the whole process confined to one CPU), in open loop at 200,000 events/s with 10 ms epochs, and on
 # 10,000,000 events; each repeated and reported as the median, next to the targets. Reports go to
-# target/bench/*.json. Takes about 6 minutes on 2 cores (plus the release build).
+# target/bench/*.json. Takes about 8 minutes on 2 cores (plus the release build).
 #
 # Usage: scripts/bench-report.sh [REPEAT]   (default 5; the 10M run is made once)
 set -euo pipefail
@@ -14,11 +14,11 @@ out=target/bench
 mkdir -p "$out"
 rm -f "$out"/*.json
 
-one() { # NAME I COUNT ARGS...
+one() { # NAME I COUNT ARGS...   ($launch, if set, runs the command: `taskset -c 0`)
   local name=$1 i=$2 count=$3
   shift 3
-  echo "$name $i/$count: lambdaflow bench $*" >&2
-  "$bin" bench "$@" --json >"$out/$name-$i.json"
+  echo "$name $i/$count: ${launch:+$launch }lambdaflow bench $*" >&2
+  ${launch:-} "$bin" bench "$@" --json >"$out/$name-$i.json"
 }
 
 run() { # NAME COUNT ARGS...
@@ -29,10 +29,14 @@ run() { # NAME COUNT ARGS...
   done
 }
 
-# 2 workers and 1 in turn, so that both see the same phases of a shared machine.
+# 2 workers and 1 in turn, so that both see the same phases of a shared machine. One worker
+# also runs with the process confined to CPU 0: its Parquet file thread otherwise uses part of
+# the second core, so that run compares 2 workers with 1 core for core.
+command -v taskset >/dev/null || { echo "bench-report: taskset (util-linux) is needed" >&2; exit 1; }
 for i in $(seq 1 "$repeat"); do
   one closed-2 "$i" "$repeat" --workers 2 --events 5000000
   one closed-1 "$i" "$repeat" --workers 1 --events 5000000
+  launch="taskset -c 0" one closed-1core "$i" "$repeat" --workers 1 --events 5000000
 done
 run open-200k 3 --workers 2 --events 4000000 --rate 200000 --epoch 10ms --no-limits
 run closed-10m 1 --workers 2 --events 10000000 --no-limits
