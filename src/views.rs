@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
 
 use differential_dataflow::VecCollection;
-use lambdaflow_operators::{DistinctCount, SumBy, TopK};
+use lambdaflow_operators::{DistinctCount, SumBy, SumByAndDistinctCount, TopK};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value as Json, json};
 use timely::dataflow::channels::pact::Exchange;
@@ -375,8 +375,9 @@ enum Users {
 /// Builds the enabled views over `events` and `dead` and returns all their changes as one
 /// collection of [`ViewRow`]s.
 ///
-/// The events are read by two operators: one sums every counting and summing view's keys (a `Tally`
-/// each), the other counts distinct users per day, active and purchasing.
+/// One operator reads the events: it sums every counting and summing view's keys (a `Tally`
+/// each) and collects the (day, user) pairs, active and purchasing, whose distinct counts
+/// the user views are.
 pub fn build<'s>(
     events: VecCollection<'s, u64, Event>,
     dead: VecCollection<'s, u64, DeadLetter>,
@@ -388,11 +389,37 @@ pub fn build<'s>(
     let scope = events.inner.scope();
     let mut outputs = Vec::new();
 
-    let tallied = TALLIED.into_iter().any(|v| on.has(v)).then(|| {
-        events
-            .clone()
-            .sum_by_named("tallies", move |e: Event| tallies(e, on, purchase))
-    });
+    let conversion = on.has(ViewId::ConversionRate);
+    let tally = move |e: &Event| tallies(*e, on, purchase);
+    let pairs = move |e: &Event| {
+        let day = utc_day(e.at);
+        let purchasing = conversion && e.event_type == purchase;
+        [
+            Some((Users::Active(day), e.user)),
+            purchasing.then_some((Users::Purchasing(day), e.user)),
+        ]
+        .into_iter()
+        .flatten()
+    };
+    // One operator reads the events when both kinds of view are on.
+    let (tallied, users) = match (
+        TALLIED.into_iter().any(|v| on.has(v)),
+        on.has(ViewId::DailyActiveUsers) || conversion,
+    ) {
+        (true, true) => {
+            let (tallied, users) = events.sum_by_and_distinct_count_named("views", tally, pairs);
+            (Some(tallied), Some(users))
+        }
+        (true, false) => (
+            Some(events.sum_by_named("tallies", move |e: Event| tally(&e))),
+            None,
+        ),
+        (false, true) => (
+            None,
+            Some(events.distinct_count_named("users", move |e: Event| pairs(&e))),
+        ),
+        (false, false) => (None, None),
+    };
     if let Some(tallied) = &tallied {
         outputs.push(
             tallied
@@ -423,18 +450,7 @@ pub fn build<'s>(
         );
     }
 
-    let conversion = on.has(ViewId::ConversionRate);
-    if on.has(ViewId::DailyActiveUsers) || conversion {
-        let users = events.distinct_count_named("users", move |e: Event| {
-            let day = utc_day(e.at);
-            let purchasing = conversion && e.event_type == purchase;
-            [
-                Some((Users::Active(day), e.user)),
-                purchasing.then_some((Users::Purchasing(day), e.user)),
-            ]
-            .into_iter()
-            .flatten()
-        });
+    if let Some(users) = users {
         if on.has(ViewId::DailyActiveUsers) {
             outputs.push(users.clone().flat_map(|(group, n)| match group {
                 Users::Active(d) => Some(row(

@@ -114,10 +114,23 @@ where
         let pairs = crate::presum::presum(self, name, move |d| {
             logic(d).into_iter().map(|pair| (pair, 1isize))
         });
-        presence_changes(pairs, &format!("{name} pairs"))
-            .arrange_by_self_named(&format!("Arrange: {name} groups"))
-            .count_total()
+        counts(pairs, name)
     }
+}
+
+/// The distinct count per group of presummed `((group, item), multiplicity)` updates.
+pub(crate) fn counts<'scope, T, G, I>(
+    pairs: VecCollection<'scope, T, (G, I), isize>,
+    name: &str,
+) -> VecCollection<'scope, T, (G, isize), isize>
+where
+    T: Timestamp + Lattice + TotalOrder + ExchangeData,
+    G: ExchangeData + Hash,
+    I: ExchangeData + Hash,
+{
+    presence_changes(pairs, &format!("{name} pairs"))
+        .arrange_by_self_named(&format!("Arrange: {name} groups"))
+        .count_total()
 }
 
 /// For each time, per group, how many pairs appeared (positive) or disappeared (negative).

@@ -15,6 +15,7 @@
 
 #![forbid(missing_docs)]
 
+mod both;
 mod distinct_count;
 mod fallible;
 mod open_times;
@@ -22,6 +23,7 @@ mod presum;
 mod sum_by;
 mod top_k;
 
+pub use both::SumByAndDistinctCount;
 pub use distinct_count::DistinctCount;
 pub use fallible::FlatMapFallible;
 pub use sum_by::SumBy;

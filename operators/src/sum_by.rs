@@ -105,10 +105,22 @@ where
         P: IntoIterator<Item = (K, A)>,
         L: FnMut(D) -> P + 'static,
     {
-        crate::presum::presum(self, name, logic)
-            .arrange_by_self_named(&format!("Arrange: {name}"))
-            .count_total()
+        totals(crate::presum::presum(self, name, logic), name)
     }
+}
+
+/// The running total per key of presummed `(key, amount)` updates.
+pub(crate) fn totals<'scope, T, K, A>(
+    sums: VecCollection<'scope, T, K, A>,
+    name: &str,
+) -> VecCollection<'scope, T, (K, A), isize>
+where
+    T: Timestamp + Lattice + TotalOrder + ExchangeData,
+    K: ExchangeData + Hash,
+    A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
+{
+    sums.arrange_by_self_named(&format!("Arrange: {name}"))
+        .count_total()
 }
 
 #[cfg(test)]

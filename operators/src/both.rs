@@ -1,0 +1,165 @@
+//! A sum per key and a distinct count per group from one pass over the records.
+
+use std::hash::Hash;
+
+use differential_dataflow::difference::{Multiply, Semigroup};
+use differential_dataflow::lattice::Lattice;
+use differential_dataflow::{ExchangeData, VecCollection};
+use timely::order::TotalOrder;
+use timely::progress::Timestamp;
+
+/// Sums per key and distinct counts per group over the same records, read once.
+///
+/// [`SumBy`](crate::SumBy) and [`DistinctCount`](crate::DistinctCount) on one collection are two
+/// operators reading one stream, and timely gives every reader but the last its own copy of each
+/// batch of records. This reads each record once, borrowed, and hands it to both mappings.
+pub trait SumByAndDistinctCount<'scope, T: Timestamp, D> {
+    /// What [`SumBy::sum_by_named`](crate::SumBy::sum_by_named) with `sum` and
+    /// [`DistinctCount::distinct_count_named`](crate::DistinctCount::distinct_count_named) with
+    /// `distinct` return, in that order, from one operator reading the records.
+    ///
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use lambdaflow_operators::SumByAndDistinctCount;
+    ///
+    /// timely::example(|scope| {
+    ///     // (day, user, cents): revenue per day and buyers per day
+    ///     let sales = [(1, "ann", 500), (1, "bob", 200), (1, "ann", 100), (2, "ann", 300)];
+    ///     let (_input, sales) = scope.new_collection_from(sales.map(|(d, u, c)| (d, u.to_string(), c)));
+    ///     let (revenue, buyers) = sales.sum_by_and_distinct_count_named(
+    ///         "Sales",
+    ///         |(day, _, cents): &(u32, String, isize)| Some((*day, *cents)),
+    ///         |(day, user, _): &(u32, String, isize)| Some((*day, user.clone())),
+    ///     );
+    ///     revenue.inspect(|((day, cents), _, _)| assert_eq!(*cents, if *day == 1 { 800 } else { 300 }));
+    ///     buyers.inspect(|((day, n), _, _)| assert_eq!(*n, if *day == 1 { 2 } else { 1 }));
+    /// });
+    /// ```
+    #[allow(clippy::type_complexity)]
+    fn sum_by_and_distinct_count_named<K, A, P, L, G, I, Q, M>(
+        self,
+        name: &str,
+        sum: L,
+        distinct: M,
+    ) -> (
+        VecCollection<'scope, T, (K, A), isize>,
+        VecCollection<'scope, T, (G, isize), isize>,
+    )
+    where
+        K: ExchangeData + Hash,
+        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
+        P: IntoIterator<Item = (K, A)>,
+        L: FnMut(&D) -> P + 'static,
+        G: ExchangeData + Hash,
+        I: ExchangeData + Hash,
+        Q: IntoIterator<Item = (G, I)>,
+        M: FnMut(&D) -> Q + 'static;
+}
+
+impl<'scope, T, D> SumByAndDistinctCount<'scope, T, D> for VecCollection<'scope, T, D, isize>
+where
+    T: Timestamp + Lattice + TotalOrder + ExchangeData,
+    D: Clone + 'static,
+{
+    fn sum_by_and_distinct_count_named<K, A, P, L, G, I, Q, M>(
+        self,
+        name: &str,
+        sum: L,
+        mut distinct: M,
+    ) -> (
+        VecCollection<'scope, T, (K, A), isize>,
+        VecCollection<'scope, T, (G, isize), isize>,
+    )
+    where
+        K: ExchangeData + Hash,
+        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
+        P: IntoIterator<Item = (K, A)>,
+        L: FnMut(&D) -> P + 'static,
+        G: ExchangeData + Hash,
+        I: ExchangeData + Hash,
+        Q: IntoIterator<Item = (G, I)>,
+        M: FnMut(&D) -> Q + 'static,
+    {
+        let (sums, pairs) = crate::presum::presum_two(self, name, sum, move |d: &D| {
+            distinct(d).into_iter().map(|pair| (pair, 1isize))
+        });
+        (
+            crate::sum_by::totals(sums, &format!("{name} sums")),
+            crate::distinct_count::counts(pairs, &format!("{name} distinct")),
+        )
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::SumByAndDistinctCount;
+    use crate::{DistinctCount, SumBy};
+    use differential_dataflow::input::Input;
+    use timely::dataflow::operators::capture::{Capture, Extract};
+
+    /// (day, user, amount)
+    type Visit = (u32, u32, isize);
+    const ANN: u32 = 10;
+    const BOB: u32 = 11;
+    const CAT: u32 = 12;
+
+    #[test]
+    fn equals_sum_by_and_distinct_count_apart() {
+        let updates: [(Visit, u64, isize); 8] = [
+            ((1, ANN, 5), 0, 1),
+            ((1, BOB, 2), 0, 1),
+            ((1, ANN, 1), 0, 1),
+            ((2, ANN, 3), 0, 1),
+            ((1, BOB, 2), 1, -1), // bob leaves day 1
+            ((2, CAT, 4), 1, 2),  // twice
+            ((2, ANN, 3), 2, -1), // ann leaves day 2
+            ((1, ANN, 5), 2, -1), // ann stays on day 1 with her other visit
+        ];
+        let sum = |(day, _, n): &Visit| Some((*day, *n));
+        let distinct = |(day, user, _): &Visit| Some((*day, *user));
+        let (together, apart) = timely::example(move |scope| {
+            let (mut input, visits) = scope.new_collection::<Visit, isize>();
+            for (visit, time, diff) in updates {
+                input.update_at(visit, time, diff);
+            }
+            let (sums, counts) = visits
+                .clone()
+                .sum_by_and_distinct_count_named("Both", sum, distinct);
+            let together = (sums.inner.capture(), counts.inner.capture());
+            let apart = (
+                visits
+                    .clone()
+                    .sum_by(move |v: Visit| sum(&v))
+                    .inner
+                    .capture(),
+                visits
+                    .distinct_count(move |v: Visit| distinct(&v))
+                    .inner
+                    .capture(),
+            );
+            (together, apart)
+        });
+        let sorted = |rx: std::sync::mpsc::Receiver<_>| {
+            let mut v: Vec<_> = rx.extract().into_iter().flat_map(|(_, v)| v).collect();
+            v.sort();
+            v
+        };
+        let (sums, counts) = (sorted(together.0), sorted(together.1));
+        assert_eq!(sums, sorted(apart.0));
+        assert_eq!(counts, sorted(apart.1));
+        assert_eq!(
+            counts,
+            vec![
+                ((1, 1), 1, 1),
+                ((1, 2), 0, 1),
+                ((1, 2), 1, -1),
+                ((2, 1), 0, 1),
+                ((2, 1), 1, -1),
+                ((2, 1), 2, 1),
+                ((2, 2), 1, 1),
+                ((2, 2), 2, -1),
+            ]
+        );
+        assert!(sums.contains(&((2, 11), 1, 1)), "{sums:?}");
+    }
+}
