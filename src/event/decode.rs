@@ -273,8 +273,8 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let raw: &'de RawValue = map.next_value()?;
             let index = match fields.get(next) {
-                Some(field) if same_name(&field.name, &key) => Some(next),
-                _ => fields.iter().position(|f| same_name(&f.name, &key)),
+                Some(field) if same_str(&field.name, &key) => Some(next),
+                _ => fields.iter().position(|f| same_str(&f.name, &key)),
             };
             match index {
                 Some(i) => match typed_value(
@@ -330,11 +330,11 @@ impl<'de> Visitor<'de> for KeyVisitor {
     }
 }
 
-/// Whether two field names are equal: `a == b`, compared in place. Names are short, and the
-/// general comparison is a call into the C library for every key of every record (4% of a
-/// worker's time in a profile of `lambdaflow bench`).
+/// Whether two short strings are equal: `a == b`, compared in place. Field names and interned
+/// keys are short, and the general comparison is a call into the C library for every key of
+/// every record (4% of a worker's time in a profile of `lambdaflow bench`, for the field names).
 #[inline]
-fn same_name(a: &str, b: &str) -> bool {
+pub(crate) fn same_str(a: &str, b: &str) -> bool {
     let (a, b) = (a.as_bytes(), b.as_bytes());
     let n = a.len();
     if n != b.len() {
@@ -521,7 +521,7 @@ mod tests {
     }
 
     #[test]
-    fn names_compare_as_strings_do() {
+    fn short_strings_compare_as_strings_do() {
         let names = [
             "",
             "a",
@@ -553,18 +553,18 @@ mod tests {
         ];
         for a in names {
             for b in names {
-                assert_eq!(same_name(a, b), a == b, "{a:?} vs {b:?}");
+                assert_eq!(same_str(a, b), a == b, "{a:?} vs {b:?}");
             }
         }
         // A difference in any one byte, at every length the comparison treats apart.
         for n in 0..=20 {
             let a: String = ('a'..='z').take(n).collect();
-            assert!(same_name(&a, &a.clone()));
+            assert!(same_str(&a, &a.clone()));
             for at in 0..n {
                 let mut b = a.clone().into_bytes();
                 b[at] = b'_';
                 let b = String::from_utf8(b).expect("ASCII");
-                assert!(!same_name(&a, &b), "{a:?} vs {b:?}");
+                assert!(!same_str(&a, &b), "{a:?} vs {b:?}");
             }
         }
     }

@@ -18,6 +18,8 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
+use super::decode::same_str;
+
 /// An interned string: an integer that stands for one string within a process.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub struct Sym(NonZeroU64);
@@ -188,7 +190,7 @@ impl Interner {
     pub fn intern(&mut self, s: &str) -> Sym {
         let hash = self.symbols.hash(s);
         if let Some((cached, sym)) = self.cache.get(&hash)
-            && **cached == *s
+            && same_str(cached, s)
         {
             return *sym;
         }
