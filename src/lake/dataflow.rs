@@ -227,7 +227,7 @@ struct LakeWriter {
     /// Encodes and writes the Parquet files; `None` once done or failed.
     files: Option<FileThread>,
     stages: BTreeMap<u64, (Stage, u64)>,
-    /// What the last written stage held: the next ones' builders start at that size.
+    /// What the last epoch read held: the next one's builders start at that size.
     sizes: StageSizes,
     markers: BTreeMap<u64, Vec<Position>>,
     flushed_through: Option<u64>,
@@ -277,6 +277,13 @@ impl LakeWriter {
     }
 
     fn stage(&mut self, epoch: u64, chunk: &Chunk) -> &mut Stage {
+        // A new epoch: the one before it is read in full (a worker reads its epochs in order),
+        // and, the workers reading ahead of the lake, usually not yet written.
+        if !self.stages.contains_key(&epoch)
+            && let Some((_, (last, _))) = self.stages.last_key_value()
+        {
+            self.sizes = last.sizes();
+        }
         let entry = self.stages.entry(epoch).or_insert_with(|| {
             let (layout, names) = (self.lake.layout.clone(), self.lake.names.clone());
             (Stage::sized(layout, names, self.sizes.clone()), 0)
@@ -309,7 +316,9 @@ impl LakeWriter {
                 continue;
             }
             let (mut stage, bytes) = self.stages.remove(&epoch).expect("present");
-            self.sizes = stage.sizes();
+            if self.stages.is_empty() {
+                self.sizes = stage.sizes();
+            }
             let (parts, dead) = stage
                 .take()
                 .map_err(|e| LakeError::Other(format!("staging epoch {epoch}: {e}")))?;

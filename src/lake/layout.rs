@@ -309,11 +309,14 @@ struct Rows {
 }
 
 impl Rows {
-    /// Builders for `rows` rows, string columns of `bytes[i]` bytes (one per data column, then
-    /// `_doc`; none: start small).
+    /// Builders for what the partition held in the previous epoch (`sizes`: its rows and the
+    /// bytes of each string column, one per data column, then `_doc`; none: start small), and a
+    /// quarter more: epochs of processing time vary in size, and one larger than the last would
+    /// otherwise copy every builder as it doubles. Room never written to is never touched.
     fn new(layout: &Layout, partition: Partition, key: PartKey, sizes: Option<&Sizes>) -> Self {
-        let rows = sizes.map_or(0, |s| s.rows);
-        let bytes = |i: usize| sizes.and_then(|s| s.bytes.get(i).copied()).unwrap_or(0);
+        let headroom = |n: usize| n + n / 4;
+        let rows = headroom(sizes.map_or(0, |s| s.rows));
+        let bytes = |i: usize| headroom(sizes.and_then(|s| s.bytes.get(i).copied()).unwrap_or(0));
         let n = layout.columns.len();
         Rows {
             partition,
