@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use super::same_str;
+
 /// The type of a schema field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -114,7 +116,7 @@ impl Schema {
 
     /// The position of the field called `name`.
     pub fn index_of(&self, name: &str) -> Option<usize> {
-        self.fields.iter().position(|f| f.name == name)
+        self.fields.iter().position(|f| same_str(&f.name, name))
     }
 
     /// The field called `name`, if it has type `ty`.

@@ -18,7 +18,7 @@ use std::sync::{Arc, RwLock};
 
 use serde::{Deserialize, Serialize};
 
-use super::decode::same_str;
+use super::same_str;
 
 /// An interned string: an integer that stands for one string within a process.
 #[derive(Copy, Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

@@ -227,7 +227,8 @@ struct LakeWriter {
     /// Encodes and writes the Parquet files; `None` once done or failed.
     files: Option<FileThread>,
     stages: BTreeMap<u64, (Stage, u64)>,
-    /// What the last epoch read held: the next one's builders start at that size.
+    /// What the last written stage held: a new epoch's builders start at that size when no
+    /// stage is being filled.
     sizes: StageSizes,
     markers: BTreeMap<u64, Vec<Position>>,
     flushed_through: Option<u64>,
@@ -277,17 +278,18 @@ impl LakeWriter {
     }
 
     fn stage(&mut self, epoch: u64, chunk: &Chunk) -> &mut Stage {
-        // A new epoch: the one before it is read in full (a worker reads its epochs in order),
-        // and, the workers reading ahead of the lake, usually not yet written.
-        if !self.stages.contains_key(&epoch)
-            && let Some((_, (last, _))) = self.stages.last_key_value()
-        {
-            self.sizes = last.sizes();
-        }
-        let entry = self.stages.entry(epoch).or_insert_with(|| {
+        if !self.stages.contains_key(&epoch) {
+            // A new epoch starts at the size of the newest one staged: the epoch read just
+            // before it, usually not yet written (the workers read ahead of the lake).
+            let sizes = match self.stages.last_key_value() {
+                Some((_, (last, _))) => last.sizes(),
+                None => self.sizes.clone(),
+            };
             let (layout, names) = (self.lake.layout.clone(), self.lake.names.clone());
-            (Stage::sized(layout, names, self.sizes.clone()), 0)
-        });
+            self.stages
+                .insert(epoch, (Stage::sized(layout, names, sizes), 0));
+        }
+        let entry = self.stages.get_mut(&epoch).expect("inserted above");
         // Each record's bytes and its line terminator.
         entry.1 += (chunk.byte_len() + chunk.len()) as u64;
         &mut entry.0
@@ -316,9 +318,7 @@ impl LakeWriter {
                 continue;
             }
             let (mut stage, bytes) = self.stages.remove(&epoch).expect("present");
-            if self.stages.is_empty() {
-                self.sizes = stage.sizes();
-            }
+            self.sizes = stage.sizes();
             let (parts, dead) = stage
                 .take()
                 .map_err(|e| LakeError::Other(format!("staging epoch {epoch}: {e}")))?;
