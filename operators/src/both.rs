@@ -54,6 +54,60 @@ pub trait SumByAndDistinctCount<'scope, T: Timestamp, D> {
         I: ExchangeData + Hash,
         Q: IntoIterator<Item = (G, I)>,
         M: FnMut(&D) -> Q + 'static;
+
+    /// As [`SumByAndDistinctCount::sum_by_and_distinct_count_named`], with the sums kept by a
+    /// finer key `F` while records arrive: `sum` maps a record to `(fine key, amount)` pairs,
+    /// and `rollup` maps each fine key's total, once per worker and time, to the `(key, amount)`
+    /// pairs that are summed. A record that adds to several keys can add to one fine key that
+    /// determines them all, one hash table probe in place of several. `rollup` must be linear in
+    /// the amount (rolling up a sum gives the sum of the rolled-up parts), as any map from a
+    /// finer key to coarser ones with the amount passed on or left out is.
+    ///
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use lambdaflow_operators::SumByAndDistinctCount;
+    ///
+    /// timely::example(|scope| {
+    ///     // (day, country, user): visits per day and per country from one key, users per day
+    ///     type Visit = (u32, &'static str, u32);
+    ///     let visits: [Visit; 4] = [(1, "UK", 7), (1, "FR", 8), (1, "UK", 8), (2, "UK", 7)];
+    ///     let (_input, visits) = scope.new_collection_from(visits);
+    ///     let (visits, users) = visits.sum_by_rollup_and_distinct_count_named(
+    ///         "Visits",
+    ///         |&(day, country, _): &Visit| Some(((day, country), 1isize)),
+    ///         |(day, country), n| [(format!("day {day}"), n), (country.to_string(), n)],
+    ///         |&(day, _, user): &Visit| Some((day, user)),
+    ///     );
+    ///     visits.inspect(|((key, n), _, _)| match key.as_str() {
+    ///         "day 1" | "UK" => assert_eq!(*n, 3),
+    ///         _ => assert_eq!(*n, 1),
+    ///     });
+    ///     users.inspect(|((day, n), _, _)| assert_eq!(*n, if *day == 1 { 2 } else { 1 }));
+    /// });
+    /// ```
+    #[allow(clippy::type_complexity)]
+    fn sum_by_rollup_and_distinct_count_named<F, K, A, P, L, R, S, G, I, Q, M>(
+        self,
+        name: &str,
+        sum: L,
+        rollup: R,
+        distinct: M,
+    ) -> (
+        VecCollection<'scope, T, (K, A), isize>,
+        VecCollection<'scope, T, (G, isize), isize>,
+    )
+    where
+        F: Eq + Hash + 'static,
+        K: ExchangeData + Hash,
+        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
+        P: IntoIterator<Item = (F, A)>,
+        L: FnMut(&D) -> P + 'static,
+        R: FnMut(F, A) -> S + 'static,
+        S: IntoIterator<Item = (K, A)>,
+        G: ExchangeData + Hash,
+        I: ExchangeData + Hash,
+        Q: IntoIterator<Item = (G, I)>,
+        M: FnMut(&D) -> Q + 'static;
 }
 
 impl<'scope, T, D> SumByAndDistinctCount<'scope, T, D> for VecCollection<'scope, T, D, isize>
@@ -65,7 +119,7 @@ where
         self,
         name: &str,
         sum: L,
-        mut distinct: M,
+        distinct: M,
     ) -> (
         VecCollection<'scope, T, (K, A), isize>,
         VecCollection<'scope, T, (G, isize), isize>,
@@ -80,7 +134,33 @@ where
         Q: IntoIterator<Item = (G, I)>,
         M: FnMut(&D) -> Q + 'static,
     {
-        let (sums, pairs) = crate::presum::presum_two(self, name, sum, move |d: &D| {
+        self.sum_by_rollup_and_distinct_count_named(name, sum, |k, a| Some((k, a)), distinct)
+    }
+
+    fn sum_by_rollup_and_distinct_count_named<F, K, A, P, L, R, S, G, I, Q, M>(
+        self,
+        name: &str,
+        sum: L,
+        rollup: R,
+        mut distinct: M,
+    ) -> (
+        VecCollection<'scope, T, (K, A), isize>,
+        VecCollection<'scope, T, (G, isize), isize>,
+    )
+    where
+        F: Eq + Hash + 'static,
+        K: ExchangeData + Hash,
+        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
+        P: IntoIterator<Item = (F, A)>,
+        L: FnMut(&D) -> P + 'static,
+        R: FnMut(F, A) -> S + 'static,
+        S: IntoIterator<Item = (K, A)>,
+        G: ExchangeData + Hash,
+        I: ExchangeData + Hash,
+        Q: IntoIterator<Item = (G, I)>,
+        M: FnMut(&D) -> Q + 'static,
+    {
+        let (sums, pairs) = crate::presum::presum_two(self, name, sum, rollup, move |d: &D| {
             distinct(d).into_iter().map(|pair| (pair, 1isize))
         });
         (
@@ -161,5 +241,59 @@ mod tests {
             ]
         );
         assert!(sums.contains(&((2, 11), 1, 1)), "{sums:?}");
+    }
+
+    #[test]
+    fn rolled_up_sums_equal_sums_by_the_coarse_keys() {
+        // (day, user, amount): the fine key is (day, user); it rolls up into a per-day sum
+        // and a per-user sum, and retractions in later times cancel fine totals to zero.
+        let updates: [(Visit, u64, isize); 8] = [
+            ((1, ANN, 5), 0, 1),
+            ((1, BOB, 2), 0, 1),
+            ((1, ANN, 1), 0, 1),
+            ((2, ANN, 3), 0, 1),
+            ((1, BOB, 2), 1, -1),
+            ((2, CAT, 4), 1, 2),
+            ((2, ANN, 3), 2, -1),
+            ((1, ANN, 5), 2, -1),
+        ];
+        let coarse = |(day, user, n): &Visit| [((0, *day), *n), ((1, *user), *n)];
+        let (rolled, direct) = timely::example(move |scope| {
+            let (mut input, visits) = scope.new_collection::<Visit, isize>();
+            for (visit, time, diff) in updates {
+                input.update_at(visit, time, diff);
+            }
+            let (sums, _) = visits.clone().sum_by_rollup_and_distinct_count_named(
+                "Rolled",
+                |(day, user, n): &Visit| Some(((*day, *user), *n)),
+                |(day, user), n| [((0, day), n), ((1, user), n)],
+                |(day, user, _): &Visit| Some((*day, *user)),
+            );
+            let direct = visits.sum_by(move |v: Visit| coarse(&v));
+            (sums.inner.capture(), direct.inner.capture())
+        });
+        let sorted = |rx: std::sync::mpsc::Receiver<_>| {
+            let mut v: Vec<_> = rx.extract().into_iter().flat_map(|(_, v)| v).collect();
+            v.sort();
+            v
+        };
+        let (rolled, direct) = (sorted(rolled), sorted(direct));
+        assert_eq!(rolled, direct);
+        // Day 1 holds 8 at time 0, 6 at time 1 and 1 at time 2.
+        let day_one: Vec<_> = rolled
+            .into_iter()
+            .filter(|((k, _), _, _)| *k == (0, 1))
+            .collect();
+        let total = |n, time, diff| (((0, 1), n), time, diff);
+        assert_eq!(
+            day_one,
+            [
+                total(1, 2, 1),
+                total(6, 1, 1),
+                total(6, 2, -1),
+                total(8, 0, 1),
+                total(8, 1, -1)
+            ]
+        );
     }
 }

@@ -69,10 +69,18 @@ where
 /// [`presum`] twice over one pass of the records: `first` and `second` each map a borrowed
 /// record to pairs, and each has its own sums and output. Two operators reading one stream
 /// would each need its own copy of every batch of records; this one reads them once.
-pub(crate) fn presum_two<'scope, T, D, K1, A1, P1, L1, K2, A2, P2, L2>(
+///
+/// The first sums are kept by a finer key, `F`, and rolled up into the keys that leave when a
+/// time completes: `rollup` maps each fine key's non-zero total to `(key, amount)` pairs,
+/// which are summed again. A record that adds to several sums by one key each can add to one
+/// fine key instead (one hash table probe per record in place of several), and the several
+/// come from the fine totals, a handful per time. `rollup` must be linear in the amount, as a
+/// sum is: the rolled-up totals are then those the records would have given one by one.
+pub(crate) fn presum_two<'scope, T, D, F, K1, A1, P1, L1, R, Q, K2, A2, P2, L2>(
     collection: VecCollection<'scope, T, D, isize>,
     name: &str,
     mut first: L1,
+    mut rollup: R,
     mut second: L2,
 ) -> (
     VecCollection<'scope, T, K1, A1>,
@@ -81,10 +89,13 @@ pub(crate) fn presum_two<'scope, T, D, K1, A1, P1, L1, K2, A2, P2, L2>(
 where
     T: Timestamp + TotalOrder,
     D: Clone + 'static,
+    F: Eq + Hash + 'static,
     K1: Clone + Eq + Hash + 'static,
     A1: Semigroup + Multiply<isize, Output = A1> + 'static,
-    P1: IntoIterator<Item = (K1, A1)>,
+    P1: IntoIterator<Item = (F, A1)>,
     L1: FnMut(&D) -> P1 + 'static,
+    R: FnMut(F, A1) -> Q + 'static,
+    Q: IntoIterator<Item = (K1, A1)>,
     K2: Clone + Eq + Hash + 'static,
     A2: Semigroup + Multiply<isize, Output = A2> + 'static,
     P2: IntoIterator<Item = (K2, A2)>,
@@ -98,8 +109,10 @@ where
     let mut out2 = OutputBuilder::<_, CapacityContainerBuilder<Vec<(K2, T, A2)>>>::from(out2);
     builder.build(move |initial| {
         drop(initial);
-        let mut open1: OpenTimes<T, Sums<K1, A1>> = OpenTimes::new();
+        let mut open1: OpenTimes<T, Sums<F, A1>> = OpenTimes::new();
         let mut open2: OpenTimes<T, Sums<K2, A2>> = OpenTimes::new();
+        // The rolled-up sums of the time completing, kept for its allocation.
+        let mut rolled: Sums<K1, A1> = Sums::default();
         move |frontiers| {
             input.for_each_time(|cap, data| {
                 for batch in data {
@@ -111,7 +124,15 @@ where
             });
             let mut out1 = out1.activate();
             open1.take_complete(&frontiers[0], |cap, sums| {
-                out1.session(cap).give_iterator(totals(cap.time(), sums));
+                for (fine, total) in sums.drain() {
+                    if !total.is_zero() {
+                        for (key, amount) in rollup(fine, total) {
+                            add_to(&mut rolled, key, amount);
+                        }
+                    }
+                }
+                out1.session(cap)
+                    .give_iterator(totals(cap.time(), &mut rolled));
             });
             let mut out2 = out2.activate();
             open2.take_complete(&frontiers[0], |cap, sums| {
@@ -144,18 +165,19 @@ fn add<T, K, A, P>(
         return;
     };
     let sums = open.at(cap, port, time);
-    let mut add_one = |(key, amount): (K, A)| {
-        let amount = amount.multiply(&diff);
-        match sums.entry(key) {
-            Entry::Occupied(mut total) => total.get_mut().plus_equals(&amount),
-            Entry::Vacant(slot) => {
-                slot.insert(amount);
-            }
+    add_to(sums, first.0, first.1.multiply(&diff));
+    for (key, amount) in &mut pairs {
+        add_to(sums, key, amount.multiply(&diff));
+    }
+}
+
+/// Adds `amount` to the sum of `key`.
+fn add_to<K: Eq + Hash, A: Semigroup>(sums: &mut Sums<K, A>, key: K, amount: A) {
+    match sums.entry(key) {
+        Entry::Occupied(mut total) => total.get_mut().plus_equals(&amount),
+        Entry::Vacant(slot) => {
+            slot.insert(amount);
         }
-    };
-    add_one(first);
-    for pair in &mut pairs {
-        add_one(pair);
     }
 }
 
