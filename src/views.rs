@@ -251,7 +251,8 @@ const TALLIED: [ViewId; 8] = [
 
 impl std::hash::Hash for Tally {
     /// One word per tally instead of one per field and variant tag: the presum tables hash a
-    /// tally for every event. Equal tallies give equal words.
+    /// tally for every fine key rolled up (and for every event when the user views are off).
+    /// Equal tallies give equal words.
     fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
         let sym = |s: Option<Sym>| s.map_or(0, Sym::get);
         let (tag, a, b): (u64, u64, u64) = match *self {
@@ -285,7 +286,7 @@ impl Enabled {
 /// source and country for the counts, and its type, country and product with a price for the
 /// sums. Summed per epoch by this key first, an event costs one or two hash table probes
 /// instead of one per tally; each fine key's totals then roll up into the tallies
-/// ([`rollup`]), a few thousand keys per epoch instead of an event each.
+/// ([`Tallied::rollup`]), a few thousand keys per epoch instead of an event each.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Fine {
     Seen {
