@@ -74,7 +74,7 @@ where
 /// time completes: `rollup` maps each fine key's non-zero total to `(key, amount)` pairs,
 /// which are summed again. A record that adds to several sums by one key each can add to one
 /// fine key instead (one hash table probe per record in place of several), and the several
-/// come from the fine totals, a handful per time. `rollup` must be linear in the amount, as a
+/// come from the fine totals, far fewer per time than the records. `rollup` must be linear in the amount, as a
 /// sum is: the rolled-up totals are then those the records would have given one by one.
 pub(crate) fn presum_two<'scope, T, D, F, K1, A1, P1, L1, R, Q, K2, A2, P2, L2>(
     collection: VecCollection<'scope, T, D, isize>,
