@@ -53,7 +53,12 @@ pub trait SumByAndDistinctCount<'scope, T: Timestamp, D> {
         G: ExchangeData + Hash,
         I: ExchangeData + Hash,
         Q: IntoIterator<Item = (G, I)>,
-        M: FnMut(&D) -> Q + 'static;
+        M: FnMut(&D) -> Q + 'static,
+        Self: Sized,
+    {
+        // The keys are their own fine keys.
+        self.sum_by_rollup_and_distinct_count_named(name, sum, |k, a| Some((k, a)), distinct)
+    }
 
     /// As [`SumByAndDistinctCount::sum_by_and_distinct_count_named`], with the sums kept by a
     /// finer key `F` while records arrive: `sum` maps a record to `(fine key, amount)` pairs,
@@ -115,28 +120,6 @@ where
     T: Timestamp + Lattice + TotalOrder + ExchangeData,
     D: Clone + 'static,
 {
-    fn sum_by_and_distinct_count_named<K, A, P, L, G, I, Q, M>(
-        self,
-        name: &str,
-        sum: L,
-        distinct: M,
-    ) -> (
-        VecCollection<'scope, T, (K, A), isize>,
-        VecCollection<'scope, T, (G, isize), isize>,
-    )
-    where
-        K: ExchangeData + Hash,
-        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
-        P: IntoIterator<Item = (K, A)>,
-        L: FnMut(&D) -> P + 'static,
-        G: ExchangeData + Hash,
-        I: ExchangeData + Hash,
-        Q: IntoIterator<Item = (G, I)>,
-        M: FnMut(&D) -> Q + 'static,
-    {
-        self.sum_by_rollup_and_distinct_count_named(name, sum, |k, a| Some((k, a)), distinct)
-    }
-
     fn sum_by_rollup_and_distinct_count_named<F, K, A, P, L, R, S, G, I, Q, M>(
         self,
         name: &str,
