@@ -10,6 +10,7 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use differential_dataflow::input::Input;
 use lambdaflow::event::{DeadLetter, Decoder, Event, Interner, Roles, Schema, Symbols};
+use lambdaflow::lake::encode::FileEncoder;
 use lambdaflow::lake::layout::{Layout, SourceNames, Stage};
 use lambdaflow::lake::table::{CommitMeta, Table, table_root};
 use lambdaflow::lake::writer::{FileSettings, TableKind, TableWriter};
@@ -111,10 +112,13 @@ fn stage_lines(
     epoch: u64,
 ) -> Stage {
     let mut stage = Stage::new(layout.clone(), names.clone());
+    let roles = Roles::of(layout.schema());
+    let mut interner = Interner::new(Arc::new(Symbols::default()));
     for (seq, line) in lines.iter().enumerate() {
         if let Ok(record) = decoder.decode(line) {
             let position = lambdaflow::event::Position::Generator { seq: seq as u64 };
-            stage.push(&record, epoch, position);
+            let event = roles.project(&record, &mut interner);
+            stage.push(&record, &event, epoch, position);
         }
     }
     stage
@@ -128,7 +132,8 @@ fn parquet_encode(c: &mut Criterion) {
     let names = SourceNames::new(&[], &[]);
     let batch = lines(BATCH * 10);
     let mut decoder = Decoder::new(schema, 1 << 20);
-    let props = FileSettings::default().properties(layout.data_schema());
+    let settings = FileSettings::default();
+    let props = settings.properties(layout.data_schema(), &layout.dictionary_columns());
     let mut group = c.benchmark_group("parquet");
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.sample_size(20);
@@ -145,14 +150,15 @@ fn parquet_encode(c: &mut Criterion) {
         b.iter(|| {
             let mut bytes = 0;
             for (_, batch) in &parts {
-                let mut writer = parquet::arrow::ArrowWriter::try_new(
+                let mut writer = FileEncoder::new(
                     Vec::new(),
                     layout.data_schema().clone(),
-                    Some(props.clone()),
+                    props.clone(),
+                    settings.row_group_rows,
                 )
                 .expect("writer");
                 writer.write(batch).expect("write");
-                bytes += writer.into_inner().expect("finish").len();
+                bytes += writer.finish().expect("finish").len();
             }
             black_box(bytes)
         })
@@ -183,6 +189,7 @@ fn commit(c: &mut Criterion) {
         TableKind::Events,
         root,
         layout.data_schema().clone(),
+        &layout.dictionary_columns(),
         0,
         "bench".into(),
         FileSettings::default(),

@@ -530,10 +530,15 @@ fn encode_share(
     layout: Arc<Layout>,
     names: Arc<SourceNames>,
 ) -> Result<f64, String> {
-    use parquet::arrow::ArrowWriter;
-    let props = FileSettings::default().properties(layout.data_schema());
+    use crate::lake::encode::FileEncoder;
+    let settings = FileSettings::default();
+    let props = settings.properties(layout.data_schema(), &layout.dictionary_columns());
     let mut decoder = Decoder::new(schema.clone(), 1 << 20);
-    let mut writers: std::collections::HashMap<String, ArrowWriter<Counter>> = Default::default();
+    let (roles, mut interner) = (
+        Roles::of(schema),
+        Interner::new(Arc::new(Symbols::default())),
+    );
+    let mut writers: std::collections::HashMap<String, FileEncoder<Counter>> = Default::default();
     let mut spent = Duration::ZERO;
     // Stage about as many rows as a worker stages in a 100 ms epoch at a million events/s.
     for group in chunks.chunks(16) {
@@ -541,7 +546,8 @@ fn encode_share(
         for chunk in group {
             for (raw, position) in chunk.iter() {
                 if let Ok(record) = decoder.decode(raw) {
-                    stage.push(&record, 0, position);
+                    let event = roles.project(&record, &mut interner);
+                    stage.push(&record, &event, 0, position);
                 }
             }
         }
@@ -551,10 +557,11 @@ fn encode_share(
             let writer = match writers.entry(partition.dir) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                    ArrowWriter::try_new(
+                    FileEncoder::new(
                         Counter(0),
                         layout.data_schema().clone(),
-                        Some(props.clone()),
+                        props.clone(),
+                        settings.row_group_rows,
                     )
                     .map_err(|e| e.to_string())?,
                 ),
@@ -566,7 +573,7 @@ fn encode_share(
     let started = Instant::now();
     let mut bytes = 0;
     for (_, writer) in writers {
-        bytes += writer.into_inner().map_err(|e| e.to_string())?.0;
+        bytes += writer.finish().map_err(|e| e.to_string())?.0;
     }
     spent += started.elapsed();
     std::hint::black_box(bytes);

@@ -104,7 +104,44 @@ pub const VIEW_FIELDS: [(&str, FieldType); 7] = [
     ("source", FieldType::String),
 ];
 
+/// A string field whose value the projection interns: the event holds its symbol.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Interned {
+    /// `product`.
+    Product,
+    /// `country`.
+    Country,
+    /// `source`.
+    Source,
+}
+
+impl Interned {
+    /// The symbol of the field's value in `event`, if the record had the field.
+    pub fn of(self, event: &Event) -> Option<Sym> {
+        match self {
+            Interned::Product => event.product,
+            Interned::Country => event.country,
+            Interned::Source => event.source,
+        }
+    }
+}
+
 impl Roles {
+    /// Which interned field, if any, schema field `field` is (`event_type` is interned too,
+    /// but is not asked about: the lake partitions by it).
+    pub fn interned(&self, field: usize) -> Option<Interned> {
+        let is = |role: Option<usize>| role == Some(field);
+        if is(self.product) {
+            Some(Interned::Product)
+        } else if is(self.country) {
+            Some(Interned::Country)
+        } else if is(self.source) {
+            Some(Interned::Source)
+        } else {
+            None
+        }
+    }
+
     /// Finds the view fields in `schema`.
     pub fn of(schema: &Schema) -> Self {
         Roles {

@@ -465,10 +465,11 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
                 for (raw, position) in chunk.iter() {
                     match decoder.decode(raw) {
                         Ok(record) => {
+                            let event = roles.project(&record, &mut interner);
                             if let Some(stage) = stage.as_deref_mut() {
-                                stage.push(&record, epoch, position);
+                                stage.push(&record, &event, epoch, position);
                             }
-                            oks.push((roles.project(&record, &mut interner), time, diff));
+                            oks.push((event, time, diff));
                         }
                         Err(e) => {
                             let dead = DeadLetter {

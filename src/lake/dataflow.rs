@@ -244,11 +244,13 @@ struct LakeWriter {
 
 impl LakeWriter {
     fn new(lake: WorkerLake, activator: timely::scheduling::SyncActivator) -> Self {
+        let dictionary = lake.layout.dictionary_columns();
         let table = |kind, schema: &arrow_schema::SchemaRef| {
             TableWriter::new(
                 kind,
                 table::table_root(&lake.config.dir, kind),
                 schema.clone(),
+                &dictionary,
                 lake.worker,
                 lake.run.clone(),
                 lake.config.files.clone(),

@@ -9,18 +9,22 @@
 //! Dead letters have a table of their own: `reason`, `message`, `raw`, `_epoch`, `_source`,
 //! `_offset`, unpartitioned.
 
+use std::collections::HashMap;
+use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use arrow_array::builder::{
     BinaryBuilder, BooleanBuilder, Decimal128Builder, Float64Builder, Int64Builder, StringBuilder,
-    TimestampMicrosecondBuilder,
+    TimestampMicrosecondBuilder, UInt32Builder,
 };
-use arrow_array::{ArrayRef, Int64Array, RecordBatch};
+use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaRef, TimeUnit};
 
+use super::encode::{dictionary, dictionary_type};
 use crate::event::decode::Value;
+use crate::event::symbol::IdentityHasher;
 use crate::event::time::{format_day, utc_day};
-use crate::event::{DeadLetter, FieldType, Position, Record, Schema};
+use crate::event::{DeadLetter, Event, FieldType, Interned, Position, Record, Roles, Schema};
 
 /// The partition column holding the UTC day of `event_timestamp`.
 pub const DATE_COLUMN: &str = "event_date";
@@ -39,8 +43,13 @@ pub struct Layout {
     date_field: Option<usize>,
     /// The field partitioned by value, if the schema has a string `event_type`.
     type_field: Option<usize>,
+    /// For each data column, the interned field it is, if any: staged as a dictionary.
+    interned: Vec<Option<Interned>>,
     data: SchemaRef,
     dead: SchemaRef,
+    /// The columns of staged batches: `data` and `dead` with the dictionary columns as such.
+    staged_data: SchemaRef,
+    staged_dead: SchemaRef,
 }
 
 /// The Arrow type of a schema field in the lake.
@@ -78,14 +87,35 @@ impl Layout {
             ArrowField::new("raw", DataType::Binary, false),
         ];
         dead.extend(meta_fields().into_iter().skip(1));
+        let roles = Roles::of(schema);
+        let interned: Vec<Option<Interned>> = columns.iter().map(|&i| roles.interned(i)).collect();
+        let dead = Arc::new(ArrowSchema::new(dead));
+        let staged_data = staged(&data, |i| i < interned.len() && interned[i].is_some());
+        let staged_dead = staged(&dead, |_| false);
         Layout {
             schema: schema.clone(),
             columns,
             date_field,
             type_field,
+            interned,
             data,
-            dead: Arc::new(ArrowSchema::new(dead)),
+            dead,
+            staged_data,
+            staged_dead,
         }
+    }
+
+    /// The names of the columns written as dictionaries, in both tables.
+    pub fn dictionary_columns(&self) -> Vec<&str> {
+        let mut out: Vec<&str> = self
+            .columns
+            .iter()
+            .zip(&self.interned)
+            .filter(|(_, interned)| interned.is_some())
+            .map(|(&i, _)| self.schema.fields[i].name.as_str())
+            .collect();
+        out.push(SOURCE_COLUMN);
+        out
     }
 
     /// The event schema.
@@ -133,11 +163,31 @@ impl Layout {
     }
 }
 
+/// The column naming where a record was read.
+const SOURCE_COLUMN: &str = "_source";
+
+/// `schema` with the data columns that `dictionary(index)` says, and `_source`, as dictionaries.
+fn staged(schema: &SchemaRef, dictionary: impl Fn(usize) -> bool) -> SchemaRef {
+    let fields: Vec<ArrowField> = schema
+        .fields()
+        .iter()
+        .enumerate()
+        .map(|(i, f)| {
+            if dictionary(i) || f.name() == SOURCE_COLUMN {
+                ArrowField::new(f.name(), dictionary_type(), f.is_nullable())
+            } else {
+                (**f).clone()
+            }
+        })
+        .collect();
+    Arc::new(ArrowSchema::new(fields))
+}
+
 fn meta_fields() -> Vec<ArrowField> {
     vec![
         ArrowField::new("_doc", DataType::Utf8, true),
         ArrowField::new("_epoch", DataType::Int64, false),
-        ArrowField::new("_source", DataType::Utf8, false),
+        ArrowField::new(SOURCE_COLUMN, DataType::Utf8, false),
         ArrowField::new("_offset", DataType::Int64, false),
     ]
 }
@@ -231,6 +281,7 @@ impl SourceNames {
 
 enum Column {
     Str(StringBuilder),
+    Interned(Interned, Dictionary),
     Int(Int64Builder),
     Float(Float64Builder),
     Money(Decimal128Builder),
@@ -239,8 +290,17 @@ enum Column {
 }
 
 impl Column {
-    /// A column for `rows` values, strings of `bytes` bytes in all.
-    fn with_capacity(ty: FieldType, rows: usize, bytes: usize) -> Column {
+    /// A column for `rows` values, strings of `bytes` bytes in all; `interned` ones staged as
+    /// dictionaries.
+    fn with_capacity(
+        ty: FieldType,
+        interned: Option<Interned>,
+        rows: usize,
+        bytes: usize,
+    ) -> Column {
+        if let Some(field) = interned {
+            return Column::Interned(field, Dictionary::with_capacity(rows));
+        }
         match ty {
             FieldType::String => Column::Str(StringBuilder::with_capacity(rows, bytes)),
             FieldType::Int => Column::Int(Int64Builder::with_capacity(rows)),
@@ -257,10 +317,14 @@ impl Column {
         }
     }
 
-    /// Appends field `field` of `record`.
-    fn push(&mut self, record: &Record<'_>, field: usize) {
+    /// Appends field `field` of `record`, projected as `event`.
+    fn push(&mut self, record: &Record<'_>, event: &Event, field: usize) {
         match (self, record.value(field)) {
             (Column::Str(b), _) => b.append_option(record.text(field)),
+            (Column::Interned(interned, d), _) => match interned.of(event) {
+                Some(sym) => d.push(sym.get(), || record.text(field).unwrap_or_default()),
+                None => d.push_null(),
+            },
             (Column::Int(b), Value::Int(v)) => b.append_value(*v),
             (Column::Float(b), Value::Float(v)) => b.append_value(*v),
             (Column::Float(b), Value::Int(v)) => b.append_value(*v as f64),
@@ -283,15 +347,57 @@ impl Column {
         }
     }
 
-    fn finish(&mut self) -> ArrayRef {
-        match self {
+    fn finish(&mut self) -> Result<ArrayRef, arrow_schema::ArrowError> {
+        Ok(match self {
             Column::Str(b) => Arc::new(b.finish()),
+            Column::Interned(_, d) => d.finish()?,
             Column::Int(b) => Arc::new(b.finish()),
             Column::Float(b) => Arc::new(b.finish()),
             Column::Money(b) => Arc::new(b.finish()),
             Column::Bool(b) => Arc::new(b.finish()),
             Column::Time(b) => Arc::new(b.finish()),
+        })
+    }
+}
+
+type Slots = HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>;
+
+/// A string column staged as a dictionary: each distinct value once, and each row's index.
+/// Values are told apart by a hash the caller already has (a symbol's), so a row costs one
+/// probe of a small table by an integer, and a value's bytes are copied once per epoch.
+struct Dictionary {
+    slots: Slots,
+    values: StringBuilder,
+    keys: UInt32Builder,
+}
+
+impl Dictionary {
+    fn with_capacity(rows: usize) -> Self {
+        Dictionary {
+            slots: Slots::default(),
+            values: StringBuilder::new(),
+            keys: UInt32Builder::with_capacity(rows),
         }
+    }
+
+    /// Appends the value whose hash is `id`; `value` gives its string the first time.
+    fn push<'a>(&mut self, id: u64, value: impl FnOnce() -> &'a str) {
+        let next = self.slots.len() as u32;
+        let slot = *self.slots.entry(id).or_insert_with(|| {
+            self.values.append_value(value());
+            next
+        });
+        self.keys.append_value(slot);
+    }
+
+    fn push_null(&mut self) {
+        self.keys.append_null();
+    }
+
+    fn finish(&mut self) -> Result<ArrayRef, arrow_schema::ArrowError> {
+        self.slots.clear();
+        dictionary(self.keys.finish(), self.values.finish())
+            .map_err(|e| arrow_schema::ArrowError::ComputeError(e.to_string()))
     }
 }
 
@@ -326,7 +432,8 @@ impl Rows {
                 .iter()
                 .enumerate()
                 .map(|(i, &field)| {
-                    Column::with_capacity(layout.schema.fields[field].ty, rows, bytes(i))
+                    let interned = layout.interned[i];
+                    Column::with_capacity(layout.schema.fields[field].ty, interned, rows, bytes(i))
                 })
                 .collect(),
             doc: StringBuilder::with_capacity(rows, bytes(n)),
@@ -420,28 +527,38 @@ impl MetaColumns {
         self.offsets.push(offset);
     }
 
-    fn finish(&mut self, names: &SourceNames, out: &mut Vec<ArrayRef>) {
+    /// `_source` is a dictionary: each source named once, each row its index.
+    fn finish(
+        &mut self,
+        names: &SourceNames,
+        out: &mut Vec<ArrayRef>,
+    ) -> Result<(), arrow_schema::ArrowError> {
         let rows = self.offsets.len();
         let mut epochs = Vec::with_capacity(rows);
-        let named: Vec<(std::borrow::Cow<'_, str>, usize)> = self
-            .runs
-            .iter()
-            .map(|(origin, n)| (names.name(origin.source).0, *n))
-            .collect();
-        let bytes = named.iter().map(|(name, n)| name.len() * n).sum();
-        let mut sources = StringBuilder::with_capacity(rows, bytes);
-        for ((origin, n), (name, _)) in self.runs.iter().zip(&named) {
+        let mut sources: Vec<Position> = Vec::new();
+        let mut keys = Vec::with_capacity(rows);
+        for (origin, n) in &self.runs {
             epochs.extend(std::iter::repeat_n(origin.epoch as i64, *n));
-            for _ in 0..*n {
-                sources.append_value(name);
-            }
+            let key = match sources.iter().position(|s| *s == origin.source) {
+                Some(key) => key,
+                None => {
+                    sources.push(origin.source);
+                    sources.len() - 1
+                }
+            };
+            keys.extend(std::iter::repeat_n(key as u32, *n));
         }
+        let named: StringArray = sources.iter().map(|&s| Some(names.name(s).0)).collect();
         self.runs.clear();
         out.push(Arc::new(Int64Array::from(epochs)));
-        out.push(Arc::new(sources.finish()));
+        out.push(
+            dictionary(UInt32Array::from(keys), named)
+                .map_err(|e| arrow_schema::ArrowError::ComputeError(e.to_string()))?,
+        );
         out.push(Arc::new(Int64Array::from(std::mem::take(
             &mut self.offsets,
         ))));
+        Ok(())
     }
 }
 
@@ -502,8 +619,9 @@ impl Stage {
         )
     }
 
-    /// Stages a decoded record read at `position` in `epoch`.
-    pub fn push(&mut self, record: &Record<'_>, epoch: u64, position: Position) {
+    /// Stages a decoded record read at `position` in `epoch`; `event` is its projection, whose
+    /// symbols stage the interned fields.
+    pub fn push(&mut self, record: &Record<'_>, event: &Event, epoch: u64, position: Position) {
         let layout = &self.layout;
         let day = layout.date_field.map(|i| record.timestamp(i).map(utc_day));
         let kind = layout.type_field.map(|i| record.text(i));
@@ -521,7 +639,7 @@ impl Stage {
         };
         let rows = &mut self.parts[index];
         for (column, &field) in rows.columns.iter_mut().zip(&layout.columns) {
-            column.push(record, field);
+            column.push(record, event, field);
         }
         let doc = record.doc();
         rows.doc
@@ -543,12 +661,16 @@ impl Stage {
     pub fn take(&mut self) -> Result<Staged, arrow_schema::ArrowError> {
         let mut out = Vec::with_capacity(self.parts.len());
         for mut rows in self.parts.drain(..) {
-            let mut arrays: Vec<ArrayRef> = rows.columns.iter_mut().map(Column::finish).collect();
+            let mut arrays = rows
+                .columns
+                .iter_mut()
+                .map(Column::finish)
+                .collect::<Result<Vec<ArrayRef>, _>>()?;
             arrays.push(Arc::new(rows.doc.finish()));
-            rows.meta.finish(&self.names, &mut arrays);
+            rows.meta.finish(&self.names, &mut arrays)?;
             out.push((
                 rows.partition,
-                RecordBatch::try_new(self.layout.data.clone(), arrays)?,
+                RecordBatch::try_new(self.layout.staged_data.clone(), arrays)?,
             ));
         }
         let dead = if self.dead_len > 0 {
@@ -557,9 +679,12 @@ impl Stage {
                 Arc::new(self.dead.1.finish()),
                 Arc::new(self.dead.2.finish()),
             ];
-            self.dead.3.finish(&self.names, &mut arrays);
+            self.dead.3.finish(&self.names, &mut arrays)?;
             self.dead_len = 0;
-            Some(RecordBatch::try_new(self.layout.dead.clone(), arrays)?)
+            Some(RecordBatch::try_new(
+                self.layout.staged_dead.clone(),
+                arrays,
+            )?)
         } else {
             None
         };
@@ -570,15 +695,30 @@ impl Stage {
 #[cfg(test)]
 mod tests {
     use super::{Layout, SourceNames, Stage};
-    use crate::event::{Decoder, Position, Schema};
-    use arrow_array::{Array, Int64Array, StringArray};
+    use crate::event::{Decoder, Interner, Position, Roles, Schema, Symbols};
+    use arrow_array::types::UInt32Type;
+    use arrow_array::{Array, DictionaryArray, Int64Array, StringArray};
     use std::sync::Arc;
+
+    /// The strings of a column staged as a dictionary.
+    fn strings(array: &dyn Array) -> Vec<Option<String>> {
+        let dictionary = array
+            .as_any()
+            .downcast_ref::<DictionaryArray<UInt32Type>>()
+            .expect("a dictionary");
+        let typed = dictionary
+            .downcast_dict::<StringArray>()
+            .expect("of strings");
+        typed.into_iter().map(|s| s.map(str::to_string)).collect()
+    }
 
     #[test]
     fn meta_columns_follow_each_row_across_sources() {
         let schema = Schema::ecommerce();
         let layout = Arc::new(Layout::new(&schema));
         let names = SourceNames::new(&["a.jsonl".into(), "b.jsonl".into()], &["clicks".into()]);
+        let roles = Roles::of(&schema);
+        let mut interner = Interner::new(Arc::new(Symbols::default()));
         let mut decoder = Decoder::new(schema, 1 << 20);
         let line = br#"{"event_id":"e1","event_type":"click","user_id":"u1","event_timestamp":"2026-11-21T10:00:00Z","country":"DE"}"#;
         let positions = [
@@ -607,23 +747,23 @@ mod tests {
         let mut stage = Stage::new(layout, names);
         for (i, &position) in positions.iter().enumerate() {
             let record = decoder.decode(line).expect("a valid event");
-            stage.push(&record, 5 + i as u64 / 3, position);
+            let event = roles.project(&record, &mut interner);
+            stage.push(&record, &event, 5 + i as u64 / 3, position);
         }
         let (parts, dead) = stage.take().expect("batches");
         assert!(dead.is_none());
         assert_eq!(parts.len(), 1, "one day and event type");
         let batch = &parts[0].1;
         let column = |name: &str| batch.column_by_name(name).expect("column").clone();
-        let sources = column("_source");
-        let sources = sources
-            .as_any()
-            .downcast_ref::<StringArray>()
-            .expect("strings");
+        let sources = strings(column("_source").as_ref());
         let offsets = column("_offset");
         let offsets = offsets.as_any().downcast_ref::<Int64Array>().expect("ints");
         let epochs = column("_epoch");
         let epochs = epochs.as_any().downcast_ref::<Int64Array>().expect("ints");
-        let sources: Vec<&str> = sources.iter().map(|s| s.expect("not null")).collect();
+        let sources: Vec<&str> = sources
+            .iter()
+            .map(|s| s.as_deref().expect("not null"))
+            .collect();
         assert_eq!(
             sources,
             [
@@ -636,6 +776,12 @@ mod tests {
                 "file:a.jsonl"
             ]
         );
+        // The interned fields, staged by symbol: the strings as read, absent ones null.
+        assert_eq!(
+            strings(column("country").as_ref()),
+            vec![Some("DE".to_string()); 7]
+        );
+        assert_eq!(strings(column("product").as_ref()), vec![None; 7]);
         assert_eq!(offsets.values().to_vec(), [0, 90, 0, 41, 42, 7, 180]);
         assert_eq!(epochs.values().to_vec(), [5, 5, 5, 6, 6, 6, 7]);
         assert_eq!(epochs.null_count() + offsets.null_count(), 0);

@@ -10,6 +10,7 @@
 //! references are removed; the committed rows are replayed into the views.
 
 pub mod dataflow;
+pub mod encode;
 pub mod layout;
 pub mod ops;
 pub mod replay;

@@ -10,6 +10,7 @@ use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::DeltaOperation;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+use parquet::basic::Encoding;
 
 use super::layout::{DATE_COLUMN, Layout};
 use super::table::{self, CommitMeta, Table, TableFile, orphans, table_root};
@@ -469,22 +470,38 @@ fn merge(
     let mut rows = 0u64;
     for f in group {
         let path = root.join(&f.path);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(
+        let builder = ParquetRecordBatchReaderBuilder::try_new(
             File::open(&path).map_err(|e| LakeError::io(&path, e))?,
         )
-        .map_err(|e| LakeError::parquet(&path, e))?
-        .with_batch_size(64 * 1024)
-        .build()
         .map_err(|e| LakeError::parquet(&path, e))?;
+        // The columns the files wrote as dictionaries stay dictionaries.
+        let dictionary: Vec<String> = builder
+            .metadata()
+            .row_groups()
+            .first()
+            .map(|group| {
+                group
+                    .columns()
+                    .iter()
+                    .filter(|c| c.encodings().any(|e| e == Encoding::RLE_DICTIONARY))
+                    .map(|c| c.column_path().string())
+                    .collect()
+            })
+            .unwrap_or_default();
+        let reader = builder
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| LakeError::parquet(&path, e))?;
         for batch in reader {
             let batch = batch.map_err(|e| LakeError::parquet(&path, e.into()))?;
             if writer.is_none() {
                 let file = File::create(&tmp).map_err(|e| LakeError::io(&tmp, e))?;
+                let dictionary: Vec<&str> = dictionary.iter().map(String::as_str).collect();
                 writer = Some(
                     ArrowWriter::try_new(
                         file,
                         batch.schema(),
-                        Some(settings.properties(&batch.schema())),
+                        Some(settings.properties(&batch.schema(), &dictionary)),
                     )
                     .map_err(|e| LakeError::parquet(&tmp, e))?,
                 );

@@ -14,13 +14,13 @@ use std::path::{Path, PathBuf};
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
-use parquet::arrow::ArrowWriter;
 use parquet::basic::{Compression, Encoding, ZstdLevel};
 use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::schema::types::ColumnPath;
 use serde::{Deserialize, Serialize};
 
 use super::LakeError;
+use super::encode::FileEncoder;
 use super::layout::Partition;
 
 /// Which table a file belongs to.
@@ -102,10 +102,14 @@ impl Default for FileSettings {
 const DATA_PAGE_BYTES: usize = 64 << 10;
 
 impl FileSettings {
-    /// The Parquet writer properties for files of `schema`.
+    /// The Parquet writer properties for files of `schema` whose `dictionary` columns are
+    /// dictionary-encoded.
     ///
-    /// No dictionary encoding: it made encoding a third slower and the lake no smaller (the
-    /// codec finds the repetition a dictionary would, `cargo bench --bench pipeline -- parquet`).
+    /// No dictionary encoding for the other columns: the `parquet` crate's made encoding a
+    /// third slower and the lake no smaller (the codec finds the repetition a dictionary would,
+    /// `cargo bench --bench pipeline -- parquet`). The lake's dictionary columns are the
+    /// strings the views intern and `_source`, whose dictionaries staging builds (see
+    /// [`super::encode`]); the properties say so for the files compaction writes.
     /// Integer and timestamp columns are delta-encoded (`DELTA_BINARY_PACKED`): times, epochs
     /// and offsets grow by small steps, and their deltas bit-packed are a third of the lake at
     /// a little less encoding time. Data pages of at most 64 KiB: the page being encoded and
@@ -114,7 +118,11 @@ impl FileSettings {
     /// but the strings: for those, comparing each value cost another fifth of encoding time, and
     /// an epoch's file holds every country, user and product anyway; time, price, `_epoch` and
     /// `_offset` keep theirs, and the partition directories prune by day and event type.
-    pub fn properties(&self, schema: &arrow_schema::Schema) -> WriterProperties {
+    pub fn properties(
+        &self,
+        schema: &arrow_schema::Schema,
+        dictionary: &[&str],
+    ) -> WriterProperties {
         let mut builder = WriterProperties::builder()
             .set_compression(self.codec.parquet())
             .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
@@ -123,6 +131,9 @@ impl FileSettings {
             .set_statistics_enabled(EnabledStatistics::Chunk);
         for field in schema.fields() {
             let column = ColumnPath::from(field.name().as_str());
+            if dictionary.contains(&field.name().as_str()) {
+                builder = builder.set_column_dictionary_enabled(column.clone(), true);
+            }
             match field.data_type() {
                 DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary => {
                     builder =
@@ -141,7 +152,7 @@ impl FileSettings {
 }
 
 struct OpenFile {
-    writer: ArrowWriter<File>,
+    writer: FileEncoder<File>,
     partition: Vec<(String, Option<String>)>,
     dir: String,
     first: u64,
@@ -163,11 +174,13 @@ pub struct TableWriter {
 }
 
 impl TableWriter {
-    /// Files of `kind` under `root`, written by `worker` in the process run tagged `run`.
+    /// Files of `kind` under `root`, written by `worker` in the process run tagged `run`; the
+    /// `dictionary` columns come staged as dictionaries.
     pub fn new(
         kind: TableKind,
         root: PathBuf,
         schema: SchemaRef,
+        dictionary: &[&str],
         worker: usize,
         run: String,
         settings: FileSettings,
@@ -175,7 +188,7 @@ impl TableWriter {
         TableWriter {
             kind,
             root,
-            props: settings.properties(&schema),
+            props: settings.properties(&schema, dictionary),
             schema,
             worker,
             run,
@@ -199,8 +212,13 @@ impl TableWriter {
             std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
             let path = self.in_progress(&partition.dir);
             let file = File::create(&path).map_err(|e| LakeError::io(&path, e))?;
-            let writer = ArrowWriter::try_new(file, self.schema.clone(), Some(self.props.clone()))
-                .map_err(|e| LakeError::parquet(&path, e))?;
+            let writer = FileEncoder::new(
+                file,
+                self.schema.clone(),
+                self.props.clone(),
+                self.settings.row_group_rows,
+            )
+            .map_err(|e| LakeError::parquet(&path, e))?;
             self.open.insert(
                 partition.dir.clone(),
                 OpenFile {
@@ -252,7 +270,7 @@ impl TableWriter {
         let from = self.in_progress(&open.dir);
         let file = open
             .writer
-            .into_inner()
+            .finish()
             .map_err(|e| LakeError::parquet(&from, e))?;
         // Not synced here: the commit thread syncs every file (and its directory) before the
         // commit that references it, off the workers' path.

@@ -1,0 +1,547 @@
+//! Parquet files from staged batches: most columns through the `parquet` crate's Arrow column
+//! writers, and the columns staged as dictionaries (strings the views intern, and `_source`)
+//! written here as dictionary pages and bit-packed indices.
+//!
+//! The `parquet` crate can dictionary-encode a column too, but it hashes every value to find its
+//! index, and Arrow dictionary arrays are no exception: it looks each value up and hashes it
+//! again. Staging already knows each value's index (the symbol the projection gave it, or the
+//! run of records from one source), so here each batch's dictionary is merged into the column
+//! chunk's (one hash per distinct value per batch) and every row costs an array lookup. Snappy
+//! then never sees those columns' strings: a page of indices is a few bits per row, and those
+//! chunks are stored uncompressed.
+
+use std::collections::HashMap;
+use std::io::Write;
+use std::sync::Arc;
+
+use arrow_array::types::UInt32Type;
+use arrow_array::{Array, ArrayRef, DictionaryArray, RecordBatch, StringArray};
+use arrow_schema::{DataType, SchemaRef};
+use bytes::Bytes;
+use parquet::arrow::ArrowWriter;
+use parquet::arrow::arrow_writer::{ArrowColumnWriter, ArrowRowGroupWriterFactory, compute_leaves};
+use parquet::basic::{Compression, Encoding};
+use parquet::column::page::{CompressedPage, Page, PageWriter};
+use parquet::column::writer::ColumnCloseResult;
+use parquet::errors::{ParquetError, Result};
+use parquet::file::metadata::ColumnChunkMetaData;
+use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
+use parquet::file::properties::WriterProperties;
+use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
+use parquet::schema::types::ColumnDescPtr;
+
+/// The data type of a column staged as a dictionary: `u32` indices into string values.
+pub fn dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8))
+}
+
+/// Rows per data page of a dictionary column, at most.
+const PAGE_ROWS: usize = 20_000;
+
+/// A Parquet file being written, one row group at a time.
+pub struct FileEncoder<W: Write + Send> {
+    writer: SerializedFileWriter<W>,
+    factory: ArrowRowGroupWriterFactory,
+    schema: SchemaRef,
+    /// The open row group's column chunks, from its first row on.
+    columns: Option<Vec<Chunk>>,
+    rows: usize,
+    row_group_rows: usize,
+    row_groups: usize,
+}
+
+enum Chunk {
+    Arrow(Box<ArrowColumnWriter>),
+    Dictionary(DictionaryChunk),
+}
+
+impl<W: Write + Send> FileEncoder<W> {
+    /// A file of `schema` (the file's columns: strings as strings) with `props`, row groups of
+    /// `row_group_rows`. Readers get the Arrow schema in the file's metadata, as from
+    /// [`ArrowWriter`].
+    pub fn new(
+        sink: W,
+        schema: SchemaRef,
+        props: WriterProperties,
+        row_group_rows: usize,
+    ) -> Result<Self> {
+        let (writer, factory) =
+            ArrowWriter::try_new(sink, schema.clone(), Some(props))?.into_serialized_writer()?;
+        Ok(FileEncoder {
+            writer,
+            factory,
+            schema,
+            columns: None,
+            rows: 0,
+            row_group_rows: row_group_rows.max(1),
+            row_groups: 0,
+        })
+    }
+
+    /// Appends `batch`, whose columns are the file's, each either of the file's type or, for a
+    /// string column, of [`dictionary_type`].
+    pub fn write(&mut self, batch: &RecordBatch) -> Result<()> {
+        let mut at = 0;
+        while at < batch.num_rows() {
+            let take = (self.row_group_rows - self.rows).min(batch.num_rows() - at);
+            self.append(&batch.slice(at, take))?;
+            at += take;
+            if self.rows >= self.row_group_rows {
+                self.flush()?;
+            }
+        }
+        Ok(())
+    }
+
+    fn append(&mut self, batch: &RecordBatch) -> Result<()> {
+        if batch.num_columns() != self.schema.fields().len() {
+            return Err(ParquetError::General(format!(
+                "a batch of {} columns for a file of {}",
+                batch.num_columns(),
+                self.schema.fields().len()
+            )));
+        }
+        if self.columns.is_none() {
+            let writers = self.factory.create_column_writers(self.row_groups)?;
+            let columns = writers
+                .into_iter()
+                .zip(batch.columns())
+                .enumerate()
+                .map(|(i, (writer, array))| {
+                    if array.data_type() == &dictionary_type() {
+                        let descr = self.writer.schema_descr().column(i);
+                        Chunk::Dictionary(DictionaryChunk::new(descr))
+                    } else {
+                        Chunk::Arrow(Box::new(writer))
+                    }
+                })
+                .collect();
+            self.columns = Some(columns);
+        }
+        let columns = self.columns.as_mut().expect("opened above");
+        for ((chunk, array), field) in columns
+            .iter_mut()
+            .zip(batch.columns())
+            .zip(self.schema.fields())
+        {
+            match chunk {
+                Chunk::Arrow(writer) => {
+                    for leaf in compute_leaves(field, array)? {
+                        writer.write(&leaf)?;
+                    }
+                }
+                Chunk::Dictionary(dictionary) => dictionary.append(array)?,
+            }
+        }
+        self.rows += batch.num_rows();
+        Ok(())
+    }
+
+    /// Writes the open row group, if it has rows.
+    fn flush(&mut self) -> Result<()> {
+        let Some(columns) = self.columns.take() else {
+            return Ok(());
+        };
+        let mut group = self.writer.next_row_group()?;
+        for chunk in columns {
+            match chunk {
+                Chunk::Arrow(writer) => writer.close()?.append_to_row_group(&mut group)?,
+                Chunk::Dictionary(dictionary) => {
+                    let (bytes, close) = dictionary.close()?;
+                    group.append_column(&bytes, close)?;
+                }
+            }
+        }
+        group.close()?;
+        self.rows = 0;
+        self.row_groups += 1;
+        Ok(())
+    }
+
+    /// Writes the last row group and the footer, and returns the sink.
+    pub fn finish(mut self) -> Result<W> {
+        self.flush()?;
+        self.writer.into_inner()
+    }
+}
+
+/// One dictionary column's chunk in a row group: its distinct values as a plain-encoded
+/// dictionary page, and each row's index into it (or null).
+struct DictionaryChunk {
+    descr: ColumnDescPtr,
+    /// The index of each distinct value.
+    slots: HashMap<Box<[u8]>, u32>,
+    /// The dictionary page: each value's length (4 bytes, little-endian) and bytes.
+    page: Vec<u8>,
+    /// Indices of the rows' values, nulls left out.
+    indices: Vec<u32>,
+    /// Definition levels, 1 for a value and 0 for a null (a nullable column only).
+    levels: Vec<u8>,
+    rows: usize,
+}
+
+impl DictionaryChunk {
+    fn new(descr: ColumnDescPtr) -> Self {
+        DictionaryChunk {
+            descr,
+            slots: HashMap::new(),
+            page: Vec::new(),
+            indices: Vec::new(),
+            levels: Vec::new(),
+            rows: 0,
+        }
+    }
+
+    fn nullable(&self) -> bool {
+        self.descr.max_def_level() > 0
+    }
+
+    fn append(&mut self, array: &ArrayRef) -> Result<()> {
+        let array = array
+            .as_any()
+            .downcast_ref::<DictionaryArray<UInt32Type>>()
+            .ok_or_else(|| ParquetError::General("not a dictionary of strings".into()))?;
+        let values = array
+            .values()
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| ParquetError::General("a dictionary of other than strings".into()))?;
+        // The batch's indices into the chunk's.
+        let remap: Vec<u32> = values
+            .iter()
+            .map(|value| self.slot(value.unwrap_or_default().as_bytes()))
+            .collect();
+        let keys = array.keys();
+        if !self.nullable() && keys.null_count() > 0 {
+            return Err(ParquetError::General(format!(
+                "nulls in required column {}",
+                self.descr.name()
+            )));
+        }
+        let lookup = |key: u32| remap.get(key as usize).copied().unwrap_or(0);
+        match keys.nulls().filter(|n| n.null_count() > 0) {
+            None => {
+                self.indices
+                    .extend(keys.values().iter().map(|&key| lookup(key)));
+                if self.nullable() {
+                    self.levels.resize(self.levels.len() + keys.len(), 1);
+                }
+            }
+            Some(nulls) => {
+                for (&key, valid) in keys.values().iter().zip(nulls.iter()) {
+                    self.levels.push(u8::from(valid));
+                    if valid {
+                        self.indices.push(lookup(key));
+                    }
+                }
+            }
+        }
+        self.rows += keys.len();
+        Ok(())
+    }
+
+    /// The index of `value` in the chunk's dictionary, adding it if new.
+    fn slot(&mut self, value: &[u8]) -> u32 {
+        if let Some(&slot) = self.slots.get(value) {
+            return slot;
+        }
+        let slot = self.slots.len() as u32;
+        self.page
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.page.extend_from_slice(value);
+        self.slots.insert(value.into(), slot);
+        slot
+    }
+
+    /// The chunk's pages (the dictionary page first) and what the row group records of it.
+    fn close(self) -> Result<(Bytes, ColumnCloseResult)> {
+        let width = bit_width(self.slots.len().saturating_sub(1) as u32);
+        let nullable = self.nullable();
+        let mut sink = TrackedWrite::new(Vec::new());
+        let mut writer = SerializedPageWriter::new(&mut sink);
+        let dictionary = writer.write_page(page(Page::DictionaryPage {
+            buf: Bytes::from(self.page),
+            num_values: self.slots.len() as u32,
+            encoding: Encoding::PLAIN,
+            is_sorted: false,
+        }))?;
+        let first_data = dictionary.bytes_written;
+        // Each page's rows: their levels and the indices of the non-null ones.
+        let mut indices = self.indices.as_slice();
+        let mut start = 0;
+        let mut body = Vec::new();
+        // Where each data page is, for readers that skip pages: the other columns have this too.
+        let mut locations = Vec::new();
+        while start < self.rows {
+            let end = (start + PAGE_ROWS).min(self.rows);
+            body.clear();
+            let values = if nullable {
+                let levels = &self.levels[start..end];
+                let mut encoded = Vec::new();
+                rle_hybrid(levels.iter().map(|&l| u32::from(l)), 1, &mut encoded);
+                body.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
+                body.extend_from_slice(&encoded);
+                levels.iter().filter(|&&l| l == 1).count()
+            } else {
+                end - start
+            };
+            let (mine, rest) = indices.split_at(values);
+            indices = rest;
+            body.push(width);
+            rle_hybrid(mine.iter().copied(), width, &mut body);
+            let spec = writer.write_page(page(Page::DataPage {
+                buf: Bytes::copy_from_slice(&body),
+                num_values: (end - start) as u32,
+                encoding: Encoding::RLE_DICTIONARY,
+                def_level_encoding: Encoding::RLE,
+                rep_level_encoding: Encoding::RLE,
+                statistics: None,
+            }))?;
+            locations.push(PageLocation {
+                offset: spec.offset as i64,
+                compressed_page_size: spec.bytes_written as i32,
+                first_row_index: start as i64,
+            });
+            start = end;
+        }
+        writer.close()?;
+        let bytes = sink.into_inner()?;
+        let metadata = ColumnChunkMetaData::builder(self.descr.clone())
+            .set_compression(Compression::UNCOMPRESSED)
+            .set_encodings(vec![
+                Encoding::PLAIN,
+                Encoding::RLE,
+                Encoding::RLE_DICTIONARY,
+            ])
+            .set_num_values(self.rows as i64)
+            .set_total_compressed_size(bytes.len() as i64)
+            .set_total_uncompressed_size(bytes.len() as i64)
+            .set_dictionary_page_offset(Some(0))
+            .set_data_page_offset(first_data as i64)
+            .build()?;
+        let close = ColumnCloseResult {
+            bytes_written: bytes.len() as u64,
+            rows_written: self.rows as u64,
+            metadata,
+            bloom_filter: None,
+            column_index: None,
+            offset_index: Some(OffsetIndexMetaData {
+                page_locations: locations,
+                unencoded_byte_array_data_bytes: None,
+            }),
+        };
+        Ok((Bytes::from(bytes), close))
+    }
+}
+
+/// An uncompressed page.
+fn page(page: Page) -> CompressedPage {
+    let size = page.buffer().len();
+    CompressedPage::new(page, size)
+}
+
+/// Bits needed for `max`: 0 for 0.
+fn bit_width(max: u32) -> u8 {
+    (32 - max.leading_zeros()) as u8
+}
+
+/// Bit-packed groups in one run, at most: readers such as the `parquet` crate's own keep a run's
+/// header to one byte.
+const MAX_GROUPS: usize = 63;
+
+/// Appends `values` in Parquet's RLE/bit-packing hybrid encoding at `width` bits each: runs of
+/// eight or more equal values as one repeated value, the rest bit-packed eight at a time (the
+/// last group padded with zeros).
+fn rle_hybrid(values: impl Iterator<Item = u32>, width: u8, out: &mut Vec<u8>) {
+    let values: Vec<u32> = values.collect();
+    let mut literals: Vec<u32> = Vec::new();
+    let mut i = 0;
+    while i < values.len() {
+        let run = values[i..].iter().take_while(|&&v| v == values[i]).count();
+        if run >= 8 && literals.len().is_multiple_of(8) {
+            bit_packed(&literals, width, out);
+            literals.clear();
+            uleb128((run as u64) << 1, out);
+            let bytes = usize::from(width).div_ceil(8);
+            out.extend_from_slice(&values[i].to_le_bytes()[..bytes]);
+            i += run;
+        } else {
+            literals.push(values[i]);
+            i += 1;
+        }
+    }
+    bit_packed(&literals, width, out);
+}
+
+/// Appends `values` bit-packed, in runs of at most [`MAX_GROUPS`] groups of eight.
+fn bit_packed(values: &[u32], width: u8, out: &mut Vec<u8>) {
+    for run in values.chunks(MAX_GROUPS * 8) {
+        let groups = run.len().div_ceil(8);
+        uleb128(((groups as u64) << 1) | 1, out);
+        let (mut bits, mut held) = (0u64, 0u32);
+        let padding = std::iter::repeat_n(0, groups * 8 - run.len());
+        for v in run.iter().copied().chain(padding) {
+            bits |= u64::from(v) << held;
+            held += u32::from(width);
+            while held >= 8 {
+                out.push(bits as u8);
+                bits >>= 8;
+                held -= 8;
+            }
+        }
+    }
+}
+
+/// Appends `n` as an unsigned LEB128 varint.
+fn uleb128(mut n: u64, out: &mut Vec<u8>) {
+    loop {
+        let byte = (n & 0x7f) as u8;
+        n >>= 7;
+        if n == 0 {
+            out.push(byte);
+            return;
+        }
+        out.push(byte | 0x80);
+    }
+}
+
+/// A dictionary array of `values` indexed by `keys` (`None`: null).
+pub fn dictionary(keys: arrow_array::UInt32Array, values: StringArray) -> Result<ArrayRef> {
+    DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values))
+        .map(|a| Arc::new(a) as ArrayRef)
+        .map_err(|e| ParquetError::General(e.to_string()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use arrow_array::{Int64Array, UInt32Array};
+    use arrow_schema::{Field, Schema};
+    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+
+    /// `values` as a dictionary array whose dictionary lists the distinct values in the order of
+    /// their last appearance (so each batch's indices differ from the chunk's).
+    fn staged(values: &[Option<String>]) -> ArrayRef {
+        let mut distinct: Vec<&str> = Vec::new();
+        for v in values.iter().rev().flatten() {
+            if !distinct.contains(&v.as_str()) {
+                distinct.push(v);
+            }
+        }
+        let keys: UInt32Array = values
+            .iter()
+            .map(|v| {
+                v.as_deref()
+                    .map(|v| distinct.iter().position(|d| *d == v).expect("listed") as u32)
+            })
+            .collect();
+        dictionary(keys, distinct.into_iter().map(Some).collect()).expect("valid")
+    }
+
+    /// Rows of a batch: a nullable string of 300 values (9-bit indices) with nulls, a required
+    /// one in long runs, one that is always the same (0-bit indices), and an integer.
+    fn rows(from: usize, n: usize) -> [Vec<Option<String>>; 3] {
+        let spread = (from..from + n)
+            .map(|i| (i % 7 != 3).then(|| format!("product-{}", (i * 31) % 300)))
+            .collect();
+        let runs = (from..from + n)
+            .map(|i| Some(format!("run-{}", (i / 1000) % 3)))
+            .collect();
+        let same = (from..from + n)
+            .map(|_| Some("generator".to_string()))
+            .collect();
+        [spread, runs, same]
+    }
+
+    #[test]
+    fn dictionary_columns_read_back_as_the_strings_staged() {
+        let schema = Arc::new(Schema::new(vec![
+            Field::new("spread", DataType::Utf8, true),
+            Field::new("runs", DataType::Utf8, false),
+            Field::new("same", DataType::Utf8, false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let staged_schema = Arc::new(Schema::new(vec![
+            Field::new("spread", dictionary_type(), true),
+            Field::new("runs", dictionary_type(), false),
+            Field::new("same", dictionary_type(), false),
+            Field::new("n", DataType::Int64, false),
+        ]));
+        let props =
+            crate::lake::FileSettings::default().properties(&schema, &["spread", "runs", "same"]);
+        // Row groups of 40,000 rows, cut inside the second batch; several pages per chunk.
+        let mut encoder =
+            FileEncoder::new(Vec::new(), schema.clone(), props, 40_000).expect("file");
+        let mut expected: [Vec<Option<String>>; 3] = Default::default();
+        let mut from = 0;
+        for n in [30_000, 1, 25_000, 7] {
+            let columns = rows(from, n);
+            let mut arrays: Vec<ArrayRef> = columns.iter().map(|c| staged(c)).collect();
+            arrays.push(Arc::new(Int64Array::from_iter_values(
+                (from..from + n).map(|i| i as i64),
+            )));
+            let batch = RecordBatch::try_new(staged_schema.clone(), arrays).expect("batch");
+            encoder.write(&batch).expect("written");
+            for (all, column) in expected.iter_mut().zip(columns) {
+                all.extend(column);
+            }
+            from += n;
+        }
+        let bytes = Bytes::from(encoder.finish().expect("finished"));
+
+        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("a Parquet file");
+        let metadata = reader.metadata().clone();
+        assert_eq!(metadata.num_row_groups(), 2);
+        for group in metadata.row_groups() {
+            for column in &group.columns()[..3] {
+                assert!(column.encodings().any(|e| e == Encoding::RLE_DICTIONARY));
+                assert_eq!(column.compression(), Compression::UNCOMPRESSED);
+            }
+        }
+        let mut got: [Vec<Option<String>>; 3] = Default::default();
+        let mut numbers = Vec::new();
+        for batch in reader.build().expect("reader") {
+            let batch = batch.expect("a batch");
+            assert_eq!(batch.schema(), schema, "read back as strings");
+            for (all, i) in got.iter_mut().zip(0..3) {
+                let strings = batch
+                    .column(i)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("strings");
+                all.extend(strings.iter().map(|s| s.map(str::to_string)));
+            }
+            let n = batch
+                .column(3)
+                .as_any()
+                .downcast_ref::<Int64Array>()
+                .expect("ints");
+            numbers.extend(n.values().iter().copied());
+        }
+        assert_eq!(numbers, (0..from as i64).collect::<Vec<_>>());
+        for (got, expected) in got.iter().zip(&expected) {
+            assert_eq!(got.len(), expected.len());
+            assert!(got == expected);
+        }
+        assert!(
+            expected[0].iter().any(Option::is_none),
+            "nulls were written"
+        );
+    }
+
+    #[test]
+    fn hybrid_runs_and_groups() {
+        // Eight equal values are one run: its header (8 << 1) and the value in one byte.
+        let mut out = Vec::new();
+        rle_hybrid([5u32; 8].into_iter(), 3, &mut out);
+        assert_eq!(out, [16, 5]);
+        // Fewer are one bit-packed group of eight, padded: header (1 << 1) | 1, then 3 bytes.
+        out.clear();
+        rle_hybrid([1u32, 2, 3].into_iter(), 3, &mut out);
+        assert_eq!(out, [3, 0b1101_0001, 0b0000_0000, 0]);
+        // With no bits per value, a run of any length is its header alone.
+        out.clear();
+        rle_hybrid(std::iter::repeat_n(0u32, 300), 0, &mut out);
+        assert_eq!(out, [0xd8, 0x04]);
+    }
+}
