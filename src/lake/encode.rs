@@ -278,7 +278,7 @@ impl DictionaryChunk {
             let values = if nullable {
                 let levels = &self.levels[start..end];
                 let mut encoded = Vec::new();
-                rle_hybrid(levels.iter().map(|&l| u32::from(l)), 1, &mut encoded);
+                rle_hybrid(levels, 1, &mut encoded);
                 body.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
                 body.extend_from_slice(&encoded);
                 levels.iter().filter(|&&l| l == 1).count()
@@ -288,7 +288,7 @@ impl DictionaryChunk {
             let (mine, rest) = indices.split_at(values);
             indices = rest;
             body.push(width);
-            rle_hybrid(mine.iter().copied(), width, &mut body);
+            rle_hybrid(mine, width, &mut body);
             let spec = writer.write_page(page(Page::DataPage {
                 buf: Bytes::copy_from_slice(&body),
                 num_values: (end - start) as u32,
@@ -349,44 +349,55 @@ fn bit_width(max: u32) -> u8 {
 /// header to one byte.
 const MAX_GROUPS: usize = 63;
 
-/// Appends `values` in Parquet's RLE/bit-packing hybrid encoding at `width` bits each: runs of
-/// eight or more equal values as one repeated value, the rest bit-packed eight at a time (the
-/// last group padded with zeros).
-fn rle_hybrid(values: impl Iterator<Item = u32>, width: u8, out: &mut Vec<u8>) {
-    let values: Vec<u32> = values.collect();
-    let mut literals: Vec<u32> = Vec::new();
+/// Appends `values` in Parquet's RLE/bit-packing hybrid encoding at `width` bits each: where
+/// a group of eight starts a run of eight or more equal values, the run as one repeated value;
+/// the rest bit-packed eight at a time (the last group padded with zeros).
+fn rle_hybrid<T: Copy + PartialEq + Into<u32>>(values: &[T], width: u8, out: &mut Vec<u8>) {
+    // Values not in a run yet, `values[literal..i]`: always whole groups but at the end.
+    let mut literal = 0;
     let mut i = 0;
     while i < values.len() {
-        let run = values[i..].iter().take_while(|&&v| v == values[i]).count();
-        if run >= 8 && literals.len().is_multiple_of(8) {
-            bit_packed(&literals, width, out);
-            literals.clear();
+        let v = values[i];
+        let run = values[i..].iter().take_while(|&&x| x == v).count();
+        if run >= 8 {
+            bit_packed(&values[literal..i], width, out);
             uleb128((run as u64) << 1, out);
             let bytes = usize::from(width).div_ceil(8);
-            out.extend_from_slice(&values[i].to_le_bytes()[..bytes]);
+            out.extend_from_slice(&v.into().to_le_bytes()[..bytes]);
             i += run;
+            literal = i;
         } else {
-            literals.push(values[i]);
-            i += 1;
+            i = (i + 8).min(values.len());
         }
     }
-    bit_packed(&literals, width, out);
+    bit_packed(&values[literal..], width, out);
 }
 
 /// Appends `values` bit-packed, in runs of at most [`MAX_GROUPS`] groups of eight.
-fn bit_packed(values: &[u32], width: u8, out: &mut Vec<u8>) {
+fn bit_packed<T: Copy + Into<u32>>(values: &[T], width: u8, out: &mut Vec<u8>) {
+    let w = usize::from(width);
     for run in values.chunks(MAX_GROUPS * 8) {
         let groups = run.len().div_ceil(8);
         uleb128(((groups as u64) << 1) | 1, out);
-        let (mut bits, mut held) = (0u64, 0u32);
-        let padding = std::iter::repeat_n(0, groups * 8 - run.len());
-        for v in run.iter().copied().chain(padding) {
-            bits |= u64::from(v) << held;
-            held += u32::from(width);
-            while held >= 8 {
-                out.push(bits as u8);
-                bits >>= 8;
-                held -= 8;
+        for group in run.chunks(8) {
+            // Eight values of `w` bits are `w` bytes, least significant bits first.
+            if w <= 16 {
+                let mut bits = 0u128;
+                for (k, &v) in group.iter().enumerate() {
+                    bits |= u128::from(v.into()) << (k * w);
+                }
+                out.extend_from_slice(&bits.to_le_bytes()[..w]);
+            } else {
+                let (mut bits, mut held) = (0u64, 0);
+                for k in 0..8 {
+                    bits |= u64::from(group.get(k).map_or(0, |&v| v.into())) << held;
+                    held += w;
+                    while held >= 8 {
+                        out.push(bits as u8);
+                        bits >>= 8;
+                        held -= 8;
+                    }
+                }
             }
         }
     }
@@ -423,17 +434,16 @@ mod tests {
     /// their last appearance (so each batch's indices differ from the chunk's).
     fn staged(values: &[Option<String>]) -> ArrayRef {
         let mut distinct: Vec<&str> = Vec::new();
+        let mut index: HashMap<&str, u32> = HashMap::new();
         for v in values.iter().rev().flatten() {
-            if !distinct.contains(&v.as_str()) {
+            index.entry(v.as_str()).or_insert_with(|| {
                 distinct.push(v);
-            }
+                distinct.len() as u32 - 1
+            });
         }
         let keys: UInt32Array = values
             .iter()
-            .map(|v| {
-                v.as_deref()
-                    .map(|v| distinct.iter().position(|d| *d == v).expect("listed") as u32)
-            })
+            .map(|v| v.as_deref().map(|v| index[v]))
             .collect();
         dictionary(keys, distinct.into_iter().map(Some).collect()).expect("valid")
     }
@@ -530,18 +540,48 @@ mod tests {
     }
 
     #[test]
+    fn dictionaries_of_more_than_65536_values_read_back() {
+        // 17-bit indices, past the width a group of eight packs into 128 bits.
+        let schema = Arc::new(Schema::new(vec![Field::new("id", DataType::Utf8, true)]));
+        let staged_schema = Arc::new(Schema::new(vec![Field::new("id", dictionary_type(), true)]));
+        let props = crate::lake::FileSettings::default().properties(&schema, &["id"]);
+        let mut encoder = FileEncoder::new(Vec::new(), schema, props, 1 << 20).expect("file");
+        let values: Vec<Option<String>> = (0..80_000)
+            .map(|i| (i % 11 != 0).then(|| format!("user-{}", i * 7919 % 80_021)))
+            .collect();
+        let batch = RecordBatch::try_new(staged_schema, vec![staged(&values)]).expect("batch");
+        encoder.write(&batch).expect("written");
+        let bytes = Bytes::from(encoder.finish().expect("finished"));
+        let mut got = Vec::new();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
+            .expect("a Parquet file")
+            .build()
+            .expect("reader")
+        {
+            let batch = batch.expect("a batch");
+            let strings = batch
+                .column(0)
+                .as_any()
+                .downcast_ref::<StringArray>()
+                .expect("strings");
+            got.extend(strings.iter().map(|s| s.map(str::to_string)));
+        }
+        assert!(got == values);
+    }
+
+    #[test]
     fn hybrid_runs_and_groups() {
         // Eight equal values are one run: its header (8 << 1) and the value in one byte.
         let mut out = Vec::new();
-        rle_hybrid([5u32; 8].into_iter(), 3, &mut out);
+        rle_hybrid(&[5u32; 8], 3, &mut out);
         assert_eq!(out, [16, 5]);
         // Fewer are one bit-packed group of eight, padded: header (1 << 1) | 1, then 3 bytes.
         out.clear();
-        rle_hybrid([1u32, 2, 3].into_iter(), 3, &mut out);
+        rle_hybrid(&[1u32, 2, 3], 3, &mut out);
         assert_eq!(out, [3, 0b1101_0001, 0b0000_0000, 0]);
         // With no bits per value, a run of any length is its header alone.
         out.clear();
-        rle_hybrid(std::iter::repeat_n(0u32, 300), 0, &mut out);
+        rle_hybrid(&[0u32; 300], 0, &mut out);
         assert_eq!(out, [0xd8, 0x04]);
     }
 }

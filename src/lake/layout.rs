@@ -8,6 +8,11 @@
 //! `event_date=YYYY-MM-DD/event_type=X/`, the date being the UTC day of `event_timestamp`.
 //! Dead letters have a table of their own: `reason`, `message`, `raw`, `_epoch`, `_source`,
 //! `_offset`, unpartitioned.
+//!
+//! Staged batches hold the string fields the projection interns (`product`, `country`,
+//! `source`) and `_source` as dictionary arrays: a row is the index of its value, found by the
+//! symbol the event already carries, and each value's bytes are copied once per epoch and
+//! partition. The file writer writes them as Parquet dictionary pages ([`super::encode`]).
 
 use std::collections::HashMap;
 use std::hash::BuildHasherDefault;
