@@ -166,34 +166,46 @@ impl<W: Write + Send> FileEncoder<W> {
 }
 
 /// One dictionary column's chunk in a row group: its distinct values as a plain-encoded
-/// dictionary page, and each row's index into it (or null).
+/// dictionary page, and pages of each row's index into it (or null). A data page is encoded as
+/// soon as it has [`PAGE_ROWS`] rows, with the bits its largest index needs so far (each page
+/// says its own width), so only one page of indices is ever held.
 struct DictionaryChunk {
     descr: ColumnDescPtr,
+    nullable: bool,
     /// The index of each distinct value.
     slots: HashMap<Box<[u8]>, u32>,
     /// The dictionary page: each value's length (4 bytes, little-endian) and bytes.
-    page: Vec<u8>,
-    /// Indices of the rows' values, nulls left out.
+    dictionary: Vec<u8>,
+    /// The open page's indices, nulls left out, and definition levels (1 for a value, 0 for a
+    /// null; a nullable column only).
     indices: Vec<u32>,
-    /// Definition levels, 1 for a value and 0 for a null (a nullable column only).
     levels: Vec<u8>,
+    page_rows: usize,
+    /// The data pages so far, headers included, and where each is.
+    pages: TrackedWrite<Vec<u8>>,
+    locations: Vec<PageLocation>,
     rows: usize,
+    /// A page's encoding, reused.
+    body: Vec<u8>,
+    encoded_levels: Vec<u8>,
 }
 
 impl DictionaryChunk {
     fn new(descr: ColumnDescPtr) -> Self {
         DictionaryChunk {
+            nullable: descr.max_def_level() > 0,
             descr,
             slots: HashMap::new(),
-            page: Vec::new(),
-            indices: Vec::new(),
+            dictionary: Vec::new(),
+            indices: Vec::with_capacity(PAGE_ROWS),
             levels: Vec::new(),
+            page_rows: 0,
+            pages: TrackedWrite::new(Vec::new()),
+            locations: Vec::new(),
             rows: 0,
+            body: Vec::new(),
+            encoded_levels: Vec::new(),
         }
-    }
-
-    fn nullable(&self) -> bool {
-        self.descr.max_def_level() > 0
     }
 
     fn append(&mut self, array: &ArrayRef) -> Result<()> {
@@ -212,31 +224,42 @@ impl DictionaryChunk {
             .map(|value| self.slot(value.unwrap_or_default().as_bytes()))
             .collect();
         let keys = array.keys();
-        if !self.nullable() && keys.null_count() > 0 {
+        let nulls = keys.nulls().filter(|n| n.null_count() > 0);
+        if !self.nullable && nulls.is_some() {
             return Err(ParquetError::General(format!(
                 "nulls in required column {}",
                 self.descr.name()
             )));
         }
         let lookup = |key: u32| remap.get(key as usize).copied().unwrap_or(0);
-        match keys.nulls().filter(|n| n.null_count() > 0) {
-            None => {
-                self.indices
-                    .extend(keys.values().iter().map(|&key| lookup(key)));
-                if self.nullable() {
-                    self.levels.resize(self.levels.len() + keys.len(), 1);
+        let mut at = 0;
+        while at < keys.len() {
+            let take = (PAGE_ROWS - self.page_rows).min(keys.len() - at);
+            let range = at..at + take;
+            match nulls {
+                None => {
+                    let page = &keys.values()[range];
+                    self.indices.extend(page.iter().map(|&key| lookup(key)));
+                    if self.nullable {
+                        self.levels.resize(self.levels.len() + take, 1);
+                    }
                 }
-            }
-            Some(nulls) => {
-                for (&key, valid) in keys.values().iter().zip(nulls.iter()) {
-                    self.levels.push(u8::from(valid));
-                    if valid {
-                        self.indices.push(lookup(key));
+                Some(nulls) => {
+                    for i in range {
+                        let valid = nulls.is_valid(i);
+                        self.levels.push(u8::from(valid));
+                        if valid {
+                            self.indices.push(lookup(keys.values()[i]));
+                        }
                     }
                 }
             }
+            self.page_rows += take;
+            at += take;
+            if self.page_rows == PAGE_ROWS {
+                self.write_page()?;
+            }
         }
-        self.rows += keys.len();
         Ok(())
     }
 
@@ -246,66 +269,69 @@ impl DictionaryChunk {
             return slot;
         }
         let slot = self.slots.len() as u32;
-        self.page
+        self.dictionary
             .extend_from_slice(&(value.len() as u32).to_le_bytes());
-        self.page.extend_from_slice(value);
+        self.dictionary.extend_from_slice(value);
         self.slots.insert(value.into(), slot);
         slot
     }
 
-    /// The chunk's pages (the dictionary page first) and what the row group records of it.
-    fn close(self) -> Result<(Bytes, ColumnCloseResult)> {
-        let width = bit_width(self.slots.len().saturating_sub(1) as u32);
-        let nullable = self.nullable();
-        let mut sink = TrackedWrite::new(Vec::new());
-        let mut writer = SerializedPageWriter::new(&mut sink);
-        let dictionary = writer.write_page(page(Page::DictionaryPage {
-            buf: Bytes::from(self.page),
-            num_values: self.slots.len() as u32,
-            encoding: Encoding::PLAIN,
-            is_sorted: false,
-        }))?;
-        let first_data = dictionary.bytes_written;
-        // Each page's rows: their levels and the indices of the non-null ones.
-        let mut indices = self.indices.as_slice();
-        let mut start = 0;
-        let mut body = Vec::new();
-        // Where each data page is, for readers that skip pages: the other columns have this too.
-        let mut locations = Vec::new();
-        while start < self.rows {
-            let end = (start + PAGE_ROWS).min(self.rows);
-            body.clear();
-            let values = if nullable {
-                let levels = &self.levels[start..end];
-                let mut encoded = Vec::new();
-                rle_hybrid(levels, 1, &mut encoded);
-                body.extend_from_slice(&(encoded.len() as u32).to_le_bytes());
-                body.extend_from_slice(&encoded);
-                levels.iter().filter(|&&l| l == 1).count()
-            } else {
-                end - start
-            };
-            let (mine, rest) = indices.split_at(values);
-            indices = rest;
-            body.push(width);
-            rle_hybrid(mine, width, &mut body);
-            let spec = writer.write_page(page(Page::DataPage {
-                buf: Bytes::copy_from_slice(&body),
-                num_values: (end - start) as u32,
-                encoding: Encoding::RLE_DICTIONARY,
-                def_level_encoding: Encoding::RLE,
-                rep_level_encoding: Encoding::RLE,
-                statistics: None,
-            }))?;
-            locations.push(PageLocation {
-                offset: spec.offset as i64,
-                compressed_page_size: spec.bytes_written as i32,
-                first_row_index: start as i64,
-            });
-            start = end;
+    /// Encodes the open page: its levels (a nullable column), then the indices' bit width and
+    /// the indices.
+    fn write_page(&mut self) -> Result<()> {
+        if self.page_rows == 0 {
+            return Ok(());
         }
-        writer.close()?;
-        let bytes = sink.into_inner()?;
+        let width = bit_width(self.slots.len().saturating_sub(1) as u32);
+        self.body.clear();
+        if self.nullable {
+            self.encoded_levels.clear();
+            rle_hybrid(&self.levels, 1, &mut self.encoded_levels);
+            self.body
+                .extend_from_slice(&(self.encoded_levels.len() as u32).to_le_bytes());
+            self.body.extend_from_slice(&self.encoded_levels);
+        }
+        self.body.push(width);
+        rle_hybrid(&self.indices, width, &mut self.body);
+        let spec = SerializedPageWriter::new(&mut self.pages).write_page(page(Page::DataPage {
+            buf: Bytes::copy_from_slice(&self.body),
+            num_values: self.page_rows as u32,
+            encoding: Encoding::RLE_DICTIONARY,
+            def_level_encoding: Encoding::RLE,
+            rep_level_encoding: Encoding::RLE,
+            statistics: None,
+        }))?;
+        // Where the page is, for readers that skip pages (the other columns have this too);
+        // its offset is moved past the dictionary page when the chunk closes.
+        self.locations.push(PageLocation {
+            offset: spec.offset as i64,
+            compressed_page_size: spec.bytes_written as i32,
+            first_row_index: self.rows as i64,
+        });
+        self.rows += self.page_rows;
+        self.page_rows = 0;
+        self.indices.clear();
+        self.levels.clear();
+        Ok(())
+    }
+
+    /// The chunk's pages (the dictionary page first) and what the row group records of it.
+    fn close(mut self) -> Result<(Bytes, ColumnCloseResult)> {
+        self.write_page()?;
+        let mut sink = TrackedWrite::new(Vec::new());
+        let dictionary =
+            SerializedPageWriter::new(&mut sink).write_page(page(Page::DictionaryPage {
+                buf: Bytes::from(std::mem::take(&mut self.dictionary)),
+                num_values: self.slots.len() as u32,
+                encoding: Encoding::PLAIN,
+                is_sorted: false,
+            }))?;
+        let first_data = dictionary.bytes_written;
+        let mut bytes = sink.into_inner()?;
+        bytes.extend_from_slice(&self.pages.into_inner()?);
+        for location in &mut self.locations {
+            location.offset += first_data as i64;
+        }
         let metadata = ColumnChunkMetaData::builder(self.descr.clone())
             .set_compression(Compression::UNCOMPRESSED)
             .set_encodings(vec![
@@ -326,7 +352,7 @@ impl DictionaryChunk {
             bloom_filter: None,
             column_index: None,
             offset_index: Some(OffsetIndexMetaData {
-                page_locations: locations,
+                page_locations: self.locations,
                 unencoded_byte_array_data_bytes: None,
             }),
         };
@@ -428,7 +454,9 @@ mod tests {
     use super::*;
     use arrow_array::{Int64Array, UInt32Array};
     use arrow_schema::{Field, Schema};
-    use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
+    use parquet::arrow::arrow_reader::{
+        ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
+    };
 
     /// `values` as a dictionary array whose dictionary lists the distinct values in the order of
     /// their last appearance (so each batch's indices differ from the chunk's).
@@ -499,7 +527,8 @@ mod tests {
         }
         let bytes = Bytes::from(encoder.finish().expect("finished"));
 
-        let reader = ParquetRecordBatchReaderBuilder::try_new(bytes).expect("a Parquet file");
+        let reader =
+            ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).expect("a Parquet file");
         let metadata = reader.metadata().clone();
         assert_eq!(metadata.num_row_groups(), 2);
         for group in metadata.row_groups() {
@@ -537,6 +566,41 @@ mod tests {
             expected[0].iter().any(Option::is_none),
             "nulls were written"
         );
+
+        // A reader that skips pages by the offset index: rows 25,000 to 34,999 of the first
+        // row group and 45,000 to 49,999 of the second, each column's pages found by location.
+        let options = ArrowReaderOptions::new().with_page_index(true);
+        let selection = RowSelection::from(vec![
+            RowSelector::skip(25_000),
+            RowSelector::select(10_000),
+            RowSelector::skip(10_000),
+            RowSelector::select(5_000),
+        ]);
+        let reader = ParquetRecordBatchReaderBuilder::try_new_with_options(bytes, options)
+            .expect("a Parquet file")
+            .with_row_selection(selection)
+            .build()
+            .expect("reader");
+        let mut selected: [Vec<Option<String>>; 3] = Default::default();
+        for batch in reader {
+            let batch = batch.expect("a batch");
+            for (all, i) in selected.iter_mut().zip(0..3) {
+                let strings = batch
+                    .column(i)
+                    .as_any()
+                    .downcast_ref::<StringArray>()
+                    .expect("strings");
+                all.extend(strings.iter().map(|s| s.map(str::to_string)));
+            }
+        }
+        for (selected, expected) in selected.iter().zip(&expected) {
+            let wanted: Vec<Option<String>> = expected[25_000..35_000]
+                .iter()
+                .chain(&expected[45_000..50_000])
+                .cloned()
+                .collect();
+            assert!(selected == &wanted);
+        }
     }
 
     #[test]
