@@ -52,7 +52,7 @@ pub struct FileEncoder<W: Write + Send> {
 
 enum Chunk {
     Arrow(Box<ArrowColumnWriter>),
-    Dictionary(DictionaryChunk),
+    Dictionary(Box<DictionaryChunk>),
 }
 
 impl<W: Write + Send> FileEncoder<W> {
@@ -110,7 +110,7 @@ impl<W: Write + Send> FileEncoder<W> {
                 .map(|(i, (writer, array))| {
                     if array.data_type() == &dictionary_type() {
                         let descr = self.writer.schema_descr().column(i);
-                        Chunk::Dictionary(DictionaryChunk::new(descr))
+                        Chunk::Dictionary(Box::new(DictionaryChunk::new(descr)))
                     } else {
                         Chunk::Arrow(Box::new(writer))
                     }
@@ -457,6 +457,7 @@ mod tests {
     use parquet::arrow::arrow_reader::{
         ArrowReaderOptions, ParquetRecordBatchReaderBuilder, RowSelection, RowSelector,
     };
+    use parquet::file::metadata::PageIndexPolicy;
 
     /// `values` as a dictionary array whose dictionary lists the distinct values in the order of
     /// their last appearance (so each batch's indices differ from the chunk's).
@@ -569,7 +570,7 @@ mod tests {
 
         // A reader that skips pages by the offset index: rows 25,000 to 34,999 of the first
         // row group and 45,000 to 49,999 of the second, each column's pages found by location.
-        let options = ArrowReaderOptions::new().with_page_index(true);
+        let options = ArrowReaderOptions::new().with_offset_index_policy(PageIndexPolicy::Required);
         let selection = RowSelection::from(vec![
             RowSelector::skip(25_000),
             RowSelector::select(10_000),
