@@ -108,16 +108,16 @@ fn stage_lines(
     layout: &Arc<Layout>,
     names: &Arc<SourceNames>,
     decoder: &mut Decoder,
+    interner: &mut Interner,
     lines: &[Vec<u8>],
     epoch: u64,
 ) -> Stage {
     let mut stage = Stage::new(layout.clone(), names.clone());
     let roles = Roles::of(layout.schema());
-    let mut interner = Interner::new(Arc::new(Symbols::default()));
     for (seq, line) in lines.iter().enumerate() {
         if let Ok(record) = decoder.decode(line) {
             let position = lambdaflow::event::Position::Generator { seq: seq as u64 };
-            let event = roles.project(&record, &mut interner);
+            let event = roles.project(&record, interner);
             stage.push(&record, &event, epoch, position);
         }
     }
@@ -132,6 +132,7 @@ fn parquet_encode(c: &mut Criterion) {
     let names = SourceNames::new(&[], &[]);
     let batch = lines(BATCH * 10);
     let mut decoder = Decoder::new(schema, 1 << 20);
+    let mut interner = Interner::new(Arc::new(Symbols::default()));
     let settings = FileSettings::default();
     let props = settings.properties(layout.data_schema(), &layout.dictionary_columns());
     let mut group = c.benchmark_group("parquet");
@@ -139,11 +140,11 @@ fn parquet_encode(c: &mut Criterion) {
     group.sample_size(20);
     group.bench_function("stage", |b| {
         b.iter(|| {
-            let mut stage = stage_lines(&layout, &names, &mut decoder, &batch, 0);
+            let mut stage = stage_lines(&layout, &names, &mut decoder, &mut interner, &batch, 0);
             black_box(stage.take().expect("batches").0.len())
         })
     });
-    let (parts, _) = stage_lines(&layout, &names, &mut decoder, &batch, 0)
+    let (parts, _) = stage_lines(&layout, &names, &mut decoder, &mut interner, &batch, 0)
         .take()
         .expect("batches");
     group.bench_function("encode", |b| {
@@ -182,6 +183,7 @@ fn commit(c: &mut Criterion) {
     let names = SourceNames::new(&[], &[]);
     let lines = lines(1000);
     let mut decoder = Decoder::new(schema, 1 << 20);
+    let mut interner = Interner::new(Arc::new(Symbols::default()));
     let rt = lambdaflow::lake::table::runtime().expect("runtime");
     let root = table_root(dir.path(), TableKind::Events);
     let mut table = Table::open(&rt, &root).expect("table");
@@ -201,7 +203,8 @@ fn commit(c: &mut Criterion) {
         b.iter_batched(
             || {
                 // Not timed: a data file of 1,000 events for the commit.
-                let mut stage = stage_lines(&layout, &names, &mut decoder, &lines, epoch);
+                let mut stage =
+                    stage_lines(&layout, &names, &mut decoder, &mut interner, &lines, epoch);
                 let mut files = Vec::new();
                 for (partition, batch) in stage.take().expect("batches").0 {
                     writer
