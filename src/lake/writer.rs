@@ -64,7 +64,7 @@ pub struct FileSettings {
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Codec {
     /// Snappy, as Spark and Delta Lake write by default: the fastest to write (the lake about
-    /// 10x smaller than the JSON in `lambdaflow bench`).
+    /// 13x smaller than the JSON in `lambdaflow bench`).
     Snappy,
     /// ZSTD at a level from 1 to 22: at level 3 about 2.2x smaller than Snappy, and about a
     /// sixth less throughput in `lambdaflow bench`.
