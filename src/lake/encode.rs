@@ -477,6 +477,16 @@ mod tests {
         dictionary(keys, distinct.into_iter().map(Some).collect()).expect("valid")
     }
 
+    /// The strings of column `i` of a batch read back.
+    fn strings(batch: &RecordBatch, i: usize) -> Vec<Option<String>> {
+        let strings = batch
+            .column(i)
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .expect("strings");
+        strings.iter().map(|s| s.map(str::to_string)).collect()
+    }
+
     /// Rows of a batch: a nullable string of 300 values (9-bit indices) with nulls, a required
     /// one in long runs, one that is always the same (0-bit indices), and an integer.
     fn rows(from: usize, n: usize) -> [Vec<Option<String>>; 3] {
@@ -544,12 +554,7 @@ mod tests {
             let batch = batch.expect("a batch");
             assert_eq!(batch.schema(), schema, "read back as strings");
             for (all, i) in got.iter_mut().zip(0..3) {
-                let strings = batch
-                    .column(i)
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("strings");
-                all.extend(strings.iter().map(|s| s.map(str::to_string)));
+                all.extend(strings(&batch, i));
             }
             let n = batch
                 .column(3)
@@ -586,12 +591,7 @@ mod tests {
         for batch in reader {
             let batch = batch.expect("a batch");
             for (all, i) in selected.iter_mut().zip(0..3) {
-                let strings = batch
-                    .column(i)
-                    .as_any()
-                    .downcast_ref::<StringArray>()
-                    .expect("strings");
-                all.extend(strings.iter().map(|s| s.map(str::to_string)));
+                all.extend(strings(&batch, i));
             }
         }
         for (selected, expected) in selected.iter().zip(&expected) {
@@ -623,13 +623,7 @@ mod tests {
             .build()
             .expect("reader")
         {
-            let batch = batch.expect("a batch");
-            let strings = batch
-                .column(0)
-                .as_any()
-                .downcast_ref::<StringArray>()
-                .expect("strings");
-            got.extend(strings.iter().map(|s| s.map(str::to_string)));
+            got.extend(strings(&batch.expect("a batch"), 0));
         }
         assert!(got == values);
     }
