@@ -71,7 +71,8 @@ impl Hasher for IdentityHasher {
     }
 }
 
-type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
+/// A map keyed by integers that are already hashes (symbols).
+pub(crate) type IdMap<V> = HashMap<u64, V, BuildHasherDefault<IdentityHasher>>;
 
 /// The process-wide table from symbols to strings.
 #[derive(Debug)]

@@ -47,7 +47,6 @@ pub struct FileEncoder<W: Write + Send> {
     columns: Option<Vec<Chunk>>,
     rows: usize,
     row_group_rows: usize,
-    row_groups: usize,
 }
 
 enum Chunk {
@@ -74,7 +73,6 @@ impl<W: Write + Send> FileEncoder<W> {
             columns: None,
             rows: 0,
             row_group_rows: row_group_rows.max(1),
-            row_groups: 0,
         })
     }
 
@@ -102,7 +100,8 @@ impl<W: Write + Send> FileEncoder<W> {
             )));
         }
         if self.columns.is_none() {
-            let writers = self.factory.create_column_writers(self.row_groups)?;
+            let index = self.writer.flushed_row_groups().len();
+            let writers = self.factory.create_column_writers(index)?;
             let columns = writers
                 .into_iter()
                 .zip(batch.columns())
@@ -154,7 +153,6 @@ impl<W: Write + Send> FileEncoder<W> {
         }
         group.close()?;
         self.rows = 0;
-        self.row_groups += 1;
         Ok(())
     }
 
@@ -443,10 +441,11 @@ fn uleb128(mut n: u64, out: &mut Vec<u8>) {
 }
 
 /// A dictionary array of `values` indexed by `keys` (`None`: null).
-pub fn dictionary(keys: arrow_array::UInt32Array, values: StringArray) -> Result<ArrayRef> {
-    DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values))
-        .map(|a| Arc::new(a) as ArrayRef)
-        .map_err(|e| ParquetError::General(e.to_string()))
+pub fn dictionary(
+    keys: arrow_array::UInt32Array,
+    values: StringArray,
+) -> std::result::Result<ArrayRef, arrow_schema::ArrowError> {
+    DictionaryArray::<UInt32Type>::try_new(keys, Arc::new(values)).map(|a| Arc::new(a) as ArrayRef)
 }
 
 #[cfg(test)]

@@ -14,8 +14,6 @@
 //! symbol the event already carries, and each value's bytes are copied once per epoch and
 //! partition. The file writer writes them as Parquet dictionary pages ([`super::encode`]).
 
-use std::collections::HashMap;
-use std::hash::BuildHasherDefault;
 use std::sync::Arc;
 
 use arrow_array::builder::{
@@ -27,7 +25,7 @@ use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaR
 
 use super::encode::{dictionary, dictionary_type};
 use crate::event::decode::Value;
-use crate::event::symbol::IdentityHasher;
+use crate::event::symbol::IdMap;
 use crate::event::time::{format_day, utc_day};
 use crate::event::{DeadLetter, Event, FieldType, Interned, Position, Record, Roles, Schema};
 
@@ -50,6 +48,8 @@ pub struct Layout {
     type_field: Option<usize>,
     /// For each data column, the interned field it is, if any: staged as a dictionary.
     interned: Vec<Option<Interned>>,
+    /// The columns staged and written as dictionaries: the interned ones and `_source`.
+    dictionary: Vec<String>,
     data: SchemaRef,
     dead: SchemaRef,
     /// The columns of staged batches: `data` and `dead` with the dictionary columns as such.
@@ -95,14 +95,22 @@ impl Layout {
         let roles = Roles::of(schema);
         let interned: Vec<Option<Interned>> = columns.iter().map(|&i| roles.interned(i)).collect();
         let dead = Arc::new(ArrowSchema::new(dead));
-        let staged_data = staged(&data, |i| i < interned.len() && interned[i].is_some());
-        let staged_dead = staged(&dead, |_| false);
+        let mut dictionary: Vec<String> = columns
+            .iter()
+            .zip(&interned)
+            .filter(|(_, interned)| interned.is_some())
+            .map(|(&i, _)| schema.fields[i].name.clone())
+            .collect();
+        dictionary.push(SOURCE_COLUMN.to_string());
+        let staged_data = staged(&data, &dictionary);
+        let staged_dead = staged(&dead, &dictionary);
         Layout {
             schema: schema.clone(),
             columns,
             date_field,
             type_field,
             interned,
+            dictionary,
             data,
             dead,
             staged_data,
@@ -112,15 +120,7 @@ impl Layout {
 
     /// The names of the columns written as dictionaries, in both tables.
     pub fn dictionary_columns(&self) -> Vec<&str> {
-        let mut out: Vec<&str> = self
-            .columns
-            .iter()
-            .zip(&self.interned)
-            .filter(|(_, interned)| interned.is_some())
-            .map(|(&i, _)| self.schema.fields[i].name.as_str())
-            .collect();
-        out.push(SOURCE_COLUMN);
-        out
+        self.dictionary.iter().map(String::as_str).collect()
     }
 
     /// The event schema.
@@ -171,14 +171,13 @@ impl Layout {
 /// The column naming where a record was read.
 const SOURCE_COLUMN: &str = "_source";
 
-/// `schema` with the data columns that `dictionary(index)` says, and `_source`, as dictionaries.
-fn staged(schema: &SchemaRef, dictionary: impl Fn(usize) -> bool) -> SchemaRef {
+/// `schema` with its `dictionary` columns as dictionaries.
+fn staged(schema: &SchemaRef, dictionary: &[String]) -> SchemaRef {
     let fields: Vec<ArrowField> = schema
         .fields()
         .iter()
-        .enumerate()
-        .map(|(i, f)| {
-            if dictionary(i) || f.name() == SOURCE_COLUMN {
+        .map(|f| {
+            if dictionary.contains(f.name()) {
                 ArrowField::new(f.name(), dictionary_type(), f.is_nullable())
             } else {
                 (**f).clone()
@@ -365,13 +364,11 @@ impl Column {
     }
 }
 
-type Slots = HashMap<u64, u32, BuildHasherDefault<IdentityHasher>>;
-
 /// A string column staged as a dictionary: each distinct value once, and each row's index.
 /// Values are told apart by a hash the caller already has (a symbol's), so a row costs one
 /// probe of a small table by an integer, and a value's bytes are copied once per epoch.
 struct Dictionary {
-    slots: Slots,
+    slots: IdMap<u32>,
     values: StringBuilder,
     keys: UInt32Builder,
 }
@@ -379,7 +376,7 @@ struct Dictionary {
 impl Dictionary {
     fn with_capacity(rows: usize) -> Self {
         Dictionary {
-            slots: Slots::default(),
+            slots: IdMap::default(),
             values: StringBuilder::new(),
             keys: UInt32Builder::with_capacity(rows),
         }
@@ -402,7 +399,6 @@ impl Dictionary {
     fn finish(&mut self) -> Result<ArrayRef, arrow_schema::ArrowError> {
         self.slots.clear();
         dictionary(self.keys.finish(), self.values.finish())
-            .map_err(|e| arrow_schema::ArrowError::ComputeError(e.to_string()))
     }
 }
 
@@ -556,10 +552,7 @@ impl MetaColumns {
         let named: StringArray = sources.iter().map(|&s| Some(names.name(s).0)).collect();
         self.runs.clear();
         out.push(Arc::new(Int64Array::from(epochs)));
-        out.push(
-            dictionary(UInt32Array::from(keys), named)
-                .map_err(|e| arrow_schema::ArrowError::ComputeError(e.to_string()))?,
-        );
+        out.push(dictionary(UInt32Array::from(keys), named)?);
         out.push(Arc::new(Int64Array::from(std::mem::take(
             &mut self.offsets,
         ))));
