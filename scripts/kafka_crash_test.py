@@ -103,10 +103,14 @@ def main(binary, workdir, bootstrap, topic, min_kills=20, seed=None):
     if offsets.returncode != 0:
         check(False, f"lambdaflow kafka: {offsets.stderr.strip()}")
     else:
+        same = True
         for p in json.loads(offsets.stdout)["partitions"]:
+            same &= p["group"] == p["lake"] == p["high"] and p["low"] == 0
             check(p["group"] == p["lake"] == p["high"] and p["low"] == 0,
                   f"{p['partition']}: group offset {p['group']}, lake {p['lake']}, end {p['high']}"
                   f" (kept from offset {p['low']})")
+        if not same:
+            print(f"the last run said: {final.stderr.strip() or '(nothing)'}")
     print("lake read back from outside:")
     failures += lake_check.main(data, ",".join(files), views_out)
     print(f"kills by phase: {dict(stats)}")

@@ -229,6 +229,11 @@ impl Pipeline {
             ),
             _ => None,
         };
+        if let (Some(committer), Some(meta)) = (&group_offsets, &resume) {
+            // A run killed between a lake commit and the group's left the group behind: the
+            // lake's offsets are the truth, and this run may read nothing new to commit again.
+            committer.offer(&meta.positions);
+        }
         let shared = Arc::new(Shared {
             group_offsets: Mutex::new(group_offsets),
             resume,
