@@ -2,10 +2,14 @@
 //! part of what is measured.
 //!
 //! Each worker has its own queue of chunks. In a closed loop a worker takes whole chunks as fast
-//! as it asks; in an open loop records are offered on a schedule (a rate per second in all,
-//! split evenly over the workers), released at most once a millisecond, the way a broker's fetch
-//! hands over what arrived since the last one. A worker that falls behind the schedule reads the
-//! backlog as fast as it can, and the source remembers how far behind it fell.
+//! as it asks, and once its own queue is empty it takes the last chunk of the longest other
+//! queue, as a split enumerator hands the splits left to whichever reader asks first (Flink's
+//! FLIP-27 sources, Spark's tasks): with fixed shares, the worker that had more to do besides
+//! reading (exchanged view updates, its file thread's turn on the CPU) went on alone for up to a
+//! tenth of the run at its end. In an open loop records are offered on a schedule (a rate per
+//! second in all, split evenly over the workers), released at most once a millisecond, the way a
+//! broker's fetch hands over what arrived since the last one. A worker that falls behind the
+//! schedule reads the backlog as fast as it can, and the source remembers how far behind it fell.
 //!
 //! The memory of the input is the benchmark's, not the pipeline's: a closed-loop worker hands its
 //! prepared chunks over whole, and the empty chunk it is given to fill in exchange is kept here
@@ -67,13 +71,29 @@ impl Prepared {
         self.max_behind.load(Ordering::Relaxed)
     }
 
-    fn next_chunk(&self, worker: usize) -> Option<Chunk> {
-        let chunk = self
+    /// Worker `worker`'s next chunk; with `steal`, once its own are gone, the last chunk of the
+    /// longest other queue.
+    fn next_chunk(&self, worker: usize, steal: bool) -> Option<Chunk> {
+        let len = |q: &Mutex<VecDeque<Chunk>>| q.lock().unwrap_or_else(|e| e.into_inner()).len();
+        let own = self
             .queues
             .get(worker)?
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .pop_front()?;
+            .pop_front();
+        let chunk = match own {
+            Some(chunk) => chunk,
+            None if steal => {
+                let longest = (0..self.queues.len())
+                    .filter(|&q| q != worker)
+                    .max_by_key(|&q| len(&self.queues[q]))?;
+                self.queues[longest]
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .pop_back()?
+            }
+            None => return None,
+        };
         self.held
             .fetch_sub(chunk.heap_bytes() as u64, Ordering::Relaxed);
         Some(chunk)
@@ -177,7 +197,7 @@ impl Source for MemorySource {
     fn poll(&mut self, chunk: &mut Chunk, max_records: usize) -> Result<Poll, SourceError> {
         let Some(rate) = self.rate else {
             // Closed loop: whole chunks, as fast as they are taken.
-            return Ok(match self.prepared.next_chunk(self.index) {
+            return Ok(match self.prepared.next_chunk(self.index, true) {
                 Some(mut next) => {
                     if let Some((_, last)) = next.iter().last() {
                         self.handed_over(last);
@@ -207,7 +227,7 @@ impl Source for MemorySource {
         let mut take = due.min(max_records as u64) as usize;
         while take > 0 {
             if self.current.is_none() {
-                match self.prepared.next_chunk(self.index) {
+                match self.prepared.next_chunk(self.index, false) {
                     Some(next) => self.current = Some((next, 0)),
                     None => break,
                 }
@@ -286,12 +306,39 @@ mod tests {
             prepared: prepared.clone(),
             rate: None,
         };
-        let mut one = MemorySource::new(&spec, 1, 2);
+        let (mut zero, mut one) = (
+            MemorySource::new(&spec, 0, 2),
+            MemorySource::new(&spec, 1, 2),
+        );
+        // Worker 1 reads its own share first, in order, then worker 0's from the back.
+        let mut chunk = Chunk::default();
+        assert!(matches!(zero.poll(&mut chunk, 100).unwrap(), Poll::Ready));
+        let first: Vec<u64> = chunk
+            .iter()
+            .map(|(raw, _)| std::str::from_utf8(raw).unwrap().parse().unwrap())
+            .collect();
+        assert_eq!(first, (0..50).map(|i| i * 2).collect::<Vec<u64>>());
         let seen = drain(&mut one);
-        assert_eq!(seen, (0..150).map(|i| i * 2 + 1).collect::<Vec<u64>>());
-        let mut positions = Vec::new();
-        one.positions(&mut positions);
-        assert_eq!(positions, vec![Position::Generator { seq: 301 }]);
+        let stolen = |c: u64| (c * 50..c * 50 + 50).map(|i| i * 2);
+        let want: Vec<u64> = (0..150)
+            .map(|i| i * 2 + 1)
+            .chain(stolen(2))
+            .chain(stolen(1))
+            .collect();
+        assert_eq!(seen, want);
+        assert!(drain(&mut zero).is_empty());
+        assert_eq!(prepared.held_bytes(), 0);
+    }
+
+    #[test]
+    fn open_loop_workers_read_only_their_own_share() {
+        let prepared = prepared(2, 2, 10);
+        let spec = MemorySpec {
+            prepared: prepared.clone(),
+            rate: Some(1e9),
+        };
+        let seen = drain(&mut MemorySource::new(&spec, 1, 2));
+        assert_eq!(seen, (0..20).map(|i| i * 2 + 1).collect::<Vec<u64>>());
         // Worker 0's share is still held.
         assert!(prepared.held_bytes() > 0);
         drain(&mut MemorySource::new(&spec, 0, 2));
