@@ -11,6 +11,10 @@
 //! broker's fetch hands over what arrived since the last one. A worker that falls behind the
 //! schedule reads the backlog as fast as it can, and the source remembers how far behind it fell.
 //!
+//! A position is the sequence number after the last record a worker handed over; once workers
+//! take each other's chunks it is no resume point, and nothing resumes from it: the benchmark
+//! writes a fresh lake every run.
+//!
 //! The memory of the input is the benchmark's, not the pipeline's: a closed-loop worker hands its
 //! prepared chunks over whole, and the empty chunk it is given to fill in exchange is kept here
 //! until the run ends, rather than freed inside the measured run (as a source reading into
@@ -310,7 +314,8 @@ mod tests {
             MemorySource::new(&spec, 0, 2),
             MemorySource::new(&spec, 1, 2),
         );
-        // Worker 1 reads its own share first, in order, then worker 0's from the back.
+        // Worker 0 takes its first chunk; worker 1 reads its own share in order, then what is
+        // left of worker 0's, from the back; worker 0 then finds nothing.
         let mut chunk = Chunk::default();
         assert!(matches!(zero.poll(&mut chunk, 100).unwrap(), Poll::Ready));
         let first: Vec<u64> = chunk
