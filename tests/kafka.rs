@@ -82,11 +82,7 @@ fn send_raw(bootstrap: &str, topic: &str, partition: i32, payloads: &[&[u8]]) ->
 /// For every partition of `events`: its end, the group's committed offset and the lake's offset
 /// (`lake info`) are one and the same.
 fn offsets_agree(bootstrap: &str, data: &Path, partitions: i32) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "lambdaflow")
-        .create()
-        .unwrap();
+    let consumer = group_member(bootstrap);
     let mut tpl = TopicPartitionList::new();
     tpl.add_partition_range("events", 0, partitions - 1);
     let committed = consumer
@@ -107,6 +103,16 @@ fn offsets_agree(bootstrap: &str, data: &Path, partitions: i32) {
         assert_eq!((group, lake_at), (high, high), "partition {p}");
     }
     drop(committed);
+}
+
+/// A consumer of the group `lambdaflow` commits to by default (it joins nothing: it only reads
+/// and commits the group's offsets).
+fn group_member(bootstrap: &str) -> BaseConsumer {
+    ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "lambdaflow")
+        .create()
+        .unwrap()
 }
 
 /// A mock cluster with a topic `events` of `partitions` partitions, and its bootstrap address.
@@ -254,11 +260,7 @@ fn every_message_lands_in_the_lake_once_whatever_the_workers() {
 
 /// Commits offset 0 for every partition of `events` to the group, as if nothing were read.
 fn rewind_group(bootstrap: &str, partitions: i32) {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "lambdaflow")
-        .create()
-        .unwrap();
+    let consumer = group_member(bootstrap);
     let mut tpl = TopicPartitionList::new();
     for p in 0..partitions {
         tpl.add_partition_offset("events", p, Offset::Offset(0))
