@@ -1,6 +1,7 @@
-//! Parquet files from staged batches: most columns through the `parquet` crate's Arrow column
-//! writers, and the columns staged as dictionaries (strings the views intern, and `_source`)
-//! written here as dictionary pages and bit-packed indices.
+//! Parquet files from staged batches: the columns staged as dictionaries (strings the views
+//! intern, and `_source`) written here as dictionary pages and bit-packed indices, the other
+//! string columns written here as plain pages compressed with Snappy, and the rest (numbers,
+//! times) through the `parquet` crate's Arrow column writers.
 //!
 //! The `parquet` crate can dictionary-encode a column too, but it hashes every value to find its
 //! index, and Arrow dictionary arrays are no exception: it looks each value up and hashes it
@@ -26,9 +27,10 @@ use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
-use parquet::file::properties::WriterProperties;
+use parquet::file::properties::{EnabledStatistics, WriterProperties};
 use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
+use parquet::schema::types::ColumnPath;
 
 /// The data type of a column staged as a dictionary: `u32` indices into string values.
 pub fn dictionary_type() -> DataType {
@@ -47,11 +49,15 @@ pub struct FileEncoder<W: Write + Send> {
     columns: Option<Vec<Chunk>>,
     rows: usize,
     row_group_rows: usize,
+    /// Per column: whether its strings go into plain pages written here ([`PlainChunk`]).
+    plain: Vec<bool>,
+    page_bytes: usize,
 }
 
 enum Chunk {
     Arrow(Box<ArrowColumnWriter>),
     Dictionary(Box<DictionaryChunk>),
+    Plain(Box<PlainChunk>),
 }
 
 impl<W: Write + Send> FileEncoder<W> {
@@ -64,6 +70,20 @@ impl<W: Write + Send> FileEncoder<W> {
         props: WriterProperties,
         row_group_rows: usize,
     ) -> Result<Self> {
+        // String columns with Snappy, no dictionary and no statistics (what the lake's settings
+        // give its plain strings): their pages are written here.
+        let plain = schema
+            .fields()
+            .iter()
+            .map(|field| {
+                let path = ColumnPath::from(field.name().as_str());
+                field.data_type() == &DataType::Utf8
+                    && props.compression(&path) == Compression::SNAPPY
+                    && !props.dictionary_enabled(&path)
+                    && props.statistics_enabled(&path) == EnabledStatistics::None
+            })
+            .collect();
+        let page_bytes = props.data_page_size_limit();
         let (writer, factory) =
             ArrowWriter::try_new(sink, schema.clone(), Some(props))?.into_serialized_writer()?;
         Ok(FileEncoder {
@@ -73,6 +93,8 @@ impl<W: Write + Send> FileEncoder<W> {
             columns: None,
             rows: 0,
             row_group_rows: row_group_rows.max(1),
+            plain,
+            page_bytes,
         })
     }
 
@@ -107,9 +129,11 @@ impl<W: Write + Send> FileEncoder<W> {
                 .zip(batch.columns())
                 .enumerate()
                 .map(|(i, (writer, array))| {
+                    let descr = || self.writer.schema_descr().column(i);
                     if array.data_type() == &dictionary_type() {
-                        let descr = self.writer.schema_descr().column(i);
-                        Chunk::Dictionary(Box::new(DictionaryChunk::new(descr)))
+                        Chunk::Dictionary(Box::new(DictionaryChunk::new(descr())))
+                    } else if self.plain[i] && array.data_type() == &DataType::Utf8 {
+                        Chunk::Plain(Box::new(PlainChunk::new(descr(), self.page_bytes)))
                     } else {
                         Chunk::Arrow(Box::new(writer))
                     }
@@ -130,6 +154,7 @@ impl<W: Write + Send> FileEncoder<W> {
                     }
                 }
                 Chunk::Dictionary(dictionary) => dictionary.append(array)?,
+                Chunk::Plain(plain) => plain.append(array)?,
             }
         }
         self.rows += batch.num_rows();
@@ -147,6 +172,10 @@ impl<W: Write + Send> FileEncoder<W> {
                 Chunk::Arrow(writer) => writer.close()?.append_to_row_group(&mut group)?,
                 Chunk::Dictionary(dictionary) => {
                     let (bytes, close) = dictionary.close()?;
+                    group.append_column(&bytes, close)?;
+                }
+                Chunk::Plain(plain) => {
+                    let (bytes, close) = plain.close()?;
                     group.append_column(&bytes, close)?;
                 }
             }
@@ -179,13 +208,9 @@ struct DictionaryChunk {
     indices: Vec<u32>,
     levels: Vec<u8>,
     page_rows: usize,
-    /// The data pages so far, headers included, and where each is.
-    pages: TrackedWrite<Vec<u8>>,
-    locations: Vec<PageLocation>,
-    rows: usize,
+    pages: Pages,
     /// A page's encoding, reused.
     body: Vec<u8>,
-    encoded_levels: Vec<u8>,
 }
 
 impl DictionaryChunk {
@@ -198,11 +223,8 @@ impl DictionaryChunk {
             indices: Vec::with_capacity(PAGE_ROWS),
             levels: Vec::new(),
             page_rows: 0,
-            pages: TrackedWrite::new(Vec::new()),
-            locations: Vec::new(),
-            rows: 0,
+            pages: Pages::default(),
             body: Vec::new(),
-            encoded_levels: Vec::new(),
         }
     }
 
@@ -283,30 +305,18 @@ impl DictionaryChunk {
         let width = bit_width(self.slots.len().saturating_sub(1) as u32);
         self.body.clear();
         if self.nullable {
-            self.encoded_levels.clear();
-            rle_hybrid(&self.levels, 1, &mut self.encoded_levels);
-            self.body
-                .extend_from_slice(&(self.encoded_levels.len() as u32).to_le_bytes());
-            self.body.extend_from_slice(&self.encoded_levels);
+            definition_levels(&self.levels, &mut self.body);
         }
         self.body.push(width);
         rle_hybrid(&self.indices, width, &mut self.body);
-        let spec = SerializedPageWriter::new(&mut self.pages).write_page(page(Page::DataPage {
-            buf: Bytes::copy_from_slice(&self.body),
-            num_values: self.page_rows as u32,
-            encoding: Encoding::RLE_DICTIONARY,
-            def_level_encoding: Encoding::RLE,
-            rep_level_encoding: Encoding::RLE,
-            statistics: None,
-        }))?;
-        // Where the page is, for readers that skip pages (the other columns have this too);
-        // its offset is moved past the dictionary page when the chunk closes.
-        self.locations.push(PageLocation {
-            offset: spec.offset as i64,
-            compressed_page_size: spec.bytes_written as i32,
-            first_row_index: self.rows as i64,
-        });
-        self.rows += self.page_rows;
+        self.pages.push(
+            page(data_page(
+                Bytes::copy_from_slice(&self.body),
+                self.page_rows,
+                Encoding::RLE_DICTIONARY,
+            )),
+            self.page_rows,
+        )?;
         self.page_rows = 0;
         self.indices.clear();
         self.levels.clear();
@@ -324,12 +334,6 @@ impl DictionaryChunk {
                 encoding: Encoding::PLAIN,
                 is_sorted: false,
             }))?;
-        let first_data = dictionary.bytes_written;
-        let mut bytes = sink.into_inner()?;
-        bytes.extend_from_slice(&self.pages.into_inner()?);
-        for location in &mut self.locations {
-            location.offset += first_data as i64;
-        }
         let metadata = ColumnChunkMetaData::builder(self.descr.clone())
             .set_compression(Compression::UNCOMPRESSED)
             .set_encodings(vec![
@@ -337,10 +341,172 @@ impl DictionaryChunk {
                 Encoding::RLE,
                 Encoding::RLE_DICTIONARY,
             ])
+            .set_dictionary_page_offset(Some(0));
+        self.pages
+            .close(metadata, (sink.into_inner()?, dictionary.uncompressed_size))
+    }
+}
+
+/// A plain string column's chunk in a row group: each value's length (4 bytes, little-endian)
+/// and bytes, and definition levels for a nullable column, in data pages of at most
+/// `page_bytes` of values or [`PAGE_ROWS`] rows, compressed with Snappy.
+///
+/// The same pages as the `parquet` crate's Arrow writer makes of them, with less on the way: no
+/// definition levels computed for a column without nulls, and one buffer for a page and one for
+/// its compression, both reused (the crate's codec zeroes a fresh buffer for every page).
+struct PlainChunk {
+    descr: ColumnDescPtr,
+    nullable: bool,
+    page_bytes: usize,
+    /// The open page's values, encoded, and definition levels (a nullable column only).
+    values: Vec<u8>,
+    levels: Vec<u8>,
+    page_rows: usize,
+    pages: Pages,
+    /// A page before and after compression, reused.
+    body: Vec<u8>,
+    compressed: Vec<u8>,
+    snappy: snap::raw::Encoder,
+}
+
+impl PlainChunk {
+    fn new(descr: ColumnDescPtr, page_bytes: usize) -> Self {
+        PlainChunk {
+            nullable: descr.max_def_level() > 0,
+            descr,
+            page_bytes: page_bytes.max(1),
+            values: Vec::with_capacity(page_bytes + (64 << 10)),
+            levels: Vec::new(),
+            page_rows: 0,
+            pages: Pages::default(),
+            body: Vec::new(),
+            compressed: Vec::new(),
+            snappy: snap::raw::Encoder::new(),
+        }
+    }
+
+    fn append(&mut self, array: &ArrayRef) -> Result<()> {
+        let array = array
+            .as_any()
+            .downcast_ref::<StringArray>()
+            .ok_or_else(|| ParquetError::General("not an array of strings".into()))?;
+        let nulls = array.nulls().filter(|n| n.null_count() > 0);
+        if !self.nullable && nulls.is_some() {
+            return Err(ParquetError::General(format!(
+                "nulls in required column {}",
+                self.descr.name()
+            )));
+        }
+        let (offsets, bytes) = (array.value_offsets(), array.value_data());
+        for i in 0..array.len() {
+            let valid = nulls.is_none_or(|n| n.is_valid(i));
+            if self.nullable {
+                self.levels.push(u8::from(valid));
+            }
+            if valid {
+                let value = &bytes[offsets[i] as usize..offsets[i + 1] as usize];
+                self.values
+                    .extend_from_slice(&(value.len() as u32).to_le_bytes());
+                self.values.extend_from_slice(value);
+            }
+            self.page_rows += 1;
+            if self.values.len() >= self.page_bytes || self.page_rows == PAGE_ROWS {
+                self.write_page()?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compresses and writes the open page: its levels (a nullable column), then its values.
+    fn write_page(&mut self) -> Result<()> {
+        if self.page_rows == 0 {
+            return Ok(());
+        }
+        let body = if self.nullable {
+            self.body.clear();
+            definition_levels(&self.levels, &mut self.body);
+            self.body.extend_from_slice(&self.values);
+            &self.body
+        } else {
+            &self.values
+        };
+        let room = snap::raw::max_compress_len(body.len());
+        if self.compressed.len() < room {
+            self.compressed.resize(room, 0);
+        }
+        let n = self
+            .snappy
+            .compress(body, &mut self.compressed)
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
+        let page = data_page(
+            Bytes::copy_from_slice(&self.compressed[..n]),
+            self.page_rows,
+            Encoding::PLAIN,
+        );
+        self.pages
+            .push(CompressedPage::new(page, body.len()), self.page_rows)?;
+        self.page_rows = 0;
+        self.values.clear();
+        self.levels.clear();
+        Ok(())
+    }
+
+    /// The chunk's pages and what the row group records of it.
+    fn close(mut self) -> Result<(Bytes, ColumnCloseResult)> {
+        self.write_page()?;
+        let metadata = ColumnChunkMetaData::builder(self.descr.clone())
+            .set_compression(Compression::SNAPPY)
+            .set_encodings(vec![Encoding::PLAIN, Encoding::RLE]);
+        self.pages.close(metadata, (Vec::new(), 0))
+    }
+}
+
+/// A column chunk's data pages as they are written, headers included, and where each is.
+#[derive(Default)]
+struct Pages {
+    sink: Vec<u8>,
+    locations: Vec<PageLocation>,
+    rows: usize,
+    /// The pages' size before compression, headers included.
+    uncompressed: usize,
+}
+
+impl Pages {
+    fn push(&mut self, page: CompressedPage, rows: usize) -> Result<()> {
+        let offset = self.sink.len() as i64;
+        let mut sink = TrackedWrite::new(&mut self.sink);
+        let spec = SerializedPageWriter::new(&mut sink).write_page(page)?;
+        sink.into_inner()?;
+        // Where the page is, for readers that skip pages (the `parquet` crate's writers record
+        // this for the other columns); moved past anything before the data pages on closing.
+        self.locations.push(PageLocation {
+            offset,
+            compressed_page_size: spec.bytes_written as i32,
+            first_row_index: self.rows as i64,
+        });
+        self.uncompressed += spec.uncompressed_size;
+        self.rows += rows;
+        Ok(())
+    }
+
+    /// The chunk: `prefix` (a dictionary page and its size before compression, or nothing)
+    /// then the data pages, and what the row group records of it, `metadata` completed with
+    /// sizes, counts and offsets.
+    fn close(
+        mut self,
+        metadata: parquet::file::metadata::ColumnChunkMetaDataBuilder,
+        prefix: (Vec<u8>, usize),
+    ) -> Result<(Bytes, ColumnCloseResult)> {
+        let (mut bytes, prefix_uncompressed) = prefix;
+        let first_data = bytes.len();
+        bytes.extend_from_slice(&self.sink);
+        for location in &mut self.locations {
+            location.offset += first_data as i64;
+        }
+        let metadata = metadata
             .set_num_values(self.rows as i64)
             .set_total_compressed_size(bytes.len() as i64)
-            .set_total_uncompressed_size(bytes.len() as i64)
-            .set_dictionary_page_offset(Some(0))
+            .set_total_uncompressed_size((prefix_uncompressed + self.uncompressed) as i64)
             .set_data_page_offset(first_data as i64)
             .build()?;
         let close = ColumnCloseResult {
@@ -356,6 +522,28 @@ impl DictionaryChunk {
         };
         Ok((Bytes::from(bytes), close))
     }
+}
+
+/// A data page (version 1) of `rows` rows, without statistics.
+fn data_page(buf: Bytes, rows: usize, encoding: Encoding) -> Page {
+    Page::DataPage {
+        buf,
+        num_values: rows as u32,
+        encoding,
+        def_level_encoding: Encoding::RLE,
+        rep_level_encoding: Encoding::RLE,
+        statistics: None,
+    }
+}
+
+/// Appends definition levels (1 a value, 0 a null) as a data page version 1 has them: their
+/// length in bytes, then the levels in the RLE/bit-packing hybrid at one bit each.
+fn definition_levels(levels: &[u8], out: &mut Vec<u8>) {
+    let at = out.len();
+    out.extend_from_slice(&[0; 4]);
+    rle_hybrid(levels, 1, out);
+    let len = (out.len() - at - 4) as u32;
+    out[at..at + 4].copy_from_slice(&len.to_le_bytes());
 }
 
 /// An uncompressed page.
@@ -502,18 +690,23 @@ mod tests {
     }
 
     #[test]
-    fn dictionary_columns_read_back_as_the_strings_staged() {
+    fn dictionary_and_plain_columns_read_back_as_the_strings_staged() {
+        // Three dictionary columns, then the first two's strings again as plain columns.
         let schema = Arc::new(Schema::new(vec![
             Field::new("spread", DataType::Utf8, true),
             Field::new("runs", DataType::Utf8, false),
             Field::new("same", DataType::Utf8, false),
             Field::new("n", DataType::Int64, false),
+            Field::new("text", DataType::Utf8, true),
+            Field::new("label", DataType::Utf8, false),
         ]));
         let staged_schema = Arc::new(Schema::new(vec![
             Field::new("spread", dictionary_type(), true),
             Field::new("runs", dictionary_type(), false),
             Field::new("same", dictionary_type(), false),
             Field::new("n", DataType::Int64, false),
+            Field::new("text", DataType::Utf8, true),
+            Field::new("label", DataType::Utf8, false),
         ]));
         let props =
             crate::lake::FileSettings::default().properties(&schema, &["spread", "runs", "same"]);
@@ -528,6 +721,8 @@ mod tests {
             arrays.push(Arc::new(Int64Array::from_iter_values(
                 (from..from + n).map(|i| i as i64),
             )));
+            arrays.push(Arc::new(StringArray::from(columns[0].clone())));
+            arrays.push(Arc::new(StringArray::from(columns[1].clone())));
             let batch = RecordBatch::try_new(staged_schema.clone(), arrays).expect("batch");
             encoder.write(&batch).expect("written");
             for (all, column) in expected.iter_mut().zip(columns) {
@@ -546,13 +741,29 @@ mod tests {
                 assert!(column.encodings().any(|e| e == Encoding::RLE_DICTIONARY));
                 assert_eq!(column.compression(), Compression::UNCOMPRESSED);
             }
+            for column in &group.columns()[4..] {
+                assert!(
+                    column
+                        .encodings()
+                        .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE))
+                );
+                assert_eq!(column.compression(), Compression::SNAPPY);
+                assert!(column.compressed_size() < column.uncompressed_size());
+            }
         }
+        let plain = |got: &[Vec<Option<String>>; 3], expected: &[Vec<Option<String>>; 3]| {
+            assert!(got[0] == expected[0] && got[1] == expected[1]);
+        };
         let mut got: [Vec<Option<String>>; 3] = Default::default();
+        let mut got_plain: [Vec<Option<String>>; 3] = Default::default();
         let mut numbers = Vec::new();
         for batch in reader.build().expect("reader") {
             let batch = batch.expect("a batch");
             assert_eq!(batch.schema(), schema, "read back as strings");
             for (all, i) in got.iter_mut().zip(0..3) {
+                all.extend(strings(&batch, i));
+            }
+            for (all, i) in got_plain.iter_mut().zip(4..6) {
                 all.extend(strings(&batch, i));
             }
             let n = batch
@@ -567,6 +778,7 @@ mod tests {
             assert_eq!(got.len(), expected.len());
             assert!(got == expected);
         }
+        plain(&got_plain, &expected);
         assert!(
             expected[0].iter().any(Option::is_none),
             "nulls were written"
@@ -587,20 +799,25 @@ mod tests {
             .build()
             .expect("reader");
         let mut selected: [Vec<Option<String>>; 3] = Default::default();
+        let mut selected_plain: [Vec<Option<String>>; 3] = Default::default();
         for batch in reader {
             let batch = batch.expect("a batch");
             for (all, i) in selected.iter_mut().zip(0..3) {
                 all.extend(strings(&batch, i));
             }
+            for (all, i) in selected_plain.iter_mut().zip(4..6) {
+                all.extend(strings(&batch, i));
+            }
         }
-        for (selected, expected) in selected.iter().zip(&expected) {
-            let wanted: Vec<Option<String>> = expected[25_000..35_000]
+        let wanted = expected.map(|column| {
+            column[25_000..35_000]
                 .iter()
-                .chain(&expected[45_000..50_000])
+                .chain(&column[45_000..50_000])
                 .cloned()
-                .collect();
-            assert!(selected == &wanted);
-        }
+                .collect::<Vec<_>>()
+        });
+        assert!(selected == wanted);
+        plain(&selected_plain, &wanted);
     }
 
     #[test]
