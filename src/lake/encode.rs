@@ -499,7 +499,11 @@ impl Pages {
     ) -> Result<(Bytes, ColumnCloseResult)> {
         let (mut bytes, prefix_uncompressed) = prefix;
         let first_data = bytes.len();
-        bytes.extend_from_slice(&self.sink);
+        if bytes.is_empty() {
+            bytes = std::mem::take(&mut self.sink);
+        } else {
+            bytes.extend_from_slice(&self.sink);
+        }
         for location in &mut self.locations {
             location.offset += first_data as i64;
         }
