@@ -52,6 +52,7 @@ pub struct FileEncoder<W: Write + Send> {
     /// Per column: whether its strings go into plain pages written here ([`PlainChunk`]).
     plain: Vec<bool>,
     page_bytes: usize,
+    scratch: Scratch,
 }
 
 enum Chunk {
@@ -95,6 +96,7 @@ impl<W: Write + Send> FileEncoder<W> {
             row_group_rows: row_group_rows.max(1),
             plain,
             page_bytes,
+            scratch: Scratch::default(),
         })
     }
 
@@ -154,7 +156,7 @@ impl<W: Write + Send> FileEncoder<W> {
                     }
                 }
                 Chunk::Dictionary(dictionary) => dictionary.append(array)?,
-                Chunk::Plain(plain) => plain.append(array)?,
+                Chunk::Plain(plain) => plain.append(array, &mut self.scratch)?,
             }
         }
         self.rows += batch.num_rows();
@@ -175,7 +177,7 @@ impl<W: Write + Send> FileEncoder<W> {
                     group.append_column(&bytes, close)?;
                 }
                 Chunk::Plain(plain) => {
-                    let (bytes, close) = plain.close()?;
+                    let (bytes, close) = plain.close(&mut self.scratch)?;
                     group.append_column(&bytes, close)?;
                 }
             }
@@ -352,8 +354,8 @@ impl DictionaryChunk {
 /// `page_bytes` of values or [`PAGE_ROWS`] rows, compressed with Snappy.
 ///
 /// The same pages as the `parquet` crate's Arrow writer makes of them, with less on the way: no
-/// definition levels computed for a column without nulls, and one buffer for a page and one for
-/// its compression, both reused (the crate's codec zeroes a fresh buffer for every page).
+/// definition levels computed for a column without nulls, and the buffers a page is compressed
+/// in reused by every page of the file (the crate's codec zeroes a fresh buffer for every page).
 struct PlainChunk {
     descr: ColumnDescPtr,
     nullable: bool,
@@ -363,10 +365,23 @@ struct PlainChunk {
     levels: Vec<u8>,
     page_rows: usize,
     pages: Pages,
-    /// A page before and after compression, reused.
+}
+
+/// What a file's plain pages are compressed with: a page with its levels, and its compression.
+struct Scratch {
     body: Vec<u8>,
     compressed: Vec<u8>,
     snappy: snap::raw::Encoder,
+}
+
+impl Default for Scratch {
+    fn default() -> Self {
+        Scratch {
+            body: Vec::new(),
+            compressed: Vec::new(),
+            snappy: snap::raw::Encoder::new(),
+        }
+    }
 }
 
 impl PlainChunk {
@@ -375,17 +390,14 @@ impl PlainChunk {
             nullable: descr.max_def_level() > 0,
             descr,
             page_bytes: page_bytes.max(1),
-            values: Vec::with_capacity(page_bytes + (64 << 10)),
+            values: Vec::new(),
             levels: Vec::new(),
             page_rows: 0,
             pages: Pages::default(),
-            body: Vec::new(),
-            compressed: Vec::new(),
-            snappy: snap::raw::Encoder::new(),
         }
     }
 
-    fn append(&mut self, array: &ArrayRef) -> Result<()> {
+    fn append(&mut self, array: &ArrayRef, scratch: &mut Scratch) -> Result<()> {
         let array = array
             .as_any()
             .downcast_ref::<StringArray>()
@@ -411,35 +423,35 @@ impl PlainChunk {
             }
             self.page_rows += 1;
             if self.values.len() >= self.page_bytes || self.page_rows == PAGE_ROWS {
-                self.write_page()?;
+                self.write_page(scratch)?;
             }
         }
         Ok(())
     }
 
     /// Compresses and writes the open page: its levels (a nullable column), then its values.
-    fn write_page(&mut self) -> Result<()> {
+    fn write_page(&mut self, scratch: &mut Scratch) -> Result<()> {
         if self.page_rows == 0 {
             return Ok(());
         }
         let body = if self.nullable {
-            self.body.clear();
-            definition_levels(&self.levels, &mut self.body);
-            self.body.extend_from_slice(&self.values);
-            &self.body
+            scratch.body.clear();
+            definition_levels(&self.levels, &mut scratch.body);
+            scratch.body.extend_from_slice(&self.values);
+            &scratch.body
         } else {
             &self.values
         };
         let room = snap::raw::max_compress_len(body.len());
-        if self.compressed.len() < room {
-            self.compressed.resize(room, 0);
+        if scratch.compressed.len() < room {
+            scratch.compressed.resize(room, 0);
         }
-        let n = self
+        let n = scratch
             .snappy
-            .compress(body, &mut self.compressed)
+            .compress(body, &mut scratch.compressed)
             .map_err(|e| ParquetError::External(Box::new(e)))?;
         let page = data_page(
-            Bytes::copy_from_slice(&self.compressed[..n]),
+            Bytes::copy_from_slice(&scratch.compressed[..n]),
             self.page_rows,
             Encoding::PLAIN,
         );
@@ -452,8 +464,8 @@ impl PlainChunk {
     }
 
     /// The chunk's pages and what the row group records of it.
-    fn close(mut self) -> Result<(Bytes, ColumnCloseResult)> {
-        self.write_page()?;
+    fn close(mut self, scratch: &mut Scratch) -> Result<(Bytes, ColumnCloseResult)> {
+        self.write_page(scratch)?;
         let metadata = ColumnChunkMetaData::builder(self.descr.clone())
             .set_compression(Compression::SNAPPY)
             .set_encodings(vec![Encoding::PLAIN, Encoding::RLE]);
