@@ -111,9 +111,11 @@ where
         P: IntoIterator<Item = (G, I)>,
         L: FnMut(D) -> P + 'static,
     {
-        let pairs = crate::presum::presum(self, name, move |d| {
-            logic(d).into_iter().map(|pair| (pair, 1isize))
-        });
+        let pairs = crate::presum::presum::<crate::presum::Hashed<_, _>, _, _, _, _, _, _>(
+            self,
+            name,
+            move |d| logic(d).into_iter().map(|pair| (pair, 1isize)),
+        );
         counts(pairs, name)
     }
 }

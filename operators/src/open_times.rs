@@ -21,12 +21,6 @@ pub(crate) trait State: Default {
     fn is_empty(&self) -> bool;
 }
 
-impl<K, V, H: Default> State for std::collections::HashMap<K, V, H> {
-    fn is_empty(&self) -> bool {
-        self.is_empty()
-    }
-}
-
 impl<D> State for Vec<D> {
     fn is_empty(&self) -> bool {
         self.is_empty()

@@ -2,7 +2,7 @@
 
 use std::collections::HashMap;
 use std::collections::hash_map::Entry;
-use std::hash::Hash;
+use std::hash::{BuildHasher, Hash};
 
 use differential_dataflow::difference::{Multiply, Semigroup};
 use differential_dataflow::{AsCollection, VecCollection};
@@ -13,11 +13,101 @@ use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
 use timely::dataflow::operators::{InputCapability, Operator};
 
-use crate::open_times::OpenTimes;
+use crate::open_times::{OpenTimes, State};
 use timely::order::TotalOrder;
 use timely::progress::Timestamp;
 
-type Sums<K, A> = HashMap<K, A, foldhash::fast::RandomState>;
+type Table<K, A> = HashMap<K, A, foldhash::fast::RandomState>;
+
+/// What a time's sums per key are kept in.
+pub(crate) trait Sums<K, A>: State {
+    /// Adds `amount` to the sum of `key`.
+    fn add(&mut self, key: K, amount: A);
+
+    /// Every key's sum, zeros included, leaving the sums empty.
+    fn drain(&mut self) -> impl Iterator<Item = (K, A)> + '_;
+}
+
+/// Sums in a hash table: one probe per addition. For keys that do not recur close together,
+/// such as (day, user) pairs.
+pub(crate) struct Hashed<K, A>(Table<K, A>);
+
+impl<K, A> Default for Hashed<K, A> {
+    fn default() -> Self {
+        Hashed(Table::default())
+    }
+}
+
+impl<K, A> State for Hashed<K, A> {
+    fn is_empty(&self) -> bool {
+        self.0.is_empty()
+    }
+}
+
+impl<K: Eq + Hash, A: Semigroup> Sums<K, A> for Hashed<K, A> {
+    fn add(&mut self, key: K, amount: A) {
+        add_to(&mut self.0, key, amount);
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = (K, A)> + '_ {
+        self.0.drain()
+    }
+}
+
+/// Slots of [`Recent`]'s cache.
+const RECENT: usize = 256;
+
+/// Sums in a hash table behind a small direct-mapped cache of the keys added last, each with
+/// its running sum. For keys that recur close together: an event-time stream's minute, and the
+/// event types, countries and sources seen in it. A key found in the cache costs a hash and a
+/// comparison instead of a table probe; a key that takes another's slot moves that one's sum
+/// into the table.
+pub(crate) struct Recent<K, A> {
+    table: Table<K, A>,
+    /// Empty until the first addition: a time opened and never added to allocates nothing.
+    slots: Vec<Option<(K, A)>>,
+}
+
+impl<K, A> Default for Recent<K, A> {
+    fn default() -> Self {
+        Recent {
+            table: Table::default(),
+            slots: Vec::new(),
+        }
+    }
+}
+
+impl<K, A> State for Recent<K, A> {
+    fn is_empty(&self) -> bool {
+        self.table.is_empty() && self.slots.iter().all(Option::is_none)
+    }
+}
+
+impl<K: Eq + Hash, A: Semigroup> Sums<K, A> for Recent<K, A> {
+    fn add(&mut self, key: K, amount: A) {
+        if self.slots.is_empty() {
+            self.slots.resize_with(RECENT, || None);
+        }
+        let slot = self.table.hasher().hash_one(&key) as usize % RECENT;
+        match &mut self.slots[slot] {
+            Some((cached, total)) if *cached == key => total.plus_equals(&amount),
+            other => {
+                if let Some((evicted, total)) = other.replace((key, amount)) {
+                    add_to(&mut self.table, evicted, total);
+                }
+            }
+        }
+    }
+
+    fn drain(&mut self) -> impl Iterator<Item = (K, A)> + '_ {
+        for slot in &mut self.slots {
+            if let Some((key, total)) = slot.take() {
+                add_to(&mut self.table, key, total);
+            }
+        }
+        self.table.drain()
+    }
+}
 
 /// Maps every record to `(key, amount)` pairs with `logic` (none, one as an `Option`, or several
 /// as any iterator) and sums the
@@ -31,7 +121,10 @@ type Sums<K, A> = HashMap<K, A, foldhash::fast::RandomState>;
 /// batch, so the arrangement downstream receives one update per key and epoch. Holding a time
 /// until it is complete delays nothing: an arrangement does not move past a time either until
 /// its input frontier has.
-pub(crate) fn presum<'scope, T, D, K, A, P, L>(
+///
+/// `S` keeps each time's sums: [`Recent`] for keys that recur close together, [`Hashed`]
+/// otherwise.
+pub(crate) fn presum<'scope, S, T, D, K, A, P, L>(
     collection: VecCollection<'scope, T, D, isize>,
     name: &str,
     mut logic: L,
@@ -43,12 +136,13 @@ where
     A: Semigroup + Multiply<isize, Output = A> + 'static,
     P: IntoIterator<Item = (K, A)>,
     L: FnMut(D) -> P + 'static,
+    S: Sums<K, A> + 'static,
 {
     let sums: StreamVec<'scope, T, (K, T, A)> =
         collection
             .inner
             .unary_frontier(Pipeline, name, move |_initial, _info| {
-                let mut open: OpenTimes<T, Sums<K, A>> = OpenTimes::new();
+                let mut open: OpenTimes<T, S> = OpenTimes::new();
                 move |(input, frontier), output| {
                     input.for_each_time(|cap, data| {
                         for batch in data {
@@ -59,7 +153,9 @@ where
                         }
                     });
                     open.take_complete(frontier, |cap, sums| {
-                        output.session(cap).give_iterator(totals(cap.time(), sums));
+                        output
+                            .session(cap)
+                            .give_iterator(totals(cap.time(), sums.drain()));
                     });
                 }
             });
@@ -109,10 +205,12 @@ where
     let mut out2 = OutputBuilder::<_, CapacityContainerBuilder<Vec<(K2, T, A2)>>>::from(out2);
     builder.build(move |initial| {
         drop(initial);
-        let mut open1: OpenTimes<T, Sums<F, A1>> = OpenTimes::new();
-        let mut open2: OpenTimes<T, Sums<K2, A2>> = OpenTimes::new();
+        // The fine keys recur close together; the second ones, in the views (day, user) pairs,
+        // need not.
+        let mut open1: OpenTimes<T, Recent<F, A1>> = OpenTimes::new();
+        let mut open2: OpenTimes<T, Hashed<K2, A2>> = OpenTimes::new();
         // The rolled-up sums of the time completing, kept for its allocation.
-        let mut rolled: Sums<K1, A1> = Sums::default();
+        let mut rolled: Table<K1, A1> = Table::default();
         move |frontiers| {
             input.for_each_time(|cap, data| {
                 for batch in data {
@@ -132,11 +230,12 @@ where
                     }
                 }
                 out1.session(cap)
-                    .give_iterator(totals(cap.time(), &mut rolled));
+                    .give_iterator(totals(cap.time(), rolled.drain()));
             });
             let mut out2 = out2.activate();
             open2.take_complete(&frontiers[0], |cap, sums| {
-                out2.session(cap).give_iterator(totals(cap.time(), sums));
+                out2.session(cap)
+                    .give_iterator(totals(cap.time(), sums.drain()));
             });
         }
     });
@@ -144,8 +243,8 @@ where
 }
 
 /// Adds `pairs`, each amount multiplied by `diff`, to the sums of `time`.
-fn add<T, K, A, P>(
-    open: &mut OpenTimes<T, Sums<K, A>>,
+fn add<T, S, K, A, P>(
+    open: &mut OpenTimes<T, S>,
     cap: &InputCapability<T>,
     port: usize,
     time: &T,
@@ -156,6 +255,7 @@ fn add<T, K, A, P>(
     K: Eq + Hash,
     A: Semigroup + Multiply<isize, Output = A>,
     P: IntoIterator<Item = (K, A)>,
+    S: Sums<K, A>,
 {
     // The time is opened at its first pair: a record without pairs opens nothing. The pairs are
     // iterated in place: a record's pairs are often an array of options, and moving the iterator
@@ -165,14 +265,14 @@ fn add<T, K, A, P>(
         return;
     };
     let sums = open.at(cap, port, time);
-    add_to(sums, first.0, first.1.multiply(&diff));
+    sums.add(first.0, first.1.multiply(&diff));
     for (key, amount) in &mut pairs {
-        add_to(sums, key, amount.multiply(&diff));
+        sums.add(key, amount.multiply(&diff));
     }
 }
 
 /// Adds `amount` to the sum of `key`.
-fn add_to<K: Eq + Hash, A: Semigroup>(sums: &mut Sums<K, A>, key: K, amount: A) {
+fn add_to<K: Eq + Hash, A: Semigroup>(sums: &mut Table<K, A>, key: K, amount: A) {
     match sums.entry(key) {
         Entry::Occupied(mut total) => total.get_mut().plus_equals(&amount),
         Entry::Vacant(slot) => {
@@ -181,20 +281,21 @@ fn add_to<K: Eq + Hash, A: Semigroup>(sums: &mut Sums<K, A>, key: K, amount: A) 
     }
 }
 
-/// A completed time's non-zero totals as updates at `time`, emptying `sums`.
+/// A completed time's non-zero totals, from `sums`, as updates at `time`.
 fn totals<'a, T: Clone, K, A: Semigroup>(
     time: &'a T,
-    sums: &'a mut Sums<K, A>,
+    sums: impl Iterator<Item = (K, A)> + 'a,
 ) -> impl Iterator<Item = (K, T, A)> + 'a {
-    sums.drain()
-        .filter(|(_, total)| !total.is_zero())
+    sums.filter(|(_, total)| !total.is_zero())
         .map(move |(key, total)| (key, time.clone(), total))
 }
 
 #[cfg(test)]
 mod tests {
-    use super::presum;
+    use super::{Hashed, RECENT, Recent, Sums, presum};
+    use crate::open_times::State;
     use differential_dataflow::input::Input;
+    use std::collections::BTreeMap;
     use timely::dataflow::operators::capture::{Capture, Extract};
 
     #[test]
@@ -208,9 +309,11 @@ mod tests {
             input.update_at(("b", 1), 1, 1);
             input.update_at(("b", 1), 1, -1); // sums to zero in time 1: nothing leaves
             input.update_at(("c", 4), 1, -2); // the difference multiplies the amount
-            presum(words, "Test", |(w, n): (&str, isize)| Some((w, n)))
-                .inner
-                .capture()
+            presum::<Hashed<_, _>, _, _, _, _, _, _>(words, "Test", |(w, n): (&str, isize)| {
+                Some((w, n))
+            })
+            .inner
+            .capture()
         });
         let mut updates: Vec<_> = rx.extract().into_iter().flat_map(|(_, v)| v).collect();
         updates.sort();
@@ -218,5 +321,35 @@ mod tests {
             updates,
             vec![("a", 0, 5), ("a", 1, 5), ("b", 0, 1), ("c", 1, -8)]
         );
+    }
+
+    #[test]
+    fn sums_of_more_keys_than_the_cache_holds_are_the_plain_sums() {
+        // Keys recurring in short stretches and far apart, many more of them than cache slots
+        // (so keys share slots and are moved to the table and back), with amounts that cancel.
+        let mut sums: Recent<u64, isize> = Recent::default();
+        for round in 0..2 {
+            let mut expected: BTreeMap<u64, isize> = BTreeMap::new();
+            let mut x: u64 = 7 + round;
+            for i in 0..50_000u64 {
+                x = x
+                    .wrapping_mul(6_364_136_223_846_793_005)
+                    .wrapping_add(1_442_695_040_888_963_407);
+                let key = if i % 3 == 0 {
+                    (x >> 33) % (8 * RECENT as u64)
+                } else {
+                    i / 4
+                };
+                let amount = (x >> 60) as isize - 8;
+                sums.add(key, amount);
+                *expected.entry(key).or_default() += amount;
+            }
+            let mut got: Vec<(u64, isize)> = sums.drain().collect();
+            got.sort();
+            let expected: Vec<(u64, isize)> = expected.into_iter().collect();
+            assert_eq!(got.len(), expected.len(), "round {round}: every key once");
+            assert_eq!(got, expected, "round {round}");
+            assert!(sums.is_empty(), "round {round}: drained sums are empty");
+        }
     }
 }

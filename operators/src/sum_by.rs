@@ -105,7 +105,12 @@ where
         P: IntoIterator<Item = (K, A)>,
         L: FnMut(D) -> P + 'static,
     {
-        totals(crate::presum::presum(self, name, logic), name)
+        totals(
+            crate::presum::presum::<crate::presum::Recent<_, _>, _, _, _, _, _, _>(
+                self, name, logic,
+            ),
+            name,
+        )
     }
 }
 
