@@ -64,7 +64,7 @@ const RECENT: usize = 256;
 /// into the table.
 pub(crate) struct Recent<K, A> {
     table: Table<K, A>,
-    /// Empty until the first addition: a time opened and never added to allocates nothing.
+    /// `RECENT` slots: a time is opened by its first addition, so every one uses them.
     slots: Vec<Option<(K, A)>>,
 }
 
@@ -72,7 +72,7 @@ impl<K, A> Default for Recent<K, A> {
     fn default() -> Self {
         Recent {
             table: Table::default(),
-            slots: Vec::new(),
+            slots: std::iter::repeat_with(|| None).take(RECENT).collect(),
         }
     }
 }
@@ -85,9 +85,6 @@ impl<K, A> State for Recent<K, A> {
 
 impl<K: Eq + Hash, A: Semigroup> Sums<K, A> for Recent<K, A> {
     fn add(&mut self, key: K, amount: A) {
-        if self.slots.is_empty() {
-            self.slots.resize_with(RECENT, || None);
-        }
         let slot = self.table.hasher().hash_one(&key) as usize % RECENT;
         match &mut self.slots[slot] {
             Some((cached, total)) if *cached == key => total.plus_equals(&amount),
