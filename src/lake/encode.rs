@@ -1,7 +1,8 @@
 //! Parquet files from staged batches: the columns staged as dictionaries (strings the views
 //! intern, and `_source`) written here as dictionary pages and bit-packed indices, the other
-//! string columns written here as plain pages compressed with Snappy, and the rest (numbers,
-//! times) through the `parquet` crate's Arrow column writers.
+//! string columns written here too, compressed with Snappy (dictionary-encoded where their
+//! values repeat, plain where they do not), and the rest (numbers, times) through the `parquet`
+//! crate's Arrow column writers.
 //!
 //! The `parquet` crate can dictionary-encode a column too, but it hashes every value to find its
 //! index, and Arrow dictionary arrays are no exception: it looks each value up and hashes it
@@ -9,9 +10,12 @@
 //! run of records from one source), so here each batch's dictionary is merged into the column
 //! chunk's (one hash per distinct value per batch) and every row costs an array lookup. Snappy
 //! then never sees those columns' strings: a page of indices is a few bits per row, and those
-//! chunks are stored uncompressed.
+//! chunks are stored uncompressed. The other strings are hashed here, but only while they
+//! repeat: a column of distinct values, such as event ids, stops being looked up after a
+//! sample of the first 4,096 values of each column chunk.
 
 use std::collections::HashMap;
+use std::collections::hash_map::Entry as MapEntry;
 use std::io::Write;
 use std::sync::Arc;
 
@@ -32,6 +36,8 @@ use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedW
 use parquet::schema::types::ColumnDescPtr;
 use parquet::schema::types::ColumnPath;
 
+use crate::event::symbol::IdMap;
+
 /// The data type of a column staged as a dictionary: `u32` indices into string values.
 pub fn dictionary_type() -> DataType {
     DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8))
@@ -49,7 +55,7 @@ pub struct FileEncoder<W: Write + Send> {
     columns: Option<Vec<Chunk>>,
     rows: usize,
     row_group_rows: usize,
-    /// Per column: whether its strings go into plain pages written here ([`PlainChunk`]).
+    /// Per column: whether its strings are written here ([`StringChunk`]).
     plain: Vec<bool>,
     page_bytes: usize,
     scratch: Scratch,
@@ -58,7 +64,7 @@ pub struct FileEncoder<W: Write + Send> {
 enum Chunk {
     Arrow(Box<ArrowColumnWriter>),
     Dictionary(Box<DictionaryChunk>),
-    Plain(Box<PlainChunk>),
+    Strings(Box<StringChunk>),
 }
 
 impl<W: Write + Send> FileEncoder<W> {
@@ -71,8 +77,9 @@ impl<W: Write + Send> FileEncoder<W> {
         props: WriterProperties,
         row_group_rows: usize,
     ) -> Result<Self> {
-        // String columns with Snappy, no dictionary and no statistics (what the lake's settings
-        // give its plain strings): their pages are written here.
+        // String columns with Snappy, no dictionary of the `parquet` crate's and no statistics
+        // (what the lake's settings give the strings the views do not intern): their pages are
+        // written here, dictionary-encoded or plain.
         let plain = schema
             .fields()
             .iter()
@@ -135,7 +142,7 @@ impl<W: Write + Send> FileEncoder<W> {
                     if array.data_type() == &dictionary_type() {
                         Chunk::Dictionary(Box::new(DictionaryChunk::new(descr())))
                     } else if self.plain[i] && array.data_type() == &DataType::Utf8 {
-                        Chunk::Plain(Box::new(PlainChunk::new(descr(), self.page_bytes)))
+                        Chunk::Strings(Box::new(StringChunk::new(descr(), self.page_bytes)))
                     } else {
                         Chunk::Arrow(Box::new(writer))
                     }
@@ -156,7 +163,7 @@ impl<W: Write + Send> FileEncoder<W> {
                     }
                 }
                 Chunk::Dictionary(dictionary) => dictionary.append(array)?,
-                Chunk::Plain(plain) => plain.append(array, &mut self.scratch)?,
+                Chunk::Strings(strings) => strings.append(array, &mut self.scratch)?,
             }
         }
         self.rows += batch.num_rows();
@@ -176,8 +183,8 @@ impl<W: Write + Send> FileEncoder<W> {
                     let (bytes, close) = dictionary.close()?;
                     group.append_column(&bytes, close)?;
                 }
-                Chunk::Plain(plain) => {
-                    let (bytes, close) = plain.close(&mut self.scratch)?;
+                Chunk::Strings(strings) => {
+                    let (bytes, close) = strings.close(&mut self.scratch)?;
                     group.append_column(&bytes, close)?;
                 }
             }
@@ -304,13 +311,13 @@ impl DictionaryChunk {
         if self.page_rows == 0 {
             return Ok(());
         }
-        let width = bit_width(self.slots.len().saturating_sub(1) as u32);
         self.body.clear();
-        if self.nullable {
-            definition_levels(&self.levels, &mut self.body);
-        }
-        self.body.push(width);
-        rle_hybrid(&self.indices, width, &mut self.body);
+        index_page(
+            self.nullable.then_some(&self.levels[..]),
+            &self.indices,
+            self.slots.len(),
+            &mut self.body,
+        );
         self.pages.push(
             page(data_page(
                 Bytes::copy_from_slice(&self.body),
@@ -349,25 +356,115 @@ impl DictionaryChunk {
     }
 }
 
-/// A plain string column's chunk in a row group: each value's length (4 bytes, little-endian)
-/// and bytes, and definition levels for a nullable column, in data pages of at most
-/// `page_bytes` of values or [`PAGE_ROWS`] rows, compressed with Snappy.
+/// Non-null values a string chunk looks at before it settles on its encoding.
+const SAMPLE_VALUES: usize = 4096;
+
+/// How many times fewer distinct values than values a sample must hold for a string chunk to be
+/// dictionary-encoded. A column whose values mostly differ, such as user or session ids in an
+/// epoch's file, often starts with a few repeats (a session's events come close together) and
+/// then grows its dictionary past use: its sample must show clear repetition.
+const SAMPLE_REPEATS: usize = 4;
+
+/// The most bytes a string chunk's dictionary page grows to; past it, the chunk's later values
+/// are written plain.
+const DICTIONARY_BYTES: usize = 256 << 10;
+
+/// A string column's chunk in a row group, compressed with Snappy: dictionary-encoded where its
+/// values repeat, plain where they do not.
 ///
-/// The same pages as the `parquet` crate's Arrow writer makes of them, with less on the way: no
-/// definition levels computed for a column without nulls, and the buffers a page is compressed
-/// in reused by every page of the file (the crate's codec zeroes a fresh buffer for every page).
-struct PlainChunk {
+/// The chunk starts by sampling: its first [`SAMPLE_VALUES`] values (or its first page, if that
+/// fills sooner) go both into a plain page and into a dictionary. If they hold at most a
+/// [`SAMPLE_REPEATS`]th as many distinct values as values, the chunk keeps the dictionary (the
+/// plain page is dropped) and goes on as a dictionary column: a dictionary page, then pages of
+/// indices. Otherwise it drops the dictionary and stays plain: each value's length (4 bytes,
+/// little-endian) and bytes. A dictionary that outgrows [`DICTIONARY_BYTES`], or whose values
+/// are more than half distinct when a page of indices is written, stops there, and the rest of
+/// the chunk is plain, as Parquet's writers do on falling back. Values are looked up in the dictionary by
+/// their 64-bit hash; two values with one hash (never seen in practice) also end the dictionary,
+/// so no value is ever written as another.
+///
+/// Against the `parquet` crate's Arrow writer, which makes the same pages: no definition levels
+/// computed for a column without nulls, the buffers a page is compressed in reused by every
+/// page of the file (the crate's codec zeroes a fresh buffer for every page), and no dictionary
+/// kept up for a column whose values do not repeat.
+struct StringChunk {
     descr: ColumnDescPtr,
     nullable: bool,
     page_bytes: usize,
-    /// The open page's values, encoded, and definition levels (a nullable column only).
+    encoding: Settled,
+    /// The open page's plain values (sampling or plain), and definition levels (a nullable
+    /// column only).
     values: Vec<u8>,
     levels: Vec<u8>,
     page_rows: usize,
+    tried: Tried,
     pages: Pages,
 }
 
-/// What a file's plain pages are compressed with: a page with its levels, and its compression.
+/// How a [`StringChunk`] encodes its values.
+#[derive(Clone, Copy, PartialEq, Eq, Debug)]
+enum Settled {
+    /// Not yet known: values go into a plain page and the dictionary.
+    Sampling,
+    Dictionary,
+    Plain,
+}
+
+/// The dictionary a [`StringChunk`] tries and then keeps or drops: each distinct value once,
+/// found by its hash, and the open page's indices.
+#[derive(Default)]
+struct Tried {
+    slots: IdMap<u32>,
+    /// The dictionary page: each value's length (4 bytes, little-endian) and bytes.
+    page: Vec<u8>,
+    /// Where each value starts in `page`.
+    starts: Vec<u32>,
+    indices: Vec<u32>,
+    /// Non-null values looked up.
+    seen: usize,
+    /// Data pages written with the dictionary.
+    pages: usize,
+}
+
+impl Tried {
+    /// The index of `value`, added if new; none if the dictionary is full or `value`'s hash is
+    /// another value's.
+    fn slot(&mut self, value: &[u8]) -> Option<u32> {
+        self.seen += 1;
+        let next = self.starts.len() as u32;
+        match self.slots.entry(xxhash_rust::xxh3::xxh3_64(value)) {
+            MapEntry::Occupied(slot) => {
+                let slot = *slot.get();
+                (self.value(slot) == value).then_some(slot)
+            }
+            MapEntry::Vacant(slot) => {
+                if self.page.len() + 4 + value.len() > DICTIONARY_BYTES {
+                    return None;
+                }
+                slot.insert(next);
+                self.starts.push(self.page.len() as u32);
+                self.page
+                    .extend_from_slice(&(value.len() as u32).to_le_bytes());
+                self.page.extend_from_slice(value);
+                Some(next)
+            }
+        }
+    }
+
+    /// The value at `slot`.
+    fn value(&self, slot: u32) -> &[u8] {
+        let at = self.starts[slot as usize] as usize;
+        let len = u32::from_le_bytes(self.page[at..at + 4].try_into().expect("4 bytes"));
+        &self.page[at + 4..at + 4 + len as usize]
+    }
+
+    /// Whether the values looked up are at least `times` as many as the distinct ones.
+    fn repeats(&self, times: usize) -> bool {
+        self.seen > 0 && self.starts.len() * times <= self.seen
+    }
+}
+
+/// What a file's string pages are compressed with: a page with its levels, and its compression.
 struct Scratch {
     body: Vec<u8>,
     compressed: Vec<u8>,
@@ -384,15 +481,33 @@ impl Default for Scratch {
     }
 }
 
-impl PlainChunk {
+impl Scratch {
+    /// `body` (or, with none, the scratch body) compressed with Snappy.
+    fn compress(&mut self, body: Option<&[u8]>) -> Result<Bytes> {
+        let body = body.unwrap_or(&self.body);
+        let room = snap::raw::max_compress_len(body.len());
+        if self.compressed.len() < room {
+            self.compressed.resize(room, 0);
+        }
+        let n = self
+            .snappy
+            .compress(body, &mut self.compressed)
+            .map_err(|e| ParquetError::External(Box::new(e)))?;
+        Ok(Bytes::copy_from_slice(&self.compressed[..n]))
+    }
+}
+
+impl StringChunk {
     fn new(descr: ColumnDescPtr, page_bytes: usize) -> Self {
-        PlainChunk {
+        StringChunk {
             nullable: descr.max_def_level() > 0,
             descr,
             page_bytes: page_bytes.max(1),
+            encoding: Settled::Sampling,
             values: Vec::new(),
             levels: Vec::new(),
             page_rows: 0,
+            tried: Tried::default(),
             pages: Pages::default(),
         }
     }
@@ -411,66 +526,161 @@ impl PlainChunk {
         }
         let (offsets, bytes) = (array.value_offsets(), array.value_data());
         for i in 0..array.len() {
-            let valid = nulls.is_none_or(|n| n.is_valid(i));
-            if self.nullable {
-                self.levels.push(u8::from(valid));
+            let value = nulls
+                .is_none_or(|n| n.is_valid(i))
+                .then(|| &bytes[offsets[i] as usize..offsets[i + 1] as usize]);
+            self.push(value, scratch)?;
+        }
+        Ok(())
+    }
+
+    /// Appends one row: `value`, or a null.
+    fn push(&mut self, value: Option<&[u8]>, scratch: &mut Scratch) -> Result<()> {
+        if let Some(value) = value {
+            match self.encoding {
+                Settled::Plain => self.put(value),
+                Settled::Sampling => {
+                    self.put(value);
+                    match self.tried.slot(value) {
+                        Some(slot) => self.tried.indices.push(slot),
+                        None => self.settle(false),
+                    }
+                }
+                Settled::Dictionary => match self.tried.slot(value) {
+                    Some(slot) => self.tried.indices.push(slot),
+                    None => {
+                        // The rows before this one keep their dictionary page.
+                        self.write_page(scratch)?;
+                        self.encoding = Settled::Plain;
+                        self.tried.indices = Vec::new();
+                        self.put(value);
+                    }
+                },
             }
-            if valid {
-                let value = &bytes[offsets[i] as usize..offsets[i + 1] as usize];
-                self.values
-                    .extend_from_slice(&(value.len() as u32).to_le_bytes());
-                self.values.extend_from_slice(value);
-            }
-            self.page_rows += 1;
-            if self.values.len() >= self.page_bytes || self.page_rows == PAGE_ROWS {
-                self.write_page(scratch)?;
+        }
+        if self.nullable {
+            self.levels.push(u8::from(value.is_some()));
+        }
+        self.page_rows += 1;
+        let full = self.page_rows == PAGE_ROWS
+            || (self.encoding != Settled::Dictionary && self.values.len() >= self.page_bytes);
+        if self.encoding == Settled::Sampling && (full || self.tried.seen >= SAMPLE_VALUES) {
+            self.settle(self.tried.repeats(SAMPLE_REPEATS));
+        }
+        if full {
+            self.write_page(scratch)?;
+            if self.encoding == Settled::Dictionary && !self.tried.repeats(2) {
+                self.encoding = Settled::Plain;
+                self.tried.indices = Vec::new();
             }
         }
         Ok(())
     }
 
-    /// Compresses and writes the open page: its levels (a nullable column), then its values.
+    /// Appends `value` to the open plain page.
+    fn put(&mut self, value: &[u8]) {
+        self.values
+            .extend_from_slice(&(value.len() as u32).to_le_bytes());
+        self.values.extend_from_slice(value);
+    }
+
+    /// Ends sampling: the open page's rows as indices into the dictionary (`dictionary`), or as
+    /// the plain values they also are.
+    fn settle(&mut self, dictionary: bool) {
+        if dictionary {
+            self.encoding = Settled::Dictionary;
+            self.values.clear();
+        } else {
+            self.encoding = Settled::Plain;
+            self.tried = Tried::default();
+        }
+    }
+
+    /// Compresses and writes the open page: its levels (a nullable column), then its values or
+    /// indices.
     fn write_page(&mut self, scratch: &mut Scratch) -> Result<()> {
         if self.page_rows == 0 {
             return Ok(());
         }
-        let body = if self.nullable {
+        let (buf, size, encoding) = if self.encoding == Settled::Dictionary {
+            scratch.body.clear();
+            index_page(
+                self.nullable.then_some(&self.levels[..]),
+                &self.tried.indices,
+                self.tried.starts.len(),
+                &mut scratch.body,
+            );
+            self.tried.indices.clear();
+            self.tried.pages += 1;
+            (
+                scratch.compress(None)?,
+                scratch.body.len(),
+                Encoding::RLE_DICTIONARY,
+            )
+        } else if self.nullable {
             scratch.body.clear();
             definition_levels(&self.levels, &mut scratch.body);
             scratch.body.extend_from_slice(&self.values);
-            &scratch.body
+            (scratch.compress(None)?, scratch.body.len(), Encoding::PLAIN)
         } else {
-            &self.values
+            let size = self.values.len();
+            (scratch.compress(Some(&self.values))?, size, Encoding::PLAIN)
         };
-        let room = snap::raw::max_compress_len(body.len());
-        if scratch.compressed.len() < room {
-            scratch.compressed.resize(room, 0);
-        }
-        let n = scratch
-            .snappy
-            .compress(body, &mut scratch.compressed)
-            .map_err(|e| ParquetError::External(Box::new(e)))?;
-        let page = data_page(
-            Bytes::copy_from_slice(&scratch.compressed[..n]),
-            self.page_rows,
-            Encoding::PLAIN,
-        );
+        let page = data_page(buf, self.page_rows, encoding);
         self.pages
-            .push(CompressedPage::new(page, body.len()), self.page_rows)?;
+            .push(CompressedPage::new(page, size), self.page_rows)?;
         self.page_rows = 0;
         self.values.clear();
         self.levels.clear();
         Ok(())
     }
 
-    /// The chunk's pages and what the row group records of it.
+    /// The chunk's pages (a dictionary page first, if any page uses one) and what the row group
+    /// records of it.
     fn close(mut self, scratch: &mut Scratch) -> Result<(Bytes, ColumnCloseResult)> {
+        if self.encoding == Settled::Sampling {
+            self.settle(self.tried.repeats(SAMPLE_REPEATS));
+        }
         self.write_page(scratch)?;
-        let metadata = ColumnChunkMetaData::builder(self.descr.clone())
-            .set_compression(Compression::SNAPPY)
-            .set_encodings(vec![Encoding::PLAIN, Encoding::RLE]);
-        self.pages.close(metadata, (Vec::new(), 0))
+        let metadata =
+            ColumnChunkMetaData::builder(self.descr.clone()).set_compression(Compression::SNAPPY);
+        if self.tried.pages == 0 {
+            let metadata = metadata.set_encodings(vec![Encoding::PLAIN, Encoding::RLE]);
+            return self.pages.close(metadata, (Vec::new(), 0));
+        }
+        let buf = scratch.compress(Some(&self.tried.page))?;
+        let dictionary = CompressedPage::new(
+            Page::DictionaryPage {
+                buf,
+                num_values: self.tried.starts.len() as u32,
+                encoding: Encoding::PLAIN,
+                is_sorted: false,
+            },
+            self.tried.page.len(),
+        );
+        let mut sink = TrackedWrite::new(Vec::new());
+        let written = SerializedPageWriter::new(&mut sink).write_page(dictionary)?;
+        let metadata = metadata
+            .set_encodings(vec![
+                Encoding::PLAIN,
+                Encoding::RLE,
+                Encoding::RLE_DICTIONARY,
+            ])
+            .set_dictionary_page_offset(Some(0));
+        self.pages
+            .close(metadata, (sink.into_inner()?, written.uncompressed_size))
     }
+}
+
+/// Appends a dictionary data page's body: definition levels (`levels`, a nullable column
+/// only), then the bit width of indices into a dictionary of `distinct` values, and `indices`.
+fn index_page(levels: Option<&[u8]>, indices: &[u32], distinct: usize, out: &mut Vec<u8>) {
+    if let Some(levels) = levels {
+        definition_levels(levels, out);
+    }
+    let width = bit_width(distinct.saturating_sub(1) as u32);
+    out.push(width);
+    rle_hybrid(indices, width, out);
 }
 
 /// A column chunk's data pages as they are written, headers included, and where each is.
@@ -707,7 +917,8 @@ mod tests {
 
     #[test]
     fn dictionary_and_plain_columns_read_back_as_the_strings_staged() {
-        // Three dictionary columns, then the first two's strings again as plain columns.
+        // Three dictionary columns, then the first two's strings again as string columns (these
+        // repeat, so they are dictionary-encoded too), and distinct ids (written plain).
         let schema = Arc::new(Schema::new(vec![
             Field::new("spread", DataType::Utf8, true),
             Field::new("runs", DataType::Utf8, false),
@@ -715,6 +926,7 @@ mod tests {
             Field::new("n", DataType::Int64, false),
             Field::new("text", DataType::Utf8, true),
             Field::new("label", DataType::Utf8, false),
+            Field::new("id", DataType::Utf8, false),
         ]));
         let staged_schema = Arc::new(Schema::new(vec![
             Field::new("spread", dictionary_type(), true),
@@ -723,6 +935,7 @@ mod tests {
             Field::new("n", DataType::Int64, false),
             Field::new("text", DataType::Utf8, true),
             Field::new("label", DataType::Utf8, false),
+            Field::new("id", DataType::Utf8, false),
         ]));
         let props =
             crate::lake::FileSettings::default().properties(&schema, &["spread", "runs", "same"]);
@@ -730,6 +943,7 @@ mod tests {
         let mut encoder =
             FileEncoder::new(Vec::new(), schema.clone(), props, 40_000).expect("file");
         let mut expected: [Vec<Option<String>>; 3] = Default::default();
+        let id = |i: usize| Some(format!("evt-{i:08}"));
         let mut from = 0;
         for n in [30_000, 1, 25_000, 7] {
             let columns = rows(from, n);
@@ -739,6 +953,9 @@ mod tests {
             )));
             arrays.push(Arc::new(StringArray::from(columns[0].clone())));
             arrays.push(Arc::new(StringArray::from(columns[1].clone())));
+            arrays.push(Arc::new(StringArray::from(
+                (from..from + n).map(id).collect::<Vec<_>>(),
+            )));
             let batch = RecordBatch::try_new(staged_schema.clone(), arrays).expect("batch");
             encoder.write(&batch).expect("written");
             for (all, column) in expected.iter_mut().zip(columns) {
@@ -757,21 +974,26 @@ mod tests {
                 assert!(column.encodings().any(|e| e == Encoding::RLE_DICTIONARY));
                 assert_eq!(column.compression(), Compression::UNCOMPRESSED);
             }
-            for column in &group.columns()[4..] {
-                assert!(
-                    column
-                        .encodings()
-                        .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE))
-                );
+            for column in &group.columns()[4..6] {
+                assert!(column.encodings().any(|e| e == Encoding::RLE_DICTIONARY));
+                assert!(column.dictionary_page_offset().is_some());
                 assert_eq!(column.compression(), Compression::SNAPPY);
-                assert!(column.compressed_size() < column.uncompressed_size());
             }
+            let ids = &group.columns()[6];
+            assert!(
+                ids.encodings()
+                    .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE))
+            );
+            assert_eq!(ids.dictionary_page_offset(), None);
+            assert_eq!(ids.compression(), Compression::SNAPPY);
+            assert!(ids.compressed_size() < ids.uncompressed_size());
         }
         let plain = |got: &[Vec<Option<String>>; 3], expected: &[Vec<Option<String>>; 3]| {
             assert!(got[0] == expected[0] && got[1] == expected[1]);
         };
         let mut got: [Vec<Option<String>>; 3] = Default::default();
         let mut got_plain: [Vec<Option<String>>; 3] = Default::default();
+        let mut got_ids = Vec::new();
         let mut numbers = Vec::new();
         for batch in reader.build().expect("reader") {
             let batch = batch.expect("a batch");
@@ -782,6 +1004,7 @@ mod tests {
             for (all, i) in got_plain.iter_mut().zip(4..6) {
                 all.extend(strings(&batch, i));
             }
+            got_ids.extend(strings(&batch, 6));
             let n = batch
                 .column(3)
                 .as_any()
@@ -795,6 +1018,7 @@ mod tests {
             assert!(got == expected);
         }
         plain(&got_plain, &expected);
+        assert!(got_ids == (0..from).map(id).collect::<Vec<_>>());
         assert!(
             expected[0].iter().any(Option::is_none),
             "nulls were written"
@@ -816,6 +1040,7 @@ mod tests {
             .expect("reader");
         let mut selected: [Vec<Option<String>>; 3] = Default::default();
         let mut selected_plain: [Vec<Option<String>>; 3] = Default::default();
+        let mut selected_ids = Vec::new();
         for batch in reader {
             let batch = batch.expect("a batch");
             for (all, i) in selected.iter_mut().zip(0..3) {
@@ -824,6 +1049,7 @@ mod tests {
             for (all, i) in selected_plain.iter_mut().zip(4..6) {
                 all.extend(strings(&batch, i));
             }
+            selected_ids.extend(strings(&batch, 6));
         }
         let wanted = expected.map(|column| {
             column[25_000..35_000]
@@ -834,6 +1060,8 @@ mod tests {
         });
         assert!(selected == wanted);
         plain(&selected_plain, &wanted);
+        let wanted_ids: Vec<_> = (25_000..35_000).chain(45_000..50_000).map(id).collect();
+        assert!(selected_ids == wanted_ids);
     }
 
     #[test]
@@ -858,6 +1086,96 @@ mod tests {
             got.extend(strings(&batch.expect("a batch"), 0));
         }
         assert!(got == values);
+    }
+
+    /// Each page of the first column chunk of `file`: its type and encoding, as a reader of
+    /// pages sees them.
+    fn pages(file: &Bytes) -> Vec<(parquet::basic::PageType, Encoding)> {
+        use parquet::file::reader::{FileReader, SerializedFileReader};
+        let reader = SerializedFileReader::new(file.clone()).expect("a Parquet file");
+        let pages = reader
+            .get_row_group(0)
+            .expect("a row group")
+            .get_column_page_reader(0)
+            .expect("pages");
+        pages
+            .map(|page| {
+                let page = page.expect("a page");
+                (page.page_type(), page.encoding())
+            })
+            .collect()
+    }
+
+    /// `values` written as one string column (nullable) in batches of `batch` rows, and read
+    /// back; returns the file.
+    fn string_file(values: &[Option<String>], batch: usize) -> Bytes {
+        let schema = Arc::new(Schema::new(vec![Field::new("s", DataType::Utf8, true)]));
+        let props = crate::lake::FileSettings::default().properties(&schema, &[]);
+        let mut encoder =
+            FileEncoder::new(Vec::new(), schema.clone(), props, 1 << 20).expect("file");
+        for rows in values.chunks(batch) {
+            let array: ArrayRef = Arc::new(StringArray::from(rows.to_vec()));
+            let batch = RecordBatch::try_new(schema.clone(), vec![array]).expect("batch");
+            encoder.write(&batch).expect("written");
+        }
+        let file = Bytes::from(encoder.finish().expect("finished"));
+        let mut got = Vec::new();
+        for batch in ParquetRecordBatchReaderBuilder::try_new(file.clone())
+            .expect("a Parquet file")
+            .build()
+            .expect("reader")
+        {
+            got.extend(strings(&batch.expect("a batch"), 0));
+        }
+        assert!(got == values, "read back as written");
+        file
+    }
+
+    #[test]
+    fn string_columns_are_dictionary_encoded_while_their_values_repeat() {
+        use parquet::basic::PageType;
+        let dictionary = (PageType::DICTIONARY_PAGE, Encoding::PLAIN);
+        let indices = (PageType::DATA_PAGE, Encoding::RLE_DICTIONARY);
+        let plain = (PageType::DATA_PAGE, Encoding::PLAIN);
+
+        // Paths that repeat, a fifth of them null, then distinct ones from row 40,000 on: the
+        // dictionary fills up (256 KiB, about 5,700 of these) inside the third page of indices,
+        // and the rest of the chunk is plain.
+        let values: Vec<Option<String>> = (0..60_000)
+            .map(|i| {
+                (i % 5 != 4).then(|| match i {
+                    ..40_000 => format!("/products/{}", i % 40),
+                    _ => format!("/search/{i:08}?q=something-long-enough"),
+                })
+            })
+            .collect();
+        let got = pages(&string_file(&values, 7_000));
+        assert_eq!(got[..4], [dictionary, indices, indices, indices]);
+        assert!(got[4..].iter().all(|p| *p == plain), "{got:?}");
+
+        // Short distinct values from row 20,000 on: the dictionary stays small, but when the
+        // second page of indices is written (row 40,000) it holds 20,040 values for 40,000
+        // rows, and the rest is plain.
+        let values: Vec<Option<String>> = (0..60_000)
+            .map(|i| match i {
+                ..20_000 => Some(format!("/products/{}", i % 40)),
+                _ => Some(format!("{i:x}")),
+            })
+            .collect();
+        let got = pages(&string_file(&values, 7_000));
+        assert_eq!(got[..4], [dictionary, indices, indices, plain]);
+        assert!(got[4..].iter().all(|p| *p == plain));
+
+        // Distinct values: plain from the first page, no dictionary.
+        let ids: Vec<Option<String>> = (0..5_000).map(|i| Some(format!("evt-{i}"))).collect();
+        assert!(pages(&string_file(&ids, 1_000)).iter().all(|p| *p == plain));
+
+        // Chunks shorter than the sample settle when they close: two values in ten rows repeat,
+        // ten in ten do not, and a column of nulls has nothing to look up.
+        let two: Vec<_> = (0..10).map(|i| Some(format!("v{}", i % 2))).collect();
+        assert_eq!(pages(&string_file(&two, 3)), [dictionary, indices]);
+        assert_eq!(pages(&string_file(&ids[..10], 3)), [plain]);
+        assert_eq!(pages(&string_file(&[None, None, None], 2)), [plain]);
     }
 
     #[test]

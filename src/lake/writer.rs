@@ -105,11 +105,12 @@ impl FileSettings {
     /// The Parquet writer properties for files of `schema` whose `dictionary` columns are
     /// dictionary-encoded.
     ///
-    /// No dictionary encoding for the other columns: the `parquet` crate's made encoding a
-    /// third slower and the lake no smaller (the codec finds the repetition a dictionary would,
-    /// `cargo bench --bench pipeline -- parquet`). The lake's dictionary columns are the
-    /// strings the views intern and `_source`, whose dictionaries staging builds (see
-    /// [`super::encode`]); the properties say so for the files compaction writes.
+    /// No dictionary encoding by the `parquet` crate for the other columns: it made encoding a
+    /// third slower (`cargo bench --bench pipeline -- parquet`), hashing every value of every
+    /// string column. The lake's dictionary columns are the strings the views intern and
+    /// `_source`, whose dictionaries staging builds, and the other strings whose values repeat,
+    /// found by a sample of each column chunk (see [`super::encode`]); the properties name the
+    /// first kind for the files compaction writes.
     /// Integer and timestamp columns are delta-encoded (`DELTA_BINARY_PACKED`): times, epochs
     /// and offsets grow by small steps, and their deltas bit-packed are a third of the lake at
     /// a little less encoding time. Data pages of at most 64 KiB: the page being encoded and
