@@ -360,10 +360,16 @@ impl DictionaryChunk {
 const SAMPLE_VALUES: usize = 4096;
 
 /// How many times fewer distinct values than values a sample must hold for a string chunk to be
-/// dictionary-encoded. A column whose values mostly differ, such as user or session ids in an
-/// epoch's file, often starts with a few repeats (a session's events come close together) and
-/// then grows its dictionary past use: its sample must show clear repetition.
-const SAMPLE_REPEATS: usize = 4;
+/// dictionary-encoded. Looking a value up costs about what compressing it does, so the
+/// dictionary is kept for columns whose values repeat many times over (page paths, referrers),
+/// where it makes the lake smaller, and not for ids: user and session ids repeat a few times in
+/// an epoch's file (a session's events come close together), and their dictionary would grow
+/// past use.
+const SAMPLE_REPEATS: usize = 8;
+
+/// How many times fewer distinct values than values a kept dictionary must go on holding, checked
+/// at each page of indices; below that, the rest of the chunk is plain.
+const KEPT_REPEATS: usize = 4;
 
 /// The most bytes a string chunk's dictionary page grows to; past it, the chunk's later values
 /// are written plain.
@@ -378,8 +384,8 @@ const DICTIONARY_BYTES: usize = 256 << 10;
 /// plain page is dropped) and goes on as a dictionary column: a dictionary page, then pages of
 /// indices. Otherwise it drops the dictionary and stays plain: each value's length (4 bytes,
 /// little-endian) and bytes. A dictionary that outgrows [`DICTIONARY_BYTES`], or whose values
-/// are more than half distinct when a page of indices is written, stops there, and the rest of
-/// the chunk is plain, as Parquet's writers do on falling back. Values are looked up in the dictionary by
+/// repeat fewer than [`KEPT_REPEATS`] times when a page of indices is written, stops there, and
+/// the rest of the chunk is plain, as Parquet's writers do on falling back. Values are looked up in the dictionary by
 /// their 64-bit hash; two values with one hash (never seen in practice) also end the dictionary,
 /// so no value is ever written as another.
 ///
@@ -569,7 +575,7 @@ impl StringChunk {
         }
         if full {
             self.write_page(scratch)?;
-            if self.encoding == Settled::Dictionary && !self.tried.repeats(2) {
+            if self.encoding == Settled::Dictionary && !self.tried.repeats(KEPT_REPEATS) {
                 self.encoding = Settled::Plain;
                 self.tried.indices = Vec::new();
             }
@@ -1155,7 +1161,7 @@ mod tests {
 
         // Short distinct values from row 20,000 on: the dictionary stays small, but when the
         // second page of indices is written (row 40,000) it holds 20,040 values for 40,000
-        // rows, and the rest is plain.
+        // rows (fewer than 4 times over), and the rest is plain.
         let values: Vec<Option<String>> = (0..60_000)
             .map(|i| match i {
                 ..20_000 => Some(format!("/products/{}", i % 40)),
@@ -1170,9 +1176,9 @@ mod tests {
         let ids: Vec<Option<String>> = (0..5_000).map(|i| Some(format!("evt-{i}"))).collect();
         assert!(pages(&string_file(&ids, 1_000)).iter().all(|p| *p == plain));
 
-        // Chunks shorter than the sample settle when they close: two values in ten rows repeat,
-        // ten in ten do not, and a column of nulls has nothing to look up.
-        let two: Vec<_> = (0..10).map(|i| Some(format!("v{}", i % 2))).collect();
+        // Chunks shorter than the sample settle when they close: two values in twenty rows
+        // repeat, ten in ten do not, and a column of nulls has nothing to look up.
+        let two: Vec<_> = (0..20).map(|i| Some(format!("v{}", i % 2))).collect();
         assert_eq!(pages(&string_file(&two, 3)), [dictionary, indices]);
         assert_eq!(pages(&string_file(&ids[..10], 3)), [plain]);
         assert_eq!(pages(&string_file(&[None, None, None], 2)), [plain]);
