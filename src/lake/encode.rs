@@ -382,7 +382,8 @@ const DICTIONARY_BYTES: usize = 256 << 10;
 /// fills sooner) go both into a plain page and into a dictionary. If they hold at most a
 /// [`SAMPLE_REPEATS`]th as many distinct values as values, the chunk keeps the dictionary (the
 /// plain page is dropped) and goes on as a dictionary column: a dictionary page, then pages of
-/// indices. Otherwise it drops the dictionary and stays plain: each value's length (4 bytes,
+/// indices. Otherwise (known as soon as the sample has too many distinct values to pass,
+/// whatever follows) it drops the dictionary and stays plain: each value's length (4 bytes,
 /// little-endian) and bytes. A dictionary that outgrows [`DICTIONARY_BYTES`], or whose values
 /// repeat fewer than [`KEPT_REPEATS`] times when a page of indices is written, stops there, and
 /// the rest of the chunk is plain, as Parquet's writers do on falling back. Values are looked up in the dictionary by
@@ -542,48 +543,57 @@ impl StringChunk {
 
     /// Appends one row: `value`, or a null.
     fn push(&mut self, value: Option<&[u8]>, scratch: &mut Scratch) -> Result<()> {
-        if let Some(value) = value {
-            match self.encoding {
-                Settled::Plain => self.put(value),
-                Settled::Sampling => {
+        match (self.encoding, value) {
+            (_, None) => {}
+            (Settled::Plain, Some(value)) => self.put(value),
+            (Settled::Sampling, Some(value)) => self.sample(value),
+            (Settled::Dictionary, Some(value)) => match self.tried.slot(value) {
+                Some(slot) => self.tried.indices.push(slot),
+                None => {
+                    // The rows before this one keep their dictionary pages.
+                    self.write_page(scratch)?;
+                    self.encoding = Settled::Plain;
+                    self.tried.indices = Vec::new();
                     self.put(value);
-                    match self.tried.slot(value) {
-                        Some(slot) => self.tried.indices.push(slot),
-                        None => self.settle(false),
-                    }
                 }
-                Settled::Dictionary => match self.tried.slot(value) {
-                    Some(slot) => self.tried.indices.push(slot),
-                    None => {
-                        // The rows before this one keep their dictionary page.
-                        self.write_page(scratch)?;
-                        self.encoding = Settled::Plain;
-                        self.tried.indices = Vec::new();
-                        self.put(value);
-                    }
-                },
-            }
+            },
         }
         if self.nullable {
             self.levels.push(u8::from(value.is_some()));
         }
         self.page_rows += 1;
-        let full = self.page_rows == PAGE_ROWS
-            || (self.encoding != Settled::Dictionary && self.values.len() >= self.page_bytes);
-        if self.encoding == Settled::Sampling && (full || self.tried.seen >= SAMPLE_VALUES) {
-            self.settle(self.tried.repeats(SAMPLE_REPEATS));
-        }
-        if full {
-            self.write_page(scratch)?;
-            if self.encoding == Settled::Dictionary && !self.tried.repeats(KEPT_REPEATS) {
-                self.encoding = Settled::Plain;
-                self.tried.indices = Vec::new();
+        if self.encoding == Settled::Dictionary {
+            if self.page_rows == PAGE_ROWS {
+                self.write_page(scratch)?;
+                if !self.tried.repeats(KEPT_REPEATS) {
+                    self.encoding = Settled::Plain;
+                    self.tried.indices = Vec::new();
+                }
             }
+        } else if self.page_rows == PAGE_ROWS || self.values.len() >= self.page_bytes {
+            if self.encoding == Settled::Sampling {
+                self.settle(self.tried.repeats(SAMPLE_REPEATS));
+            }
+            self.write_page(scratch)?;
         }
         Ok(())
     }
 
-    /// Appends `value` to the open plain page.
+    /// Samples `value`, also appended to the open plain page: once the sample is complete, or
+    /// holds too many distinct values to repeat enough whatever follows, the chunk settles.
+    fn sample(&mut self, value: &[u8]) {
+        self.put(value);
+        match self.tried.slot(value) {
+            Some(slot) if self.tried.starts.len() * SAMPLE_REPEATS <= SAMPLE_VALUES => {
+                self.tried.indices.push(slot);
+                if self.tried.seen >= SAMPLE_VALUES {
+                    self.settle(self.tried.repeats(SAMPLE_REPEATS));
+                }
+            }
+            _ => self.settle(false),
+        }
+    }
+
     fn put(&mut self, value: &[u8]) {
         self.values
             .extend_from_slice(&(value.len() as u32).to_le_bytes());
