@@ -335,24 +335,13 @@ impl DictionaryChunk {
     /// The chunk's pages (the dictionary page first) and what the row group records of it.
     fn close(mut self) -> Result<(Bytes, ColumnCloseResult)> {
         self.write_page()?;
-        let mut sink = TrackedWrite::new(Vec::new());
-        let dictionary =
-            SerializedPageWriter::new(&mut sink).write_page(page(Page::DictionaryPage {
-                buf: Bytes::from(std::mem::take(&mut self.dictionary)),
-                num_values: self.slots.len() as u32,
-                encoding: Encoding::PLAIN,
-                is_sorted: false,
-            }))?;
+        let dictionary = page(dictionary_page(
+            Bytes::from(std::mem::take(&mut self.dictionary)),
+            self.slots.len(),
+        ));
         let metadata = ColumnChunkMetaData::builder(self.descr.clone())
-            .set_compression(Compression::UNCOMPRESSED)
-            .set_encodings(vec![
-                Encoding::PLAIN,
-                Encoding::RLE,
-                Encoding::RLE_DICTIONARY,
-            ])
-            .set_dictionary_page_offset(Some(0));
-        self.pages
-            .close(metadata, (sink.into_inner()?, dictionary.uncompressed_size))
+            .set_compression(Compression::UNCOMPRESSED);
+        self.pages.close_with_dictionary(metadata, dictionary)
     }
 }
 
@@ -386,9 +375,9 @@ const DICTIONARY_BYTES: usize = 256 << 10;
 /// whatever follows) it drops the dictionary and stays plain: each value's length (4 bytes,
 /// little-endian) and bytes. A dictionary that outgrows [`DICTIONARY_BYTES`], or whose values
 /// repeat fewer than [`KEPT_REPEATS`] times when a page of indices is written, stops there, and
-/// the rest of the chunk is plain, as Parquet's writers do on falling back. Values are looked up in the dictionary by
-/// their 64-bit hash; two values with one hash (never seen in practice) also end the dictionary,
-/// so no value is ever written as another.
+/// the rest of the chunk is plain, as Parquet's writers do on falling back. Values are looked up
+/// in the dictionary by their 64-bit hash; two values with one hash (never seen in practice)
+/// also end the dictionary, so no value is ever written as another.
 ///
 /// Against the `parquet` crate's Arrow writer, which makes the same pages: no definition levels
 /// computed for a column without nulls, the buffers a page is compressed in reused by every
@@ -594,6 +583,7 @@ impl StringChunk {
         }
     }
 
+    /// Appends `value` to the open plain page.
     fn put(&mut self, value: &[u8]) {
         self.values
             .extend_from_slice(&(value.len() as u32).to_le_bytes());
@@ -666,25 +656,10 @@ impl StringChunk {
         }
         let buf = scratch.compress(Some(&self.tried.page))?;
         let dictionary = CompressedPage::new(
-            Page::DictionaryPage {
-                buf,
-                num_values: self.tried.starts.len() as u32,
-                encoding: Encoding::PLAIN,
-                is_sorted: false,
-            },
+            dictionary_page(buf, self.tried.starts.len()),
             self.tried.page.len(),
         );
-        let mut sink = TrackedWrite::new(Vec::new());
-        let written = SerializedPageWriter::new(&mut sink).write_page(dictionary)?;
-        let metadata = metadata
-            .set_encodings(vec![
-                Encoding::PLAIN,
-                Encoding::RLE,
-                Encoding::RLE_DICTIONARY,
-            ])
-            .set_dictionary_page_offset(Some(0));
-        self.pages
-            .close(metadata, (sink.into_inner()?, written.uncompressed_size))
+        self.pages.close_with_dictionary(metadata, dictionary)
     }
 }
 
@@ -727,6 +702,25 @@ impl Pages {
         Ok(())
     }
 
+    /// The chunk: `dictionary`, then the data pages (some of them its indices), and what the row
+    /// group records of it, `metadata` completed as in [`Pages::close`].
+    fn close_with_dictionary(
+        self,
+        metadata: parquet::file::metadata::ColumnChunkMetaDataBuilder,
+        dictionary: CompressedPage,
+    ) -> Result<(Bytes, ColumnCloseResult)> {
+        let mut sink = TrackedWrite::new(Vec::new());
+        let written = SerializedPageWriter::new(&mut sink).write_page(dictionary)?;
+        let metadata = metadata
+            .set_encodings(vec![
+                Encoding::PLAIN,
+                Encoding::RLE,
+                Encoding::RLE_DICTIONARY,
+            ])
+            .set_dictionary_page_offset(Some(0));
+        self.close(metadata, (sink.into_inner()?, written.uncompressed_size))
+    }
+
     /// The chunk: `prefix` (a dictionary page and its size before compression, or nothing)
     /// then the data pages, and what the row group records of it, `metadata` completed with
     /// sizes, counts and offsets.
@@ -763,6 +757,16 @@ impl Pages {
             }),
         };
         Ok((Bytes::from(bytes), close))
+    }
+}
+
+/// A dictionary page of `values` values, plain-encoded in `buf`.
+fn dictionary_page(buf: Bytes, values: usize) -> Page {
+    Page::DictionaryPage {
+        buf,
+        num_values: values as u32,
+        encoding: Encoding::PLAIN,
+        is_sorted: false,
     }
 }
 
