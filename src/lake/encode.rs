@@ -56,7 +56,7 @@ pub struct FileEncoder<W: Write + Send> {
     rows: usize,
     row_group_rows: usize,
     /// Per column: whether its strings are written here ([`StringChunk`]).
-    plain: Vec<bool>,
+    strings: Vec<bool>,
     page_bytes: usize,
     scratch: Scratch,
 }
@@ -80,7 +80,7 @@ impl<W: Write + Send> FileEncoder<W> {
         // String columns with Snappy, no dictionary of the `parquet` crate's and no statistics
         // (what the lake's settings give the strings the views do not intern): their pages are
         // written here, dictionary-encoded or plain.
-        let plain = schema
+        let strings = schema
             .fields()
             .iter()
             .map(|field| {
@@ -101,7 +101,7 @@ impl<W: Write + Send> FileEncoder<W> {
             columns: None,
             rows: 0,
             row_group_rows: row_group_rows.max(1),
-            plain,
+            strings,
             page_bytes,
             scratch: Scratch::default(),
         })
@@ -141,7 +141,7 @@ impl<W: Write + Send> FileEncoder<W> {
                     let descr = || self.writer.schema_descr().column(i);
                     if array.data_type() == &dictionary_type() {
                         Chunk::Dictionary(Box::new(DictionaryChunk::new(descr())))
-                    } else if self.plain[i] && array.data_type() == &DataType::Utf8 {
+                    } else if self.strings[i] && array.data_type() == &DataType::Utf8 {
                         Chunk::Strings(Box::new(StringChunk::new(descr(), self.page_bytes)))
                     } else {
                         Chunk::Arrow(Box::new(writer))

@@ -364,10 +364,19 @@ impl Column {
     }
 }
 
+/// Slots of [`Dictionary`]'s cache of recent values.
+const RECENT_VALUES: usize = 64;
+
 /// A string column staged as a dictionary: each distinct value once, and each row's index.
 /// Values are told apart by a hash the caller already has (a symbol's), so a row costs one
 /// probe of a small table by an integer, and a value's bytes are copied once per epoch.
+///
+/// The interned columns are the views' keys, with a few dozen values each (event types,
+/// countries, products): most rows find theirs in a direct-mapped cache of the values seen
+/// last, by the hash's low bits, with one comparison instead of a probe of the table.
 struct Dictionary {
+    /// (hash, slot) pairs; 0 is no symbol's hash, so a zero entry is empty.
+    recent: Box<[(u64, u32); RECENT_VALUES]>,
     slots: IdMap<u32>,
     values: StringBuilder,
     keys: UInt32Builder,
@@ -376,20 +385,25 @@ struct Dictionary {
 impl Dictionary {
     fn with_capacity(rows: usize) -> Self {
         Dictionary {
+            recent: Box::new([(0, 0); RECENT_VALUES]),
             slots: IdMap::default(),
             values: StringBuilder::new(),
             keys: UInt32Builder::with_capacity(rows),
         }
     }
 
-    /// Appends the value whose hash is `id`; `value` gives its string the first time.
+    /// Appends the value whose hash is `id` (not 0); `value` gives its string the first time.
     fn push<'a>(&mut self, id: u64, value: impl FnOnce() -> &'a str) {
-        let next = self.slots.len() as u32;
-        let slot = *self.slots.entry(id).or_insert_with(|| {
-            self.values.append_value(value());
-            next
-        });
-        self.keys.append_value(slot);
+        let cached = &mut self.recent[id as usize % RECENT_VALUES];
+        if cached.0 != id {
+            let next = self.slots.len() as u32;
+            let slot = *self.slots.entry(id).or_insert_with(|| {
+                self.values.append_value(value());
+                next
+            });
+            *cached = (id, slot);
+        }
+        self.keys.append_value(cached.1);
     }
 
     fn push_null(&mut self) {
@@ -398,6 +412,7 @@ impl Dictionary {
 
     fn finish(&mut self) -> Result<ArrayRef, arrow_schema::ArrowError> {
         self.slots.clear();
+        self.recent.fill((0, 0));
         dictionary(self.keys.finish(), self.values.finish())
     }
 }
@@ -692,7 +707,7 @@ impl Stage {
 
 #[cfg(test)]
 mod tests {
-    use super::{Layout, SourceNames, Stage};
+    use super::{Dictionary, Layout, RECENT_VALUES, SourceNames, Stage};
     use crate::event::{Decoder, Interner, Position, Roles, Schema, Symbols};
     use arrow_array::types::UInt32Type;
     use arrow_array::{Array, DictionaryArray, Int64Array, StringArray};
@@ -783,5 +798,43 @@ mod tests {
         assert_eq!(offsets.values().to_vec(), [0, 90, 0, 41, 42, 7, 180]);
         assert_eq!(epochs.values().to_vec(), [5, 5, 5, 6, 6, 6, 7]);
         assert_eq!(epochs.null_count() + offsets.null_count(), 0);
+    }
+
+    #[test]
+    fn a_dictionary_tells_apart_values_that_share_a_cache_slot() {
+        let slot = RECENT_VALUES as u64;
+        // Three values in one cache slot, each evicting the one before, then one elsewhere.
+        let ids = [1, 1 + slot, 1, 1 + 2 * slot, 1 + slot, 2, 1];
+        let name = |id: u64| format!("v{id}");
+        let mut dictionary = Dictionary::with_capacity(ids.len());
+        let mut firsts = Vec::new();
+        for (i, &id) in ids.iter().enumerate() {
+            if i == 3 {
+                dictionary.push_null();
+            }
+            let value = name(id);
+            let mut asked = false;
+            dictionary.push(id, || {
+                asked = true;
+                firsts.push(id);
+                value.as_str()
+            });
+            assert_eq!(asked, !ids[..i].contains(&id), "value {id} at row {i}");
+        }
+        let array = dictionary.finish().expect("a dictionary");
+        let mut expected: Vec<Option<String>> = ids.iter().map(|&id| Some(name(id))).collect();
+        expected.insert(3, None);
+        assert_eq!(strings(array.as_ref()), expected);
+        // Each value's string was copied once, in order of first appearance.
+        assert_eq!(firsts, [1, 1 + slot, 1 + 2 * slot, 2]);
+        // Finishing empties the cache with the table: the next epoch copies values again.
+        let mut again = false;
+        dictionary.push(1, || {
+            again = true;
+            "v1"
+        });
+        assert!(again);
+        let array = dictionary.finish().expect("a dictionary");
+        assert_eq!(strings(array.as_ref()), [Some("v1".to_string())]);
     }
 }
