@@ -132,6 +132,7 @@ impl<'a> Record<'a> {
     }
 
     /// The string of field `index`, if it is a present string.
+    #[inline]
     pub fn text(&self, index: usize) -> Option<&'a str> {
         match &self.values[index] {
             Value::Text(Text::Span(s, e)) => Some(&self.raw[*s as usize..*e as usize]),
