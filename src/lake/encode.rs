@@ -652,7 +652,7 @@ impl StringChunk {
             ColumnChunkMetaData::builder(self.descr.clone()).set_compression(Compression::SNAPPY);
         if self.tried.pages == 0 {
             let metadata = metadata.set_encodings(vec![Encoding::PLAIN, Encoding::RLE]);
-            return self.pages.close(metadata, (Vec::new(), 0));
+            return self.pages.close(metadata, None);
         }
         let buf = scratch.compress(Some(&self.tried.page))?;
         let dictionary = CompressedPage::new(
@@ -718,7 +718,10 @@ impl Pages {
                 Encoding::RLE_DICTIONARY,
             ])
             .set_dictionary_page_offset(Some(0));
-        self.close(metadata, (sink.into_inner()?, written.uncompressed_size))
+        self.close(
+            metadata,
+            Some((sink.into_inner()?, written.uncompressed_size)),
+        )
     }
 
     /// The chunk: `prefix` (a dictionary page and its size before compression, or nothing)
@@ -727,15 +730,16 @@ impl Pages {
     fn close(
         mut self,
         metadata: parquet::file::metadata::ColumnChunkMetaDataBuilder,
-        prefix: (Vec<u8>, usize),
+        prefix: Option<(Vec<u8>, usize)>,
     ) -> Result<(Bytes, ColumnCloseResult)> {
-        let (mut bytes, prefix_uncompressed) = prefix;
-        let first_data = bytes.len();
-        if bytes.is_empty() {
-            bytes = std::mem::take(&mut self.sink);
-        } else {
-            bytes.extend_from_slice(&self.sink);
-        }
+        let (bytes, first_data, prefix_uncompressed) = match prefix {
+            Some((mut bytes, uncompressed)) => {
+                let first_data = bytes.len();
+                bytes.extend_from_slice(&self.sink);
+                (bytes, first_data, uncompressed)
+            }
+            None => (std::mem::take(&mut self.sink), 0, 0),
+        };
         for location in &mut self.locations {
             location.offset += first_data as i64;
         }
