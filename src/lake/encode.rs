@@ -388,12 +388,13 @@ struct StringChunk {
     nullable: bool,
     page_bytes: usize,
     encoding: Settled,
-    /// The open page's plain values (sampling or plain), and definition levels (a nullable
-    /// column only).
+    /// The open page's plain values (sampling or plain) or suffixes (front-coded), and
+    /// definition levels (a nullable column only).
     values: Vec<u8>,
     levels: Vec<u8>,
     page_rows: usize,
     tried: Tried,
+    front: Front,
     pages: Pages,
 }
 
@@ -404,6 +405,77 @@ enum Settled {
     Sampling,
     Dictionary,
     Plain,
+    /// Front-coded (`DELTA_BYTE_ARRAY`) and not compressed.
+    Front,
+}
+
+/// The open page of a front-coded [`StringChunk`] but its suffixes: each value as the length of
+/// the prefix it shares with the value before it and the length of the rest.
+#[derive(Default)]
+struct Front {
+    prefixes: Vec<u32>,
+    suffixes: Vec<u32>,
+    /// The page's last value.
+    last: Vec<u8>,
+}
+
+impl Front {
+    /// Takes `value`, whose suffix goes to `suffixes`; the value before it is `before`, or with
+    /// none the page's last value as kept (see [`Front::keep`]).
+    #[inline(always)]
+    fn put(&mut self, before: Option<&[u8]>, value: &[u8], suffixes: &mut Vec<u8>) {
+        let shared = common_prefix(before.unwrap_or(&self.last), value);
+        self.prefixes.push(shared as u32);
+        self.suffixes.push((value.len() - shared) as u32);
+        suffixes.extend_from_slice(&value[shared..]);
+    }
+
+    /// Keeps `value` as the page's last, for the value after it.
+    fn keep(&mut self, value: &[u8]) {
+        self.last.clear();
+        self.last.extend_from_slice(value);
+    }
+
+    /// Appends the page's body after its levels: the prefix lengths, then the suffixes (their
+    /// lengths, then their bytes, `suffixes`), and starts the next page.
+    fn write(&mut self, suffixes: &[u8], out: &mut Vec<u8>) {
+        delta_binary_packed(&self.prefixes, out);
+        delta_binary_packed(&self.suffixes, out);
+        out.extend_from_slice(suffixes);
+        self.prefixes.clear();
+        self.suffixes.clear();
+        self.last.clear();
+    }
+}
+
+/// The length of the longest prefix `a` and `b` share.
+#[inline]
+fn common_prefix(a: &[u8], b: &[u8]) -> usize {
+    let n = a.len().min(b.len());
+    let word = |s: &[u8], at: usize| u64::from_le_bytes(s[at..at + 8].try_into().expect("8 bytes"));
+    if n < 8 {
+        return a[..n]
+            .iter()
+            .zip(&b[..n])
+            .take_while(|(x, y)| x == y)
+            .count();
+    }
+    // Eight bytes at a time (ids share most of their bytes with the one before), the last eight
+    // overlapping those before them, which are equal: the first difference is past them.
+    let mut at = 0;
+    while at + 8 < n {
+        let (x, y) = (word(a, at), word(b, at));
+        if x != y {
+            return at + ((x ^ y).trailing_zeros() / 8) as usize;
+        }
+        at += 8;
+    }
+    let (x, y) = (word(a, n - 8), word(b, n - 8));
+    if x == y {
+        n
+    } else {
+        n - 8 + ((x ^ y).trailing_zeros() / 8) as usize
+    }
 }
 
 /// The dictionary a [`StringChunk`] tries and then keeps or drops: each distinct value once,
@@ -504,6 +576,7 @@ impl StringChunk {
             levels: Vec::new(),
             page_rows: 0,
             tried: Tried::default(),
+            front: Front::default(),
             pages: Pages::default(),
         }
     }
@@ -522,10 +595,49 @@ impl StringChunk {
         }
         let (offsets, bytes) = (array.value_offsets(), array.value_data());
         for i in 0..array.len() {
+            if self.encoding == Settled::Front {
+                // Settled for the rest of the chunk.
+                return self.append_front(array, i, scratch);
+            }
             let value = nulls
                 .is_none_or(|n| n.is_valid(i))
                 .then(|| &bytes[offsets[i] as usize..offsets[i + 1] as usize]);
             self.push(value, scratch)?;
+        }
+        Ok(())
+    }
+
+    /// Appends the rows of `array` from `from` on to a front-coded chunk. Each value is compared
+    /// with the one before it where it lies in the array; only the last is copied, to be
+    /// compared with the next array's first.
+    fn append_front(
+        &mut self,
+        array: &StringArray,
+        from: usize,
+        scratch: &mut Scratch,
+    ) -> Result<()> {
+        let nulls = array.nulls().filter(|n| n.null_count() > 0);
+        let (offsets, bytes) = (array.value_offsets(), array.value_data());
+        // The value before, in `array`; none: the page's last as kept, or a new page's none.
+        let mut before: Option<&[u8]> = None;
+        for i in from..array.len() {
+            let present = nulls.is_none_or(|n| n.is_valid(i));
+            if present {
+                let value = &bytes[offsets[i] as usize..offsets[i + 1] as usize];
+                self.front.put(before, value, &mut self.values);
+                before = Some(value);
+            }
+            if self.nullable {
+                self.levels.push(u8::from(present));
+            }
+            self.page_rows += 1;
+            if self.page_rows == PAGE_ROWS || self.values.len() >= self.page_bytes {
+                self.write_page(scratch)?;
+                before = Some(&[]);
+            }
+        }
+        if let Some(last) = before {
+            self.front.keep(last);
         }
         Ok(())
     }
@@ -535,7 +647,11 @@ impl StringChunk {
         match (self.encoding, value) {
             (_, None) => {}
             (Settled::Plain, Some(value)) => self.put(value),
-            (Settled::Sampling, Some(value)) => self.sample(value),
+            (Settled::Front, Some(value)) => {
+                self.front.put(None, value, &mut self.values);
+                self.front.keep(value);
+            }
+            (Settled::Sampling, Some(value)) => self.sample(value, scratch),
             (Settled::Dictionary, Some(value)) => match self.tried.slot(value) {
                 Some(slot) => self.tried.indices.push(slot),
                 None => {
@@ -561,7 +677,7 @@ impl StringChunk {
             }
         } else if self.page_rows == PAGE_ROWS || self.values.len() >= self.page_bytes {
             if self.encoding == Settled::Sampling {
-                self.settle(self.tried.repeats(SAMPLE_REPEATS));
+                self.settle(self.tried.repeats(SAMPLE_REPEATS), scratch);
             }
             self.write_page(scratch)?;
         }
@@ -570,16 +686,16 @@ impl StringChunk {
 
     /// Samples `value`, also appended to the open plain page: once the sample is complete, or
     /// holds too many distinct values to repeat enough whatever follows, the chunk settles.
-    fn sample(&mut self, value: &[u8]) {
+    fn sample(&mut self, value: &[u8], scratch: &mut Scratch) {
         self.put(value);
         match self.tried.slot(value) {
             Some(slot) if self.tried.starts.len() * SAMPLE_REPEATS <= SAMPLE_VALUES => {
                 self.tried.indices.push(slot);
                 if self.tried.seen >= SAMPLE_VALUES {
-                    self.settle(self.tried.repeats(SAMPLE_REPEATS));
+                    self.settle(self.tried.repeats(SAMPLE_REPEATS), scratch);
                 }
             }
-            _ => self.settle(false),
+            _ => self.settle(false, scratch),
         }
     }
 
@@ -590,16 +706,59 @@ impl StringChunk {
         self.values.extend_from_slice(value);
     }
 
-    /// Ends sampling: the open page's rows as indices into the dictionary (`dictionary`), or as
-    /// the plain values they also are.
-    fn settle(&mut self, dictionary: bool) {
+    /// Ends sampling: the open page's rows as indices into the dictionary (`dictionary`), or
+    /// else front-coded or as the plain values they also are, whichever is smaller.
+    fn settle(&mut self, dictionary: bool, scratch: &mut Scratch) {
         if dictionary {
             self.encoding = Settled::Dictionary;
             self.values.clear();
-        } else {
-            self.encoding = Settled::Plain;
-            self.tried = Tried::default();
+            return;
         }
+        self.tried = Tried::default();
+        self.encoding = if self.front_coding_pays(scratch) {
+            Settled::Front
+        } else {
+            Settled::Plain
+        };
+    }
+
+    /// Whether the open page's plain values are fewer bytes front-coded than compressed with
+    /// Snappy; if so, they are front-coded now.
+    ///
+    /// Ids made of a fixed part and a counter or a time (`evt_2a_1041`, `s_2a_173`) share most
+    /// of their bytes with the id before them: front-coded, such a column is about half of what
+    /// Snappy makes of it, for a comparison of a few bytes per value instead of a compression.
+    /// Random ids (UUIDs) are about their own size either way, and front coding costs less.
+    /// Text whose repeats are not at its start (documents, URLs after a varying host) does
+    /// better with Snappy, and stays plain.
+    fn front_coding_pays(&mut self, scratch: &mut Scratch) -> bool {
+        let plain = std::mem::take(&mut self.values);
+        let mut at = 0;
+        while at < plain.len() {
+            let len = u32::from_le_bytes(plain[at..at + 4].try_into().expect("4 bytes")) as usize;
+            let value = &plain[at + 4..at + 4 + len];
+            self.front.put(None, value, &mut self.values);
+            self.front.keep(value);
+            at += 4 + len;
+        }
+        scratch.body.clear();
+        delta_binary_packed(&self.front.prefixes, &mut scratch.body);
+        delta_binary_packed(&self.front.suffixes, &mut scratch.body);
+        let front = scratch.body.len() + self.values.len();
+        let room = snap::raw::max_compress_len(plain.len());
+        if scratch.compressed.len() < room {
+            scratch.compressed.resize(room, 0);
+        }
+        let snappy = scratch
+            .snappy
+            .compress(&plain, &mut scratch.compressed)
+            .unwrap_or(plain.len());
+        if front <= snappy {
+            return true;
+        }
+        self.front = Front::default();
+        self.values = plain;
+        false
     }
 
     /// Compresses and writes the open page: its levels (a nullable column), then its values or
@@ -608,7 +767,15 @@ impl StringChunk {
         if self.page_rows == 0 {
             return Ok(());
         }
-        let (buf, size, encoding) = if self.encoding == Settled::Dictionary {
+        let (buf, size, encoding) = if self.encoding == Settled::Front {
+            scratch.body.clear();
+            if self.nullable {
+                definition_levels(&self.levels, &mut scratch.body);
+            }
+            self.front.write(&self.values, &mut scratch.body);
+            let body = Bytes::copy_from_slice(&scratch.body);
+            (body, scratch.body.len(), Encoding::DELTA_BYTE_ARRAY)
+        } else if self.encoding == Settled::Dictionary {
             scratch.body.clear();
             index_page(
                 self.nullable.then_some(&self.levels[..]),
@@ -645,11 +812,17 @@ impl StringChunk {
     /// records of it.
     fn close(mut self, scratch: &mut Scratch) -> Result<(Bytes, ColumnCloseResult)> {
         if self.encoding == Settled::Sampling {
-            self.settle(self.tried.repeats(SAMPLE_REPEATS));
+            self.settle(self.tried.repeats(SAMPLE_REPEATS), scratch);
         }
         self.write_page(scratch)?;
-        let metadata =
-            ColumnChunkMetaData::builder(self.descr.clone()).set_compression(Compression::SNAPPY);
+        let metadata = ColumnChunkMetaData::builder(self.descr.clone());
+        if self.encoding == Settled::Front {
+            let metadata = metadata
+                .set_compression(Compression::UNCOMPRESSED)
+                .set_encodings(vec![Encoding::DELTA_BYTE_ARRAY, Encoding::RLE]);
+            return self.pages.close(metadata, None);
+        }
+        let metadata = metadata.set_compression(Compression::SNAPPY);
         if self.tried.pages == 0 {
             let metadata = metadata.set_encodings(vec![Encoding::PLAIN, Encoding::RLE]);
             return self.pages.close(metadata, None);
@@ -866,6 +1039,62 @@ fn bit_packed<T: Copy + Into<u32>>(values: &[T], width: u8, out: &mut Vec<u8>) {
 }
 
 /// Appends `n` as an unsigned LEB128 varint.
+/// Values per block of [`delta_binary_packed`], and miniblocks per block.
+const DELTA_BLOCK: usize = 128;
+const DELTA_MINIBLOCKS: usize = 4;
+
+/// Appends `values` in Parquet's `DELTA_BINARY_PACKED` encoding (as 32-bit integers): a header
+/// (block size, miniblocks per block, count, first value), then per block of 128 differences
+/// between consecutive values their minimum and, per miniblock of 32, the bit width and the
+/// differences less the minimum bit-packed at that width (least significant bits first, the
+/// last miniblock padded with zeros; the widths of miniblocks past the last value are 0).
+fn delta_binary_packed(values: &[u32], out: &mut Vec<u8>) {
+    let zigzag = |n: i64| ((n << 1) ^ (n >> 63)) as u64;
+    const PER_MINIBLOCK: usize = DELTA_BLOCK / DELTA_MINIBLOCKS;
+    uleb128(DELTA_BLOCK as u64, out);
+    uleb128(DELTA_MINIBLOCKS as u64, out);
+    uleb128(values.len() as u64, out);
+    let Some((&first, rest)) = values.split_first() else {
+        out.push(0);
+        return;
+    };
+    uleb128(zigzag(i64::from(first)), out);
+    let mut previous = first;
+    let mut deltas = [0i64; DELTA_BLOCK];
+    for block in rest.chunks(DELTA_BLOCK) {
+        let mut min = i64::MAX;
+        for (delta, &value) in deltas.iter_mut().zip(block) {
+            *delta = i64::from(value) - i64::from(previous);
+            min = min.min(*delta);
+            previous = value;
+        }
+        uleb128(zigzag(min), out);
+        let widths = out.len();
+        out.extend_from_slice(&[0; DELTA_MINIBLOCKS]);
+        for (m, miniblock) in deltas[..block.len()].chunks(PER_MINIBLOCK).enumerate() {
+            // At most 32 bits each (the values are 32-bit).
+            let any = miniblock.iter().fold(0, |any, &d| any | (d - min) as u64);
+            let width = 64 - any.leading_zeros() as usize;
+            out[widths + m] = width as u8;
+            // 32 values of `width` bits are `4 * width` whole bytes, least significant bits
+            // first; the last miniblock padded with zeros.
+            let mut bytes = [0u8; 4 * PER_MINIBLOCK + 8];
+            let (mut word, mut held, mut at) = (0u64, 0, 0);
+            for k in 0..PER_MINIBLOCK {
+                word |= miniblock.get(k).map_or(0, |&d| (d - min) as u64) << held;
+                held += width;
+                if held >= 32 {
+                    bytes[at..at + 4].copy_from_slice(&(word as u32).to_le_bytes());
+                    word >>= 32;
+                    held -= 32;
+                    at += 4;
+                }
+            }
+            out.extend_from_slice(&bytes[..4 * width]);
+        }
+    }
+}
+
 fn uleb128(mut n: u64, out: &mut Vec<u8>) {
     loop {
         let byte = (n & 0x7f) as u8;
@@ -942,7 +1171,7 @@ mod tests {
     #[test]
     fn dictionary_and_plain_columns_read_back_as_the_strings_staged() {
         // Three dictionary columns, then the first two's strings again as string columns (these
-        // repeat, so they are dictionary-encoded too), and distinct ids (written plain).
+        // repeat, so they are dictionary-encoded too), and distinct ids (front-coded).
         let schema = Arc::new(Schema::new(vec![
             Field::new("spread", DataType::Utf8, true),
             Field::new("runs", DataType::Utf8, false),
@@ -1006,11 +1235,13 @@ mod tests {
             let ids = &group.columns()[6];
             assert!(
                 ids.encodings()
-                    .all(|e| matches!(e, Encoding::PLAIN | Encoding::RLE))
+                    .all(|e| matches!(e, Encoding::DELTA_BYTE_ARRAY | Encoding::RLE))
             );
             assert_eq!(ids.dictionary_page_offset(), None);
-            assert_eq!(ids.compression(), Compression::SNAPPY);
-            assert!(ids.compressed_size() < ids.uncompressed_size());
+            assert_eq!(ids.compression(), Compression::UNCOMPRESSED);
+            // `evt-00012345` after `evt-00012344`: a prefix of 11 bytes and 1 byte of suffix, a
+            // few bits of lengths; plain, each would take 4 + 12 bytes.
+            assert!(ids.compressed_size() < 3 * group.num_rows(), "{ids:?}");
         }
         let plain = |got: &[Vec<Option<String>>; 3], expected: &[Vec<Option<String>>; 3]| {
             assert!(got[0] == expected[0] && got[1] == expected[1]);
@@ -1190,16 +1421,105 @@ mod tests {
         assert_eq!(got[..4], [dictionary, indices, indices, plain]);
         assert!(got[4..].iter().all(|p| *p == plain));
 
-        // Distinct values: plain from the first page, no dictionary.
+        // Distinct ids: front-coded from the first page, no dictionary.
+        let front = (PageType::DATA_PAGE, Encoding::DELTA_BYTE_ARRAY);
         let ids: Vec<Option<String>> = (0..5_000).map(|i| Some(format!("evt-{i}"))).collect();
-        assert!(pages(&string_file(&ids, 1_000)).iter().all(|p| *p == plain));
+        assert!(pages(&string_file(&ids, 1_000)).iter().all(|p| *p == front));
+
+        // Distinct values that share little with the one before but much with others: Snappy
+        // makes less of them than front coding, and they stay plain.
+        let docs: Vec<Option<String>> = (0..5_000)
+            .map(|i| {
+                Some(format!(
+                    r#"{{"n":{},"note":"the same words in every one"}}"#,
+                    i * 7919
+                ))
+            })
+            .collect();
+        assert!(
+            pages(&string_file(&docs, 1_000))
+                .iter()
+                .all(|p| *p == plain)
+        );
 
         // Chunks shorter than the sample settle when they close: two values in twenty rows
-        // repeat, ten in ten do not, and a column of nulls has nothing to look up.
+        // repeat; ten in ten do not, and are too few for front coding's lengths to pay for
+        // their headers; a column of nulls has nothing to look up.
         let two: Vec<_> = (0..20).map(|i| Some(format!("v{}", i % 2))).collect();
         assert_eq!(pages(&string_file(&two, 3)), [dictionary, indices]);
         assert_eq!(pages(&string_file(&ids[..10], 3)), [plain]);
+        assert_eq!(pages(&string_file(&ids[..100], 30)), [front]);
         assert_eq!(pages(&string_file(&[None, None, None], 2)), [plain]);
+    }
+
+    #[test]
+    fn front_coded_strings_read_back_as_written() {
+        // Against the value before: equal, a prefix of it, longer, sharing more than eight
+        // bytes, nothing, empty, multi-byte characters, long; a tenth null; many pages, in
+        // batches that cut pages and runs of 32 lengths anywhere.
+        let kinds = |i: usize| -> Option<String> {
+            let n = i / 10;
+            match i % 10 {
+                0 => None,
+                1 | 2 => Some(format!("session_{:x}_{}", 0xbeef, n)),
+                3 => Some(format!("session_{:x}", 0xbeef)),
+                4 => Some(format!("session_{:x}_{}_and_more", 0xbeef, n)),
+                5 => Some(String::new()),
+                6 => Some(format!("zürich-straße-{n}")),
+                7 => Some("x".repeat(300 + n % 700)),
+                8 => Some(format!("{n:020}")),
+                _ => Some(format!("{:020}", n + 1)),
+            }
+        };
+        // Session ids first, so that the chunk settles on front coding; `string_file` reads
+        // it back.
+        let values: Vec<Option<String>> = (0..50_000)
+            .map(|i| (i % 10 != 0).then(|| format!("s_2a_{}", i / 3)))
+            .chain((0..50_000).map(kinds))
+            .collect();
+        let got = pages(&string_file(&values, 4_099));
+        let front = (
+            parquet::basic::PageType::DATA_PAGE,
+            Encoding::DELTA_BYTE_ARRAY,
+        );
+        assert!(got.len() > 2 && got.iter().all(|p| *p == front), "{got:?}");
+
+        // Where arrays meet: each array's first value follows the last of the array before,
+        // not a value seen earlier that it shares more with.
+        let joined: Vec<Option<String>> = (0..3)
+            .flat_map(|_| {
+                (0..1_000).map(|i| match i {
+                    0 => Some("id-00512-and-more".to_string()),
+                    999 => Some("~".to_string()),
+                    _ => Some(format!("id-{i:05}")),
+                })
+            })
+            .collect();
+        assert!(
+            pages(&string_file(&joined, 1_000))
+                .iter()
+                .all(|p| *p == front)
+        );
+    }
+
+    #[test]
+    fn shared_prefixes() {
+        assert_eq!(common_prefix(b"evt_2a_1041", b"evt_2a_1043"), 10);
+        assert_eq!(common_prefix(b"evt_2a_1041", b"evt_2a_10410"), 11);
+        assert_eq!(common_prefix(b"session_beef_1", b"session_beef_2"), 13);
+        assert_eq!(common_prefix(b"abcdefgh", b"abcdefgh"), 8);
+        assert_eq!(common_prefix(b"abcdefghi", b"abcdefgh"), 8);
+        assert_eq!(common_prefix(b"", b"abc"), 0);
+        assert_eq!(common_prefix(b"xbc", b"abc"), 0);
+        assert_eq!(common_prefix(b"abcdefgXij", b"abcdefgYij"), 7);
+        assert_eq!(common_prefix(b"abcdefghijklmnoX", b"abcdefghijklmnoY"), 15);
+        assert_eq!(common_prefix(b"abcdefghijklmnopq", b"abcdefghXjklmnopq"), 8);
+        assert_eq!(
+            common_prefix(b"abcdefghijklmnopq", b"abcdefghijklmnopq"),
+            17
+        );
+        assert_eq!(common_prefix(b"abcdefghij", b"abcdefghiX"), 9);
+        assert_eq!(common_prefix(b"abc", b"abX"), 2);
     }
 
     #[test]
