@@ -1,8 +1,9 @@
 //! Parquet files from staged batches: the columns staged as dictionaries (strings the views
 //! intern, and `_source`) written here as dictionary pages and bit-packed indices, the other
-//! string columns written here too, compressed with Snappy (dictionary-encoded where their
-//! values repeat, plain where they do not), and the rest (numbers, times) through the `parquet`
-//! crate's Arrow column writers.
+//! string columns written here too (dictionary-encoded with Snappy where their values repeat,
+//! front-coded where they share their start with the value before, plain with Snappy
+//! otherwise), and the rest (numbers, times) through the `parquet` crate's Arrow column
+//! writers.
 //!
 //! The `parquet` crate can dictionary-encode a column too, but it hashes every value to find its
 //! index, and Arrow dictionary arrays are no exception: it looks each value up and hashes it
@@ -364,16 +365,19 @@ const KEPT_REPEATS: usize = 4;
 /// are written plain.
 const DICTIONARY_BYTES: usize = 256 << 10;
 
-/// A string column's chunk in a row group, compressed with Snappy: dictionary-encoded where its
-/// values repeat, plain where they do not.
+/// A string column's chunk in a row group: dictionary-encoded where its values repeat,
+/// front-coded where each shares its start with the one before, plain otherwise.
 ///
 /// The chunk starts by sampling: its first [`SAMPLE_VALUES`] values (or its first page, if that
 /// fills sooner) go both into a plain page and into a dictionary. If they hold at most a
 /// [`SAMPLE_REPEATS`]th as many distinct values as values, the chunk keeps the dictionary (the
 /// plain page is dropped) and goes on as a dictionary column: a dictionary page, then pages of
 /// indices. Otherwise (known as soon as the sample has too many distinct values to pass,
-/// whatever follows) it drops the dictionary and stays plain: each value's length (4 bytes,
-/// little-endian) and bytes. A dictionary that outgrows [`DICTIONARY_BYTES`], or whose values
+/// whatever follows) it drops the dictionary and goes on either front-coded, uncompressed
+/// (`DELTA_BYTE_ARRAY`: per page, the length of the prefix each value shares with the one
+/// before, then the length and bytes of the rest), or plain, compressed with Snappy (each
+/// value's length, 4 bytes little-endian, and bytes): whichever makes the sample smaller (see
+/// [`StringChunk::front_coding_pays`]). A dictionary that outgrows [`DICTIONARY_BYTES`], or whose values
 /// repeat fewer than [`KEPT_REPEATS`] times when a page of indices is written, stops there, and
 /// the rest of the chunk is plain, as Parquet's writers do on falling back. Values are looked up
 /// in the dictionary by their 64-bit hash; two values with one hash (never seen in practice)
@@ -1038,9 +1042,9 @@ fn bit_packed<T: Copy + Into<u32>>(values: &[T], width: u8, out: &mut Vec<u8>) {
     }
 }
 
-/// Appends `n` as an unsigned LEB128 varint.
-/// Values per block of [`delta_binary_packed`], and miniblocks per block.
+/// Values per block of [`delta_binary_packed`].
 const DELTA_BLOCK: usize = 128;
+/// Miniblocks per block of [`delta_binary_packed`].
 const DELTA_MINIBLOCKS: usize = 4;
 
 /// Appends `values` in Parquet's `DELTA_BINARY_PACKED` encoding (as 32-bit integers): a header
@@ -1095,6 +1099,7 @@ fn delta_binary_packed(values: &[u32], out: &mut Vec<u8>) {
     }
 }
 
+/// Appends `n` as an unsigned LEB128 varint.
 fn uleb128(mut n: u64, out: &mut Vec<u8>) {
     loop {
         let byte = (n & 0x7f) as u8;
