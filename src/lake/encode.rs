@@ -1080,12 +1080,15 @@ fn delta_binary_packed(values: &[u32], out: &mut Vec<u8>) {
             let any = miniblock.iter().fold(0, |any, &d| any | (d - min) as u64);
             let width = 64 - any.leading_zeros() as usize;
             out[widths + m] = width as u8;
+            if width == 0 {
+                continue;
+            }
             // 32 values of `width` bits are `4 * width` whole bytes, least significant bits
             // first; the last miniblock padded with zeros.
             let mut bytes = [0u8; 4 * PER_MINIBLOCK + 8];
             let (mut word, mut held, mut at) = (0u64, 0, 0);
-            for k in 0..PER_MINIBLOCK {
-                word |= miniblock.get(k).map_or(0, |&d| (d - min) as u64) << held;
+            for &d in miniblock {
+                word |= ((d - min) as u64) << held;
                 held += width;
                 if held >= 32 {
                     bytes[at..at + 4].copy_from_slice(&(word as u32).to_le_bytes());
@@ -1094,6 +1097,7 @@ fn delta_binary_packed(values: &[u32], out: &mut Vec<u8>) {
                     at += 4;
                 }
             }
+            bytes[at..at + 8].copy_from_slice(&word.to_le_bytes());
             out.extend_from_slice(&bytes[..4 * width]);
         }
     }
@@ -1478,9 +1482,15 @@ mod tests {
         };
         // Session ids first, so that the chunk settles on front coding; `string_file` reads
         // it back.
+        // Last, lengths jumping by 70,000 and more: 17 and 18 bits a difference.
+        let long = |i: usize| match i % 50 {
+            49 => Some("y".repeat(70_000 + i * 1_000)),
+            _ => Some(format!("s_2a_{i}")),
+        };
         let values: Vec<Option<String>> = (0..50_000)
             .map(|i| (i % 10 != 0).then(|| format!("s_2a_{}", i / 3)))
             .chain((0..50_000).map(kinds))
+            .chain((0..500).map(long))
             .collect();
         let got = pages(&string_file(&values, 4_099));
         let front = (
