@@ -732,9 +732,9 @@ impl StringChunk {
     /// Ids made of a fixed part and a counter or a time (`evt_2a_1041`, `s_2a_173`) share most
     /// of their bytes with the id before them: front-coded, such a column is about half of what
     /// Snappy makes of it, for a comparison of a few bytes per value instead of a compression.
-    /// Random ids (UUIDs) are about their own size either way, and front coding costs less.
-    /// Text whose repeats are not at its start (documents, URLs after a varying host) does
-    /// better with Snappy, and stays plain.
+    /// Random ids (UUIDs) come out about their own size either way (Snappy a little smaller,
+    /// so they stay plain), and text whose repeats are not at its start (documents, URLs after
+    /// a varying host) does better with Snappy.
     fn front_coding_pays(&mut self, scratch: &mut Scratch) -> bool {
         let plain = std::mem::take(&mut self.values);
         let mut at = 0;
