@@ -557,16 +557,21 @@ impl Scratch {
     /// `body` (or, with none, the scratch body) compressed with Snappy.
     fn compress(&mut self, body: Option<&[u8]>) -> Result<Bytes> {
         let body = body.unwrap_or(&self.body);
-        let room = snap::raw::max_compress_len(body.len());
-        if self.compressed.len() < room {
-            self.compressed.resize(room, 0);
-        }
-        let n = self
-            .snappy
-            .compress(body, &mut self.compressed)
-            .map_err(|e| ParquetError::External(Box::new(e)))?;
+        let n = snappy(&mut self.snappy, body, &mut self.compressed)?;
         Ok(Bytes::copy_from_slice(&self.compressed[..n]))
     }
+}
+
+/// Compresses `body` with `encoder` into the start of `out` (grown to the room it may need);
+/// returns the compressed length.
+fn snappy(encoder: &mut snap::raw::Encoder, body: &[u8], out: &mut Vec<u8>) -> Result<usize> {
+    let room = snap::raw::max_compress_len(body.len());
+    if out.len() < room {
+        out.resize(room, 0);
+    }
+    encoder
+        .compress(body, out)
+        .map_err(|e| ParquetError::External(Box::new(e)))
 }
 
 impl StringChunk {
@@ -749,14 +754,8 @@ impl StringChunk {
         delta_binary_packed(&self.front.prefixes, &mut scratch.body);
         delta_binary_packed(&self.front.suffixes, &mut scratch.body);
         let front = scratch.body.len() + self.values.len();
-        let room = snap::raw::max_compress_len(plain.len());
-        if scratch.compressed.len() < room {
-            scratch.compressed.resize(room, 0);
-        }
-        let snappy = scratch
-            .snappy
-            .compress(&plain, &mut scratch.compressed)
-            .unwrap_or(plain.len());
+        let snappy =
+            snappy(&mut scratch.snappy, &plain, &mut scratch.compressed).unwrap_or(plain.len());
         if front <= snappy {
             return true;
         }
