@@ -31,16 +31,6 @@ run() { # NAME COUNT ARGS...
   done
 }
 
-pair() { # I COUNT: two one-worker processes at once, each confined to a CPU of its own
-  local i=$1 count=$2 first
-  echo "closed-pair $i/$count: taskset -c 0 lambdaflow bench --workers 1 --events 5000000 --no-limits," \
-    "and at the same time the same on CPU 1" >&2
-  taskset -c 0 "$bin" bench --workers 1 --events 5000000 --no-limits --json >"$out/closed-pair0-$i.json" &
-  first=$!
-  taskset -c 1 "$bin" bench --workers 1 --events 5000000 --no-limits --json >"$out/closed-pair1-$i.json"
-  wait "$first"
-}
-
 # 2 workers and 1 in turn, so that both see the same phases of a shared machine. One worker
 # also runs with the process confined to CPU 0: its Parquet file thread otherwise uses part of
 # the second core, so that run compares 2 workers with 1 core for core. Then two such processes
@@ -51,7 +41,10 @@ for i in $(seq 1 "$repeat"); do
   one closed-2 "$i" "$repeat" --workers 2 --events 5000000
   one closed-1 "$i" "$repeat" --workers 1 --events 5000000
   launch="taskset -c 0" one closed-1core "$i" "$repeat" --workers 1 --events 5000000
-  pair "$i" "$repeat"
+  launch="taskset -c 0" one closed-pair0 "$i" "$repeat" --workers 1 --events 5000000 --no-limits &
+  first=$!
+  launch="taskset -c 1" one closed-pair1 "$i" "$repeat" --workers 1 --events 5000000 --no-limits
+  wait "$first"
 done
 run open-200k 3 --workers 2 --events 4000000 --rate 200000 --epoch 10ms --no-limits
 run closed-10m 1 --workers 2 --events 10000000 --no-limits
