@@ -176,6 +176,7 @@ fn commit(c: &mut Criterion) {
         dir: dir.path().to_path_buf(),
         commit_every: 1,
         files: FileSettings::default(),
+        log_retention: None,
     };
     let prepared = ops::prepare(&config, &layout, "bench", Some(1), "generate").expect("lake");
     drop(prepared);

@@ -286,6 +286,7 @@ pub fn run(
             dir: dir.clone(),
             commit_every: config.commit_every.max(1),
             files: FileSettings::default(),
+            log_retention: None,
         }),
         replay: None,
     };

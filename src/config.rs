@@ -104,6 +104,9 @@ pub struct LakeSection {
     pub compression: Option<String>,
     /// ZSTD level, 1 to 22 (with `compression = "zstd"`).
     pub zstd_level: Option<i32>,
+    /// How long the Delta log keeps versions for time travel, such as `30days`
+    /// (`delta.logRetentionDuration`).
+    pub log_retention: Option<String>,
 }
 
 /// The `[kafka]` table: defaults for a `kafka://` source (its query string wins).
@@ -222,6 +225,11 @@ pub struct Overrides {
 /// The data directory when none is given.
 pub const DEFAULT_DATA_DIR: &str = "lambdaflow-data";
 
+/// The longest epoch accepted.
+const MAX_EPOCH: Duration = Duration::from_secs(3_600);
+/// The longest commit interval accepted.
+const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(86_400);
+
 /// Commits per epoch count when epochs are counted in records and nothing else is said.
 const DEFAULT_COMMIT_EPOCHS: u64 = 10;
 
@@ -289,6 +297,12 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
             })?;
             if d < Duration::from_millis(1) {
                 return Err(invalid(format!("epoch `{text}` is shorter than 1ms")));
+            }
+            if d > MAX_EPOCH {
+                return Err(invalid(format!(
+                    "epoch `{text}` is longer than 1h: the views would show nothing new for that \
+                     long"
+                )));
             }
             EpochPolicy::Interval(d)
         }
@@ -388,7 +402,20 @@ fn lake_config(
                     "commit interval `{text}` is not a duration such as 1s or 500ms ({e})"
                 ))
             })?;
+            if d > MAX_COMMIT_INTERVAL {
+                return Err(invalid(format!(
+                    "commit interval `{text}` is longer than 1day: nothing would reach the lake \
+                     for that long"
+                )));
+            }
             match epoch {
+                EpochPolicy::Interval(e) if d < e => {
+                    return Err(invalid(format!(
+                        "commit interval `{text}` is shorter than the epoch ({}): a commit closes \
+                         whole epochs",
+                        humantime::format_duration(e)
+                    )));
+                }
                 EpochPolicy::Interval(e) => (d.as_nanos() / e.as_nanos().max(1)).max(1) as u64,
                 EpochPolicy::Records(_) => DEFAULT_COMMIT_EPOCHS,
             }
@@ -425,10 +452,27 @@ fn lake_config(
             )));
         }
     };
+    let log_retention = match section.log_retention {
+        None => None,
+        Some(text) => {
+            let d = humantime::parse_duration(&text).map_err(|e| {
+                invalid(format!(
+                    "lake log_retention `{text}` is not a duration such as 30days ({e})"
+                ))
+            })?;
+            if d < Duration::from_secs(1) {
+                return Err(invalid(format!(
+                    "lake log_retention `{text}` is shorter than 1s"
+                )));
+            }
+            Some(d)
+        }
+    };
     Ok(Some(LakeConfig {
         dir,
         commit_every,
         files,
+        log_retention,
     }))
 }
 
@@ -494,6 +538,7 @@ pub fn parse_source(
             let mut files: Vec<PathBuf> = Vec::new();
             for path in paths.split(',').filter(|p| !p.is_empty()) {
                 let path = Path::new(path);
+                check_not_system(path)?;
                 let found = file::expand(path)
                     .map_err(|e| invalid(format!("source file {}: {e}", path.display())))?;
                 if found.is_empty() {
@@ -510,6 +555,27 @@ pub fn parse_source(
             Ok(SourceSpec::Files(files))
         }
     }
+}
+
+/// The system directories a `file:` source does not read as directories of events.
+const SYSTEM_DIRS: [&str; 3] = ["/proc", "/sys", "/etc"];
+
+/// A directory under `/proc`, `/sys` or `/etc` is refused: its files are the system's, not
+/// events (a mistyped path would read every one of them into the lake). A single file there,
+/// named in full, is read, with a warning.
+fn check_not_system(path: &Path) -> Result<(), ConfigError> {
+    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
+    let Some(root) = SYSTEM_DIRS.iter().find(|d| real.starts_with(d)) else {
+        return Ok(());
+    };
+    if real.is_dir() {
+        return Err(invalid(format!(
+            "source directory {} is under {root}, whose files are the system's, not events",
+            path.display()
+        )));
+    }
+    tracing::warn!(path = %path.display(), "reading events from a system file under {root}");
+    Ok(())
 }
 
 /// Every enabled view must find the fields it reads, with the right types; the key fields

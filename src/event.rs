@@ -8,6 +8,7 @@
 pub mod decode;
 pub mod money;
 pub mod schema;
+pub mod storable;
 pub mod symbol;
 pub mod time;
 

@@ -12,6 +12,8 @@
 pub mod bench;
 pub mod config;
 pub mod event;
+#[doc(hidden)]
+pub mod fuzzing;
 pub mod lake;
 pub mod pipeline;
 pub mod serve;

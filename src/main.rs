@@ -10,6 +10,17 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+/// `println!` that returns the error instead of panicking on it: when the reader of a pipe goes
+/// away (`lambdaflow views | head -1`), the command ends quietly with exit code 0.
+macro_rules! outln {
+    ($($arg:tt)*) => { writeln!(std::io::stdout().lock(), $($arg)*) };
+}
+
+/// `print!` that returns the error instead of panicking on it, as [`outln!`].
+macro_rules! out {
+    ($($arg:tt)*) => { write!(std::io::stdout().lock(), $($arg)*) };
+}
+
 use lambdaflow::config::{self, ConfigFile, Overrides};
 use lambdaflow::event::money::format_cents;
 use lambdaflow::lake::ops::{self, ReplaySpec};
@@ -193,6 +204,19 @@ enum LakeCommand {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Move an events table that no reader can read (a commit an earlier build let a poisonous
+    /// record into) back to its newest readable version, as a new commit; the next run reads the
+    /// removed versions' events again from the source.
+    Repair {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// Only say what would be done.
+        #[arg(long)]
+        dry_run: bool,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 #[derive(Args)]
@@ -339,16 +363,11 @@ fn main() -> ExitCode {
         Command::Generate(args) => generate(args),
         Command::Kafka(args) => kafka_offsets(args),
         Command::Bench(args) => bench(args),
-        Command::Config => {
-            print!("{}", config::DEFAULT_CONFIG);
-            Ok(())
-        }
-        Command::Views => {
-            for v in &VIEWS {
-                println!("{:<24} {}", v.name, v.description);
-            }
-            Ok(())
-        }
+        Command::Config => out!("{}", config::DEFAULT_CONFIG).map_err(Into::into),
+        Command::Views => VIEWS
+            .iter()
+            .try_for_each(|v| outln!("{:<24} {}", v.name, v.description))
+            .map_err(Into::into),
         Command::Batch(args) => batch(args),
         Command::Verify(args) => verify(args),
         Command::Lake(command) => lake(command),
@@ -372,8 +391,16 @@ fn one_line(e: &anyhow::Error) -> String {
             parts.push(text);
         }
     }
-    parts.join(": ").replace('\n', " ")
+    let line = parts.join(": ").replace('\n', " ");
+    // A value quoted in an error can be anything a producer sent.
+    match line.char_indices().nth(MAX_ERROR_CHARS) {
+        Some((cut, _)) => format!("{}…", &line[..cut]),
+        None => line,
+    }
 }
+
+/// The longest error line printed, in characters.
+const MAX_ERROR_CHARS: usize = 1_000;
 
 fn is_broken_pipe(e: &anyhow::Error) -> bool {
     e.chain().any(|c| {
@@ -412,7 +439,7 @@ fn run(args: RunArgs) -> Result<()> {
         std::fs::File::create(path)
             .with_context(|| format!("cannot write views to {}", path.display()))?;
     }
-    let summary = !args.quiet;
+    let mut summary = !args.quiet;
     let listener = if args.no_serve {
         None
     } else if let Some(addr) = args.listen {
@@ -433,9 +460,9 @@ fn run(args: RunArgs) -> Result<()> {
         .or_else(|| std::env::var("LAMBDAFLOW_TOKEN").ok())
         .filter(|t| !t.is_empty());
     if summary {
-        println!("{}", banner(&config));
+        outln!("{}", banner(&config))?;
         if let Some(l) = &listener {
-            println!(
+            outln!(
                 "dashboard: http://{}/ (API: /api/views, /api/status, /metrics{})",
                 l.addr(),
                 if token.is_some() {
@@ -443,7 +470,7 @@ fn run(args: RunArgs) -> Result<()> {
                 } else {
                     ""
                 }
-            );
+            )?;
         }
     }
     let (workers, source, has_lake) = (
@@ -466,11 +493,11 @@ fn run(args: RunArgs) -> Result<()> {
         None => None,
     };
     if summary && let Some(meta) = pipeline.resumed() {
-        println!(
+        outln!(
             "resuming the lake after epoch {}: its committed rows are replayed into the views, \
              then the source continues where it stood",
             meta.epoch
-        );
+        )?;
     }
     let stop = pipeline.stop_flag();
     let signalled = Arc::new(AtomicBool::new(false));
@@ -486,7 +513,11 @@ fn run(args: RunArgs) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
         if summary && Instant::now() >= next_print {
             next_print += Duration::from_secs(1);
-            println!("{}", live_line(&pipeline, &mut last));
+            if outln!("{}", live_line(&pipeline, &mut last)).is_err() {
+                // Nobody reads the summary any more (`run | head`): stop as on Ctrl+C.
+                summary = false;
+                stop.store(true, Ordering::SeqCst);
+            }
         }
     }
     let store = pipeline.views().clone();
@@ -497,7 +528,7 @@ fn run(args: RunArgs) -> Result<()> {
     }
     joined?;
     if summary {
-        println!("{}", live_line_final(&store, &stats));
+        let _ = outln!("{}", live_line_final(&store, &stats));
     }
     if let Some(path) = &args.views_out {
         let file = std::fs::File::create(path)
@@ -714,9 +745,9 @@ fn bench(args: BenchArgs) -> Result<()> {
     let report = lambdaflow::bench::run(&bench, &mut |p| bar.show(p))?;
     bar.finish();
     if args.json {
-        println!("{}", serde_json::to_string_pretty(&report)?);
+        outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
-        print!("{}", report.table());
+        out!("{}", report.table())?;
     }
     Ok(())
 }
@@ -840,7 +871,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
                 key.push_str(&spec.user(seq).to_string());
                 publisher.send(key.as_bytes(), &line)?;
                 if args.single {
-                    println!("{}", String::from_utf8_lossy(&line));
+                    outln!("{}", String::from_utf8_lossy(&line))?;
                 }
             }
         }
@@ -851,7 +882,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
         Sink::Kafka(publisher, kafka) => {
             let done = publisher.finish(Duration::from_secs(60));
             let secs = started.elapsed().as_secs_f64();
-            println!(
+            outln!(
                 "sent {} event{} to {} ({} partitions) in {secs:.1}s ({:.0}/s): {} delivered, {} failed",
                 done.sent,
                 if done.sent == 1 { "" } else { "s" },
@@ -860,7 +891,7 @@ fn generate(args: GenerateArgs) -> Result<()> {
                 done.sent as f64 / secs.max(1e-9),
                 done.delivered,
                 done.failed
-            );
+            )?;
             if let Some(e) = done.error {
                 anyhow::bail!(
                     "{} of {} events were not delivered: {e}",
@@ -907,15 +938,20 @@ fn kafka_offsets(args: KafkaArgs) -> Result<()> {
             &serde_json::json!({"group": group, "partitions": rows}),
         );
     }
-    println!(
+    outln!(
         "{:<24} {:>12} {:>12} {:>12} {:>12} {:>10}",
-        "partition", "low", "high", "group", "lake", "lag"
-    );
+        "partition",
+        "low",
+        "high",
+        "group",
+        "lake",
+        "lag"
+    )?;
     let dash = || "-".to_owned();
     for p in &partitions {
         let lake_at = lake.get(&p.partition).map(|&o| o as i64);
         let read = lake_at.or(p.committed);
-        println!(
+        outln!(
             "{:<24} {:>12} {:>12} {:>12} {:>12} {:>10}",
             p.partition,
             p.low,
@@ -923,9 +959,9 @@ fn kafka_offsets(args: KafkaArgs) -> Result<()> {
             p.committed.map_or_else(dash, |o| o.to_string()),
             lake_at.map_or_else(dash, |o| o.to_string()),
             read.map_or_else(dash, |o| (p.high - o).max(0).to_string()),
-        );
+        )?;
     }
-    println!("group {group}; lag = high - (lake, else group)");
+    outln!("group {group}; lag = high - (lake, else group)")?;
     Ok(())
 }
 
@@ -1051,18 +1087,18 @@ fn verify(args: VerifyArgs) -> Result<()> {
             match b.get(key) {
                 None => {
                     differences += 1;
-                    println!("{name} {key}: live {value}, missing from the lake");
+                    outln!("{name} {key}: live {value}, missing from the lake")?;
                 }
                 Some(other) if other != value => {
                     differences += 1;
-                    println!("{name} {key}: live {value}, lake {other}");
+                    outln!("{name} {key}: live {value}, lake {other}")?;
                 }
                 Some(_) => {}
             }
         }
         for (key, value) in b.iter().filter(|(k, _)| !a.contains_key(*k)) {
             differences += 1;
-            println!("{name} {key}: lake {value}, missing from the live views");
+            outln!("{name} {key}: lake {value}, missing from the live views")?;
         }
     }
     if differences > 0 {
@@ -1070,12 +1106,12 @@ fn verify(args: VerifyArgs) -> Result<()> {
             "{differences} difference(s) between the live views and the lake as of epoch {epoch}"
         );
     }
-    println!(
+    outln!(
         "ok: {} views equal as of epoch {epoch} (lake version {}, last committed epoch {})",
         names.len(),
         ops::info(&dir, None)?.events.version,
         last.epoch
-    );
+    )?;
     Ok(())
 }
 
@@ -1100,26 +1136,32 @@ fn lake(command: LakeCommand) -> Result<()> {
             if json {
                 return write_json(None, &serde_json::to_value(&info)?);
             }
-            println!(
+            outln!(
                 "lake {} (pipeline {})",
                 dir.data_dir.display(),
                 info.pipeline.as_deref().unwrap_or("-")
-            );
+            )?;
             for t in [&info.events, &info.dead_letters] {
-                println!(
+                outln!(
                     "  {}: version {}, {} files in {} partitions, {} rows, {} bytes",
-                    t.path, t.version, t.files, t.partitions, t.rows, t.bytes
-                );
+                    t.path,
+                    t.version,
+                    t.files,
+                    t.partitions,
+                    t.rows,
+                    t.bytes
+                )?;
             }
             match info.epochs {
-                Some((first, last)) => println!(
+                Some((first, last)) => outln!(
                     "  {} commits, epochs {first} to {last}, {} bytes of JSON input",
-                    info.commits, info.input_bytes
-                ),
-                None => println!("  no commits yet"),
+                    info.commits,
+                    info.input_bytes
+                )?,
+                None => outln!("  no commits yet")?,
             }
             if let Some(ratio) = info.compression_ratio {
-                println!("  compression: {ratio:.1}x smaller than the JSON input");
+                outln!("  compression: {ratio:.1}x smaller than the JSON input")?;
             }
             if !info.kafka_offsets.is_empty() {
                 let offsets: Vec<String> = info
@@ -1127,22 +1169,24 @@ fn lake(command: LakeCommand) -> Result<()> {
                     .iter()
                     .map(|(p, o)| format!("{p} {o}"))
                     .collect();
-                println!("  kafka: next offsets {}", offsets.join(", "));
+                outln!("  kafka: next offsets {}", offsets.join(", "))?;
             }
-            println!("  newest commits:");
+            outln!("  newest commits:")?;
             for h in &info.history {
-                println!("    {h}");
+                outln!("    {h}")?;
             }
             Ok(())
         }
         LakeCommand::Compact { dir, target_size } => {
             for c in ops::compact(&dir.data_dir, target_size)? {
                 match c.version {
-                    Some(v) => println!(
+                    Some(v) => outln!(
                         "{}: {} files -> {} (version {v})",
-                        c.table, c.files_before, c.files_after
-                    ),
-                    None => println!("{}: {} files, nothing to compact", c.table, c.files_before),
+                        c.table,
+                        c.files_before,
+                        c.files_after
+                    )?,
+                    None => outln!("{}: {} files, nothing to compact", c.table, c.files_before)?,
                 }
             }
             Ok(())
@@ -1157,17 +1201,81 @@ fn lake(command: LakeCommand) -> Result<()> {
             let done = ops::vacuum(&dir.data_dir, retain, dry_run)?;
             let verb = if dry_run { "would delete" } else { "deleted" };
             for f in &done.uncommitted {
-                println!("{verb} uncommitted {f}");
+                outln!("{verb} uncommitted {f}")?;
             }
             for f in &done.expired {
-                println!("{verb} expired {f}");
+                outln!("{verb} expired {f}")?;
             }
-            println!(
+            outln!(
                 "{verb} {} uncommitted and {} expired files",
                 done.uncommitted.len(),
                 done.expired.len()
-            );
+            )?;
             Ok(())
         }
+        LakeCommand::Repair { dir, dry_run, json } => {
+            let done = lambdaflow::lake::repair::repair(&dir.data_dir, dry_run)?;
+            if json {
+                return write_json(None, &serde_json::to_value(&done)?);
+            }
+            print_repair(&dir.data_dir, &done, dry_run)
+        }
     }
+}
+
+fn print_repair(
+    dir: &std::path::Path,
+    done: &lambdaflow::lake::repair::Repair,
+    dry_run: bool,
+) -> Result<()> {
+    let Some(good) = done.restored else {
+        outln!(
+            "{}: version {} is readable, nothing to repair",
+            dir.display(),
+            done.latest
+        )?;
+        return Ok(());
+    };
+    outln!(
+        "{}: version {} is unreadable: {}",
+        dir.display(),
+        done.latest,
+        done.problem.as_deref().unwrap_or("?")
+    )?;
+    let verb = if dry_run { "would restore" } else { "restored" };
+    let epoch = done
+        .epoch
+        .map_or("no epoch".to_owned(), |e| format!("epoch {e}"));
+    match done.committed {
+        Some(v) => outln!("{verb} version {good} ({epoch}) as version {v}")?,
+        None => outln!("{verb} version {good} ({epoch})")?,
+    }
+    outln!(
+        "  {} files ({} rows) removed, {} files added back, {} checkpoints of bad versions \
+         deleted, {} dead-letter files past the epoch removed",
+        done.removed_files,
+        done.removed_rows,
+        done.restored_files,
+        done.checkpoints_deleted,
+        done.dead_files_removed
+    )?;
+    if !done.replaced_commits.is_empty() {
+        outln!(
+            "  {} missing or damaged commit files replaced by empty commits (a damaged one is \
+             kept as VERSION.json.damaged)",
+            done.replaced_commits.len()
+        )?;
+    }
+    if !dry_run {
+        let from = done
+            .epoch
+            .map_or("from the start of the source".to_owned(), |e| {
+                format!("after epoch {e}")
+            });
+        outln!(
+            "  run the pipeline again with the same source: it resumes {from} and reads the \
+             removed rows' events again (records from stdin cannot be read again)"
+        )?;
+    }
+    Ok(())
 }

@@ -5,6 +5,8 @@
 //! (`as_of_epoch`), never half of one. The server runs on a thread of its own with a
 //! single-threaded tokio runtime; the workers never wait for it.
 
+mod connection;
+
 use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -12,7 +14,7 @@ use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use axum::Router;
-use axum::extract::{Path, Query, Request, State};
+use axum::extract::{Path, Query, RawQuery, Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
@@ -134,11 +136,24 @@ impl Server {
                             return;
                         }
                     };
-                    let served = axum::serve(listener, router(app)).with_graceful_shutdown(async {
-                        let _ = stopped.await;
-                    });
-                    if let Err(e) = served.await {
-                        tracing::warn!("http: {e}");
+                    let router = router(app);
+                    let mut stopped = std::pin::pin!(stopped);
+                    loop {
+                        let accepted = tokio::select! {
+                            accepted = listener.accept() => accepted,
+                            _ = &mut stopped => break,
+                        };
+                        match accepted {
+                            Ok((stream, _)) => {
+                                let _ = stream.set_nodelay(true);
+                                tokio::spawn(connection::serve(stream, router.clone()));
+                            }
+                            // Out of file descriptors, say: wait a little, as axum::serve does.
+                            Err(e) => {
+                                tracing::warn!("http: accepting a connection: {e}");
+                                tokio::time::sleep(Duration::from_millis(50)).await;
+                            }
+                        }
                     }
                 });
             })
@@ -199,7 +214,7 @@ async fn check_token(State(app): State<App>, request: Request, next: Next) -> Re
             .headers()
             .get(header::AUTHORIZATION)
             .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.strip_prefix("Bearer "));
+            .and_then(bearer_token);
         if given != Some(token.as_ref()) {
             let mut response = error(
                 StatusCode::UNAUTHORIZED,
@@ -213,6 +228,15 @@ async fn check_token(State(app): State<App>, request: Request, next: Next) -> Re
         }
     }
     next.run(request).await
+}
+
+/// The token of an `Authorization: Bearer TOKEN` header value; the scheme's case does not
+/// matter (RFC 9110, section 11.1), and spaces around the token are allowed.
+pub fn bearer_token(value: &str) -> Option<&str> {
+    let (scheme, token) = value.trim_start().split_once(' ')?;
+    scheme
+        .eq_ignore_ascii_case("bearer")
+        .then_some(token.trim())
 }
 
 async fn dashboard() -> Html<&'static str> {
@@ -236,31 +260,54 @@ async fn list_views(State(app): State<App>) -> Response {
     axum::Json(body).into_response()
 }
 
-/// The query of `GET /api/views/{name}`.
+/// The query of `GET /api/views/{name}`, validated.
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
-struct ViewQuery {
+pub struct ViewQuery {
     /// Only rows whose key (or one of whose key fields) is this.
-    key: Option<String>,
+    pub key: Option<String>,
     /// At most this many rows.
-    limit: Option<usize>,
+    pub limit: Option<usize>,
     /// `key` (default), `value` or `-value` (by the view's first value field; `-` descending).
-    order: Option<String>,
+    pub order: Option<String>,
+}
+
+/// Parses and checks the query string of `GET /api/views/{name}` (without the `?`); the error
+/// is the message of a 400 answer.
+pub fn parse_view_query(query: &str) -> Result<ViewQuery, String> {
+    let uri: axum::http::Uri = format!("/?{query}")
+        .parse()
+        .map_err(|_| "bad query: not a valid query string".to_owned())?;
+    let Query(parsed) = Query::<ViewQuery>::try_from_uri(&uri)
+        .map_err(|e| format!("bad query: {}", e.body_text()))?;
+    let limit = parsed.limit.unwrap_or(1000);
+    if !(1..=MAX_LIMIT).contains(&limit) {
+        return Err(format!("limit must be between 1 and {MAX_LIMIT}"));
+    }
+    let order = parsed.order.as_deref().unwrap_or("key");
+    if !matches!(order, "key" | "value" | "-value") {
+        return Err(format!("order `{order}` is not key, value or -value"));
+    }
+    Ok(parsed)
 }
 
 async fn view(
     State(app): State<App>,
-    Path(name): Path<String>,
-    query: Result<Query<ViewQuery>, axum::extract::rejection::QueryRejection>,
+    name: Result<Path<String>, axum::extract::rejection::PathRejection>,
+    RawQuery(query): RawQuery,
 ) -> Response {
-    let Query(query) = match query {
-        Ok(q) => q,
+    let Path(name) = match name {
+        Ok(name) => name,
         Err(e) => {
             return error(
                 StatusCode::BAD_REQUEST,
-                format!("bad query: {}", e.body_text()),
+                format!("bad path: {}", e.body_text()),
             );
         }
+    };
+    let query = match parse_view_query(query.as_deref().unwrap_or("")) {
+        Ok(q) => q,
+        Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let store = &app.served.store;
     let Some(id) = ViewId::from_name(&name).filter(|v| store.enabled().contains(v)) else {
@@ -271,19 +318,7 @@ async fn view(
         );
     };
     let limit = query.limit.unwrap_or(1000);
-    if !(1..=MAX_LIMIT).contains(&limit) {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("limit must be between 1 and {MAX_LIMIT}"),
-        );
-    }
     let order = query.order.as_deref().unwrap_or("key");
-    if !matches!(order, "key" | "value" | "-value") {
-        return error(
-            StatusCode::BAD_REQUEST,
-            format!("order `{order}` is not key, value or -value"),
-        );
-    }
     let body = store.read(|state| {
         let mut rows = store.rows_json(state, id);
         if let Some(key) = &query.key {

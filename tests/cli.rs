@@ -186,7 +186,7 @@ fn bad_flags_and_configs_get_one_line_and_a_non_zero_exit() {
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "[pipeline]\nworkers = \"two\"\n").unwrap();
     let config = config.display().to_string();
-    let cases: [(&[&str], &str); 9] = [
+    let cases: [(&[&str], &str); 13] = [
         (
             &["run", "--workers", "0"],
             "workers must be between 1 and 256",
@@ -214,6 +214,16 @@ fn bad_flags_and_configs_get_one_line_and_a_non_zero_exit() {
             "bad fraction must be between 0 and 1",
         ),
         (&["run", "--wrokers", "2"], "--wrokers"),
+        (&["run", "--epoch", "10years"], "longer than 1h"),
+        (
+            &["run", "--commit-interval", "0s"],
+            "commit interval `0s` is shorter than the epoch",
+        ),
+        (
+            &["run", "--commit-interval", "3days"],
+            "commit interval `3days` is longer than 1day",
+        ),
+        (&["run", "--source", "file:/etc"], "is under /etc"),
     ];
     for (args, expected) in cases {
         let out = lambdaflow().args(args).output().unwrap();
@@ -227,6 +237,49 @@ fn bad_flags_and_configs_get_one_line_and_a_non_zero_exit() {
         if args[1] != "--wrokers" {
             assert_eq!(stderr.trim_end().lines().count(), 1, "{args:?}: {stderr}");
         }
+    }
+}
+
+#[test]
+fn a_closed_stdout_ends_a_command_quietly() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("e.jsonl");
+    let out = lambdaflow()
+        .args(["generate", "--count", "100", "-o"])
+        .arg(&events)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let data = dir.path().join("data");
+    let out = lambdaflow()
+        .args(["run", "-q", "--no-serve", "--until-exhausted", "--source"])
+        .arg(format!("file:{}", events.display()))
+        .arg("--data-dir")
+        .arg(&data)
+        .output()
+        .unwrap();
+    assert!(out.status.success());
+    let data = data.display().to_string();
+    let commands: [&[&str]; 5] = [
+        &["views"],
+        &["config"],
+        &["lake", "info", "--data-dir", &data],
+        &["lake", "info", "--json", "--data-dir", &data],
+        &["generate", "--count", "100000"],
+    ];
+    for args in commands {
+        // The reading end is closed before the command writes a byte: `cmd | head -0`.
+        let (reader, writer) = std::io::pipe().unwrap();
+        drop(reader);
+        let out = lambdaflow()
+            .args(args)
+            .stdout(writer)
+            .stderr(Stdio::piped())
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(out.status.success(), "{args:?}: {:?} {stderr}", out.status);
+        assert!(stderr.is_empty(), "{args:?}: {stderr}");
     }
 }
 

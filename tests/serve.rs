@@ -346,6 +346,86 @@ fn a_token_guards_every_endpoint_but_the_page() {
         );
     }
     assert_eq!(run.request("GET", "/", &[]).0, 200);
+    // The scheme is case-insensitive (RFC 9110), spaces around the token are fine.
+    for header in [
+        "Authorization: bearer s3cret",
+        "Authorization: BEARER  s3cret ",
+    ] {
+        assert_eq!(
+            run.request("GET", "/api/status", &[header]).0,
+            200,
+            "{header}"
+        );
+    }
+    assert_eq!(
+        run.request("GET", "/api/status", &["Authorization: Basic s3cret"])
+            .0,
+        401
+    );
+}
+
+impl Running {
+    /// Sends raw bytes; returns everything the server answered before closing.
+    fn raw(&self, request: &[u8]) -> String {
+        let mut stream = TcpStream::connect(&self.addr).unwrap();
+        // The server may close before reading it all (a header that is too large).
+        let _ = stream.write_all(request);
+        let mut response = Vec::new();
+        let _ = stream.read_to_end(&mut response);
+        String::from_utf8_lossy(&response).into_owned()
+    }
+}
+
+#[test]
+fn requests_hyper_cannot_parse_get_a_json_error_too() {
+    let run = Running::start(&[]);
+    let big = format!(
+        "GET /api/status HTTP/1.1\r\nHost: x\r\nX-Big: {}\r\n\r\n",
+        "a".repeat(600_000)
+    );
+    let long_uri = format!("GET /{} HTTP/1.1\r\nHost: x\r\n\r\n", "a".repeat(70_000));
+    let cases: [(&[u8], &str); 4] = [
+        (
+            b"GET /api/status HTTP/1.1\r\nHost: x\r\nNo colon here\r\n\r\n",
+            "400",
+        ),
+        (b"NOT HTTP AT ALL\r\n\r\n", "400"),
+        (big.as_bytes(), "431"),
+        (long_uri.as_bytes(), "414"),
+    ];
+    for (request, status) in cases {
+        let response = run.raw(request);
+        let (head, body) = response.split_once("\r\n\r\n").unwrap_or((&response, ""));
+        assert!(head.starts_with(&format!("HTTP/1.1 {status}")), "{head}");
+        assert!(head.contains("content-type: application/json"), "{head}");
+        let body: Json = serde_json::from_str(body).unwrap();
+        assert!(
+            body["error"].as_str().is_some_and(|e| !e.is_empty()),
+            "{body}"
+        );
+    }
+    let (status, _, body) = run.request("GET", "/api/views/%ff%fe", &[]);
+    assert_eq!(status, 400);
+    assert!(serde_json::from_str::<Json>(&body).unwrap()["error"].is_string());
+}
+
+#[test]
+fn a_client_that_never_finishes_its_headers_is_cut_off() {
+    let run = Running::start(&[]);
+    let mut stream = TcpStream::connect(&run.addr).unwrap();
+    stream
+        .write_all(b"GET /api/status HTTP/1.1\r\nHost: x\r\n")
+        .unwrap();
+    // The server's deadline is 10 s; this only bounds the wait.
+    stream
+        .set_read_timeout(Some(Duration::from_secs(60)))
+        .unwrap();
+    let started = Instant::now();
+    let mut response = Vec::new();
+    let read = stream.read_to_end(&mut response);
+    assert!(read.is_ok(), "the connection was not closed: {read:?}");
+    assert!(response.is_empty() || String::from_utf8_lossy(&response).starts_with("HTTP/1.1 4"));
+    assert!(started.elapsed() < Duration::from_secs(60));
 }
 
 #[test]

@@ -16,6 +16,7 @@ use serde_json::value::RawValue;
 use super::money::parse_cents;
 use super::same_str;
 use super::schema::{FieldType, Schema};
+use super::storable::{check_partition_value, money_in_range, timestamp_in_range};
 use super::time::parse_rfc3339;
 
 /// Why a record became a dead letter.
@@ -34,11 +35,29 @@ pub enum Reason {
     BadTimestamp,
     /// Larger than the configured maximum record size.
     TooLarge,
+    /// A value the lake cannot store: a timestamp outside the years 0001 to 9999 (UTC), or an
+    /// amount too large for `decimal(18, 2)`.
+    OutOfRange,
+    /// A value of a partition column that cannot be a partition: empty, or too long for a
+    /// directory name.
+    BadPartitionValue,
 }
+
+/// Every reason, in code order.
+const REASONS: [Reason; 8] = [
+    Reason::NotJson,
+    Reason::NotUtf8,
+    Reason::MissingField,
+    Reason::WrongType,
+    Reason::BadTimestamp,
+    Reason::TooLarge,
+    Reason::OutOfRange,
+    Reason::BadPartitionValue,
+];
 
 impl Reason {
     /// The reason code: `not_json`, `not_utf8`, `missing_field`, `wrong_type`, `bad_timestamp`,
-    /// `too_large`.
+    /// `too_large`, `out_of_range`, `bad_partition_value`.
     pub fn code(self) -> &'static str {
         match self {
             Reason::NotJson => "not_json",
@@ -47,21 +66,14 @@ impl Reason {
             Reason::WrongType => "wrong_type",
             Reason::BadTimestamp => "bad_timestamp",
             Reason::TooLarge => "too_large",
+            Reason::OutOfRange => "out_of_range",
+            Reason::BadPartitionValue => "bad_partition_value",
         }
     }
 
     /// The reason of a code, the inverse of [`Reason::code`].
     pub fn from_code(code: &str) -> Option<Reason> {
-        [
-            Reason::NotJson,
-            Reason::NotUtf8,
-            Reason::MissingField,
-            Reason::WrongType,
-            Reason::BadTimestamp,
-            Reason::TooLarge,
-        ]
-        .into_iter()
-        .find(|r| r.code() == code)
+        REASONS.into_iter().find(|r| r.code() == code)
     }
 }
 
@@ -166,6 +178,8 @@ impl<'a> Record<'a> {
 /// Decodes records against a schema, reusing its buffers from one record to the next.
 pub struct Decoder {
     schema: Schema,
+    /// The string field the lake partitions by, whose values must make partition directories.
+    partition: Option<usize>,
     max_bytes: usize,
     values: Vec<Value>,
     doc: String,
@@ -176,6 +190,7 @@ impl Decoder {
     pub fn new(schema: Schema, max_bytes: usize) -> Self {
         let values = vec![Value::Absent; schema.fields.len()];
         Decoder {
+            partition: schema.partition_field(),
             schema,
             max_bytes,
             values,
@@ -188,7 +203,8 @@ impl Decoder {
         &self.schema
     }
 
-    /// Decodes one record (without its line terminator).
+    /// Decodes one record (without its line terminator). A UTF-8 byte order mark before it is
+    /// skipped.
     pub fn decode<'a>(&'a mut self, raw: &'a [u8]) -> Result<Record<'a>, DecodeError> {
         if raw.len() > self.max_bytes {
             return Err(DecodeError::new(
@@ -199,6 +215,7 @@ impl Decoder {
                 ),
             ));
         }
+        let raw = raw.strip_prefix(b"\xEF\xBB\xBF").unwrap_or(raw);
         let text = std::str::from_utf8(raw).map_err(|e| {
             DecodeError::new(
                 Reason::NotUtf8,
@@ -244,11 +261,24 @@ impl Decoder {
                 ));
             }
         }
-        Ok(Record {
+        let record = Record {
             raw: text,
             values: &self.values,
             doc: &self.doc,
-        })
+        };
+        if let Some(i) = self.partition
+            && let Some(value) = record.text(i)
+            && let Err(why) = check_partition_value(value)
+        {
+            return Err(DecodeError::new(
+                Reason::BadPartitionValue,
+                format!(
+                    "field `{}` is a partition column and {why}",
+                    self.schema.fields[i].name
+                ),
+            ));
+        }
+        Ok(record)
     }
 }
 
@@ -382,7 +412,16 @@ fn typed_value(
             if inner.contains('\\') {
                 serde_json::from_str::<String>(text)
                     .map(|s| Value::Text(Text::Owned(s)))
-                    .map_err(|_| wrong(""))
+                    .map_err(|e| {
+                        DecodeError::new(
+                            Reason::WrongType,
+                            format!(
+                                "field `{name}` is a string with an invalid escape ({}): {}",
+                                escape_problem(&e),
+                                excerpt(text)
+                            ),
+                        )
+                    })
             } else {
                 let start = inner.as_ptr() as usize - base;
                 Ok(Value::Text(Text::Span(
@@ -402,7 +441,7 @@ fn typed_value(
             } else {
                 Cow::Borrowed(text)
             };
-            parse_cents(&body).map(Value::Money).map_err(|why| {
+            let cents = parse_cents(&body).map_err(|why| {
                 DecodeError::new(
                     Reason::WrongType,
                     format!(
@@ -410,12 +449,22 @@ fn typed_value(
                         excerpt(text)
                     ),
                 )
-            })
+            })?;
+            if !money_in_range(cents) {
+                return Err(DecodeError::new(
+                    Reason::OutOfRange,
+                    format!(
+                        "field `{name}` is too large for the lake's decimal(18, 2): {}",
+                        excerpt(text)
+                    ),
+                ));
+            }
+            Ok(Value::Money(cents))
         }
         FieldType::Bool if text == "true" || text == "false" => Ok(Value::Bool(text == "true")),
         FieldType::Timestamp if is_string => {
             let body = string_body(text).ok_or_else(|| wrong(""))?;
-            parse_rfc3339(&body).map(Value::Timestamp).map_err(|why| {
+            let micros = parse_rfc3339(&body).map_err(|why| {
                 DecodeError::new(
                     Reason::BadTimestamp,
                     format!(
@@ -423,9 +472,29 @@ fn typed_value(
                         excerpt(text)
                     ),
                 )
-            })
+            })?;
+            if !timestamp_in_range(micros) {
+                return Err(DecodeError::new(
+                    Reason::OutOfRange,
+                    format!(
+                        "field `{name}` is outside 0001-01-01 to 9999-12-31 once converted to \
+                         UTC, the range Delta Lake and Parquet readers accept: {}",
+                        excerpt(text)
+                    ),
+                ));
+            }
+            Ok(Value::Timestamp(micros))
         }
         _ => Err(wrong(&format!(", found {}", json_kind(text)))),
+    }
+}
+
+/// What serde_json found wrong in a string, without its line and column.
+fn escape_problem(e: &serde_json::Error) -> String {
+    let text = e.to_string();
+    match text.find(" at line ") {
+        Some(cut) => text[..cut].to_owned(),
+        None => text,
     }
 }
 

@@ -4,6 +4,10 @@ use serde::{Deserialize, Serialize};
 
 use super::same_str;
 
+/// The string field the lake partitions by, when the schema declares it (after the UTC day of
+/// `event_timestamp`).
+pub const PARTITION_FIELD: &str = "event_type";
+
 /// The type of a schema field.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
@@ -117,6 +121,11 @@ impl Schema {
     /// The position of the field called `name`.
     pub fn index_of(&self, name: &str) -> Option<usize> {
         self.fields.iter().position(|f| same_str(&f.name, name))
+    }
+
+    /// The string field the lake partitions by ([`PARTITION_FIELD`]), if the schema has it.
+    pub fn partition_field(&self) -> Option<usize> {
+        self.typed(PARTITION_FIELD, FieldType::String)
     }
 
     /// The field called `name`, if it has type `ty`.

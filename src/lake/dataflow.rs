@@ -747,6 +747,8 @@ impl Committer {
         let (dead_files, event_files): (Vec<DataFile>, Vec<DataFile>) = files
             .into_iter()
             .partition(|f| f.table == TableKind::DeadLetters);
+        events.check(&event_files)?;
+        dead.check(&dead_files)?;
         // Dead letters first: if the process dies between the two, the start-up repair removes
         // dead-letter files past the events table's last epoch.
         if !dead_files.is_empty() {

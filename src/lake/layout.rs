@@ -32,7 +32,7 @@ use crate::event::{DeadLetter, Event, FieldType, Interned, Position, Record, Rol
 /// The partition column holding the UTC day of `event_timestamp`.
 pub const DATE_COLUMN: &str = "event_date";
 /// The partition column holding `event_type`.
-pub const TYPE_COLUMN: &str = "event_type";
+pub const TYPE_COLUMN: &str = crate::event::schema::PARTITION_FIELD;
 /// Precision and scale of money columns: `decimal(18, 2)`.
 pub const MONEY_PRECISION: (u8, u8) = (18, 2);
 
@@ -73,7 +73,7 @@ impl Layout {
     /// The layout of `schema`.
     pub fn new(schema: &Schema) -> Self {
         let date_field = schema.typed("event_timestamp", FieldType::Timestamp);
-        let type_field = schema.typed(TYPE_COLUMN, FieldType::String);
+        let type_field = schema.partition_field();
         let columns: Vec<usize> = (0..schema.fields.len())
             .filter(|&i| Some(i) != type_field)
             .collect();
@@ -226,21 +226,7 @@ impl Partition {
     }
 }
 
-/// Escapes a partition value for a directory name the way Hive and Spark do.
-pub fn escape_partition_value(value: &str) -> String {
-    let mut out = String::with_capacity(value.len());
-    for c in value.chars() {
-        if c.is_control() || "\"#%'*/:=?\\{[]^".contains(c) {
-            let mut buf = [0u8; 4];
-            for b in c.encode_utf8(&mut buf).bytes() {
-                out.push_str(&format!("%{b:02X}"));
-            }
-        } else {
-            out.push(c);
-        }
-    }
-    out
-}
+pub use crate::event::storable::escape_partition_value;
 
 /// How the `_source` column names where a record was read: `generator`, `stdin`, `file:PATH` by
 /// [`Position::File`] index, `kafka:TOPIC/PARTITION` by [`Position::Kafka`] topic index.

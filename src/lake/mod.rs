@@ -9,10 +9,12 @@
 //! where every source stood. On start the last commit says where to resume; files no commit
 //! references are removed; the committed rows are replayed into the views.
 
+pub mod check;
 pub mod dataflow;
 pub mod encode;
 pub mod layout;
 pub mod ops;
+pub mod repair;
 pub mod replay;
 pub mod table;
 pub mod writer;
@@ -59,6 +61,9 @@ pub enum LakeError {
     /// This run cannot resume the lake's last commit.
     #[error("{0}")]
     Resume(String),
+    /// A commit's files failed the check against the table's schema, and were not committed.
+    #[error("{0}")]
+    Refused(String),
     /// Anything else.
     #[error("{0}")]
     Other(String),
@@ -91,6 +96,9 @@ pub struct LakeConfig {
     pub commit_every: u64,
     /// Data file limits and encoding.
     pub files: FileSettings,
+    /// How long the Delta log keeps versions (`delta.logRetentionDuration`); Delta's default
+    /// of 30 days when `None`.
+    pub log_retention: Option<std::time::Duration>,
 }
 
 /// The first commit boundary after epoch `e`.

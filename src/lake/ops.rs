@@ -46,7 +46,7 @@ pub struct ReplayPlan {
 }
 
 /// Takes the data directory's lock: one writer at a time.
-fn lock(dir: &Path) -> Result<File, LakeError> {
+pub(crate) fn lock(dir: &Path) -> Result<File, LakeError> {
     let state = state_dir(dir);
     std::fs::create_dir_all(&state).map_err(|e| LakeError::io(&state, e))?;
     let path = state.join("lock");
@@ -93,36 +93,18 @@ pub fn prepare(
         &table::dead_fields(layout),
         &[],
     )?;
+    let mut events = events;
+    if let Some(retention) = config.log_retention {
+        events.set_log_retention(&rt, retention)?;
+        dead.set_log_retention(&rt, retention)?;
+    }
     let last = events.last_commit(&rt)?;
     if let Some(meta) = &last {
         check_resumable(meta, &config.dir, pipeline, workers, source)?;
     }
     let last_epoch = last.as_ref().map(|m| m.epoch);
 
-    // Dead letters are committed first: files past the events table's last epoch belong to a
-    // commit that never completed.
-    let stale: Vec<TableFile> = dead
-        .files()?
-        .into_iter()
-        .filter(|f| {
-            let name = f.path.rsplit('/').next().unwrap_or_default();
-            epochs_of(name).is_some_and(|(_, l)| last_epoch.is_none_or(|e| l > e))
-        })
-        .collect();
-    if !stale.is_empty() {
-        tracing::info!(
-            files = stale.len(),
-            "removing dead-letter files of an incomplete commit"
-        );
-        dead.commit_actions(
-            &rt,
-            Table::remove_actions(&stale, true),
-            CommitProperties::default(),
-            DeltaOperation::Delete {
-                predicate: Some(format!("_epoch > {}", last_epoch.map_or(-1, |e| e as i64))),
-            },
-        )?;
-    }
+    drop_dead_letters_after(&rt, &mut dead, last_epoch)?;
 
     let mut removed = 0;
     for t in [&events, &dead] {
@@ -137,12 +119,7 @@ pub fn prepare(
             "removed uncommitted files left by an earlier run"
         );
     }
-    // View snapshots past the last commit describe rows that were never committed.
-    for (epoch, path) in view_snapshots(&config.dir) {
-        if last_epoch.is_none_or(|l| epoch > l) {
-            let _ = std::fs::remove_file(path);
-        }
-    }
+    drop_view_snapshots_after(&config.dir, last_epoch);
     Ok(Prepared {
         plan: ReplayPlan {
             dir: config.dir.clone(),
@@ -155,6 +132,48 @@ pub fn prepare(
         removed,
         lock,
     })
+}
+
+/// Removes the dead-letter files past `last_epoch`, the events table's last epoch: dead letters
+/// are committed first, so such files belong to a commit that never completed (or that a repair
+/// took back). Returns how many files went.
+pub(crate) fn drop_dead_letters_after(
+    rt: &tokio::runtime::Runtime,
+    dead: &mut Table,
+    last_epoch: Option<u64>,
+) -> Result<usize, LakeError> {
+    let stale: Vec<TableFile> = dead
+        .files()?
+        .into_iter()
+        .filter(|f| {
+            let name = f.path.rsplit('/').next().unwrap_or_default();
+            epochs_of(name).is_some_and(|(_, l)| last_epoch.is_none_or(|e| l > e))
+        })
+        .collect();
+    if !stale.is_empty() {
+        tracing::info!(
+            files = stale.len(),
+            "removing dead-letter files of an incomplete commit"
+        );
+        dead.commit_actions(
+            rt,
+            Table::remove_actions(&stale, true),
+            CommitProperties::default(),
+            DeltaOperation::Delete {
+                predicate: Some(format!("_epoch > {}", last_epoch.map_or(-1, |e| e as i64))),
+            },
+        )?;
+    }
+    Ok(stale.len())
+}
+
+/// Removes the view snapshots past `last_epoch`: they describe rows that were never committed.
+pub(crate) fn drop_view_snapshots_after(dir: &Path, last_epoch: Option<u64>) {
+    for (epoch, path) in view_snapshots(dir) {
+        if last_epoch.is_none_or(|l| epoch > l) {
+            let _ = std::fs::remove_file(path);
+        }
+    }
 }
 
 fn check_resumable(

@@ -10,6 +10,7 @@ use deltalake::DeltaTable;
 use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, DataType, Remove, StructField, Transaction};
 use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
+use deltalake::table::config::TablePropertiesExt;
 use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
@@ -88,8 +89,68 @@ fn url_of(root: &Path) -> Result<url::Url, LakeError> {
 fn delta(root: &Path, e: deltalake::DeltaTableError) -> LakeError {
     LakeError::Delta {
         table: root.display().to_string(),
-        message: e.to_string(),
+        message: plain_message(&e.to_string()),
     }
+}
+
+/// The longest error message passed on from `deltalake`, in bytes.
+const MAX_MESSAGE: usize = 400;
+
+/// A `deltalake` error message a person can read: its first line only (the Delta kernel
+/// appends a backtrace), Rust debug structs replaced by the file they name (or `…`), and at most
+/// 400 bytes.
+pub fn plain_message(text: &str) -> String {
+    let first = text.lines().next().unwrap_or_default().trim_end();
+    let mut out = String::with_capacity(first.len().min(MAX_MESSAGE));
+    let mut rest = first;
+    // `Name { field: value, ... }` blocks, outermost only.
+    while let Some(open) = rest.find(" { ") {
+        let name_start = rest[..open]
+            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+            .map_or(0, |i| i + 1);
+        if name_start == open || !rest[name_start..].starts_with(|c: char| c.is_ascii_uppercase()) {
+            out.push_str(&rest[..open + 3]);
+            rest = &rest[open + 3..];
+            continue;
+        }
+        let mut depth = 0usize;
+        let mut end = None;
+        for (i, c) in rest[open + 1..].char_indices() {
+            match c {
+                '{' => depth += 1,
+                '}' => {
+                    depth -= 1;
+                    if depth == 0 {
+                        end = Some(open + 1 + i + 1);
+                        break;
+                    }
+                }
+                _ => {}
+            }
+        }
+        let Some(end) = end else { break };
+        let block = &rest[name_start..end];
+        out.push_str(&rest[..name_start]);
+        match block
+            .split("filename: \"")
+            .nth(1)
+            .and_then(|f| f.split('"').next())
+        {
+            Some(file) => out.push_str(file),
+            None => out.push('…'),
+        }
+        rest = &rest[end..];
+    }
+    out.push_str(rest);
+    if out.len() > MAX_MESSAGE {
+        let mut cut = MAX_MESSAGE;
+        while !out.is_char_boundary(cut) {
+            cut -= 1;
+        }
+        out.truncate(cut);
+        out.push('…');
+    }
+    out
 }
 
 /// The Delta type of a lake column.
@@ -105,6 +166,20 @@ fn delta_type(ty: &ArrowType) -> DataType {
         ArrowType::Decimal128(p, s) => DataType::decimal(*p, *s as u8).unwrap_or(DataType::STRING),
         other => unreachable!("lake columns never have type {other}"),
     }
+}
+
+/// The columns of a table created with `fields`, partitioned by `partitions`, as
+/// [`Table::columns`] would read them back.
+pub fn columns_of(fields: &[ArrowField], partitions: &[&str]) -> Vec<super::check::TableColumn> {
+    fields
+        .iter()
+        .map(|f| super::check::TableColumn {
+            name: f.name().clone(),
+            ty: delta_type(f.data_type()),
+            nullable: f.is_nullable(),
+            partition: partitions.contains(&f.name().as_str()),
+        })
+        .collect()
 }
 
 fn struct_fields(fields: &[ArrowField]) -> Vec<StructField> {
@@ -139,7 +214,17 @@ impl Table {
                 }
                 Ok::<_, deltalake::DeltaTableError>(table)
             })
-            .map_err(|e| delta(root, e))?;
+            .map_err(|e| match (delta(root, e), version) {
+                (LakeError::Delta { table, message }, None) => LakeError::Delta {
+                    table,
+                    message: format!(
+                        "{message} (if an earlier build committed what readers refuse, \
+                         `lambdaflow lake repair` moves the table back to its newest readable \
+                         version)"
+                    ),
+                },
+                (e, _) => e,
+            })?;
         Ok(Table {
             root: root.to_path_buf(),
             table,
@@ -174,6 +259,33 @@ impl Table {
         let mut table = Self::open(rt, root)?;
         table.evolve(rt, fields, partitions)?;
         Ok(table)
+    }
+
+    /// Sets `delta.logRetentionDuration` (how long the log keeps versions for time travel;
+    /// Delta's default is 30 days) unless the table has it already.
+    pub fn set_log_retention(
+        &mut self,
+        rt: &tokio::runtime::Runtime,
+        retention: std::time::Duration,
+    ) -> Result<(), LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| delta(&self.root, e))?;
+        if snapshot.table_config().log_retention_duration() == retention {
+            return Ok(());
+        }
+        let properties = HashMap::from([(
+            "delta.logRetentionDuration".to_string(),
+            format!("interval {} seconds", retention.as_secs().max(1)),
+        )]);
+        let table = self.table.clone();
+        self.table = rt
+            .block_on(
+                table
+                    .set_tbl_properties()
+                    .with_properties(properties)
+                    .into_future(),
+            )
+            .map_err(|e| delta(&self.root, e))?;
+        Ok(())
     }
 
     fn evolve(
@@ -254,6 +366,58 @@ impl Table {
     /// The root directory.
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    /// The table's columns, as its schema declares them.
+    pub fn columns(&self) -> Result<Vec<super::check::TableColumn>, LakeError> {
+        let snapshot = self.table.snapshot().map_err(|e| delta(&self.root, e))?;
+        let partitions = snapshot.metadata().partition_columns().to_vec();
+        Ok(snapshot
+            .schema()
+            .fields()
+            .map(|f| super::check::TableColumn {
+                name: f.name().to_string(),
+                ty: f.data_type().clone(),
+                nullable: f.is_nullable(),
+                partition: partitions.contains(f.name()),
+            })
+            .collect())
+    }
+
+    /// Checks `files` against the table's schema ([`super::check`]): a commit of them cannot
+    /// make the table unreadable.
+    pub fn check(&self, files: &[DataFile]) -> Result<(), LakeError> {
+        let columns = self.columns()?;
+        for f in files {
+            super::check::check_file(&self.root, &columns, &f.path, Some(f.rows), &f.partition)
+                .map_err(|why| {
+                    LakeError::Refused(format!(
+                        "commit refused, nothing was committed: Delta table {}: {why}",
+                        self.root.display()
+                    ))
+                })?;
+        }
+        Ok(())
+    }
+
+    /// Checks every active file of this version as [`Table::check`] checks a commit's: whether
+    /// every reader can read the table as of this version. The error names the first file
+    /// that fails, and why.
+    pub fn check_active(&self) -> Result<(), String> {
+        let columns = self.columns().map_err(|e| e.to_string())?;
+        let partitions: Vec<&str> = columns
+            .iter()
+            .filter(|c| c.partition)
+            .map(|c| c.name.as_str())
+            .collect();
+        for f in self.files().map_err(|e| e.to_string())? {
+            let values: Vec<(String, Option<String>)> = partitions
+                .iter()
+                .map(|&p| (p.to_string(), f.partition.get(p).cloned().flatten()))
+                .collect();
+            super::check::check_file(&self.root, &columns, &f.path, f.rows, &values)?;
+        }
+        Ok(())
     }
 
     /// The table's active files.
@@ -363,16 +527,33 @@ impl Table {
         operation: DeltaOperation,
     ) -> Result<u64, LakeError> {
         let root = self.root.clone();
+        let url = url_of(&root)?;
         let table = &mut self.table;
+        // Expired log files are looked for at checkpoints, below, not after every commit:
+        // deltalake lists the whole log each time it looks.
+        let properties = properties.with_cleanup_expired_logs(Some(false));
         let version = rt
             .block_on(async {
                 let snapshot = table.snapshot()?;
+                let interval = snapshot.table_config().checkpoint_interval().get();
                 let done = CommitBuilder::from(properties)
                     .with_actions(actions)
                     .build(Some(snapshot), table.log_store(), operation)
                     .await?;
                 let version = done.version();
-                table.update_incremental(None).await?;
+                if (version + 1).is_multiple_of(interval) {
+                    // deltalake has just written a checkpoint of this version. The log before
+                    // it goes once older than `delta.logRetentionDuration`, and the table is
+                    // loaded from the checkpoint: the state read commit by commit since the
+                    // last one is let go.
+                    deltalake::checkpoints::cleanup_metadata(table, None).await?;
+                    let mut fresh = deltalake::DeltaTableBuilder::from_url(url)?.build()?;
+                    fresh.load_version(version).await?;
+                    *table = fresh;
+                } else {
+                    // The commit's own new state: loading it again would read the log twice.
+                    table.state = Some(done.snapshot());
+                }
                 Ok::<_, deltalake::DeltaTableError>(version)
             })
             .map_err(|e| delta(&root, e))?;
@@ -450,4 +631,28 @@ pub fn dead_fields(layout: &Layout) -> Vec<ArrowField> {
         .iter()
         .map(|f| (**f).clone())
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::plain_message;
+
+    #[test]
+    fn kernel_backtraces_and_debug_structs_are_left_out() {
+        let backtraced = "Kernel error: Json error: Truncated record whilst reading string\n    0: \
+                          with_backtrace\n              at /root/.cargo/registry/src/error.rs:482";
+        assert_eq!(
+            plain_message(backtraced),
+            "Kernel error: Json error: Truncated record whilst reading string"
+        );
+        let gap = r#"Generic delta kernel error: Expected contiguous commit files, but found gap: ParsedLogPath { location: FileMeta { location: Url { scheme: "file", path: "/t/_delta_log/00000000000000000004.json" }, size: 2357 }, filename: "00000000000000000004.json", version: 4 } -> ParsedLogPath { location: FileMeta { size: 1 }, filename: "00000000000000000006.json", version: 6, file_type: Commit }"#;
+        assert_eq!(
+            plain_message(gap),
+            "Generic delta kernel error: Expected contiguous commit files, but found gap: \
+             00000000000000000004.json -> 00000000000000000006.json"
+        );
+        assert_eq!(plain_message("a Struct { x: 1 } b"), "a … b");
+        let long = "x".repeat(10_000);
+        assert!(plain_message(&long).len() <= 403);
+    }
 }
