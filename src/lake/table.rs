@@ -71,9 +71,18 @@ pub struct Table {
     table: DeltaTable,
 }
 
-/// The runtime the `deltalake` futures run on (a current-thread one: the callers block).
+/// The name of the lake runtime's threads.
+pub const RUNTIME_THREAD: &str = "lake-io";
+
+/// The runtime the `deltalake` futures run on: the callers block on it, and it has one worker
+/// thread and at most two threads for file operations. On a current-thread runtime the Delta
+/// kernel starts a thread and a runtime of its own for every log read, whose file reads start a
+/// hundred threads at once when a checkpoint is read.
 pub fn runtime() -> Result<tokio::runtime::Runtime, LakeError> {
-    tokio::runtime::Builder::new_current_thread()
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(1)
+        .max_blocking_threads(2)
+        .thread_name(RUNTIME_THREAD)
         .enable_all()
         .build()
         .map_err(|e| LakeError::Other(format!("starting the I/O runtime: {e}")))
