@@ -390,7 +390,8 @@ fn main() -> ExitCode {
 fn quiet_lake_teardown() {
     let default = std::panic::take_hook();
     std::panic::set_hook(Box::new(move |info| {
-        let on_lake_thread = std::thread::current().name() == Some(lambdaflow::lake::table::RUNTIME_THREAD);
+        let on_lake_thread =
+            std::thread::current().name() == Some(lambdaflow::lake::table::RUNTIME_THREAD);
         let message = info
             .payload()
             .downcast_ref::<String>()
