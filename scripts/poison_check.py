@@ -71,7 +71,7 @@ def main():
     if len(times) != 100_000:
         failures.append(f"PyArrow reads {len(times)} events")
     ((count,),) = duckdb.sql(
-        f"SELECT count(*) FROM read_parquet('{data}/events/**/*.parquet', hive_partitioning=true)"
+        f"SELECT count(*) FROM read_parquet('{data}/events/event_date=*/**/*.parquet', hive_partitioning=true)"
     ).fetchall()
     if count != 100_000:
         failures.append(f"DuckDB reads {count} events")
