@@ -350,7 +350,6 @@ fn main() -> ExitCode {
             return ExitCode::from(code);
         }
     };
-    quiet_lake_teardown();
     tracing_subscriber::fmt()
         .with_env_filter(
             tracing_subscriber::EnvFilter::try_from_env("LAMBDAFLOW_LOG")
@@ -381,27 +380,6 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
-}
-
-/// When a Delta operation fails, the Delta kernel can leave a read of its own in flight on the
-/// lake runtime's thread; dropping the runtime then makes that thread panic with "has crashed"
-/// after the error has already been returned (and is reported on its own line). That panic says
-/// nothing more, so it is not printed; every other panic is.
-fn quiet_lake_teardown() {
-    let default = std::panic::take_hook();
-    std::panic::set_hook(Box::new(move |info| {
-        let on_lake_thread =
-            std::thread::current().name() == Some(lambdaflow::lake::table::RUNTIME_THREAD);
-        let message = info
-            .payload()
-            .downcast_ref::<String>()
-            .map(String::as_str)
-            .or_else(|| info.payload().downcast_ref::<&str>().copied())
-            .unwrap_or_default();
-        if !(on_lake_thread && message.contains("has crashed")) {
-            default(info);
-        }
-    }));
 }
 
 /// The error and its causes, on one line.

@@ -114,13 +114,13 @@ fn write_lines(d: &Dirs, name: &str, lines: &[String]) -> String {
     path
 }
 
-/// 100,000 good generated records with the poisons spread among them.
-fn mixed(d: &Dirs) -> Vec<String> {
+/// `count` good generated records with the poisons spread among them, one every `every` lines.
+fn mixed(d: &Dirs, count: u64, every: usize) -> Vec<String> {
     let good = d.path("good.jsonl");
     ok(&[
         "generate",
         "--count",
-        "100000",
+        &count.to_string(),
         "-o",
         &good.display().to_string(),
     ]);
@@ -130,7 +130,7 @@ fn mixed(d: &Dirs) -> Vec<String> {
         .map(str::to_owned)
         .collect();
     for (i, (poison, _)) in poisons().into_iter().enumerate() {
-        lines.insert(7_919 * (i + 1), poison);
+        lines.insert(every * (i + 1), poison);
     }
     lines
 }
@@ -174,7 +174,7 @@ fn each_poison_alone_is_a_dead_letter_and_the_lake_stays_readable() {
 #[test]
 fn poisons_among_100_000_good_records_from_a_file_and_stdin() {
     let d = Dirs::new();
-    let lines = mixed(&d);
+    let lines = mixed(&d, 100_000, 7_919);
     let file = write_lines(&d, "mixed.jsonl", &lines);
     let (data, views) = (d.path("file-data"), d.path("file-views.json"));
     run_file(&file, &data, &views);
@@ -223,22 +223,7 @@ fn poisons_among_good_records_from_kafka() {
     mock.create_topic("events", 3, 1).unwrap();
     let bootstrap = mock.bootstrap_servers();
     let d = Dirs::new();
-    let good = d.path("good.jsonl");
-    ok(&[
-        "generate",
-        "--count",
-        "20000",
-        "-o",
-        &good.display().to_string(),
-    ]);
-    let mut lines: Vec<String> = std::fs::read_to_string(&good)
-        .unwrap()
-        .lines()
-        .map(str::to_owned)
-        .collect();
-    for (i, (poison, _)) in poisons().into_iter().enumerate() {
-        lines.insert(1_999 * (i + 1), poison);
-    }
+    let lines = mixed(&d, 20_000, 1_999);
     let producer: ThreadedProducer<DefaultProducerContext> = ClientConfig::new()
         .set("bootstrap.servers", &bootstrap)
         .create()

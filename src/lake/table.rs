@@ -71,18 +71,11 @@ pub struct Table {
     table: DeltaTable,
 }
 
-/// The name of the lake runtime's threads.
-pub const RUNTIME_THREAD: &str = "lake-io";
-
-/// The runtime the `deltalake` futures run on: the callers block on it, and it has one worker
-/// thread and at most two threads for file operations. On a current-thread runtime the Delta
-/// kernel starts a thread and a runtime of its own for every log read, whose file reads start a
-/// hundred threads at once when a checkpoint is read.
+/// The runtime the `deltalake` futures run on (a current-thread one: the callers block). A
+/// multi-thread runtime with a capped blocking pool was tried to bound the threads the Delta
+/// kernel starts at a checkpoint, and was left out: a repair test hung once under load.
 pub fn runtime() -> Result<tokio::runtime::Runtime, LakeError> {
-    tokio::runtime::Builder::new_multi_thread()
-        .worker_threads(1)
-        .max_blocking_threads(2)
-        .thread_name(RUNTIME_THREAD)
+    tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| LakeError::Other(format!("starting the I/O runtime: {e}")))
