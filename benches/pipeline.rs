@@ -159,7 +159,7 @@ fn parquet_encode(c: &mut Criterion) {
                 )
                 .expect("writer");
                 writer.write(batch).expect("write");
-                bytes += writer.finish().expect("finish").len();
+                bytes += writer.finish().expect("finish").0.len();
             }
             black_box(bytes)
         })

@@ -62,12 +62,51 @@ def main(data_dir, events_paths, views_path):
         f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{glob}', hive_partitioning = true)"
     ).fetchone()
     check(n == len(ids) == distinct, f"DuckDB glob over the Parquet files: {n} rows, {distinct} distinct ids")
+    check_versions(data_dir, lake, check)
     print(
         f"{'FAILED' if failures else 'passed'}: {failures} difference(s); lake version {events.version()},"
         f" {len(events.file_uris())} files (deltalake {getattr(sys.modules['deltalake'], '__version__', '?')},"
         f" pyarrow {pyarrow.__version__}, DuckDB {duckdb.__version__})"
     )
     return 1 if failures else 0
+
+
+def commits(log_dir):
+    """lambdaflow's commit entries in the log, by version: {version: {"first_epoch", "epoch", ...}}."""
+    out = {}
+    for name in sorted(os.listdir(log_dir)):
+        if not (name.endswith(".json") and len(name) == 25):
+            continue
+        with open(os.path.join(log_dir, name)) as f:
+            for line in f:
+                info = json.loads(line).get("commitInfo")
+                if info and "lambdaflow" in info:
+                    out[int(name[:20])] = info["lambdaflow"]
+    return out
+
+
+def check_versions(data_dir, lake, check, most=60):
+    """The commit invariant: every commit holds the contiguous epoch range after the one before
+    it, and the table as of every version (the newest `most` of them, read by deltalake's time
+    travel) holds exactly the rows whose `_epoch` is at most that version's last epoch."""
+    path = os.path.join(data_dir, "events")
+    metas = commits(os.path.join(path, "_delta_log"))
+    versions = sorted(metas)
+    ranges = [(metas[v]["first_epoch"], metas[v]["epoch"]) for v in versions]
+    gaps = [(a, b) for a, b in zip(ranges, ranges[1:]) if b[0] != a[1] + 1 or b[1] < b[0]]
+    check(not gaps, f"{len(ranges)} commits hold contiguous epoch ranges, none overlapping {gaps[:3]}")
+    epochs = lake.column("_epoch").to_pylist()
+    wrong = []
+    for v in versions[-most:]:
+        last = metas[v]["epoch"]
+        at_v = DeltaTable(path, version=v).to_pyarrow_table(columns=["_epoch"]).column("_epoch").to_pylist()
+        want = sum(1 for e in epochs if e <= last)
+        if len(at_v) != want or (at_v and max(at_v) > last):
+            wrong.append((v, last, len(at_v), want))
+    check(
+        not wrong,
+        f"as of each of {min(most, len(versions))} versions, the table holds exactly the events of epochs up to its last: {wrong[:3]}",
+    )
 
 
 if __name__ == "__main__":

@@ -574,7 +574,7 @@ fn encode_share(
     let started = Instant::now();
     let mut bytes = 0;
     for (_, writer) in writers {
-        bytes += writer.finish().map_err(|e| e.to_string())?.0;
+        bytes += writer.finish().map_err(|e| e.to_string())?.0.0;
     }
     spent += started.elapsed();
     std::hint::black_box(bytes);

@@ -140,6 +140,7 @@ pub fn lake(data: &[u8]) {
             size: f.size,
             rows: Some(f.rows),
             partition: f.partition.iter().cloned().collect(),
+            stats: Some(f.stats.clone()),
         };
         let mut read = Vec::new();
         replay::read_events(&events_root, &file, None, &mut interner, |e| read.push(e))

@@ -10,6 +10,13 @@ use std::time::{Duration, Instant};
 use anyhow::{Context, Result};
 use clap::{Args, Parser, Subcommand};
 
+/// jemalloc rather than glibc's malloc: with glibc the resident size kept growing with the
+/// number of lake commits (the Delta kernel reads the log on threads of its own, and glibc kept
+/// what they freed in arenas of their own); jemalloc returns unused pages within seconds. See
+/// docs/robustness.md, "Memory that follows live state".
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 /// `println!` that returns the error instead of panicking on it: when the reader of a pipe goes
 /// away (`lambdaflow views | head -1`), the command ends quietly with exit code 0.
 macro_rules! outln {
@@ -203,6 +210,10 @@ enum LakeCommand {
         /// Only list what would be deleted.
         #[arg(long)]
         dry_run: bool,
+        /// Vacuum with a retention under the table's `delta.deletedFileRetentionDuration` (7
+        /// days by default), which makes the versions in between unreadable.
+        #[arg(long)]
+        force: bool,
     },
     /// Move an events table that no reader can read (a commit an earlier build let a poisonous
     /// record into) back to its newest readable version, as a new commit; the next run reads the
@@ -1195,10 +1206,11 @@ fn lake(command: LakeCommand) -> Result<()> {
             dir,
             retain,
             dry_run,
+            force,
         } => {
             let retain = humantime::parse_duration(&retain)
                 .with_context(|| format!("retention `{retain}` is not a duration such as 7days"))?;
-            let done = ops::vacuum(&dir.data_dir, retain, dry_run)?;
+            let done = ops::vacuum(&dir.data_dir, retain, dry_run, force)?;
             let verb = if dry_run { "would delete" } else { "deleted" };
             for f in &done.uncommitted {
                 outln!("{verb} uncommitted {f}")?;

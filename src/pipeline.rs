@@ -339,6 +339,16 @@ impl Pipeline {
             .epoch
             .load(Ordering::SeqCst)
             .saturating_sub(1);
+        // The last commit ends at a boundary, which may lie a few epochs past the last one
+        // read: nothing happened in those, and the views are as of that commit, as the lake is.
+        let committed = self
+            .shared
+            .lake_status
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .committed
+            .map(|(epoch, _)| epoch);
+        let last = last.max(committed.unwrap_or(0));
         self.shared
             .store
             .close_through(last.max(self.shared.base.saturating_sub(1)));

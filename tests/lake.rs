@@ -6,6 +6,10 @@ use std::path::{Path, PathBuf};
 #[path = "support/run.rs"]
 mod run;
 
+#[path = "support/reference.rs"]
+#[allow(dead_code)]
+mod reference;
+
 use run::{Dirs, json as views, lambdaflow, ok};
 
 fn run_file(input: &str, data: &str, workers: &str, views_out: &str) {
@@ -213,6 +217,24 @@ fn compaction_keeps_the_content_and_time_travel_reads_older_versions() {
     assert!(after["events"]["files"].as_u64().unwrap() < files_before);
     assert_eq!(after["events"]["rows"], before["events"]["rows"]);
     assert_eq!(after["events"]["version"].as_u64().unwrap(), v1 + 1);
+    // The compacted files keep their statistics.
+    let commit = Path::new(&data)
+        .join("events")
+        .join("_delta_log")
+        .join(format!("{:020}.json", v1 + 1));
+    let adds: Vec<serde_json::Value> = std::fs::read_to_string(commit)
+        .unwrap()
+        .lines()
+        .map(|l| serde_json::from_str::<serde_json::Value>(l).unwrap())
+        .filter_map(|a| a.get("add").cloned())
+        .collect();
+    assert!(!adds.is_empty());
+    for add in adds {
+        let stats: serde_json::Value =
+            serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+        assert!(stats["minValues"]["event_timestamp"].is_string(), "{stats}");
+        assert!(stats["maxValues"]["user_id"].is_string(), "{stats}");
+    }
 
     ok(&[
         "batch",
@@ -269,8 +291,61 @@ fn compaction_keeps_the_content_and_time_travel_reads_older_versions() {
 
     // Vacuum with no retention removes the files compaction replaced; the latest version
     // still reads the same.
-    let out = ok(&["lake", "vacuum", "--data-dir", &data, "--retain", "0s"]);
-    assert!(out.contains("expired"), "{out}");
+    let refused = lambdaflow(&["lake", "vacuum", "--data-dir", &data, "--retain", "0s"]);
+    assert_eq!(refused.status.code(), Some(1));
+    let err = String::from_utf8_lossy(&refused.stderr);
+    assert!(
+        err.contains("--force") && err.trim().lines().count() == 1,
+        "{err}"
+    );
+    let out = ok(&[
+        "lake",
+        "vacuum",
+        "--data-dir",
+        &data,
+        "--retain",
+        "0s",
+        "--force",
+    ]);
+    // The events files compaction replaced, and the dead-letter table's.
+    let deleted: u64 = out
+        .lines()
+        .last()
+        .and_then(|l| l.split(" and ").nth(1))
+        .and_then(|l| l.split(' ').next())
+        .and_then(|n| n.parse().ok())
+        .unwrap();
+    assert!(deleted >= files_before, "{out}");
+    // Again: nothing is left to delete, and nothing is reported.
+    let again = ok(&[
+        "lake",
+        "vacuum",
+        "--data-dir",
+        &data,
+        "--retain",
+        "0s",
+        "--force",
+    ]);
+    assert!(
+        again.contains("0 uncommitted and 0 expired files"),
+        "{again}"
+    );
+    // The version before compaction has lost its files, and every command says so.
+    for command in [
+        vec!["lake", "info", "--as-of-version"],
+        vec!["batch", "--as-of-version"],
+    ] {
+        let mut args = command.clone();
+        let v1 = v1.to_string();
+        args.extend_from_slice(&[v1.as_str(), "--data-dir", &data]);
+        let out = lambdaflow(&args);
+        assert_eq!(out.status.code(), Some(1), "{command:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(
+            err.contains("data files are gone") && err.trim().lines().count() == 1,
+            "{command:?}: {err}"
+        );
+    }
     ok(&[
         "batch",
         "--data-dir",
@@ -378,4 +453,293 @@ fn an_unusable_data_dir_is_one_clear_error() {
     assert_eq!(out.status.code(), Some(1));
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("not a lambdaflow lake"), "{err}");
+}
+
+/// Every event's `_epoch`, by `event_id`, from the events table's Parquet files (all committed
+/// after a run that finished).
+fn epochs_of_events(data: &str) -> std::collections::HashMap<String, u64> {
+    use arrow_array::{Array, Int64Array, StringArray};
+    let mut out = std::collections::HashMap::new();
+    for path in walk(&Path::new(data).join("events")) {
+        if !path.to_string_lossy().ends_with(".parquet")
+            || path.to_string_lossy().contains("_delta_log")
+        {
+            continue;
+        }
+        let file = std::fs::File::open(&path).unwrap();
+        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+            .unwrap()
+            .build()
+            .unwrap();
+        for batch in reader {
+            let batch = batch.unwrap();
+            let ids = batch.column_by_name("event_id").unwrap();
+            let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
+            let epochs = batch.column_by_name("_epoch").unwrap();
+            let epochs = epochs.as_any().downcast_ref::<Int64Array>().unwrap();
+            for i in 0..batch.num_rows() {
+                assert!(!ids.is_null(i));
+                out.insert(ids.value(i).to_owned(), epochs.value(i) as u64);
+            }
+        }
+    }
+    out
+}
+
+/// The first few rows in which two sets of views differ, short enough to read.
+fn differences(
+    a: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_json::Value>>,
+    b: &std::collections::BTreeMap<String, std::collections::BTreeMap<String, serde_json::Value>>,
+) -> String {
+    let mut out = Vec::new();
+    let empty = Default::default();
+    for name in a
+        .keys()
+        .chain(b.keys())
+        .collect::<std::collections::BTreeSet<_>>()
+    {
+        let (x, y) = (a.get(name).unwrap_or(&empty), b.get(name).unwrap_or(&empty));
+        for key in x
+            .keys()
+            .chain(y.keys())
+            .collect::<std::collections::BTreeSet<_>>()
+        {
+            if x.get(key) != y.get(key) {
+                out.push(format!(
+                    "{name} {key}: {:?} vs {:?}",
+                    x.get(key),
+                    y.get(key)
+                ));
+            }
+        }
+    }
+    out.truncate(6);
+    out.join("; ")
+}
+
+/// lambdaflow's commits in the events table's log, read from its JSON: (version, first epoch,
+/// last epoch), oldest first.
+fn commit_ranges(data: &str) -> Vec<(u64, u64, u64)> {
+    let log = Path::new(data).join("events").join("_delta_log");
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        let Some(version) = name
+            .strip_suffix(".json")
+            .and_then(|v| v.parse::<u64>().ok())
+        else {
+            continue;
+        };
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let value: serde_json::Value = serde_json::from_str(line).unwrap();
+            let meta = &value["commitInfo"]["lambdaflow"];
+            if meta.is_object() {
+                out.push((
+                    version,
+                    meta["first_epoch"].as_u64().unwrap(),
+                    meta["epoch"].as_u64().unwrap(),
+                ));
+            }
+        }
+    }
+    out.sort();
+    out
+}
+
+/// The commit invariant, for every version of a run on `workers` workers with many commits:
+/// commits hold contiguous epoch ranges; `batch --as-of-version v`, `batch --as-of-epoch e` (v's
+/// last epoch) and `lake info --as-of-version v` agree, and equal a plain recomputation over the
+/// input's events of epochs up to e.
+fn time_travel_agrees(workers: &str) {
+    let d = Dirs::new();
+    let input = d.generate("in.jsonl", 30_000, 11);
+    let data = d.arg("data");
+    ok(&[
+        "run",
+        "-q",
+        "--until-exhausted",
+        "--workers",
+        workers,
+        "--epoch-records",
+        "1000",
+        "--commit-epochs",
+        "1",
+        "--source",
+        &format!("file:{input}"),
+        "--data-dir",
+        &data,
+    ]);
+    let lines: Vec<Vec<u8>> = std::fs::read(&input)
+        .unwrap()
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect();
+    let epochs = epochs_of_events(&data);
+    let commits = commit_ranges(&data);
+    assert!(commits.len() >= 3, "{commits:?}");
+    for pair in commits.windows(2) {
+        assert_eq!(
+            pair[1].1,
+            pair[0].2 + 1,
+            "overlapping or gapped commit ranges: {commits:?}"
+        );
+    }
+    let count = |v: &serde_json::Value| -> u64 {
+        v["views"]["events_by_type"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|r| r["value"].as_u64().unwrap())
+            .sum()
+    };
+    for &(version, _, last) in &commits {
+        let by_version = d.arg(&format!("v{version}.json"));
+        let (v, e) = (version.to_string(), last.to_string());
+        ok(&[
+            "batch",
+            "--data-dir",
+            &data,
+            "--as-of-version",
+            &v,
+            "--views-out",
+            &by_version,
+        ]);
+        let by_version = views(Path::new(&by_version));
+        let by_epoch = d.arg(&format!("e{last}.json"));
+        ok(&[
+            "batch",
+            "--data-dir",
+            &data,
+            "--as-of-epoch",
+            &e,
+            "--views-out",
+            &by_epoch,
+        ]);
+        let by_epoch = views(Path::new(&by_epoch));
+        assert_eq!(by_version["as_of_epoch"], last, "version {version}");
+        assert_eq!(by_epoch["as_of_epoch"], last, "epoch {last}");
+        let table = info(&data, &["--as-of-version", &v]);
+        assert_eq!(
+            table["events"]["rows"].as_u64().unwrap(),
+            count(&by_version),
+            "version {version}"
+        );
+        // The valid input events of epochs up to `last`, recomputed plainly (dead letters
+        // aside: the input does not say which epoch they fell in).
+        let upto: Vec<Vec<u8>> = lines
+            .iter()
+            .filter(|l| {
+                reference::classify(l, 1 << 20)
+                    .is_ok_and(|event| epochs[event["event_id"].as_str().unwrap()] <= last)
+            })
+            .cloned()
+            .collect();
+        let mut want = reference::views(&upto, 1 << 20);
+        want.remove("dead_letters_by_reason");
+        for (what, got) in [("version", &by_version), ("epoch", &by_epoch)] {
+            let mut got = reference::from_views_json(got);
+            got.remove("dead_letters_by_reason");
+            assert!(
+                got == want,
+                "as of {what}: version {version}, epoch {last} (commits {commits:?}): {}",
+                differences(&got, &want)
+            );
+        }
+        assert_eq!(
+            by_version["views"]["dead_letters_by_reason"],
+            by_epoch["views"]["dead_letters_by_reason"],
+            "version {version}, epoch {last}"
+        );
+    }
+}
+
+#[test]
+fn time_travel_agrees_with_itself_on_two_workers() {
+    time_travel_agrees("2");
+}
+
+#[test]
+fn time_travel_agrees_with_itself_on_four_workers() {
+    time_travel_agrees("4");
+}
+
+/// Every `add` action carries Delta statistics that bound its file: `numRecords`, and per column
+/// the least and greatest values (times in milliseconds, as Delta writes them) and the nulls.
+#[test]
+fn every_file_carries_delta_statistics_that_bound_it() {
+    use arrow_array::{Array, StringArray, TimestampMicrosecondArray};
+    let d = Dirs::new();
+    let input = d.generate("in.jsonl", 20_000, 5);
+    let data = d.arg("data");
+    run_file(&input, &data, "2", &d.arg("run.json"));
+    let log = Path::new(&data).join("events").join("_delta_log");
+    let mut files = 0;
+    for entry in std::fs::read_dir(&log).unwrap() {
+        let path = entry.unwrap().path();
+        if path.extension().is_none_or(|e| e != "json") {
+            continue;
+        }
+        for line in std::fs::read_to_string(&path).unwrap().lines() {
+            let action: serde_json::Value = serde_json::from_str(line).unwrap();
+            let Some(add) = action.get("add") else {
+                continue;
+            };
+            files += 1;
+            let stats: serde_json::Value =
+                serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
+            let file = std::fs::File::open(
+                Path::new(&data)
+                    .join("events")
+                    .join(add["path"].as_str().unwrap()),
+            )
+            .unwrap();
+            let reader =
+                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+                    .unwrap()
+                    .build()
+                    .unwrap();
+            let (mut rows, mut times, mut users, mut null_sources) = (0, Vec::new(), Vec::new(), 0);
+            for batch in reader {
+                let batch = batch.unwrap();
+                rows += batch.num_rows();
+                let t = batch.column_by_name("event_timestamp").unwrap();
+                let t = t
+                    .as_any()
+                    .downcast_ref::<TimestampMicrosecondArray>()
+                    .unwrap();
+                times.extend(t.values().iter().copied());
+                let u = batch.column_by_name("user_id").unwrap();
+                let u = u.as_any().downcast_ref::<StringArray>().unwrap();
+                users.extend(u.iter().map(|v| v.unwrap().to_owned()));
+                null_sources += batch.column_by_name("source").unwrap().null_count();
+            }
+            assert_eq!(stats["numRecords"].as_u64().unwrap(), rows as u64);
+            let millis = |micros: i64| {
+                chrono::DateTime::from_timestamp_millis(micros.div_euclid(1000))
+                    .unwrap()
+                    .format("%Y-%m-%dT%H:%M:%S%.3fZ")
+                    .to_string()
+            };
+            let (lo, hi) = (*times.iter().min().unwrap(), *times.iter().max().unwrap());
+            assert_eq!(stats["minValues"]["event_timestamp"], millis(lo));
+            assert_eq!(stats["maxValues"]["event_timestamp"], millis(hi));
+            assert_eq!(
+                stats["minValues"]["user_id"].as_str().unwrap(),
+                users.iter().min().unwrap()
+            );
+            assert_eq!(
+                stats["maxValues"]["user_id"].as_str().unwrap(),
+                users.iter().max().unwrap()
+            );
+            assert_eq!(
+                stats["nullCount"]["source"].as_u64().unwrap(),
+                null_sources as u64
+            );
+            // Partition columns are not in the file, nor in its statistics.
+            assert!(stats["minValues"].get("event_type").is_none());
+        }
+    }
+    assert!(files > 4, "{files} files");
 }

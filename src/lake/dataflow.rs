@@ -47,6 +47,9 @@ pub struct Report {
     pub dead_rows: u64,
     /// Raw input bytes behind the rows.
     pub input_bytes: u64,
+    /// The worker's last report of the run: committed even if it holds nothing new, so that
+    /// the lake's last epoch is the one the views end at.
+    pub last: bool,
 }
 
 /// How far the lake has got, for status lines and tests; `error` is set when writing failed.
@@ -364,7 +367,19 @@ impl LakeWriter {
             let end = self.last_epoch.max(last_marker).unwrap_or(0);
             let start = self.flushed_through.map_or(0, |e| e + 1);
             if end >= start {
-                self.flush(end)?;
+                // The open files close at their own boundary, as in a run that goes on; then
+                // every worker ends at the boundary at or after its own last epoch, the same
+                // for workers that stopped a few epochs apart, so that the last commit, like
+                // every other, holds one range complete for every worker.
+                let last = super::boundary_at_or_after(end, every);
+                let boundary = self.next_boundary(every);
+                if self.dirty && boundary < last {
+                    self.flush(boundary)?;
+                }
+                self.flush(last)?;
+                if let Some((_, report)) = self.awaiting.back_mut() {
+                    report.last = true;
+                }
             }
         }
         Ok(())
@@ -417,6 +432,7 @@ impl LakeWriter {
             rows,
             dead_rows,
             input_bytes,
+            last: false,
         };
         self.awaiting.push_back((at, report));
         Ok(())
@@ -688,6 +704,8 @@ impl CommitThread {
 
 struct Committer {
     setup: CommitSetup,
+    /// The last committed epoch.
+    last: Option<u64>,
     runtime: Option<tokio::runtime::Runtime>,
     tables: Option<(Table, Table)>,
 }
@@ -695,6 +713,7 @@ struct Committer {
 impl Committer {
     fn new(setup: CommitSetup) -> Self {
         Committer {
+            last: setup.resumed,
             setup,
             runtime: None,
             tables: None,
@@ -704,10 +723,13 @@ impl Committer {
     fn commit(&mut self, epoch: u64, reports: Vec<Report>) -> Result<(), LakeError> {
         let mut files = Vec::new();
         let (mut rows, mut dead_rows, mut input_bytes) = (0, 0, 0);
-        let mut first_epoch = epoch;
+        // The range starts after the last commit: a worker that had nothing to write for a
+        // while reports a range reaching back past it, which must not make ranges overlap.
+        let first_epoch = self.last.map_or(0, |e| e + 1);
         let mut moved = false;
+        let mut last = false;
         for report in reports {
-            first_epoch = first_epoch.min(report.first_epoch);
+            last |= report.last;
             if let Some(p) = self.setup.positions.get_mut(report.worker) {
                 moved |= *p != report.positions;
                 *p = report.positions;
@@ -717,7 +739,9 @@ impl Committer {
             dead_rows += report.dead_rows;
             input_bytes += report.input_bytes;
         }
-        if files.is_empty() && !moved {
+        // An empty last range is committed after this run's others, so that the lake ends at
+        // the epoch the views end at; a run that wrote nothing commits nothing.
+        if files.is_empty() && !moved && !(last && self.last > self.setup.resumed) {
             return Ok(());
         }
         if self.runtime.is_none() {
@@ -755,6 +779,7 @@ impl Committer {
             dead.commit(rt, &dead_files, &meta)?;
         }
         let version = events.commit(rt, &event_files, &meta)?;
+        self.last = Some(epoch);
         if let Some(after) = self.setup.after_commit.as_mut() {
             after(&meta);
         }

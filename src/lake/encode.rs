@@ -32,7 +32,7 @@ use parquet::column::writer::ColumnCloseResult;
 use parquet::errors::{ParquetError, Result};
 use parquet::file::metadata::ColumnChunkMetaData;
 use parquet::file::page_index::offset_index::{OffsetIndexMetaData, PageLocation};
-use parquet::file::properties::{EnabledStatistics, WriterProperties};
+use parquet::file::properties::WriterProperties;
 use parquet::file::writer::{SerializedFileWriter, SerializedPageWriter, TrackedWrite};
 use parquet::schema::types::ColumnDescPtr;
 use parquet::schema::types::ColumnPath;
@@ -78,9 +78,9 @@ impl<W: Write + Send> FileEncoder<W> {
         props: WriterProperties,
         row_group_rows: usize,
     ) -> Result<Self> {
-        // String columns with Snappy, no dictionary of the `parquet` crate's and no statistics
-        // (what the lake's settings give the strings the views do not intern): their pages are
-        // written here, dictionary-encoded or plain.
+        // String columns with Snappy and no dictionary of the `parquet` crate's (what the lake's
+        // settings give the strings the views do not intern): their pages are written here,
+        // dictionary-encoded or plain, with their statistics.
         let strings = schema
             .fields()
             .iter()
@@ -89,7 +89,6 @@ impl<W: Write + Send> FileEncoder<W> {
                 field.data_type() == &DataType::Utf8
                     && props.compression(&path) == Compression::SNAPPY
                     && !props.dictionary_enabled(&path)
-                    && props.statistics_enabled(&path) == EnabledStatistics::None
             })
             .collect();
         let page_bytes = props.data_page_size_limit();
@@ -195,10 +194,12 @@ impl<W: Write + Send> FileEncoder<W> {
         Ok(())
     }
 
-    /// Writes the last row group and the footer, and returns the sink.
-    pub fn finish(mut self) -> Result<W> {
+    /// Writes the last row group and the footer; returns the sink and the file's statistics as
+    /// Delta's `add` actions carry them ([`super::stats::delta_stats`]).
+    pub fn finish(mut self) -> Result<(W, String)> {
         self.flush()?;
-        self.writer.into_inner()
+        let stats = super::stats::delta_stats(self.writer.flushed_row_groups());
+        Ok((self.writer.into_inner()?, stats))
     }
 }
 
@@ -221,6 +222,8 @@ struct DictionaryChunk {
     pages: Pages,
     /// A page's encoding, reused.
     body: Vec<u8>,
+    /// The least and greatest of the dictionary's values, and the nulls.
+    bounds: Bounds,
 }
 
 impl DictionaryChunk {
@@ -235,6 +238,7 @@ impl DictionaryChunk {
             page_rows: 0,
             pages: Pages::default(),
             body: Vec::new(),
+            bounds: Bounds::default(),
         }
     }
 
@@ -261,6 +265,7 @@ impl DictionaryChunk {
                 self.descr.name()
             )));
         }
+        self.bounds.nulls += nulls.map_or(0, |n| n.null_count()) as u64;
         let lookup = |key: u32| remap.get(key as usize).copied().unwrap_or(0);
         let mut at = 0;
         while at < keys.len() {
@@ -299,6 +304,7 @@ impl DictionaryChunk {
             return slot;
         }
         let slot = self.slots.len() as u32;
+        self.bounds.see(value);
         self.dictionary
             .extend_from_slice(&(value.len() as u32).to_le_bytes());
         self.dictionary.extend_from_slice(value);
@@ -340,8 +346,11 @@ impl DictionaryChunk {
             Bytes::from(std::mem::take(&mut self.dictionary)),
             self.slots.len(),
         ));
+        // A batch's dictionary may hold a value none of its rows takes: the dictionary's least
+        // and greatest are bounds, maybe not the column's own.
         let metadata = ColumnChunkMetaData::builder(self.descr.clone())
-            .set_compression(Compression::UNCOMPRESSED);
+            .set_compression(Compression::UNCOMPRESSED)
+            .set_statistics(self.bounds.statistics(false));
         self.pages.close_with_dictionary(metadata, dictionary)
     }
 }
@@ -400,6 +409,8 @@ struct StringChunk {
     tried: Tried,
     front: Front,
     pages: Pages,
+    /// The least and greatest values, and the nulls.
+    bounds: Bounds,
 }
 
 /// How a [`StringChunk`] encodes its values.
@@ -587,6 +598,7 @@ impl StringChunk {
             tried: Tried::default(),
             front: Front::default(),
             pages: Pages::default(),
+            bounds: Bounds::default(),
         }
     }
 
@@ -633,8 +645,11 @@ impl StringChunk {
             let present = nulls.is_none_or(|n| n.is_valid(i));
             if present {
                 let value = &bytes[offsets[i] as usize..offsets[i + 1] as usize];
+                self.bounds.see(value);
                 self.front.put(before, value, &mut self.values);
                 before = Some(value);
+            } else {
+                self.bounds.nulls += 1;
             }
             if self.nullable {
                 self.levels.push(u8::from(present));
@@ -653,6 +668,10 @@ impl StringChunk {
 
     /// Appends one row: `value`, or a null.
     fn push(&mut self, value: Option<&[u8]>, scratch: &mut Scratch) -> Result<()> {
+        match value {
+            Some(value) => self.bounds.see(value),
+            None => self.bounds.nulls += 1,
+        }
         match (self.encoding, value) {
             (_, None) => {}
             (Settled::Plain, Some(value)) => self.put(value),
@@ -818,7 +837,8 @@ impl StringChunk {
             self.settle(self.tried.repeats(SAMPLE_REPEATS), scratch);
         }
         self.write_page(scratch)?;
-        let metadata = ColumnChunkMetaData::builder(self.descr.clone());
+        let metadata = ColumnChunkMetaData::builder(self.descr.clone())
+            .set_statistics(self.bounds.statistics(true));
         if self.encoding == Settled::Front {
             let metadata = metadata
                 .set_compression(Compression::UNCOMPRESSED)
@@ -837,6 +857,104 @@ impl StringChunk {
         );
         self.pages.close_with_dictionary(metadata, dictionary)
     }
+}
+
+/// The most bytes of a string kept in a column chunk's statistics, as the `parquet` crate keeps
+/// by default: a longer least value is cut, a longer greatest one cut and its last character
+/// raised, so that both stay bounds.
+const STATISTICS_BYTES: usize = 64;
+
+/// A string column chunk's least and greatest values (in byte order, which is Parquet's
+/// unsigned order and UTF-8's code point order) and its nulls: its statistics.
+#[derive(Default)]
+struct Bounds {
+    seen: bool,
+    min: Vec<u8>,
+    max: Vec<u8>,
+    nulls: u64,
+}
+
+impl Bounds {
+    #[inline(always)]
+    fn see(&mut self, value: &[u8]) {
+        if !self.seen {
+            self.seen = true;
+            self.min.extend_from_slice(value);
+            self.max.extend_from_slice(value);
+        } else if value < self.min.as_slice() {
+            self.min.clear();
+            self.min.extend_from_slice(value);
+        } else if value > self.max.as_slice() {
+            self.max.clear();
+            self.max.extend_from_slice(value);
+        }
+    }
+
+    /// The chunk's statistics; `exact` says whether the bounds are values of the column.
+    fn statistics(&self, exact: bool) -> parquet::file::statistics::Statistics {
+        use parquet::data_type::ByteArray;
+        use parquet::file::statistics::{Statistics, ValueStatistics};
+        let (min, max) = if self.seen {
+            (cut_min(&self.min), cut_max(&self.max))
+        } else {
+            (None, None)
+        };
+        let min_exact = exact && min.as_ref().is_some_and(|m| m.len() == self.min.len());
+        let max_exact = exact
+            && max
+                .as_ref()
+                .is_some_and(|m| m.len() == self.max.len() && *m == self.max);
+        Statistics::ByteArray(
+            ValueStatistics::new(
+                min.map(ByteArray::from),
+                max.map(ByteArray::from),
+                None,
+                Some(self.nulls),
+                false,
+            )
+            .with_min_is_exact(min_exact)
+            .with_max_is_exact(max_exact),
+        )
+    }
+}
+
+/// `value`, or its longest prefix of at most [`STATISTICS_BYTES`] that ends on a character
+/// boundary: a lower bound.
+fn cut_min(value: &[u8]) -> Option<Vec<u8>> {
+    if value.len() <= STATISTICS_BYTES {
+        return Some(value.to_vec());
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    let mut end = STATISTICS_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    Some(value[..end].to_vec())
+}
+
+/// `value`, or an upper bound of at most [`STATISTICS_BYTES`]: a prefix whose last character is
+/// raised by one (dropping characters that cannot be); none if no character can be.
+fn cut_max(value: &[u8]) -> Option<Vec<u8>> {
+    if value.len() <= STATISTICS_BYTES {
+        return Some(value.to_vec());
+    }
+    let text = std::str::from_utf8(value).ok()?;
+    let mut end = STATISTICS_BYTES;
+    while !text.is_char_boundary(end) {
+        end -= 1;
+    }
+    let mut chars: Vec<char> = text[..end].chars().collect();
+    while let Some(last) = chars.pop() {
+        let raised = (last as u32 + 1..=char::MAX as u32).find_map(char::from_u32);
+        if let Some(raised) = raised {
+            let mut out: String = chars.iter().collect();
+            out.push(raised);
+            if out.len() <= STATISTICS_BYTES {
+                return Some(out.into_bytes());
+            }
+        }
+    }
+    None
 }
 
 /// Appends a dictionary data page's body: definition levels (`levels`, a nullable column
@@ -1224,7 +1342,7 @@ mod tests {
             }
             from += n;
         }
-        let bytes = Bytes::from(encoder.finish().expect("finished"));
+        let bytes = Bytes::from(encoder.finish().expect("finished").0);
 
         let reader =
             ParquetRecordBatchReaderBuilder::try_new(bytes.clone()).expect("a Parquet file");
@@ -1339,7 +1457,7 @@ mod tests {
             .collect();
         let batch = RecordBatch::try_new(staged_schema, vec![staged(&values)]).expect("batch");
         encoder.write(&batch).expect("written");
-        let bytes = Bytes::from(encoder.finish().expect("finished"));
+        let bytes = Bytes::from(encoder.finish().expect("finished").0);
         let mut got = Vec::new();
         for batch in ParquetRecordBatchReaderBuilder::try_new(bytes)
             .expect("a Parquet file")
@@ -1381,7 +1499,7 @@ mod tests {
             let batch = RecordBatch::try_new(schema.clone(), vec![array]).expect("batch");
             encoder.write(&batch).expect("written");
         }
-        let file = Bytes::from(encoder.finish().expect("finished"));
+        let file = Bytes::from(encoder.finish().expect("finished").0);
         let mut got = Vec::new();
         for batch in ParquetRecordBatchReaderBuilder::try_new(file.clone())
             .expect("a Parquet file")

@@ -16,6 +16,7 @@ pub mod layout;
 pub mod ops;
 pub mod repair;
 pub mod replay;
+pub mod stats;
 pub mod table;
 pub mod writer;
 
@@ -105,6 +106,12 @@ pub struct LakeConfig {
 pub fn next_boundary(e: u64, every: u64) -> u64 {
     let every = every.max(1);
     (e + 1) / every * every + every - 1
+}
+
+/// The commit boundary at or after epoch `e`: the last epoch of the commit range holding `e`.
+pub fn boundary_at_or_after(e: u64, every: u64) -> u64 {
+    let every = every.max(1);
+    e / every * every + every - 1
 }
 
 /// The directory of lambdaflow's own state under a data directory.

@@ -8,6 +8,7 @@ use std::path::{Path, PathBuf};
 use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::DeltaOperation;
+use deltalake::table::config::TablePropertiesExt;
 use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use parquet::basic::Encoding;
@@ -243,6 +244,7 @@ pub fn plan(spec: &ReplaySpec) -> Result<(ReplayPlan, Option<CommitMeta>), LakeE
         }
     };
     let events_files: Vec<TableFile> = events.files()?.into_iter().filter(in_range).collect();
+    events.check_present(&events_files)?;
     // Dead letters have no event day; they count only for a replay of every day. Those of a
     // version are the ones committed up to its last epoch.
     let through = spec.through.or(last.as_ref().map(|m| m.epoch));
@@ -301,6 +303,7 @@ pub struct TableInfo {
 
 fn table_info(table: &Table) -> Result<TableInfo, LakeError> {
     let files = table.files()?;
+    table.check_present(&files)?;
     let mut partitions: Vec<String> = files
         .iter()
         .map(|f| f.path.rsplit_once('/').map_or("", |(d, _)| d).to_string())
@@ -486,7 +489,6 @@ fn merge(
     let tmp = root.join(format!("{relative}.inprogress"));
     let target = root.join(&relative);
     let mut writer: Option<ArrowWriter<File>> = None;
-    let mut rows = 0u64;
     for f in group {
         let path = root.join(&f.path);
         let builder = ParquetRecordBatchReaderBuilder::try_new(
@@ -525,7 +527,6 @@ fn merge(
                     .map_err(|e| LakeError::parquet(&tmp, e))?,
                 );
             }
-            rows += batch.num_rows() as u64;
             writer
                 .as_mut()
                 .expect("created above")
@@ -533,9 +534,11 @@ fn merge(
                 .map_err(|e| LakeError::parquet(&tmp, e))?;
         }
     }
-    let Some(writer) = writer else {
+    let Some(mut writer) = writer else {
         return Err(LakeError::Other(format!("{partition}: nothing to compact")));
     };
+    writer.flush().map_err(|e| LakeError::parquet(&tmp, e))?;
+    let stats = super::stats::delta_stats(writer.flushed_row_groups());
     let file = writer
         .into_inner()
         .map_err(|e| LakeError::parquet(&tmp, e))?;
@@ -550,7 +553,7 @@ fn merge(
         size: size as i64,
         modification_time: now_millis(),
         data_change: false,
-        stats: Some(format!("{{\"numRecords\":{rows}}}")),
+        stats: Some(stats),
         ..Default::default()
     })
 }
@@ -570,16 +573,39 @@ pub fn vacuum(
     dir: &Path,
     retain: std::time::Duration,
     dry_run: bool,
+    force: bool,
 ) -> Result<Vacuumed, LakeError> {
     let _lock = lock(dir)?;
     let rt = table::runtime()?;
     let events = Table::open(&rt, &table_root(dir, TableKind::Events))?;
     let last_epoch = events.last_commit(&rt)?.map(|m| m.epoch);
+    let tables = [TableKind::Events, TableKind::DeadLetters]
+        .into_iter()
+        .map(|kind| Table::open(&rt, &table_root(dir, kind)))
+        .collect::<Result<Vec<_>, _>>()?;
+    // Delta's `retentionDurationCheck`: a shorter retention deletes files that versions still
+    // inside the table's own retention need.
+    for table in &tables {
+        let snapshot = table.inner().snapshot().map_err(|e| LakeError::Delta {
+            table: table.root().display().to_string(),
+            message: e.to_string(),
+        })?;
+        let minimum = snapshot.table_config().deleted_file_retention_duration();
+        if retain < minimum && !force {
+            return Err(LakeError::Refused(format!(
+                "a retention of {} is under the {} the table {} keeps removed files for \
+                 (delta.deletedFileRetentionDuration): time travel to the versions in between \
+                 would fail; give --force to vacuum anyway",
+                humantime::format_duration(retain),
+                humantime::format_duration(minimum),
+                table.root().display()
+            )));
+        }
+    }
     let mut uncommitted = Vec::new();
     let mut expired = Vec::new();
-    for kind in [TableKind::Events, TableKind::DeadLetters] {
-        let table = Table::open(&rt, &table_root(dir, kind))?;
-        for path in orphans(&table, last_epoch)? {
+    for table in &tables {
+        for path in orphans(table, last_epoch)? {
             if !dry_run {
                 std::fs::remove_file(&path).map_err(|e| LakeError::io(&path, e))?;
             }
@@ -587,20 +613,38 @@ pub fn vacuum(
         }
         let retention = chrono::Duration::from_std(retain)
             .map_err(|e| LakeError::Other(format!("retention {retain:?}: {e}")))?;
-        let vacuum = table
-            .inner()
-            .clone()
-            .vacuum()
-            .with_retention_period(retention)
-            .with_enforce_retention_duration(false)
-            .with_dry_run(dry_run);
-        let (_, metrics) = rt
-            .block_on(vacuum.into_future())
-            .map_err(|e| LakeError::Delta {
-                table: table.root().display().to_string(),
-                message: e.to_string(),
-            })?;
-        expired.extend(metrics.files_deleted);
+        let vacuum = |dry_run: bool| {
+            let vacuum = table
+                .inner()
+                .clone()
+                .vacuum()
+                .with_retention_period(retention)
+                .with_enforce_retention_duration(false)
+                .with_dry_run(dry_run);
+            rt.block_on(vacuum.into_future())
+                .map(|(_, metrics)| metrics.files_deleted)
+                .map_err(|e| LakeError::Delta {
+                    table: table.root().display().to_string(),
+                    message: e.to_string(),
+                })
+        };
+        // deltalake lists every expired file the log names, deleted already or not: what this
+        // vacuum deletes are those still on the disk.
+        let present: Vec<String> = vacuum(true)?
+            .into_iter()
+            .filter(|path| {
+                let path = Path::new(path);
+                if path.is_absolute() {
+                    path.exists()
+                } else {
+                    table.root().join(path).exists()
+                }
+            })
+            .collect();
+        if !dry_run && !present.is_empty() {
+            vacuum(false)?;
+        }
+        expired.extend(present);
     }
     Ok(Vacuumed {
         uncommitted,

@@ -155,7 +155,10 @@ pub fn repair(dir: &Path, dry_run: bool) -> Result<Repair, LakeError> {
             size: f.size as i64,
             modification_time: now,
             data_change: true,
-            stats: f.rows.map(|n| format!("{{\"numRecords\":{n}}}")),
+            stats: f
+                .stats
+                .clone()
+                .or_else(|| f.rows.map(|n| format!("{{\"numRecords\":{n}}}"))),
             ..Default::default()
         }));
     }

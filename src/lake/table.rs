@@ -11,7 +11,6 @@ use deltalake::kernel::transaction::{CommitBuilder, CommitProperties};
 use deltalake::kernel::{Action, Add, DataType, Remove, StructField, Transaction};
 use deltalake::protocol::{DeltaOperation, OutputMode, SaveMode};
 use deltalake::table::config::TablePropertiesExt;
-use futures::TryStreamExt;
 use serde::{Deserialize, Serialize};
 
 use super::LakeError;
@@ -63,6 +62,8 @@ pub struct TableFile {
     pub rows: Option<u64>,
     /// Partition values.
     pub partition: HashMap<String, Option<String>>,
+    /// Its Delta statistics (JSON), as its `add` action carries them.
+    pub stats: Option<String>,
 }
 
 /// A blocking handle on one Delta table.
@@ -422,6 +423,28 @@ impl Table {
         Ok(())
     }
 
+    /// Fails, naming one of them, if any of `files` (this version's) is gone from the disk: a
+    /// vacuum with a short retention deletes what only older versions hold.
+    pub fn check_present(&self, files: &[TableFile]) -> Result<(), LakeError> {
+        let gone: Vec<&TableFile> = files
+            .iter()
+            .filter(|f| !self.root.join(&f.path).exists())
+            .collect();
+        match gone.first() {
+            None => Ok(()),
+            Some(first) => Err(LakeError::Other(format!(
+                "version {} of {} cannot be read: {} of its {} data files are gone, {} among them \
+                 (`lake vacuum` deletes the files only older versions hold once they are older \
+                 than its retention)",
+                self.version(),
+                self.root.display(),
+                gone.len(),
+                files.len(),
+                first.path
+            ))),
+        }
+    }
+
     /// The table's active files.
     pub fn files(&self) -> Result<Vec<TableFile>, LakeError> {
         let snapshot = self.table.snapshot().map_err(|e| delta(&self.root, e))?;
@@ -433,38 +456,36 @@ impl Table {
                 size: f.size() as u64,
                 rows: f.num_records().map(|n| n as u64),
                 partition: f.partition_values_map(),
+                stats: f.stats(),
             })
             .collect();
         out.sort_by(|a, b| a.path.cmp(&b.path));
         Ok(out)
     }
 
-    /// lambdaflow's entries of the commits, newest first, with their versions.
+    /// lambdaflow's entries of the commits, newest first from the version loaded (not the
+    /// table's latest), with their versions and operations; at most `limit` of them, and none
+    /// older than the log's cleanup left.
     pub fn history(
         &self,
         rt: &tokio::runtime::Runtime,
         limit: Option<usize>,
     ) -> Result<Vec<(u64, Option<CommitMeta>, String)>, LakeError> {
-        let infos: Vec<_> = rt
-            .block_on(self.table.history(limit).try_collect::<Vec<_>>())
-            .map_err(|e| delta(&self.root, e))?;
-        // Newest first, one per version down from the one loaded.
-        let newest = self.version();
-        Ok(infos
-            .into_iter()
-            .enumerate()
-            .map(|(i, info)| {
-                let meta = info
-                    .info
-                    .get(COMMIT_KEY)
-                    .and_then(|v| serde_json::from_value(v.clone()).ok());
-                (
-                    newest.saturating_sub(i as u64),
-                    meta,
-                    info.operation.unwrap_or_default(),
-                )
-            })
-            .collect())
+        let store = self.table.log_store();
+        let mut out = Vec::new();
+        for version in (0..=self.version()).rev() {
+            if limit.is_some_and(|l| out.len() >= l) {
+                break;
+            }
+            let entry = rt
+                .block_on(store.read_commit_entry(version))
+                .map_err(|e| delta(&self.root, e))?;
+            // Cleaned up, and every older one with it.
+            let Some(bytes) = entry else { break };
+            let (meta, operation) = commit_entry(&bytes);
+            out.push((version, meta, operation));
+        }
+        Ok(out)
     }
 
     /// The newest commit that carries lambdaflow's metadata.
@@ -501,7 +522,7 @@ impl Table {
                     size: f.size as i64,
                     modification_time: f.modified,
                     data_change: true,
-                    stats: Some(format!("{{\"numRecords\":{}}}", f.rows)),
+                    stats: Some(f.stats.clone()),
                     ..Default::default()
                 })
             })
@@ -547,8 +568,11 @@ impl Table {
                     // deltalake has just written a checkpoint of this version. The log before
                     // it goes once older than `delta.logRetentionDuration`, and the table is
                     // loaded from the checkpoint: the state read commit by commit since the
-                    // last one is let go.
-                    deltalake::checkpoints::cleanup_metadata(table, None).await?;
+                    // last one is let go. The log is cleaned here, not by deltalake's
+                    // `cleanup_metadata`: with that, the resident size grew by about 1 MB a
+                    // second at 10 commits a second (docs/robustness.md).
+                    let retention = table.snapshot()?.table_config().log_retention_duration();
+                    cleanup_log(&root, retention);
                     let mut fresh = deltalake::DeltaTableBuilder::from_url(url)?.build()?;
                     fresh.load_version(version).await?;
                     *table = fresh;
@@ -633,6 +657,79 @@ pub fn dead_fields(layout: &Layout) -> Vec<ArrowField> {
         .iter()
         .map(|f| (**f).clone())
         .collect()
+}
+
+/// Deletes the log entries (commits, checkpoints, checksums) that time travel no longer needs,
+/// as Delta's metadata cleanup does: those older than `retention` and older than the newest
+/// checkpoint that is itself no newer than every entry inside the retention. Best effort: an
+/// entry that cannot be deleted stays, and the next checkpoint tries again.
+fn cleanup_log(root: &Path, retention: std::time::Duration) {
+    let log = root.join("_delta_log");
+    let Ok(entries) = std::fs::read_dir(&log) else {
+        return;
+    };
+    let cutoff = std::time::SystemTime::now()
+        .checked_sub(retention)
+        .unwrap_or(std::time::UNIX_EPOCH);
+    // (version, is a checkpoint, expired, path)
+    let mut found = Vec::new();
+    for entry in entries.flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        let Some(version) = name.get(..20).and_then(|v| v.parse::<u64>().ok()) else {
+            continue;
+        };
+        let rest = &name[20..];
+        let checkpoint = rest == ".checkpoint.parquet";
+        if !(rest == ".json" || rest == ".crc" || checkpoint) {
+            continue;
+        }
+        let expired = entry
+            .metadata()
+            .and_then(|m| m.modified())
+            .is_ok_and(|t| t <= cutoff);
+        found.push((version, checkpoint, expired, entry.path()));
+    }
+    let kept = found
+        .iter()
+        .filter(|(_, checkpoint, expired, _)| !checkpoint && !expired)
+        .map(|(v, ..)| *v)
+        .min()
+        .unwrap_or(u64::MAX);
+    let Some(safe) = found
+        .iter()
+        .filter(|(v, checkpoint, ..)| *checkpoint && *v <= kept)
+        .map(|(v, ..)| *v)
+        .max()
+    else {
+        return;
+    };
+    for (version, _, expired, path) in &found {
+        if *version < safe && *expired {
+            let _ = std::fs::remove_file(path);
+        }
+    }
+}
+
+/// The lambdaflow metadata and the operation in a commit file's `commitInfo`.
+fn commit_entry(bytes: &[u8]) -> (Option<CommitMeta>, String) {
+    let text = String::from_utf8_lossy(bytes);
+    for line in text.lines() {
+        let Ok(value) = serde_json::from_str::<serde_json::Value>(line) else {
+            continue;
+        };
+        if let Some(info) = value.get("commitInfo") {
+            let meta = info
+                .get(COMMIT_KEY)
+                .and_then(|m| serde_json::from_value(m.clone()).ok());
+            let operation = info
+                .get("operation")
+                .and_then(|o| o.as_str())
+                .unwrap_or_default()
+                .to_owned();
+            return (meta, operation);
+        }
+    }
+    (None, String::new())
 }
 
 #[cfg(test)]

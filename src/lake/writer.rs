@@ -47,6 +47,9 @@ pub struct DataFile {
     pub partition: Vec<(String, Option<String>)>,
     /// Milliseconds since the Unix epoch when it was finished.
     pub modified: i64,
+    /// Its statistics as the Delta `add` action carries them (`numRecords`, `minValues`,
+    /// `maxValues`, `nullCount`).
+    pub stats: String,
 }
 
 /// Size limits and encoding of data files.
@@ -115,10 +118,8 @@ impl FileSettings {
     /// and offsets grow by small steps, and their deltas bit-packed are a third of the lake at
     /// a little less encoding time. Data pages of at most 64 KiB: the page being encoded and
     /// compressed stays in the CPU's cache (encoding about 5% faster than with 1 MiB pages).
-    /// Min/max statistics per column chunk (what readers prune row groups with) on every column
-    /// but the strings: for those, comparing each value cost another fifth of encoding time, and
-    /// an epoch's file holds every country, user and product anyway; time, price, `_epoch` and
-    /// `_offset` keep theirs, and the partition directories prune by day and event type.
+    /// Min/max statistics per column chunk (what readers prune row groups with) on every column;
+    /// the files' Delta statistics are made from them (see [`super::stats`]).
     pub fn properties(
         &self,
         schema: &arrow_schema::Schema,
@@ -136,21 +137,26 @@ impl FileSettings {
                 builder = builder.set_column_dictionary_enabled(column.clone(), true);
             }
             match field.data_type() {
-                DataType::Utf8 | DataType::LargeUtf8 | DataType::Binary | DataType::LargeBinary => {
-                    builder =
-                        builder.set_column_statistics_enabled(column, EnabledStatistics::None);
-                }
                 DataType::Int64 | DataType::Timestamp(..) => {
                     builder = builder.set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
                 }
                 _ => {}
             }
         }
-        builder
-            .set_created_by(format!("lambdaflow {}", env!("CARGO_PKG_VERSION")))
-            .build()
+        builder.set_created_by(CREATED_BY.to_owned()).build()
     }
 }
+
+/// The `created_by` of every Parquet file lambdaflow writes, in the form readers parse
+/// (`<app> version <semver> (build <hash>)`): parquet-mr distrusts the `DELTA_BYTE_ARRAY` pages
+/// and the statistics of a file whose writer it cannot name.
+pub const CREATED_BY: &str = concat!(
+    "lambdaflow version ",
+    env!("CARGO_PKG_VERSION"),
+    " (build ",
+    env!("LAMBDAFLOW_BUILD"),
+    ")"
+);
 
 struct OpenFile {
     writer: FileEncoder<File>,
@@ -269,7 +275,7 @@ impl TableWriter {
 
     fn finish(&mut self, open: OpenFile) -> Result<DataFile, LakeError> {
         let from = self.in_progress(&open.dir);
-        let file = open
+        let (file, stats) = open
             .writer
             .finish()
             .map_err(|e| LakeError::parquet(&from, e))?;
@@ -302,6 +308,7 @@ impl TableWriter {
             rows: open.rows as u64,
             partition: open.partition,
             modified: now_millis(),
+            stats,
         })
     }
 }
