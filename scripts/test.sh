@@ -2,9 +2,10 @@
 # Usage: scripts/test.sh
 # Everything CI checks, in order: formatting, clippy, docs, the DuckDB check of the views and the
 # lake, poisonous records among good ones with the lake read back by deltalake, PyArrow and
-# DuckDB, the resident size over 900 lake commits (Delta checkpoints and log cleanup), the crash
-# tests (SIGKILL at 24+ random moments reading files and the generator, 20+
-# reading Kafka), the full-disk test, the dashboard in headless Chromium (screenshot in
+# DuckDB, the lake read by deltalake, pandas, PyArrow, DuckDB and PySpark (both Parquet readers)
+# before and after compaction with file skipping, the resident size over 900 lake commits (Delta
+# checkpoints and log cleanup), the crash tests (SIGKILL at 24+ random moments reading files and
+# the generator, 20+ reading Kafka), the full-disk test, the dashboard in headless Chromium (screenshot in
 # target/browser-test/), the doc tests, then every unit and integration test (with cargo-nextest
 # when installed).
 set -euo pipefail
@@ -14,6 +15,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 scripts/sql-check.sh
 scripts/poison-check.sh
+scripts/readers-check.sh
 scripts/memory-check.sh
 scripts/crash-test.sh 24
 scripts/kafka-crash-test.sh 20
