@@ -188,9 +188,14 @@ def main(binary, work):
         skipping(root, table, files, spark, "as written")
         created_by = pyarrow.parquet.ParquetFile(files[0]).metadata.created_by
         check(created_by.startswith("lambdaflow version "), f"created_by: {created_by}")
+        size = sum(os.path.getsize(f) for f in files)
         subprocess.run([binary, "lake", "compact", "--data-dir", data], check=True)
         table, after = read_all(root, want, spark, "compacted")
-        check(len(after) < len(files), f"compaction: {len(files)} files -> {len(after)}")
+        compacted = sum(os.path.getsize(f) for f in after)
+        check(
+            len(after) < len(files) and compacted <= size * 1.02,
+            f"compaction: {len(files)} files -> {len(after)}, {size} bytes -> {compacted}",
+        )
         skipping(root, table, after, spark, "compacted", by_time=False)
     finally:
         spark.stop()

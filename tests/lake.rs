@@ -216,6 +216,14 @@ fn compaction_keeps_the_content_and_time_travel_reads_older_versions() {
     let after = info(&data, &[]);
     assert!(after["events"]["files"].as_u64().unwrap() < files_before);
     assert_eq!(after["events"]["rows"], before["events"]["rows"]);
+    // Each column keeps the encoding the run chose: compaction never grows the lake.
+    let bytes = |v: &serde_json::Value| v["events"]["bytes"].as_u64().unwrap() as f64;
+    assert!(
+        bytes(&after) <= bytes(&before) * 1.02,
+        "{} bytes -> {}",
+        bytes(&before),
+        bytes(&after)
+    );
     assert_eq!(after["events"]["version"].as_u64().unwrap(), v1 + 1);
     // The compacted files keep their statistics.
     let commit = Path::new(&data)

@@ -9,10 +9,9 @@ use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::DeltaOperation;
 use deltalake::table::config::TablePropertiesExt;
-use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
-use parquet::basic::Encoding;
 
+use super::encode::FileEncoder;
 use super::layout::{DATE_COLUMN, Layout};
 use super::table::{self, CommitMeta, Table, TableFile, orphans, table_root};
 use super::writer::{FileSettings, TableKind, epochs_of, now_millis, run_tag};
@@ -488,41 +487,30 @@ fn merge(
     };
     let tmp = root.join(format!("{relative}.inprogress"));
     let target = root.join(&relative);
-    let mut writer: Option<ArrowWriter<File>> = None;
+    // Written by the encoder the run writes with, so each string column chunk chooses its
+    // encoding (dictionary, front coding or plain with Snappy) as the run's files did, and the
+    // compacted file is no bigger than the files it replaces.
+    let mut writer: Option<FileEncoder<File>> = None;
     for f in group {
         let path = root.join(&f.path);
-        let builder = ParquetRecordBatchReaderBuilder::try_new(
+        let reader = ParquetRecordBatchReaderBuilder::try_new(
             File::open(&path).map_err(|e| LakeError::io(&path, e))?,
         )
+        .map_err(|e| LakeError::parquet(&path, e))?
+        .with_batch_size(64 * 1024)
+        .build()
         .map_err(|e| LakeError::parquet(&path, e))?;
-        // The columns the files wrote as dictionaries stay dictionaries.
-        let dictionary: Vec<String> = builder
-            .metadata()
-            .row_groups()
-            .first()
-            .map(|group| {
-                group
-                    .columns()
-                    .iter()
-                    .filter(|c| c.encodings().any(|e| e == Encoding::RLE_DICTIONARY))
-                    .map(|c| c.column_path().string())
-                    .collect()
-            })
-            .unwrap_or_default();
-        let reader = builder
-            .with_batch_size(64 * 1024)
-            .build()
-            .map_err(|e| LakeError::parquet(&path, e))?;
         for batch in reader {
             let batch = batch.map_err(|e| LakeError::parquet(&path, e.into()))?;
             if writer.is_none() {
                 let file = File::create(&tmp).map_err(|e| LakeError::io(&tmp, e))?;
-                let dictionary: Vec<&str> = dictionary.iter().map(String::as_str).collect();
+                let schema = batch.schema();
                 writer = Some(
-                    ArrowWriter::try_new(
+                    FileEncoder::new(
                         file,
-                        batch.schema(),
-                        Some(settings.properties(&batch.schema(), &dictionary)),
+                        schema.clone(),
+                        settings.properties(&schema, &[]),
+                        settings.row_group_rows,
                     )
                     .map_err(|e| LakeError::parquet(&tmp, e))?,
                 );
@@ -534,14 +522,10 @@ fn merge(
                 .map_err(|e| LakeError::parquet(&tmp, e))?;
         }
     }
-    let Some(mut writer) = writer else {
+    let Some(writer) = writer else {
         return Err(LakeError::Other(format!("{partition}: nothing to compact")));
     };
-    writer.flush().map_err(|e| LakeError::parquet(&tmp, e))?;
-    let stats = super::stats::delta_stats(writer.flushed_row_groups());
-    let file = writer
-        .into_inner()
-        .map_err(|e| LakeError::parquet(&tmp, e))?;
+    let (file, stats) = writer.finish().map_err(|e| LakeError::parquet(&tmp, e))?;
     file.sync_all().map_err(|e| LakeError::io(&tmp, e))?;
     std::fs::rename(&tmp, &target).map_err(|e| LakeError::io(&target, e))?;
     let size = std::fs::metadata(&target)
