@@ -61,6 +61,62 @@ pub struct FileSettings {
     pub row_group_rows: usize,
     /// How pages are compressed.
     pub codec: Codec,
+    /// Which Parquet writer encodes the files.
+    pub writer: WriterKind,
+}
+
+/// The Parquet writer of data files: lambdaflow's own encoder, or, for measuring it (see the
+/// README's "The encoder question"), the `parquet` crate's `ArrowWriter` making the same choices
+/// as far as it can (its dictionaries with their fallback for the strings, `DELTA_BYTE_ARRAY` for
+/// the ids, `DELTA_BINARY_PACKED` for integers and times, statistics, the same compression).
+/// `LAMBDAFLOW_PARQUET_WRITER=arrow` in the environment picks the second.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum WriterKind {
+    /// [`super::encode::FileEncoder`].
+    #[default]
+    Lambdaflow,
+    /// `parquet::arrow::ArrowWriter`.
+    Arrow,
+}
+
+impl WriterKind {
+    /// The writer the environment asks for.
+    pub fn from_env() -> Self {
+        match std::env::var("LAMBDAFLOW_PARQUET_WRITER").as_deref() {
+            Ok("arrow") => WriterKind::Arrow,
+            _ => WriterKind::Lambdaflow,
+        }
+    }
+}
+
+/// The string columns the `ArrowWriter` comparison front-codes (`DELTA_BYTE_ARRAY`): the ids,
+/// which lambdaflow's encoder front-codes after sampling them.
+const FRONT_CODED: [&str; 3] = ["event_id", "user_id", "session_id"];
+
+/// An open file's writer.
+enum FileWriter {
+    Lambdaflow(FileEncoder<File>),
+    Arrow(Box<parquet::arrow::ArrowWriter<File>>),
+}
+
+impl FileWriter {
+    fn write(&mut self, batch: &RecordBatch) -> parquet::errors::Result<()> {
+        match self {
+            FileWriter::Lambdaflow(w) => w.write(batch),
+            FileWriter::Arrow(w) => w.write(batch),
+        }
+    }
+
+    fn finish(self) -> parquet::errors::Result<(File, String)> {
+        match self {
+            FileWriter::Lambdaflow(w) => w.finish(),
+            FileWriter::Arrow(mut w) => {
+                w.flush()?;
+                let stats = super::stats::delta_stats(w.flushed_row_groups());
+                Ok((w.into_inner()?, stats))
+            }
+        }
+    }
 }
 
 /// The compression of Parquet pages.
@@ -97,6 +153,7 @@ impl Default for FileSettings {
             max_rows: 4_000_000,
             row_group_rows: 1 << 20,
             codec: Codec::Snappy,
+            writer: WriterKind::from_env(),
         }
     }
 }
@@ -105,6 +162,34 @@ impl Default for FileSettings {
 const DATA_PAGE_BYTES: usize = 64 << 10;
 
 impl FileSettings {
+    /// The properties of the `ArrowWriter` comparison ([`WriterKind::Arrow`]).
+    pub fn arrow_properties(&self, schema: &arrow_schema::Schema) -> WriterProperties {
+        let mut builder = WriterProperties::builder()
+            .set_compression(self.codec.parquet())
+            .set_max_row_group_row_count(Some(self.row_group_rows.max(1)))
+            .set_data_page_size_limit(DATA_PAGE_BYTES)
+            .set_dictionary_enabled(true)
+            .set_statistics_enabled(EnabledStatistics::Chunk)
+            .set_created_by(CREATED_BY.to_owned());
+        for field in schema.fields() {
+            let column = ColumnPath::from(field.name().as_str());
+            match field.data_type() {
+                DataType::Int64 | DataType::Timestamp(..) => {
+                    builder = builder
+                        .set_column_dictionary_enabled(column.clone(), false)
+                        .set_column_encoding(column, Encoding::DELTA_BINARY_PACKED);
+                }
+                _ if FRONT_CODED.contains(&field.name().as_str()) => {
+                    builder = builder
+                        .set_column_dictionary_enabled(column.clone(), false)
+                        .set_column_encoding(column, Encoding::DELTA_BYTE_ARRAY);
+                }
+                _ => {}
+            }
+        }
+        builder.build()
+    }
+
     /// The Parquet writer properties for files of `schema` whose `dictionary` columns are
     /// dictionary-encoded.
     ///
@@ -159,7 +244,7 @@ pub const CREATED_BY: &str = concat!(
 );
 
 struct OpenFile {
-    writer: FileEncoder<File>,
+    writer: FileWriter,
     partition: Vec<(String, Option<String>)>,
     dir: String,
     first: u64,
@@ -219,13 +304,25 @@ impl TableWriter {
             std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
             let path = self.in_progress(&partition.dir);
             let file = File::create(&path).map_err(|e| LakeError::io(&path, e))?;
-            let writer = FileEncoder::new(
-                file,
-                self.schema.clone(),
-                self.props.clone(),
-                self.settings.row_group_rows,
-            )
-            .map_err(|e| LakeError::parquet(&path, e))?;
+            let writer = match self.settings.writer {
+                WriterKind::Lambdaflow => FileWriter::Lambdaflow(
+                    FileEncoder::new(
+                        file,
+                        self.schema.clone(),
+                        self.props.clone(),
+                        self.settings.row_group_rows,
+                    )
+                    .map_err(|e| LakeError::parquet(&path, e))?,
+                ),
+                WriterKind::Arrow => FileWriter::Arrow(Box::new(
+                    parquet::arrow::ArrowWriter::try_new(
+                        file,
+                        batch.schema(),
+                        Some(self.settings.arrow_properties(&batch.schema())),
+                    )
+                    .map_err(|e| LakeError::parquet(&path, e))?,
+                )),
+            };
             self.open.insert(
                 partition.dir.clone(),
                 OpenFile {
