@@ -10,7 +10,6 @@ use std::sync::Arc;
 use criterion::{BatchSize, Criterion, Throughput, criterion_group, criterion_main};
 use differential_dataflow::input::Input;
 use lambdaflow::event::{DeadLetter, Decoder, Event, Interner, Roles, Schema, Symbols};
-use lambdaflow::lake::encode::FileEncoder;
 use lambdaflow::lake::layout::{Layout, SourceNames, Stage};
 use lambdaflow::lake::table::{CommitMeta, Table, table_root};
 use lambdaflow::lake::writer::{FileSettings, TableKind, TableWriter};
@@ -134,7 +133,6 @@ fn parquet_encode(c: &mut Criterion) {
     let mut decoder = Decoder::new(schema, 1 << 20);
     let mut interner = Interner::new(Arc::new(Symbols::default()));
     let settings = FileSettings::default();
-    let props = settings.properties(layout.data_schema(), &layout.dictionary_columns());
     let mut group = c.benchmark_group("parquet");
     group.throughput(Throughput::Elements(batch.len() as u64));
     group.sample_size(20);
@@ -151,15 +149,12 @@ fn parquet_encode(c: &mut Criterion) {
         b.iter(|| {
             let mut bytes = 0;
             for (_, batch) in &parts {
-                let mut writer = FileEncoder::new(
-                    Vec::new(),
-                    layout.data_schema().clone(),
-                    props.clone(),
-                    settings.row_group_rows,
-                )
-                .expect("writer");
+                let mut writer = settings.writer(Vec::new(), batch.schema()).expect("writer");
                 writer.write(batch).expect("write");
-                bytes += writer.finish().expect("finish").0.len();
+                bytes += lambdaflow::lake::writer::finish(writer)
+                    .expect("finish")
+                    .0
+                    .len();
             }
             black_box(bytes)
         })
@@ -191,8 +186,6 @@ fn commit(c: &mut Criterion) {
     let mut writer = TableWriter::new(
         TableKind::Events,
         root,
-        layout.data_schema().clone(),
-        &layout.dictionary_columns(),
         0,
         "bench".into(),
         FileSettings::default(),

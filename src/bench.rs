@@ -531,15 +531,14 @@ fn encode_share(
     layout: Arc<Layout>,
     names: Arc<SourceNames>,
 ) -> Result<f64, String> {
-    use crate::lake::encode::FileEncoder;
     let settings = FileSettings::default();
-    let props = settings.properties(layout.data_schema(), &layout.dictionary_columns());
     let mut decoder = Decoder::new(schema.clone(), 1 << 20);
     let (roles, mut interner) = (
         Roles::of(schema),
         Interner::new(Arc::new(Symbols::default())),
     );
-    let mut writers: std::collections::HashMap<String, FileEncoder<Counter>> = Default::default();
+    let mut writers: std::collections::HashMap<String, parquet::arrow::ArrowWriter<Counter>> =
+        Default::default();
     let mut spent = Duration::ZERO;
     // Stage about as many rows as a worker stages in a 100 ms epoch at a million events/s.
     for group in chunks.chunks(16) {
@@ -558,13 +557,9 @@ fn encode_share(
             let writer = match writers.entry(partition.dir) {
                 std::collections::hash_map::Entry::Occupied(o) => o.into_mut(),
                 std::collections::hash_map::Entry::Vacant(v) => v.insert(
-                    FileEncoder::new(
-                        Counter(0),
-                        layout.data_schema().clone(),
-                        props.clone(),
-                        settings.row_group_rows,
-                    )
-                    .map_err(|e| e.to_string())?,
+                    settings
+                        .writer(Counter(0), batch.schema())
+                        .map_err(|e| e.to_string())?,
                 ),
             };
             writer.write(&batch).map_err(|e| e.to_string())?;
@@ -574,7 +569,10 @@ fn encode_share(
     let started = Instant::now();
     let mut bytes = 0;
     for (_, writer) in writers {
-        bytes += writer.finish().map_err(|e| e.to_string())?.0.0;
+        bytes += crate::lake::writer::finish(writer)
+            .map_err(|e| e.to_string())?
+            .0
+            .0;
     }
     spent += started.elapsed();
     std::hint::black_box(bytes);

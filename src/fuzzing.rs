@@ -119,8 +119,6 @@ pub fn lake(data: &[u8]) {
     let mut events = TableWriter::new(
         TableKind::Events,
         events_root.clone(),
-        layout.data_schema().clone(),
-        &layout.dictionary_columns(),
         0,
         "fuzz".into(),
         FileSettings::default(),

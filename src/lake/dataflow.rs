@@ -247,13 +247,10 @@ struct LakeWriter {
 
 impl LakeWriter {
     fn new(lake: WorkerLake, activator: timely::scheduling::SyncActivator) -> Self {
-        let dictionary = lake.layout.dictionary_columns();
-        let table = |kind, schema: &arrow_schema::SchemaRef| {
+        let table = |kind| {
             TableWriter::new(
                 kind,
                 table::table_root(&lake.config.dir, kind),
-                schema.clone(),
-                &dictionary,
                 lake.worker,
                 lake.run.clone(),
                 lake.config.files.clone(),
@@ -261,8 +258,8 @@ impl LakeWriter {
         };
         let files = FileThread::start(
             lake.worker,
-            table(TableKind::Events, lake.layout.data_schema()),
-            table(TableKind::DeadLetters, lake.layout.dead_schema()),
+            table(TableKind::Events),
+            table(TableKind::DeadLetters),
             activator,
         );
         let mut markers = BTreeMap::new();

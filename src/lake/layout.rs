@@ -12,7 +12,7 @@
 //! Staged batches hold the string fields the projection interns (`product`, `country`,
 //! `source`) and `_source` as dictionary arrays: a row is the index of its value, found by the
 //! symbol the event already carries, and each value's bytes are copied once per epoch and
-//! partition. The file writer writes them as Parquet dictionary pages ([`super::encode`]).
+//! partition. The file writer ([`super::writer`]) writes them as Parquet dictionary pages.
 
 use std::sync::Arc;
 
@@ -23,7 +23,6 @@ use arrow_array::builder::{
 use arrow_array::{ArrayRef, Int64Array, RecordBatch, StringArray, UInt32Array};
 use arrow_schema::{DataType, Field as ArrowField, Schema as ArrowSchema, SchemaRef, TimeUnit};
 
-use super::encode::{dictionary, dictionary_type};
 use crate::event::decode::Value;
 use crate::event::symbol::IdMap;
 use crate::event::time::{format_day, utc_day};
@@ -689,6 +688,20 @@ impl Stage {
         };
         Ok((out, dead))
     }
+}
+
+/// The data type of a column staged as a dictionary: `u32` indices into string values.
+pub fn dictionary_type() -> DataType {
+    DataType::Dictionary(Box::new(DataType::UInt32), Box::new(DataType::Utf8))
+}
+
+/// A staged dictionary column: `keys` into `values`.
+fn dictionary(
+    keys: arrow_array::UInt32Array,
+    values: arrow_array::StringArray,
+) -> Result<arrow_array::ArrayRef, arrow_schema::ArrowError> {
+    arrow_array::DictionaryArray::<arrow_array::types::UInt32Type>::try_new(keys, Arc::new(values))
+        .map(|a| Arc::new(a) as arrow_array::ArrayRef)
 }
 
 #[cfg(test)]

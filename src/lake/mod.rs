@@ -11,7 +11,6 @@
 
 pub mod check;
 pub mod dataflow;
-pub mod encode;
 pub mod layout;
 pub mod ops;
 pub mod repair;

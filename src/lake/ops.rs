@@ -9,9 +9,9 @@ use deltalake::kernel::Action;
 use deltalake::kernel::transaction::CommitProperties;
 use deltalake::protocol::DeltaOperation;
 use deltalake::table::config::TablePropertiesExt;
+use parquet::arrow::ArrowWriter;
 use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 
-use super::encode::FileEncoder;
 use super::layout::{DATE_COLUMN, Layout};
 use super::table::{self, CommitMeta, Table, TableFile, orphans, table_root};
 use super::writer::{FileSettings, TableKind, epochs_of, now_millis, run_tag};
@@ -487,10 +487,9 @@ fn merge(
     };
     let tmp = root.join(format!("{relative}.inprogress"));
     let target = root.join(&relative);
-    // Written by the encoder the run writes with, so each string column chunk chooses its
-    // encoding (dictionary, front coding or plain with Snappy) as the run's files did, and the
-    // compacted file is no bigger than the files it replaces.
-    let mut writer: Option<FileEncoder<File>> = None;
+    // Written with the properties the run writes with, so each column keeps its encoding and
+    // the compacted file is no bigger than the files it replaces.
+    let mut writer: Option<ArrowWriter<File>> = None;
     for f in group {
         let path = root.join(&f.path);
         let reader = ParquetRecordBatchReaderBuilder::try_new(
@@ -504,15 +503,10 @@ fn merge(
             let batch = batch.map_err(|e| LakeError::parquet(&path, e.into()))?;
             if writer.is_none() {
                 let file = File::create(&tmp).map_err(|e| LakeError::io(&tmp, e))?;
-                let schema = batch.schema();
                 writer = Some(
-                    FileEncoder::new(
-                        file,
-                        schema.clone(),
-                        settings.properties(&schema, &[]),
-                        settings.row_group_rows,
-                    )
-                    .map_err(|e| LakeError::parquet(&tmp, e))?,
+                    settings
+                        .writer(file, batch.schema())
+                        .map_err(|e| LakeError::parquet(&tmp, e))?,
                 );
             }
             writer
@@ -525,7 +519,7 @@ fn merge(
     let Some(writer) = writer else {
         return Err(LakeError::Other(format!("{partition}: nothing to compact")));
     };
-    let (file, stats) = writer.finish().map_err(|e| LakeError::parquet(&tmp, e))?;
+    let (file, stats) = super::writer::finish(writer).map_err(|e| LakeError::parquet(&tmp, e))?;
     file.sync_all().map_err(|e| LakeError::io(&tmp, e))?;
     std::fs::rename(&tmp, &target).map_err(|e| LakeError::io(&target, e))?;
     let size = std::fs::metadata(&target)
