@@ -172,6 +172,7 @@ fn commit(c: &mut Criterion) {
         commit_every: 1,
         files: FileSettings::default(),
         log_retention: None,
+        compact_files: 0,
     };
     let prepared = ops::prepare(&config, &layout, "bench", Some(1), "generate").expect("lake");
     drop(prepared);

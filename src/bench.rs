@@ -51,6 +51,8 @@ pub struct BenchConfig {
     pub data_dir: Option<PathBuf>,
     /// A lake commit every this many epochs.
     pub commit_every: u64,
+    /// Compaction while running ([`LakeConfig::compact_files`]).
+    pub compact_files: usize,
     /// Whether to measure the decode and Parquet limits.
     pub limits: bool,
 }
@@ -287,6 +289,7 @@ pub fn run(
             commit_every: config.commit_every.max(1),
             files: FileSettings::default(),
             log_retention: None,
+            compact_files: config.compact_files,
         }),
         replay: None,
     };

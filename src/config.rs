@@ -107,6 +107,8 @@ pub struct LakeSection {
     /// How long the Delta log keeps versions for time travel, such as `30days`
     /// (`delta.logRetentionDuration`).
     pub log_retention: Option<String>,
+    /// Compact a partition while running once it holds this many small files (0: never).
+    pub compact_files: Option<usize>,
 }
 
 /// The `[kafka]` table: defaults for a `kafka://` source (its query string wins).
@@ -473,6 +475,15 @@ fn lake_config(
         commit_every,
         files,
         log_retention,
+        compact_files: match section.compact_files {
+            Some(1) => {
+                return Err(invalid(
+                    "lake compact_files must be 0 (never) or at least 2",
+                ));
+            }
+            Some(n) => n,
+            None => crate::lake::COMPACT_FILES,
+        },
     }))
 }
 

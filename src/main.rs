@@ -88,6 +88,9 @@ struct BenchArgs {
     /// A lake commit at least this often.
     #[arg(long, value_name = "DURATION", default_value = "1s")]
     commit_interval: String,
+    /// Compact a partition while running once it holds this many small files (0: never).
+    #[arg(long, value_name = "N", default_value_t = lambdaflow::lake::COMPACT_FILES)]
+    compact_files: usize,
     /// Fraction of records made malformed (they become dead letters).
     #[arg(long, value_name = "FRACTION", default_value_t = 0.001)]
     bad_fraction: f64,
@@ -750,6 +753,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         views,
         data_dir: args.data_dir,
         commit_every: (commit.as_nanos() / epoch.as_nanos()).max(1) as u64,
+        compact_files: args.compact_files,
         limits: !args.no_limits,
     };
     let mut bar = ProgressBar::new(std::io::stderr().is_terminal());

@@ -751,3 +751,72 @@ fn every_file_carries_delta_statistics_that_bound_it() {
     }
     assert!(files > 4, "{files} files");
 }
+
+/// A running pipeline compacts partitions that gather small files, as `OPTIMIZE` commits
+/// between its own, and the lake reads the same before and after.
+#[test]
+fn a_running_pipeline_compacts_small_files() {
+    let d = Dirs::new();
+    let input = d.generate("in.jsonl", 30_000, 8);
+    let data = d.arg("data");
+    let config = d.path("pipeline.toml");
+    std::fs::write(&config, "[lake]\ncompact_files = 4\n").unwrap();
+    ok(&[
+        "run",
+        "-q",
+        "--until-exhausted",
+        "--config",
+        config.to_str().unwrap(),
+        "--workers",
+        "2",
+        "--epoch-records",
+        "100",
+        "--commit-epochs",
+        "1",
+        "--source",
+        &format!("file:{input}"),
+        "--data-dir",
+        &data,
+        "--views-out",
+        &d.arg("run.json"),
+    ]);
+    let log = Path::new(&data).join("events").join("_delta_log");
+    let optimizes = std::fs::read_dir(&log)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.extension().is_some_and(|e| e == "json"))
+        .filter(|p| {
+            std::fs::read_to_string(p)
+                .unwrap()
+                .contains("\"operation\":\"OPTIMIZE\"")
+        })
+        .count();
+    let commits = commit_ranges(&data).len();
+    assert!(
+        optimizes >= 1,
+        "{optimizes} compactions in {commits} commits"
+    );
+    let lake = info(&data, &[]);
+    let (files, partitions) = (
+        lake["events"]["files"].as_u64().unwrap(),
+        lake["events"]["partitions"].as_u64().unwrap(),
+    );
+    // At most a few small files per partition are left waiting for the next compaction.
+    assert!(
+        files < partitions * (commits as u64) / 2,
+        "{files} files in {partitions} partitions after {commits} commits"
+    );
+    ok(&[
+        "batch",
+        "--data-dir",
+        &data,
+        "--views-out",
+        &d.arg("batch.json"),
+    ]);
+    assert_eq!(
+        views(Path::new(&d.arg("batch.json")))["views"],
+        views(Path::new(&d.arg("run.json")))["views"]
+    );
+    let verified = ok(&["verify", "--data-dir", &data]);
+    assert!(verified.starts_with("ok:"), "{verified}");
+}

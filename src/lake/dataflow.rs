@@ -703,6 +703,10 @@ struct Committer {
     setup: CommitSetup,
     /// The last committed epoch.
     last: Option<u64>,
+    /// Commits since the events table's small files were last counted, and the number of the
+    /// next file compaction writes.
+    since_compaction_check: u32,
+    compacted: usize,
     runtime: Option<tokio::runtime::Runtime>,
     tables: Option<(Table, Table)>,
 }
@@ -711,6 +715,8 @@ impl Committer {
     fn new(setup: CommitSetup) -> Self {
         Committer {
             last: setup.resumed,
+            since_compaction_check: 0,
+            compacted: 0,
             setup,
             runtime: None,
             tables: None,
@@ -788,6 +794,49 @@ impl Committer {
             .commit_latency
             .get_or_insert_with(crate::pipeline::latency_histogram);
         let _ = latency.record(micros);
+        drop(status);
+        self.compact_small_files()
+    }
+
+    /// Compaction while running: every [`COMPACTION_CHECK_EVERY`] commits, in each partition of
+    /// the events table, a size tier (files within a factor of 8) holding `compact_files` files
+    /// smaller than [`super::COMPACT_TARGET_BYTES`] or more is merged into one file, as one
+    /// `OPTIMIZE` commit (`dataChange: false`), on this thread between two commits. A crash
+    /// before that commit leaves a file no version holds, which the next start removes
+    /// ([`table::orphans`]).
+    fn compact_small_files(&mut self) -> Result<(), LakeError> {
+        let at_least = self.setup.config.compact_files;
+        self.since_compaction_check += 1;
+        if at_least == 0 || self.since_compaction_check < COMPACTION_CHECK_EVERY {
+            return Ok(());
+        }
+        self.since_compaction_check = 0;
+        let (Some(rt), Some((events, _))) = (self.runtime.as_ref(), self.tables.as_mut()) else {
+            return Ok(());
+        };
+        let run = format!("{}-auto", crate::lake::writer::run_tag());
+        let done = super::ops::compact_table(
+            rt,
+            events,
+            super::COMPACT_TARGET_BYTES,
+            at_least,
+            true,
+            &self.setup.config.files,
+            &run,
+            &mut self.compacted,
+        )?;
+        if let Some(version) = done.version {
+            tracing::debug!(
+                version,
+                before = done.files_before,
+                after = done.files_after,
+                "compacted the events table"
+            );
+        }
         Ok(())
     }
 }
+
+/// Commits between two counts of the events table's small files (see
+/// [`Committer::compact_small_files`]).
+const COMPACTION_CHECK_EVERY: u32 = 4;

@@ -418,47 +418,78 @@ pub fn compact(dir: &Path, target_bytes: u64) -> Result<Vec<Compacted>, LakeErro
     let settings = FileSettings::default();
     let run = run_tag();
     let mut out = Vec::new();
+    let mut seq = 0;
     for kind in [TableKind::Events, TableKind::DeadLetters] {
         let mut table = Table::open(&rt, &table_root(dir, kind))?;
-        let files = table.files()?;
-        let before = files.len();
-        let mut groups: BTreeMap<String, Vec<TableFile>> = BTreeMap::new();
-        for f in files.into_iter().filter(|f| f.size < target_bytes) {
-            let partition = f.path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
-            groups.entry(partition).or_default().push(f);
-        }
-        let mut actions = Vec::new();
-        let mut removed = 0;
-        for (n, (partition, group)) in groups.into_iter().enumerate() {
-            if group.len() < 2 {
-                continue;
-            }
-            let add = merge(table.root(), &partition, &group, &settings, &run, n)?;
-            removed += group.len() - 1;
-            actions.extend(Table::remove_actions(&group, false));
-            actions.push(Action::Add(add));
-        }
-        let version = if actions.is_empty() {
-            None
-        } else {
-            Some(table.commit_actions(
-                &rt,
-                actions,
-                CommitProperties::default(),
-                DeltaOperation::Optimize {
-                    predicate: None,
-                    target_size: target_bytes as i64,
-                },
-            )?)
-        };
-        out.push(Compacted {
-            table: table.root().display().to_string(),
-            files_before: before,
-            files_after: before - removed,
-            version,
-        });
+        out.push(compact_table(
+            &rt,
+            &mut table,
+            target_bytes,
+            2,
+            false,
+            &settings,
+            &run,
+            &mut seq,
+        )?);
     }
     Ok(out)
+}
+
+/// Compacts, as one `OPTIMIZE` commit, the files of `table` smaller than `target_bytes`: per
+/// partition, or with `tiered` per partition and size tier (sizes within a factor of 8), each
+/// group of at least `at_least` files into one file; `seq` numbers the new files of the process
+/// run `run`. Tiers keep compaction while running from rewriting the same bytes over and over:
+/// a byte is rewritten about once per tier it climbs, as in a log-structured merge tree.
+#[allow(clippy::too_many_arguments)]
+pub(crate) fn compact_table(
+    rt: &tokio::runtime::Runtime,
+    table: &mut Table,
+    target_bytes: u64,
+    at_least: usize,
+    tiered: bool,
+    settings: &FileSettings,
+    run: &str,
+    seq: &mut usize,
+) -> Result<Compacted, LakeError> {
+    let files = table.files()?;
+    let before = files.len();
+    let mut groups: BTreeMap<(String, u32), Vec<TableFile>> = BTreeMap::new();
+    for f in files.into_iter().filter(|f| f.size < target_bytes) {
+        let partition = f.path.rsplit_once('/').map_or("", |(d, _)| d).to_string();
+        let tier = if tiered { f.size.max(1).ilog(8) } else { 0 };
+        groups.entry((partition, tier)).or_default().push(f);
+    }
+    let mut actions = Vec::new();
+    let mut removed = 0;
+    for ((partition, _), group) in groups {
+        if group.len() < at_least.max(2) {
+            continue;
+        }
+        let add = merge(table.root(), &partition, &group, settings, run, *seq)?;
+        *seq += 1;
+        removed += group.len() - 1;
+        actions.extend(Table::remove_actions(&group, false));
+        actions.push(Action::Add(add));
+    }
+    let version = if actions.is_empty() {
+        None
+    } else {
+        Some(table.commit_actions(
+            rt,
+            actions,
+            CommitProperties::default(),
+            DeltaOperation::Optimize {
+                predicate: None,
+                target_size: target_bytes as i64,
+            },
+        )?)
+    };
+    Ok(Compacted {
+        table: table.root().display().to_string(),
+        files_before: before,
+        files_after: before - removed,
+        version,
+    })
 }
 
 fn merge(

@@ -611,10 +611,22 @@ impl Table {
     }
 }
 
-/// Files under a table root that no commit can reference: files still in progress, and data
-/// files whose last epoch is past `last_epoch` and that the current version does not hold.
+/// Files under a table root that no commit can reference: files still in progress, data files
+/// whose last epoch is past `last_epoch` and that the current version does not hold, and
+/// compacted files newer than the current version that it does not hold.
 pub fn orphans(table: &Table, last_epoch: Option<u64>) -> Result<Vec<PathBuf>, LakeError> {
     let active: BTreeSet<String> = table.files()?.into_iter().map(|f| f.path).collect();
+    // A compacted file is written before the commit that adds it: one newer than the latest
+    // commit, and not in it, no version holds (a compacted file a later compaction removed is
+    // older than the commit that removed it).
+    let latest_commit = std::fs::metadata(
+        table
+            .root()
+            .join("_delta_log")
+            .join(format!("{:020}.json", table.version())),
+    )
+    .and_then(|m| m.modified())
+    .ok();
     let mut all = Vec::new();
     walk_data_files(table.root(), &mut all).map_err(|e| LakeError::io(table.root(), e))?;
     Ok(all
@@ -631,10 +643,15 @@ pub fn orphans(table: &Table, last_epoch: Option<u64>) -> Result<Vec<PathBuf>, L
                 .strip_prefix(table.root())
                 .map(|p| p.to_string_lossy().replace('\\', "/"))
                 .unwrap_or_default();
+            if active.contains(&relative) {
+                return false;
+            }
+            if name.contains("-compact-") {
+                let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
+                return matches!((modified, latest_commit), (Some(m), Some(c)) if m > c);
+            }
             match epochs_of(&name) {
-                Some((_, last)) => {
-                    !active.contains(&relative) && last_epoch.is_none_or(|l| last > l)
-                }
+                Some((_, last)) => last_epoch.is_none_or(|l| last > l),
                 None => false,
             }
         })
