@@ -318,13 +318,17 @@ impl Pipeline {
         if let Some(committer) = group_offsets {
             committer.finish(Duration::from_secs(10));
         }
-        let lake_error = self
-            .shared
-            .lake_status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .error
-            .take();
+        let (lake_error, committed) = {
+            let mut status = self
+                .shared
+                .lake_status
+                .lock()
+                .unwrap_or_else(|e| e.into_inner());
+            (
+                status.error.take(),
+                status.committed.map(|(epoch, _)| epoch),
+            )
+        };
         if let Some(e) = lake_error {
             return Err(PipelineError::Lake(LakeError::Other(e)));
         }
@@ -341,13 +345,6 @@ impl Pipeline {
             .saturating_sub(1);
         // The last commit ends at a boundary, which may lie a few epochs past the last one
         // read: nothing happened in those, and the views are as of that commit, as the lake is.
-        let committed = self
-            .shared
-            .lake_status
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .committed
-            .map(|(epoch, _)| epoch);
         let last = last.max(committed.unwrap_or(0));
         self.shared
             .store

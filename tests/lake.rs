@@ -13,23 +13,55 @@ mod reference;
 use run::{Dirs, json as views, lambdaflow, ok};
 
 fn run_file(input: &str, data: &str, workers: &str, views_out: &str) {
-    ok(&[
+    run_with(
+        input,
+        data,
+        workers,
+        "1000",
+        "3",
+        &["--views-out", views_out],
+    );
+}
+
+/// `run --until-exhausted` over `input` into the lake at `data`, with epochs of `epoch_records`
+/// records, a commit every `commit_epochs` epochs, and `extra` flags.
+fn run_with(
+    input: &str,
+    data: &str,
+    workers: &str,
+    epoch_records: &str,
+    commit_epochs: &str,
+    extra: &[&str],
+) {
+    let source = format!("file:{input}");
+    let mut args = vec![
         "run",
         "-q",
         "--until-exhausted",
         "--workers",
         workers,
         "--epoch-records",
-        "1000",
+        epoch_records,
         "--commit-epochs",
-        "3",
+        commit_epochs,
         "--source",
-        &format!("file:{input}"),
+        &source,
         "--data-dir",
         data,
-        "--views-out",
-        views_out,
-    ]);
+    ];
+    args.extend_from_slice(extra);
+    ok(&args);
+}
+
+/// The record batches of a Parquet file.
+fn batches(path: &Path) -> Vec<arrow_array::RecordBatch> {
+    let file = std::fs::File::open(path).unwrap();
+    parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
+        .unwrap()
+        .build()
+        .unwrap()
+        .map(Result::unwrap)
+        .collect()
 }
 
 fn info(data: &str, extra: &[&str]) -> serde_json::Value {
@@ -474,13 +506,7 @@ fn epochs_of_events(data: &str) -> std::collections::HashMap<String, u64> {
         {
             continue;
         }
-        let file = std::fs::File::open(&path).unwrap();
-        let reader = parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-            .unwrap()
-            .build()
-            .unwrap();
-        for batch in reader {
-            let batch = batch.unwrap();
+        for batch in batches(&path) {
             let ids = batch.column_by_name("event_id").unwrap();
             let ids = ids.as_any().downcast_ref::<StringArray>().unwrap();
             let epochs = batch.column_by_name("_epoch").unwrap();
@@ -563,21 +589,7 @@ fn time_travel_agrees(workers: &str) {
     let d = Dirs::new();
     let input = d.generate("in.jsonl", 30_000, 11);
     let data = d.arg("data");
-    ok(&[
-        "run",
-        "-q",
-        "--until-exhausted",
-        "--workers",
-        workers,
-        "--epoch-records",
-        "1000",
-        "--commit-epochs",
-        "1",
-        "--source",
-        &format!("file:{input}"),
-        "--data-dir",
-        &data,
-    ]);
+    run_with(&input, &data, workers, "1000", "1", &[]);
     let lines: Vec<Vec<u8>> = std::fs::read(&input)
         .unwrap()
         .split(|b| *b == b'\n')
@@ -697,20 +709,11 @@ fn every_file_carries_delta_statistics_that_bound_it() {
             files += 1;
             let stats: serde_json::Value =
                 serde_json::from_str(add["stats"].as_str().unwrap()).unwrap();
-            let file = std::fs::File::open(
-                Path::new(&data)
-                    .join("events")
-                    .join(add["path"].as_str().unwrap()),
-            )
-            .unwrap();
-            let reader =
-                parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder::try_new(file)
-                    .unwrap()
-                    .build()
-                    .unwrap();
+            let path = Path::new(&data)
+                .join("events")
+                .join(add["path"].as_str().unwrap());
             let (mut rows, mut times, mut users, mut null_sources) = (0, Vec::new(), Vec::new(), 0);
-            for batch in reader {
-                let batch = batch.unwrap();
+            for batch in batches(&path) {
                 rows += batch.num_rows();
                 let t = batch.column_by_name("event_timestamp").unwrap();
                 let t = t
@@ -761,25 +764,15 @@ fn a_running_pipeline_compacts_small_files() {
     let data = d.arg("data");
     let config = d.path("pipeline.toml");
     std::fs::write(&config, "[lake]\ncompact_files = 4\n").unwrap();
-    ok(&[
-        "run",
-        "-q",
-        "--until-exhausted",
-        "--config",
-        config.to_str().unwrap(),
-        "--workers",
-        "2",
-        "--epoch-records",
-        "100",
-        "--commit-epochs",
-        "1",
-        "--source",
-        &format!("file:{input}"),
-        "--data-dir",
+    let (config, views_out) = (config.to_str().unwrap(), d.arg("run.json"));
+    run_with(
+        &input,
         &data,
-        "--views-out",
-        &d.arg("run.json"),
-    ]);
+        "2",
+        "100",
+        "1",
+        &["--config", config, "--views-out", &views_out],
+    );
     let log = Path::new(&data).join("events").join("_delta_log");
     let optimizes = std::fs::read_dir(&log)
         .unwrap()

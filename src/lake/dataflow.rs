@@ -35,8 +35,6 @@ pub type Marker = (usize, Vec<Position>);
 pub struct Report {
     /// The worker.
     pub worker: usize,
-    /// The first epoch of the range.
-    pub first_epoch: u64,
     /// The files.
     pub files: Vec<DataFile>,
     /// The worker's source positions at the end of the range.
@@ -412,7 +410,6 @@ impl LakeWriter {
     fn flush(&mut self, at: u64) -> Result<(), LakeError> {
         self.send(FileJob::Finish)?;
         let (rows, dead_rows, input_bytes) = std::mem::take(&mut self.pending);
-        let first_epoch = self.flushed_through.map_or(0, |e| e + 1);
         let positions = self.positions_at(at);
         // Markers before `at` are no longer needed (keep the one in force at `at`).
         let keep = self.markers.range(..=at).next_back().map(|(e, _)| *e);
@@ -423,7 +420,6 @@ impl LakeWriter {
         self.dirty = false;
         let report = Report {
             worker: self.lake.worker,
-            first_epoch,
             files: Vec::new(),
             positions,
             rows,

@@ -47,8 +47,6 @@ pub struct Layout {
     type_field: Option<usize>,
     /// For each data column, the interned field it is, if any: staged as a dictionary.
     interned: Vec<Option<Interned>>,
-    /// The columns staged and written as dictionaries: the interned ones and `_source`.
-    dictionary: Vec<String>,
     data: SchemaRef,
     dead: SchemaRef,
     /// The columns of staged batches: `data` and `dead` with the dictionary columns as such.
@@ -109,17 +107,11 @@ impl Layout {
             date_field,
             type_field,
             interned,
-            dictionary,
             data,
             dead,
             staged_data,
             staged_dead,
         }
-    }
-
-    /// The names of the columns written as dictionaries, in both tables.
-    pub fn dictionary_columns(&self) -> Vec<&str> {
-        self.dictionary.iter().map(String::as_str).collect()
     }
 
     /// The event schema.
