@@ -28,7 +28,7 @@ fn main() -> anyhow::Result<()> {
         println!("as of epoch {:?}", state.as_of);
         for view in [ViewId::RevenueByCountry, ViewId::DeadLettersByReason] {
             println!("{}:", view.spec().name);
-            for row in views.rows_json(state, view) {
+            for row in views.rows_json(state, view as usize) {
                 println!("  {} -> {}", row["key"], row["value"]);
             }
         }

@@ -156,7 +156,7 @@ def main(binary, workdir, min_kills=24, seed=None):
         failures += f
         total += k
         print(f"[{name}] lake read back from outside:")
-        failures += lake_check.main(os.path.join(workdir, name), input_path, os.path.join(workdir, name + ".json"))
+        failures += lake_check.main(os.path.join(workdir, name), input_path, os.path.join(workdir, name + ".json"), binary)
         shutil.rmtree(os.path.join(workdir, name + "-reference"), ignore_errors=True)
     print(f"kills by phase: {dict(stats)}")
     print(f"{'FAILED' if failures else 'passed'}: {total} kills in {n} rounds, {failures} failure(s), seed {seed}")

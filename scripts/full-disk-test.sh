@@ -42,5 +42,5 @@ PY
 mount -o remount,size=200m "$work/mnt"
 run
 echo "ok   the next run, with room on the disk, completed"
-"$py" scripts/lake_check.py "$work/mnt/data" "$work/events.jsonl" "$work/views.json"
+"$py" scripts/lake_check.py "$work/mnt/data" "$work/events.jsonl" "$work/views.json" "$bin"
 ' _ "$work" "$bin" "$py"

@@ -112,7 +112,7 @@ def main(binary, workdir, bootstrap, topic, min_kills=20, seed=None):
         if not same:
             print(f"the last run said: {final.stderr.strip() or '(nothing)'}")
     print("lake read back from outside:")
-    failures += lake_check.main(data, ",".join(files), views_out)
+    failures += lake_check.main(data, ",".join(files), views_out, binary)
     print(f"kills by phase: {dict(stats)}")
     print(f"{'FAILED' if failures else 'passed'}: {kills} kills, {failures} failure(s), seed {seed}")
     return 1 if failures or kills < min_kills else 0

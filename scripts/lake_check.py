@@ -1,13 +1,15 @@
-"""Usage: lake_check.py DATA_DIR EVENTS.jsonl[,EVENTS2.jsonl...] VIEWS.json
+"""Usage: lake_check.py DATA_DIR EVENTS.jsonl[,EVENTS2.jsonl...] VIEWS.json LAMBDAFLOW_BINARY
 
 Reads the lake lambdaflow wrote from outside, with the `deltalake` Python package (through the
-Delta log, as Spark would) and DuckDB (a glob over the Parquet files, as a plain reader would),
+Delta log, as Spark would) and DuckDB (the Parquet files `lambdaflow lake files` lists, as a plain
+Parquet reader would),
 and checks that it holds exactly the valid input events, each once, that the dead-letter table
 holds exactly the invalid lines, and that every view recomputed by SQL over the lake equals
 lambdaflow's views. Exits non-zero, listing the differences, if anything differs.
 """
 import json
 import os
+import subprocess
 import sys
 
 import duckdb
@@ -18,7 +20,7 @@ sys.path.insert(0, os.path.dirname(__file__))
 from sql_check import compare, expected_views, read_lines, valid  # noqa: E402
 
 
-def main(data_dir, events_paths, views_path):
+def main(data_dir, events_paths, views_path, binary):
     lines = read_lines(events_paths.split(","))
     good = [l for l in lines if valid(l)]
     want_ids = sorted(json.loads(l)["event_id"] for l in good)
@@ -56,12 +58,16 @@ def main(data_dir, events_paths, views_path):
     by_reason = dict(con.execute("SELECT reason, count(*) FROM dead_rows GROUP BY ALL").fetchall())
     check(by_reason == reasons, f"dead letters by reason equal the view: {by_reason}")
 
-    # Not `events/**`: that would take the Delta checkpoints in `_delta_log` for data.
-    glob = os.path.join(data_dir, "events", "event_date=*", "**", "*.parquet")
+    # Not a glob: compaction while running leaves the files it replaced until `lake vacuum`.
+    listed = subprocess.run([binary, "lake", "files", "--data-dir", data_dir], check=True,
+                            capture_output=True, text=True).stdout.split("\n")
+    listed = [f for f in listed if f]
+    check(len(listed) == len(events.file_uris()), f"`lake files` lists the {len(listed)} active files")
     n, distinct = con.execute(
-        f"SELECT count(*), count(DISTINCT event_id) FROM read_parquet('{glob}', hive_partitioning = true)"
+        "SELECT count(*), count(DISTINCT event_id) FROM read_parquet($files, hive_partitioning = true)",
+        {"files": listed},
     ).fetchone()
-    check(n == len(ids) == distinct, f"DuckDB glob over the Parquet files: {n} rows, {distinct} distinct ids")
+    check(n == len(ids) == distinct, f"DuckDB over the files `lake files` lists: {n} rows, {distinct} distinct ids")
     check_versions(data_dir, lake, check)
     print(
         f"{'FAILED' if failures else 'passed'}: {failures} difference(s); lake version {events.version()},"
@@ -110,6 +116,6 @@ def check_versions(data_dir, lake, check, most=60):
 
 
 if __name__ == "__main__":
-    if len(sys.argv) != 4:
+    if len(sys.argv) != 5:
         sys.exit(__doc__)
     sys.exit(main(*sys.argv[1:]))

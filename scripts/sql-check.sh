@@ -20,4 +20,4 @@ rm -rf "$out/data"
 "$bin" run --quiet --until-exhausted --workers "$workers" --source "file:$out/events.jsonl" --data-dir "$out/data" --views-out "$out/views.json"
 "$py" scripts/sql_check.py "$out/events.jsonl" "$out/views.json"
 # The lake, read back from outside (deltalake and DuckDB), against the same input and views.
-"$py" scripts/lake_check.py "$out/data" "$out/events.jsonl" "$out/views.json"
+"$py" scripts/lake_check.py "$out/data" "$out/events.jsonl" "$out/views.json" "$bin"

@@ -283,6 +283,7 @@ pub fn run(
         schema: schema.clone(),
         max_record_bytes: 1 << 20,
         views: config.views.clone(),
+        sql_views: Vec::new(),
         until_exhausted: true,
         lake: Some(LakeConfig {
             dir: dir.clone(),

@@ -12,6 +12,7 @@ use crate::lake::writer::Codec;
 use crate::lake::{FileSettings, LakeConfig};
 use crate::pipeline::{EpochPolicy, PipelineConfig};
 use crate::source::{GeneratorSpec, KafkaSpec, SourceSpec, file};
+use crate::views::sql::SqlView;
 use crate::views::{VIEWS, ViewId};
 
 /// The default pipeline config, as a commented TOML file (`lambdaflow config`).
@@ -161,6 +162,24 @@ pub struct ConfigFile {
     /// `[kafka]`.
     #[serde(default)]
     pub kafka: KafkaSection,
+    /// `[[views]]`: views written in SQL.
+    #[serde(default)]
+    pub views: Vec<ViewSection>,
+    /// The file's text, as read (recorded in the lake, for `batch` and `verify`).
+    #[serde(skip)]
+    pub text: Option<String>,
+}
+
+/// One `[[views]]` table: a view written in SQL.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ViewSection {
+    /// Its name, in the API and `--views-out`.
+    pub name: String,
+    /// One `SELECT` over `events` or `dead_letters`.
+    pub sql: String,
+    /// What it means (default: its SQL).
+    pub description: Option<String>,
 }
 
 impl ConfigFile {
@@ -175,13 +194,15 @@ impl ConfigFile {
 
     /// Parses config text; `origin` names it in errors.
     pub fn parse(text: &str, origin: &str) -> Result<Self, ConfigError> {
-        toml::from_str(text).map_err(|e| ConfigError::Parse {
+        let mut file: ConfigFile = toml::from_str(text).map_err(|e| ConfigError::Parse {
             path: origin.to_owned(),
             message: e.message().lines().next().unwrap_or("invalid").to_owned()
                 + &e.span()
                     .map(|s| format!(" (at byte {})", s.start))
                     .unwrap_or_default(),
-        })
+        })?;
+        file.text = Some(text.to_owned());
+        Ok(file)
     }
 }
 
@@ -347,20 +368,70 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
     if let Some(schema) = file.schema {
         config.schema = Schema::new(schema.fields).map_err(|e| invalid(format!("schema: {e}")))?;
     }
-    if let Some(names) = flags.views.or(p.views) {
-        config.views = parse_views(names)?;
+    let sql = sql_views(file.views, &config.schema)?;
+    match flags.views.or(p.views) {
+        Some(names) => {
+            let (builtin, own): (Vec<String>, Vec<String>) = names
+                .into_iter()
+                .partition(|n| !sql.iter().any(|v| v.name == *n));
+            config.views = parse_views(builtin, &sql)?;
+            config.sql_views = sql.into_iter().filter(|v| own.contains(&v.name)).collect();
+        }
+        // A config with views of its own runs exactly those.
+        None if !sql.is_empty() => {
+            config.views = Vec::new();
+            config.sql_views = sql;
+        }
+        None => {}
     }
     check_schema_fits_views(&config.schema, &config.views)?;
     config.lake = lake_config(file.lake, &lake_flags, config.epoch)?;
     Ok(config)
 }
 
-/// View names to views, without repeats, in the order of [`VIEWS`].
-pub fn parse_views(names: Vec<String>) -> Result<Vec<ViewId>, ConfigError> {
+/// The `[[views]]` of a config, compiled against the schema.
+fn sql_views(sections: Vec<ViewSection>, schema: &Schema) -> Result<Vec<SqlView>, ConfigError> {
+    let mut views: Vec<SqlView> = Vec::new();
+    for v in sections {
+        let name = v.name.trim().to_owned();
+        if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+            return Err(invalid(format!(
+                "view name `{name}` must be letters, digits or `_`"
+            )));
+        }
+        if ViewId::from_name(&name).is_some() || views.iter().any(|w| w.name == name) {
+            return Err(invalid(format!(
+                "view `{name}` is defined twice (or is a built-in view's name)"
+            )));
+        }
+        if views.len() + VIEWS.len() >= usize::from(u8::MAX) {
+            return Err(invalid("at most 240 views"));
+        }
+        let plan = crate::views::sql::compile(&name, &v.sql, schema)
+            .map_err(|e| invalid(e.to_string()))?;
+        views.push(SqlView {
+            description: v
+                .description
+                .unwrap_or_else(|| v.sql.split_whitespace().collect::<Vec<_>>().join(" ")),
+            name,
+            sql: v.sql,
+            plan,
+        });
+    }
+    Ok(views)
+}
+
+/// View names to built-in views, without repeats, in the order of [`VIEWS`]; `sql` are the
+/// other names a list may hold (for the message).
+pub fn parse_views(names: Vec<String>, sql: &[SqlView]) -> Result<Vec<ViewId>, ConfigError> {
     let mut views = Vec::new();
     for name in names {
         let id = ViewId::from_name(&name).ok_or_else(|| {
-            let known: Vec<_> = VIEWS.iter().map(|v| v.name).collect();
+            let known: Vec<_> = VIEWS
+                .iter()
+                .map(|v| v.name)
+                .chain(sql.iter().map(|v| v.name.as_str()))
+                .collect();
             invalid(format!(
                 "unknown view `{name}` (views: {})",
                 known.join(", ")

@@ -31,6 +31,7 @@ macro_rules! out {
 use lambdaflow::config::{self, ConfigFile, Overrides};
 use lambdaflow::event::money::format_cents;
 use lambdaflow::lake::ops::{self, ReplaySpec};
+use lambdaflow::lake::writer::TableKind;
 use lambdaflow::pipeline::{EpochPolicy, Pipeline, PipelineConfig};
 use lambdaflow::serve::{Listener, Served, Server};
 use lambdaflow::source::SourceSpec;
@@ -194,6 +195,21 @@ enum LakeCommand {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// The table's data files as of a version, one absolute path per line: what a plain Parquet
+    /// reader should read (a glob also takes files compaction replaced, until `lake vacuum`).
+    Files {
+        #[command(flatten)]
+        dir: DataDirArg,
+        /// The dead-letter table rather than the events table.
+        #[arg(long)]
+        dead_letters: bool,
+        /// As of this version of the table (time travel).
+        #[arg(long, value_name = "N", conflicts_with = "as_of_epoch")]
+        as_of_version: Option<u64>,
+        /// As of the last commit at or before this epoch (events table only).
+        #[arg(long, value_name = "EPOCH", conflicts_with = "dead_letters")]
+        as_of_epoch: Option<u64>,
     },
     /// Merge small files into large ones, as one commit that changes no content.
     Compact {
@@ -447,7 +463,11 @@ fn run(args: RunArgs) -> Result<()> {
         commit_epochs: args.commit_epochs,
         kafka: args.kafka,
     };
+    let text = file.text.clone();
     let config = config::resolve(file, flags)?;
+    if let Some(lake) = &config.lake {
+        record_config(&lake.dir, text.as_deref())?;
+    }
     if let Some(path) = &args.views_out {
         // Fail now, not after the run, if the output cannot be written.
         std::fs::File::create(path)
@@ -741,7 +761,7 @@ fn bench(args: BenchArgs) -> Result<()> {
         "2025-01-01T00:00:00Z",
     )?;
     let views = match args.views {
-        Some(names) => config::parse_views(names)?,
+        Some(names) => config::parse_views(names, &[])?,
         None => ViewId::all(),
     };
     let bench = lambdaflow::bench::BenchConfig {
@@ -986,6 +1006,41 @@ enum Sink {
     Kafka(Publisher, KafkaSpec),
 }
 
+/// Where a run keeps the config it was started with, for `batch` and `verify`.
+fn recorded_config_path(data_dir: &std::path::Path) -> PathBuf {
+    lambdaflow::lake::state_dir(data_dir).join("config.toml")
+}
+
+/// Keeps the config a run was started with (none: the default) in the lake's state.
+fn record_config(data_dir: &std::path::Path, text: Option<&str>) -> Result<()> {
+    let path = recorded_config_path(data_dir);
+    match text {
+        Some(text) => {
+            std::fs::create_dir_all(path.parent().unwrap_or(data_dir))
+                .and_then(|()| std::fs::write(&path, text))
+                .with_context(|| format!("cannot record the config in {}", path.display()))?;
+        }
+        None => {
+            if path.exists() {
+                std::fs::remove_file(&path)
+                    .with_context(|| format!("cannot remove {}", path.display()))?;
+            }
+        }
+    }
+    Ok(())
+}
+
+/// The config the lake's last run was started with: its schema and views are what the lake
+/// holds and what the live views were.
+fn recorded_config(data_dir: &std::path::Path) -> Result<ConfigFile> {
+    let path = recorded_config_path(data_dir);
+    Ok(match std::fs::read_to_string(&path) {
+        Ok(text) => ConfigFile::parse(&text, &path.display().to_string())?,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
+        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    })
+}
+
 /// The views recomputed from the lake by the same dataflow as `run`.
 fn recompute(
     file: ConfigFile,
@@ -1038,7 +1093,7 @@ fn batch(args: BatchArgs) -> Result<()> {
     check_date(&args.to)?;
     let file = match &args.config {
         Some(path) => ConfigFile::load(path)?,
-        None => ConfigFile::default(),
+        None => recorded_config(&args.dir.data_dir)?,
     };
     let spec = ReplaySpec {
         dir: args.dir.data_dir,
@@ -1081,7 +1136,7 @@ fn verify(args: VerifyArgs) -> Result<()> {
         ..ReplaySpec::default()
     };
     let lake = recompute(
-        ConfigFile::default(),
+        recorded_config(&dir)?,
         Some(args.workers),
         Some(names.clone()),
         spec,
@@ -1130,6 +1185,16 @@ fn verify(args: VerifyArgs) -> Result<()> {
     Ok(())
 }
 
+/// The version of the events table as of `epoch`, or a clear error if none is that old.
+fn version_at_epoch(data_dir: &std::path::Path, epoch: u64) -> Result<u64> {
+    ops::version_at_epoch(data_dir, epoch)?.with_context(|| {
+        format!(
+            "no commit at or before epoch {epoch} in {}",
+            data_dir.display()
+        )
+    })
+}
+
 fn lake(command: LakeCommand) -> Result<()> {
     match command {
         LakeCommand::Info {
@@ -1139,12 +1204,7 @@ fn lake(command: LakeCommand) -> Result<()> {
             json,
         } => {
             let version = match epoch {
-                Some(e) => Some(ops::version_at_epoch(&dir.data_dir, e)?.with_context(|| {
-                    format!(
-                        "no commit at or before epoch {e} in {}",
-                        dir.data_dir.display()
-                    )
-                })?),
+                Some(e) => Some(version_at_epoch(&dir.data_dir, e)?),
                 None => version,
             };
             let info = ops::info(&dir.data_dir, version)?;
@@ -1189,6 +1249,26 @@ fn lake(command: LakeCommand) -> Result<()> {
             outln!("  newest commits:")?;
             for h in &info.history {
                 outln!("    {h}")?;
+            }
+            Ok(())
+        }
+        LakeCommand::Files {
+            dir,
+            dead_letters,
+            as_of_version,
+            as_of_epoch,
+        } => {
+            let version = match as_of_epoch {
+                Some(e) => Some(version_at_epoch(&dir.data_dir, e)?),
+                None => as_of_version,
+            };
+            let kind = if dead_letters {
+                TableKind::DeadLetters
+            } else {
+                TableKind::Events
+            };
+            for path in ops::active_files(&dir.data_dir, kind, version)? {
+                outln!("{}", path.display())?;
             }
             Ok(())
         }

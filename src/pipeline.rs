@@ -24,7 +24,8 @@ use crate::lake::ops::{ReplayPlan, ReplaySpec};
 use crate::lake::{CommitMeta, LakeConfig, LakeError, Layout};
 use crate::source::kafka::GroupCommitter;
 use crate::source::{Chunk, ChunkPool, Opening, Poll, SourceError, SourceSpec};
-use crate::views::{self, Snapshots, ViewId, ViewStore};
+use crate::views::sql::{RowLayout, SqlView};
+use crate::views::{self, Datum, Snapshots, ViewId, ViewStore};
 
 /// Records a source may hand over per poll.
 const CHUNK_RECORDS: usize = 4096;
@@ -55,8 +56,10 @@ pub struct PipelineConfig {
     pub schema: Schema,
     /// Records over this many bytes are dead letters (`too_large`).
     pub max_record_bytes: usize,
-    /// The views to maintain.
+    /// The built-in views to maintain.
     pub views: Vec<ViewId>,
+    /// The SQL views to maintain.
+    pub sql_views: Vec<SqlView>,
     /// Stop once every source is exhausted, instead of serving until stopped.
     pub until_exhausted: bool,
     /// The lake to write (and to resume from and replay on start).
@@ -75,6 +78,7 @@ impl Default for PipelineConfig {
             schema: Schema::ecommerce(),
             max_record_bytes: 1 << 20,
             views: ViewId::all(),
+            sql_views: Vec::new(),
             until_exhausted: false,
             lake: None,
             replay: None,
@@ -181,7 +185,11 @@ impl Pipeline {
     /// Starts the workers.
     pub fn start(mut config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         let symbols = Arc::new(Symbols::default());
-        let store = Arc::new(ViewStore::new(symbols.clone(), config.views.clone()));
+        let store = Arc::new(ViewStore::with_sql(
+            symbols.clone(),
+            config.views.clone(),
+            config.sql_views.clone(),
+        ));
         let stats = Arc::new(Stats::new(config.workers));
         let workers = config.workers;
         let layout = Arc::new(Layout::new(&config.schema));
@@ -382,6 +390,7 @@ struct Inputs {
     markers: InputSession<u64, Marker, isize>,
     replay: InputSession<u64, Event, isize>,
     replay_dead: InputSession<u64, DeadLetter, isize>,
+    replay_rows: InputSession<u64, Vec<Datum>, isize>,
 }
 
 impl Inputs {
@@ -394,6 +403,8 @@ impl Inputs {
         self.replay.flush();
         self.replay_dead.advance_to(epoch);
         self.replay_dead.flush();
+        self.replay_rows.advance_to(epoch);
+        self.replay_rows.flush();
     }
 
     fn close(self) {
@@ -401,6 +412,7 @@ impl Inputs {
         self.markers.close();
         self.replay.close();
         self.replay_dead.close();
+        self.replay_rows.close();
     }
 }
 
@@ -413,6 +425,8 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
 
     let mut decoder = Decoder::new(config.schema.clone(), config.max_record_bytes);
     let roles = Roles::of(&config.schema);
+    let (row_layout, sql_plans) = RowLayout::of(&config.sql_views, &shared.symbols);
+    let project_rows = !row_layout.is_empty();
     let mut interner = Interner::new(shared.symbols.clone());
     // Views and lake progress apart: epoch latency is the views'; the lake commits in ranges.
     let probe = ProbeHandle::new();
@@ -467,16 +481,21 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
         let (markers_in, markers) = scope.new_collection::<Marker, isize>();
         let (replay_in, replayed) = scope.new_collection::<Event, isize>();
         let (replay_dead_in, replayed_dead) = scope.new_collection::<DeadLetter, isize>();
-        let (events, dead, reports) = lake_flow::decode_and_write(
+        let (replay_rows_in, replayed_rows) = scope.new_collection::<Vec<Datum>, isize>();
+        let layout = row_layout.clone();
+        let (events, dead, event_rows, reports) = lake_flow::decode_and_write(
             chunks,
             markers,
             worker_lake,
             pool.clone(),
-            move |epoch, chunk, (time, diff), oks, errs, mut stage| {
+            move |epoch, chunk, (time, diff), oks, errs, rows, mut stage| {
                 let before = errs.len();
                 for (raw, position) in chunk.iter() {
                     match decoder.decode(raw) {
                         Ok(record) => {
+                            if project_rows {
+                                rows.push((layout.project(&record, &mut interner), time, diff));
+                            }
                             let event = roles.project(&record, &mut interner);
                             if let Some(stage) = stage.as_deref_mut() {
                                 stage.push(&record, &event, epoch, position);
@@ -505,12 +524,24 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
             },
         );
         lake_flow::commit(reports, commit_setup, index).probe_with(&lake_probe);
-        let rows = views::build(
+        let dead = dead.concat(replayed_dead);
+        let mut rows = views::build(
             events.concat(replayed),
-            dead.concat(replayed_dead),
+            dead.clone(),
             &config.views,
             &shared.symbols,
         );
+        let event_rows = event_rows.concat(replayed_rows);
+        for (i, plan) in sql_plans.iter().enumerate() {
+            let input = match plan.table {
+                views::sql::TableName::Events => event_rows.clone(),
+                views::sql::TableName::DeadLetters => {
+                    dead.clone().map(|d| views::sql::dead_row(&d))
+                }
+            };
+            let view = shared.store.catalog().sql_index(i) as u8;
+            rows = rows.concat(views::sql::build(plan, view, input, &shared.symbols, index));
+        }
         let rows =
             differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probe));
         views::publish(rows, shared.store.clone(), index);
@@ -519,6 +550,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
             markers: markers_in,
             replay: replay_in,
             replay_dead: replay_dead_in,
+            replay_rows: replay_rows_in,
         }
     });
 
@@ -693,6 +725,7 @@ fn replay(
 ) -> Result<(), LakeError> {
     let (index, peers) = (worker.index(), worker.peers());
     let mut interner = Interner::new(shared.symbols.clone());
+    let (layout, _) = RowLayout::of(&shared.config.sql_views, &shared.symbols);
     let events_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::Events);
     let dead_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::DeadLetters);
     let mut rows = 0u64;
@@ -705,6 +738,18 @@ fn replay(
             |e| inputs.replay.insert(e),
         )?;
         inputs.replay.flush();
+        if !layout.is_empty() {
+            crate::views::sql::replay::read_rows(
+                &events_root,
+                file,
+                plan.through,
+                &shared.config.schema,
+                &layout,
+                &mut interner,
+                |r| inputs.replay_rows.insert(r),
+            )?;
+            inputs.replay_rows.flush();
+        }
         worker.step_while(|| probe.less_than(&0));
         worker.step();
     }

@@ -24,7 +24,7 @@ use serde_json::{Value as Json, json};
 
 use crate::lake::dataflow::SharedStatus;
 use crate::pipeline::Stats;
-use crate::views::{ViewId, ViewStore};
+use crate::views::ViewStore;
 
 /// What the server reads.
 #[derive(Clone)]
@@ -250,9 +250,23 @@ async fn list_views(State(app): State<App>) -> Response {
             .enabled()
             .iter()
             .map(|&v| {
-                let spec = v.spec();
-                json!({"name": spec.name, "description": spec.description, "key": spec.key,
-                    "value": spec.value, "rows": state.tables[v as usize].len()})
+                let catalog = store.catalog();
+                let (key, value) = catalog.columns(v);
+                let names = |c: &[(String, &str)]| c.iter().map(|(n, _)| n.clone()).collect::<Vec<_>>();
+                let types = |c: &[(String, &str)]| -> Json {
+                    c.iter()
+                        .filter(|(_, t)| !t.is_empty())
+                        .map(|(n, t)| (n.clone(), json!(t)))
+                        .collect::<serde_json::Map<_, _>>()
+                        .into()
+                };
+                let mut view = json!({"name": catalog.name(v), "description": catalog.description(v),
+                    "key": names(&key), "value": names(&value), "rows": state.tables[v].len()});
+                if let Some(sql) = catalog.sql(v) {
+                    view["sql"] = json!(sql.sql);
+                    view["types"] = json!({"key": types(&key), "value": types(&value)});
+                }
+                view
             })
             .collect();
         json!({"as_of_epoch": state.as_of, "views": views})
@@ -310,8 +324,9 @@ async fn view(
         Err(message) => return error(StatusCode::BAD_REQUEST, message),
     };
     let store = &app.served.store;
-    let Some(id) = ViewId::from_name(&name).filter(|v| store.enabled().contains(v)) else {
-        let known: Vec<&str> = store.enabled().iter().map(|v| v.spec().name).collect();
+    let Some(id) = store.view_named(&name) else {
+        let catalog = store.catalog();
+        let known: Vec<&str> = store.enabled().iter().map(|&v| catalog.name(v)).collect();
         return error(
             StatusCode::NOT_FOUND,
             format!("unknown view `{name}` (views: {})", known.join(", ")),
@@ -325,7 +340,9 @@ async fn view(
             rows.retain(|row| key_matches(&row["key"], key));
         }
         if order != "key" {
-            let field = id.spec().value[0];
+            let (_, value) = store.catalog().columns(id);
+            let field = value.first().map_or(String::new(), |(n, _)| n.clone());
+            let field = field.as_str();
             rows.sort_by(|a, b| {
                 let (x, y) = (number(&a["value"], field), number(&b["value"], field));
                 let by = x.partial_cmp(&y).unwrap_or(std::cmp::Ordering::Equal);
@@ -334,8 +351,8 @@ async fn view(
         }
         let total = rows.len();
         rows.truncate(limit);
-        let spec = id.spec();
-        json!({"view": spec.name, "description": spec.description, "as_of_epoch": state.as_of,
+        let catalog = store.catalog();
+        json!({"view": catalog.name(id), "description": catalog.description(id), "as_of_epoch": state.as_of,
             "total_rows": total, "rows": rows})
     });
     axum::Json(body).into_response()
@@ -493,8 +510,8 @@ async fn metrics(State(app): State<App>) -> Response {
                 .iter()
                 .map(|&v| {
                     (
-                        format!("{{view=\"{}\"}}", v.spec().name),
-                        state.tables[v as usize].len() as f64,
+                        format!("{{view=\"{}\"}}", s.store.catalog().name(v)),
+                        state.tables[v].len() as f64,
                     )
                 })
                 .collect(),

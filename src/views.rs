@@ -5,6 +5,8 @@
 //! the [`ViewStore`] one closed epoch at a time, all views together, so a reader always sees every
 //! view as of the same epoch and never half of one.
 
+pub mod sql;
+
 use std::cmp::Reverse;
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -17,7 +19,7 @@ use timely::dataflow::channels::pact::Exchange;
 use timely::dataflow::operators::Operator;
 
 use crate::event::money::{format_average, format_cents};
-use crate::event::time::{format_day, format_minute, utc_day, utc_minute};
+use crate::event::time::{format_day, format_minute, format_rfc3339, utc_day, utc_minute};
 use crate::event::{DeadLetter, Event, Sym, Symbols};
 
 /// A built-in view.
@@ -173,6 +175,92 @@ impl ViewId {
     }
 }
 
+/// A view's columns: names and type names.
+pub type Columns = Vec<(String, &'static str)>;
+
+/// Every view a run can hold, by index (the first field of a [`ViewRow`]): the built-in views
+/// first, in [`VIEWS`] order, then the SQL views of the config.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    sql: Vec<sql::SqlView>,
+}
+
+impl Catalog {
+    /// The built-in views and `sql`.
+    pub fn new(sql: Vec<sql::SqlView>) -> Self {
+        Catalog { sql }
+    }
+
+    /// How many views there are.
+    pub fn len(&self) -> usize {
+        VIEWS.len() + self.sql.len()
+    }
+
+    /// Whether there are none (never: the built-ins are always there).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The SQL views.
+    pub fn sql_views(&self) -> &[sql::SqlView] {
+        &self.sql
+    }
+
+    /// The index of the SQL view `i` of [`Catalog::sql_views`].
+    pub fn sql_index(&self, i: usize) -> usize {
+        VIEWS.len() + i
+    }
+
+    /// The SQL view at index `view`, if it is one.
+    pub fn sql(&self, view: usize) -> Option<&sql::SqlView> {
+        view.checked_sub(VIEWS.len()).and_then(|i| self.sql.get(i))
+    }
+
+    /// The name of view `view`.
+    pub fn name(&self, view: usize) -> &str {
+        match self.sql(view) {
+            Some(v) => &v.name,
+            None => VIEWS[view].name,
+        }
+    }
+
+    /// What view `view` means.
+    pub fn description(&self, view: usize) -> &str {
+        match self.sql(view) {
+            Some(v) => &v.description,
+            None => VIEWS[view].description,
+        }
+    }
+
+    /// The view called `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        (0..self.len()).find(|&i| self.name(i) == name)
+    }
+
+    /// The names and types of view `view`'s key columns and value columns (a built-in view's
+    /// types are not named: `""`).
+    pub fn columns(&self, view: usize) -> (Columns, Columns) {
+        match self.sql(view) {
+            Some(v) => {
+                let of = |key: bool| {
+                    v.plan
+                        .columns
+                        .iter()
+                        .filter(|c| c.key == key)
+                        .map(|c| (c.name.clone(), c.ty.name()))
+                        .collect()
+                };
+                (of(true), of(false))
+            }
+            None => {
+                let spec = &VIEWS[view];
+                let of = |names: &[&str]| names.iter().map(|n| (n.to_string(), "")).collect();
+                (of(spec.key), of(spec.value))
+            }
+        }
+    }
+}
+
 /// One field of a view row.
 #[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum Datum {
@@ -194,6 +282,43 @@ pub enum Datum {
     Ratio(i64, i64),
     /// The average of `count` amounts totalling `sum` cents, shown as money.
     Average(i64, i64),
+    /// A float.
+    Float(Float),
+    /// `true` or `false`.
+    Bool(bool),
+    /// An instant (microseconds since the Unix epoch), shown as RFC 3339 UTC.
+    Timestamp(i64),
+}
+
+/// A float that orders, compares and hashes by its bits' total order, so that it can be part
+/// of a key.
+#[derive(Clone, Copy, Debug, Serialize, Deserialize)]
+pub struct Float(pub f64);
+
+impl PartialEq for Float {
+    fn eq(&self, other: &Self) -> bool {
+        self.0.total_cmp(&other.0).is_eq()
+    }
+}
+
+impl Eq for Float {}
+
+impl PartialOrd for Float {
+    fn partial_cmp(&self, other: &Self) -> Option<std::cmp::Ordering> {
+        Some(self.cmp(other))
+    }
+}
+
+impl Ord for Float {
+    fn cmp(&self, other: &Self) -> std::cmp::Ordering {
+        self.0.total_cmp(&other.0)
+    }
+}
+
+impl std::hash::Hash for Float {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.0.to_bits().hash(state);
+    }
 }
 
 impl Datum {
@@ -213,6 +338,9 @@ impl Datum {
             Datum::Minute(m) => json!(format_minute(*m)),
             Datum::Ratio(n, d) => json!(if *d == 0 { 0.0 } else { *n as f64 / *d as f64 }),
             Datum::Average(s, c) => json!(format_average(*s, *c)),
+            Datum::Float(f) => json!(f.0),
+            Datum::Bool(b) => json!(b),
+            Datum::Timestamp(t) => json!(format_rfc3339(*t)),
         }
     }
 }
@@ -655,7 +783,9 @@ pub type ViewTable = imbl::OrdMap<Vec<Datum>, Vec<Datum>>;
 #[derive(Debug)]
 pub struct ViewStore {
     symbols: Arc<Symbols>,
-    enabled: Vec<ViewId>,
+    catalog: Arc<Catalog>,
+    /// The views kept, by catalog index.
+    enabled: Vec<usize>,
     state: RwLock<ViewState>,
     snapshots: std::sync::OnceLock<Snapshots>,
     /// The thread that writes snapshots, started with the first one, and when it was asked last.
@@ -687,14 +817,23 @@ pub struct Snapshots {
 }
 
 impl ViewStore {
-    /// An empty store for the `enabled` views.
+    /// An empty store for the `enabled` built-in views.
     pub fn new(symbols: Arc<Symbols>, enabled: Vec<ViewId>) -> Self {
+        Self::with_sql(symbols, enabled, Vec::new())
+    }
+
+    /// An empty store for the `enabled` built-in views and the `sql` views.
+    pub fn with_sql(symbols: Arc<Symbols>, enabled: Vec<ViewId>, sql: Vec<sql::SqlView>) -> Self {
+        let catalog = Arc::new(Catalog::new(sql));
+        let mut enabled: Vec<usize> = enabled.into_iter().map(|v| v as usize).collect();
+        enabled.extend((0..catalog.sql_views().len()).map(|i| catalog.sql_index(i)));
         let state = ViewState {
             as_of: None,
-            tables: vec![ViewTable::new(); VIEWS.len()],
+            tables: vec![ViewTable::new(); catalog.len()],
         };
         ViewStore {
             symbols,
+            catalog,
             enabled,
             state: RwLock::new(state),
             snapshots: std::sync::OnceLock::new(),
@@ -740,13 +879,14 @@ impl ViewStore {
         let writer = writer.get_or_insert_with(|| {
             let (states, receive) = std::sync::mpsc::channel::<ViewState>();
             let (symbols, enabled) = (self.symbols.clone(), self.enabled.clone());
+            let catalog = self.catalog.clone();
             let snapshots = snapshots.clone();
             let thread = std::thread::Builder::new()
                 .name("view-snapshots".into())
                 .spawn(move || {
                     // Every one, in order: `verify` needs one at an epoch the lake committed.
                     while let Ok(state) = receive.recv() {
-                        write_snapshot_file(&snapshots, &symbols, &enabled, &state);
+                        write_snapshot_file(&snapshots, &symbols, &catalog, &enabled, &state);
                     }
                 })
                 .expect("spawning the snapshot thread");
@@ -797,8 +937,20 @@ impl ViewStore {
     }
 
     /// The views this store keeps.
-    pub fn enabled(&self) -> &[ViewId] {
+    pub fn enabled(&self) -> &[usize] {
         &self.enabled
+    }
+
+    /// Every view a row can belong to.
+    pub fn catalog(&self) -> &Arc<Catalog> {
+        &self.catalog
+    }
+
+    /// The kept view called `name`.
+    pub fn view_named(&self, name: &str) -> Option<usize> {
+        self.catalog
+            .index_of(name)
+            .filter(|v| self.enabled.contains(v))
     }
 
     /// Reads the state under the lock.
@@ -813,42 +965,61 @@ impl ViewStore {
 
     /// One view's rows as `{"key": ..., "value": ...}` JSON objects, in the view's order (rank
     /// for `top_products`, key otherwise).
-    pub fn rows_json(&self, state: &ViewState, view: ViewId) -> Vec<Json> {
-        rows_json(&self.symbols, state, view)
+    pub fn rows_json(&self, state: &ViewState, view: usize) -> Vec<Json> {
+        rows_json(&self.symbols, &self.catalog, state, view)
     }
 
     /// Every enabled view, as `{"as_of_epoch": N, "views": {"name": [rows]}}`.
     pub fn to_json(&self) -> Json {
-        self.read(|state| state_json(&self.symbols, &self.enabled, state))
+        self.read(|state| state_json(&self.symbols, &self.catalog, &self.enabled, state))
     }
 }
 
-/// One row as `{"key": ..., "value": ...}`: a plain value for a one-field key or value, an
-/// object of named fields otherwise.
-fn row_json(symbols: &Symbols, view: ViewId, key: &[Datum], value: &[Datum]) -> Json {
-    let spec = view.spec();
+/// One row as `{"key": ..., "value": ...}`. A built-in view's key or value with one field is
+/// that field's plain value, an object of named fields otherwise; a SQL view's are always
+/// objects of its columns by name.
+fn row_json(
+    symbols: &Symbols,
+    catalog: &Catalog,
+    view: usize,
+    key: &[Datum],
+    value: &[Datum],
+) -> Json {
+    let object = |names: &mut dyn Iterator<Item = &str>, data: &[Datum]| -> Json {
+        Json::Object(
+            names
+                .zip(data)
+                .map(|(n, d)| (n.to_string(), d.to_json(symbols)))
+                .collect(),
+        )
+    };
+    if let Some(v) = catalog.sql(view) {
+        let names = |key: bool| {
+            v.plan
+                .columns
+                .iter()
+                .filter(move |c| c.key == key)
+                .map(|c| c.name.as_str())
+        };
+        return json!({"key": object(&mut names(true), key), "value": object(&mut names(false), value)});
+    }
+    let spec = &VIEWS[view];
     let fields = |names: &[&str], data: &[Datum]| -> Json {
         if names.len() == 1 {
             data[0].to_json(symbols)
         } else {
-            Json::Object(
-                names
-                    .iter()
-                    .zip(data)
-                    .map(|(n, d)| (n.to_string(), d.to_json(symbols)))
-                    .collect(),
-            )
+            object(&mut names.iter().copied(), data)
         }
     };
     json!({"key": fields(spec.key, key), "value": fields(spec.value, value)})
 }
 
-fn rows_json(symbols: &Symbols, state: &ViewState, view: ViewId) -> Vec<Json> {
-    let mut rows: Vec<Json> = state.tables[view as usize]
+fn rows_json(symbols: &Symbols, catalog: &Catalog, state: &ViewState, view: usize) -> Vec<Json> {
+    let mut rows: Vec<Json> = state.tables[view]
         .iter()
-        .map(|(k, v)| row_json(symbols, view, k, v))
+        .map(|(k, v)| row_json(symbols, catalog, view, k, v))
         .collect();
-    if view == ViewId::TopProducts {
+    if view == ViewId::TopProducts as usize {
         rows.sort_by_key(|row| row["value"]["rank"].as_i64());
     } else {
         // The key's text once per row, not once per comparison.
@@ -857,13 +1028,13 @@ fn rows_json(symbols: &Symbols, state: &ViewState, view: ViewId) -> Vec<Json> {
     rows
 }
 
-fn state_json(symbols: &Symbols, enabled: &[ViewId], state: &ViewState) -> Json {
+fn state_json(symbols: &Symbols, catalog: &Catalog, enabled: &[usize], state: &ViewState) -> Json {
     let views: Map<String, Json> = enabled
         .iter()
         .map(|&v| {
             (
-                v.spec().name.to_owned(),
-                Json::Array(rows_json(symbols, state, v)),
+                catalog.name(v).to_owned(),
+                Json::Array(rows_json(symbols, catalog, state, v)),
             )
         })
         .collect();
@@ -875,19 +1046,20 @@ fn state_json(symbols: &Symbols, enabled: &[ViewId], state: &ViewState) -> Json 
 /// the views' own memory.
 fn write_state_json(
     symbols: &Symbols,
-    enabled: &[ViewId],
+    catalog: &Catalog,
+    enabled: &[usize],
     state: &ViewState,
     out: &mut impl std::io::Write,
 ) -> std::io::Result<()> {
     write!(out, "{{\"as_of_epoch\":{},\"views\":{{", json!(state.as_of))?;
     for (i, &view) in enabled.iter().enumerate() {
         let comma = if i == 0 { "" } else { "," };
-        write!(out, "{comma}{}:[", json!(view.spec().name))?;
-        for (j, (key, value)) in state.tables[view as usize].iter().enumerate() {
+        write!(out, "{comma}{}:[", json!(catalog.name(view)))?;
+        for (j, (key, value)) in state.tables[view].iter().enumerate() {
             if j > 0 {
                 out.write_all(b",")?;
             }
-            serde_json::to_writer(&mut *out, &row_json(symbols, view, key, value))?;
+            serde_json::to_writer(&mut *out, &row_json(symbols, catalog, view, key, value))?;
         }
         out.write_all(b"]")?;
     }
@@ -897,7 +1069,8 @@ fn write_state_json(
 fn write_snapshot_file(
     snapshots: &Snapshots,
     symbols: &Symbols,
-    enabled: &[ViewId],
+    catalog: &Catalog,
+    enabled: &[usize],
     state: &ViewState,
 ) {
     let Some(epoch) = state.as_of else {
@@ -908,7 +1081,7 @@ fn write_snapshot_file(
         let path = snapshots.dir.join(format!("views-{epoch}.json"));
         let tmp = snapshots.dir.join(format!(".views-{epoch}.json.tmp"));
         let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        write_state_json(symbols, enabled, state, &mut out)?;
+        write_state_json(symbols, catalog, enabled, state, &mut out)?;
         out.into_inner().map_err(|e| e.into_error())?;
         std::fs::rename(&tmp, &path)?;
         let all = crate::lake::snapshots_in(&snapshots.dir);
@@ -1052,7 +1225,15 @@ mod tests {
         store.apply(4, &mut changes);
         let mut written = Vec::new();
         store
-            .read(|state| write_state_json(&symbols, &enabled, state, &mut written))
+            .read(|state| {
+                write_state_json(
+                    &symbols,
+                    store.catalog(),
+                    store.enabled(),
+                    state,
+                    &mut written,
+                )
+            })
             .unwrap();
         let mut written: Json = serde_json::from_slice(&written).unwrap();
         let mut expected = store.to_json();

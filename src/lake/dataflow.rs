@@ -97,11 +97,12 @@ pub struct WorkerLake {
 pub type Stamp = (u64, isize);
 
 /// Decodes chunks with `decode` (called with the epoch, the chunk, its [`Stamp`], the vectors
-/// its events and dead letters go to and, when the lake is on, the stage of the epoch), which
-/// stages the records for the lake; writes closed epochs; gives each spent chunk back to `pool`.
-/// Returns events, dead letters and flush reports.
+/// its events, dead letters and rows (any other form of the events, such as the rows SQL views
+/// read) go to and, when the lake is on, the stage of the epoch), which stages the records for
+/// the lake; writes closed epochs; gives each spent chunk back to `pool`. Returns events, dead
+/// letters, rows and flush reports.
 #[allow(clippy::type_complexity)]
-pub fn decode_and_write<'s, F>(
+pub fn decode_and_write<'s, X, F>(
     chunks: VecCollection<'s, u64, Chunk, isize>,
     markers: VecCollection<'s, u64, Marker, isize>,
     lake: Option<WorkerLake>,
@@ -110,6 +111,7 @@ pub fn decode_and_write<'s, F>(
 ) -> (
     VecCollection<'s, u64, Event, isize>,
     VecCollection<'s, u64, DeadLetter, isize>,
+    VecCollection<'s, u64, X, isize>,
     StreamVec<'s, u64, Report>,
 )
 where
@@ -119,8 +121,10 @@ where
             Stamp,
             &mut Vec<(Event, u64, isize)>,
             &mut Vec<DeadLetter>,
+            &mut Vec<(X, u64, isize)>,
             Option<&mut Stage>,
         ) + 'static,
+    X: Clone + 'static,
 {
     let scope = chunks.inner.scope();
     let mut builder = OperatorBuilder::new("Decode".to_owned(), scope);
@@ -128,9 +132,11 @@ where
     let mut marker_input = builder.new_input(markers.inner, Pipeline);
     let (oks, oks_stream) = builder.new_output();
     let (errs, errs_stream) = builder.new_output();
+    let (rows_out, rows_stream) = builder.new_output();
     let (reports, reports_stream) = builder.new_output();
     let mut oks = OutputBuilder::from(oks);
     let mut errs = OutputBuilder::from(errs);
+    let mut rows_out = OutputBuilder::from(rows_out);
     let mut reports = OutputBuilder::from(reports);
 
     // The file thread wakes the operator when it has finished a range's files.
@@ -150,22 +156,37 @@ where
         }
         let mut events = Vec::new();
         let mut dead = Vec::new();
+        let mut rows = Vec::new();
         move |frontiers| {
             let mut oks = oks.activate();
             let mut errs = errs.activate();
+            let mut rows_out = rows_out.activate();
             let mut reports = reports.activate();
             chunk_input.for_each_time(|time, data| {
                 let epoch = *time.time();
                 let mut oks = oks.session(&time);
                 let mut errs = errs.session(&time);
+                let mut rows_out = rows_out.session(&time);
                 for (chunk, t, r) in data.flat_map(|batch| batch.drain(..)) {
                     let stage = writer.as_mut().map(|w| w.stage(epoch, &chunk));
                     // The session takes the vector's allocation with its events.
                     events.reserve(chunk.len());
-                    decode(epoch, &chunk, (t, r), &mut events, &mut dead, stage);
+                    decode(
+                        epoch,
+                        &chunk,
+                        (t, r),
+                        &mut events,
+                        &mut dead,
+                        &mut rows,
+                        stage,
+                    );
                     // The chunk's events leave as one container, not copied one by one.
                     oks.give_container(&mut events);
                     events.clear();
+                    if !rows.is_empty() {
+                        rows_out.give_container(&mut rows);
+                        rows.clear();
+                    }
                     for d in dead.drain(..) {
                         errs.give((d, t, r));
                     }
@@ -218,6 +239,7 @@ where
     (
         oks_stream.as_collection(),
         errs_stream.as_collection(),
+        rows_stream.as_collection(),
         reports_stream,
     )
 }

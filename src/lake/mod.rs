@@ -100,19 +100,18 @@ pub struct LakeConfig {
     /// of 30 days when `None`.
     pub log_retention: Option<std::time::Duration>,
     /// Compaction while running: a size tier of a partition of the events table is compacted
-    /// once it holds this many files smaller than [`COMPACT_TARGET_BYTES`] (0: never, the
-    /// default, see [`COMPACT_FILES`]).
+    /// once it holds this many files smaller than [`COMPACT_TARGET_BYTES`] (0: never; the
+    /// default is [`COMPACT_FILES`]).
     pub compact_files: usize,
 }
 
 /// Files smaller than this are compacted, by `lake compact` and while running.
 pub const COMPACT_TARGET_BYTES: u64 = 64 << 20;
 
-/// The default of [`LakeConfig::compact_files`]: off. A table compacted while running keeps
-/// the files it replaced until `lake vacuum`, and a reader that globs the directory instead of
-/// following the Delta log (DuckDB's `read_parquet`, PyArrow on the directory) would read their
-/// rows twice; 32 is the value to turn it on with, for readers that go through the log.
-pub const COMPACT_FILES: usize = 0;
+/// The default of [`LakeConfig::compact_files`]. A table compacted while running keeps the
+/// files it replaced until `lake vacuum` (time travel reads them), so a reader must take the
+/// files the Delta log lists (`lake files`), not a glob over the directory.
+pub const COMPACT_FILES: usize = 8;
 
 /// The first commit boundary after epoch `e`.
 pub fn next_boundary(e: u64, every: u64) -> u64 {

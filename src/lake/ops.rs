@@ -283,6 +283,29 @@ pub fn version_at_epoch(dir: &Path, epoch: u64) -> Result<Option<u64>, LakeError
         .max())
 }
 
+/// The data files of a table as of a version (the latest if `None`): absolute paths, sorted. A
+/// plain Parquet reader that reads exactly these reads the table as of that version, where a glob
+/// over the directory would also take files compaction replaced (until `lake vacuum`) and files a
+/// crash left uncommitted.
+pub fn active_files(
+    dir: &Path,
+    kind: TableKind,
+    version: Option<u64>,
+) -> Result<Vec<PathBuf>, LakeError> {
+    let rt = table::runtime()?;
+    let table = Table::open_version(&rt, &table_root(dir, kind), version)?;
+    let files = table.files()?;
+    table.check_present(&files)?;
+    Ok(files
+        .iter()
+        .map(|f| {
+            let path = percent_encoding::percent_decode_str(&f.path).decode_utf8_lossy();
+            let joined = table.root().join(path.as_ref());
+            std::path::absolute(&joined).unwrap_or(joined)
+        })
+        .collect())
+}
+
 /// A summary of one table.
 #[derive(Debug, serde::Serialize)]
 pub struct TableInfo {

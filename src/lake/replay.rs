@@ -16,7 +16,7 @@ use crate::event::{DeadLetter, Event, IdHash, Interner, Position, Reason};
 /// Rows per batch read back.
 const BATCH_ROWS: usize = 64 * 1024;
 
-fn batches(root: &Path, file: &TableFile) -> Result<Vec<RecordBatch>, LakeError> {
+pub(crate) fn batches(root: &Path, file: &TableFile) -> Result<Vec<RecordBatch>, LakeError> {
     let path = root.join(&file.path);
     let opened = File::open(&path).map_err(|e| LakeError::io(&path, e))?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(opened)
@@ -38,7 +38,7 @@ fn text(array: Option<&ArrayRef>, row: usize) -> Option<&str> {
     (!a.is_null(row)).then(|| a.value(row))
 }
 
-fn epoch_ok(epochs: Option<&ArrayRef>, row: usize, through: Option<u64>) -> bool {
+pub(crate) fn epoch_ok(epochs: Option<&ArrayRef>, row: usize, through: Option<u64>) -> bool {
     match (
         through,
         epochs.and_then(|a| a.as_primitive_opt::<Int64Type>()),

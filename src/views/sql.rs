@@ -1,0 +1,323 @@
+//! Views written in SQL: compiled once at start ([`compile()`]) into a [`Plan`], then built
+//! into the dataflow as incremental operators ([`flow::build`]).
+//!
+//! A view reads one table, `events` (every valid event, with the schema's columns) or
+//! `dead_letters` (`reason`, `message`, `payload`), and groups it: its rows are keyed by the
+//! group keys, and the other columns are aggregates and expressions over them.
+
+mod compile;
+pub mod expr;
+pub mod flow;
+pub mod replay;
+
+use serde::{Deserialize, Serialize};
+
+use self::expr::{Expr, Type};
+use crate::event::{FieldType, Interner, Record, Schema, Symbols};
+use crate::views::{Datum, Float};
+
+pub use flow::build;
+
+/// A column of a table a view can read.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    /// Its name.
+    pub name: String,
+    /// Its type.
+    pub ty: Type,
+}
+
+/// The type of a schema field's column.
+pub fn column_type(ty: FieldType) -> Type {
+    match ty {
+        FieldType::String => Type::String,
+        FieldType::Int => Type::Int,
+        FieldType::Float => Type::Float,
+        FieldType::Money => Type::Money,
+        FieldType::Bool => Type::Bool,
+        FieldType::Timestamp => Type::Timestamp,
+    }
+}
+
+/// The columns of the `events` table: the schema's fields.
+pub fn event_columns(schema: &Schema) -> Vec<Column> {
+    schema
+        .fields
+        .iter()
+        .map(|f| Column {
+            name: f.name.clone(),
+            ty: column_type(f.ty),
+        })
+        .collect()
+}
+
+/// The columns of the `dead_letters` table.
+pub fn dead_letter_columns() -> Vec<Column> {
+    ["reason", "message", "payload"]
+        .map(|name| Column {
+            name: name.into(),
+            ty: Type::String,
+        })
+        .to_vec()
+}
+
+/// The table a view reads.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum TableName {
+    /// `events`.
+    Events,
+    /// `dead_letters`.
+    DeadLetters,
+}
+
+/// An aggregate function.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum AggFn {
+    /// `count(*)`
+    CountRows,
+    /// `count(x)`: non-null values.
+    Count,
+    /// `count(DISTINCT x)`: distinct non-null values.
+    CountDistinct,
+    /// `sum(x)`: `NULL` when there is no non-null value.
+    Sum,
+    /// `avg(x)`, a float.
+    Avg,
+    /// `min(x)`
+    Min,
+    /// `max(x)`
+    Max,
+}
+
+/// One aggregate of a view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Agg {
+    /// The function.
+    pub func: AggFn,
+    /// Its argument over the input row (`None` for `count(*)`).
+    pub arg: Option<Expr>,
+    /// The argument's type.
+    pub arg_ty: Type,
+    /// `FILTER (WHERE ...)`, over the input row.
+    pub filter: Option<Expr>,
+    /// The result's type.
+    pub ty: Type,
+}
+
+impl Agg {
+    /// Whether the aggregate is a sum of numbers that ride in differential's differences
+    /// (counts, and sums and averages of integers and money); the others keep their values.
+    pub fn additive(&self) -> bool {
+        match self.func {
+            AggFn::CountRows | AggFn::Count => true,
+            AggFn::Sum | AggFn::Avg => matches!(self.arg_ty, Type::Int | Type::Money | Type::Null),
+            AggFn::CountDistinct | AggFn::Min | AggFn::Max => false,
+        }
+    }
+
+    /// Its value over no rows: 0 for counts, `NULL` for the others.
+    pub fn empty(&self) -> Datum {
+        match self.func {
+            AggFn::CountRows | AggFn::Count | AggFn::CountDistinct => Datum::Int(0),
+            _ => Datum::Null,
+        }
+    }
+}
+
+/// A column of a view's rows.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct OutColumn {
+    /// Its name (the alias, else the expression's text).
+    pub name: String,
+    /// Its type.
+    pub ty: Type,
+    /// Whether it is a group key (part of the row's key).
+    pub key: bool,
+    /// Its value over the group row: the keys, then the aggregates.
+    pub expr: Expr,
+}
+
+/// An `ORDER BY` item.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Order {
+    /// Over the group row.
+    pub expr: Expr,
+    /// `DESC`.
+    pub descending: bool,
+    /// `NULLS FIRST`.
+    pub nulls_first: bool,
+}
+
+/// A compiled view.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    /// The table read.
+    pub table: TableName,
+    /// The table columns read, by slot of the input row.
+    pub inputs: Vec<usize>,
+    /// Their types.
+    pub input_types: Vec<Type>,
+    /// `WHERE`, over the input row.
+    pub filter: Option<Expr>,
+    /// `GROUP BY`, over the input row.
+    pub keys: Vec<Expr>,
+    /// The aggregates.
+    pub aggs: Vec<Agg>,
+    /// The view's columns, in SELECT order.
+    pub columns: Vec<OutColumn>,
+    /// `HAVING`, over the group row.
+    pub having: Option<Expr>,
+    /// `ORDER BY`.
+    pub order: Vec<Order>,
+    /// `LIMIT`: the view holds the first rows in that order.
+    pub limit: Option<usize>,
+    /// No `GROUP BY`: one row, even over no events.
+    pub global: bool,
+}
+
+/// A view refused at start: which, what and where.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("view `{view}`: {message}{}", match at { Some((l, c)) => format!(" (line {l}, column {c})"), None => String::new() })]
+pub struct SqlError {
+    /// The view's name.
+    pub view: String,
+    /// What is wrong.
+    pub message: String,
+    /// Line and column, from 1, where the construct starts.
+    pub at: Option<(u64, u64)>,
+}
+
+/// A SQL view: its name, text and plan.
+#[derive(Clone, Debug, PartialEq, Serialize, Deserialize)]
+pub struct SqlView {
+    /// The view's name.
+    pub name: String,
+    /// Its SQL.
+    pub sql: String,
+    /// What it means, for `/api/views` and `lambdaflow views`.
+    pub description: String,
+    /// The compiled plan.
+    pub plan: Plan,
+}
+
+/// Compiles view `name` over a schema.
+pub fn compile(name: &str, sql: &str, schema: &Schema) -> Result<Plan, SqlError> {
+    compile::compile(sql, &event_columns(schema)).map_err(|mut e| {
+        e.view = name.to_owned();
+        e
+    })
+}
+
+/// The fields of the event rows SQL views read: each view's input slots index into it.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct RowLayout {
+    /// Schema field indices, in row order.
+    pub fields: Vec<usize>,
+}
+
+impl RowLayout {
+    /// The union of the views' event columns, and the views with their slots renumbered into
+    /// it and their string constants interned.
+    pub fn of(views: &[SqlView], symbols: &Symbols) -> (RowLayout, Vec<Plan>) {
+        let mut layout = RowLayout::default();
+        let plans = views
+            .iter()
+            .map(|v| {
+                let mut plan = v.plan.clone();
+                if plan.table == TableName::Events {
+                    let slots: Vec<usize> = plan
+                        .inputs
+                        .iter()
+                        .map(
+                            |field| match layout.fields.iter().position(|f| f == field) {
+                                Some(p) => p,
+                                None => {
+                                    layout.fields.push(*field);
+                                    layout.fields.len() - 1
+                                }
+                            },
+                        )
+                        .collect();
+                    let remap = |e: &mut Expr| e.remap(&slots);
+                    plan.filter.iter_mut().for_each(remap);
+                    plan.keys.iter_mut().for_each(remap);
+                    for a in &mut plan.aggs {
+                        a.arg.iter_mut().for_each(remap);
+                        a.filter.iter_mut().for_each(remap);
+                    }
+                } else {
+                    // Dead-letter rows always hold reason, message, payload.
+                    let remap = |e: &mut Expr| e.remap(&plan.inputs);
+                    plan.filter.iter_mut().for_each(remap);
+                    plan.keys.iter_mut().for_each(remap);
+                    for a in &mut plan.aggs {
+                        a.arg.iter_mut().for_each(remap);
+                        a.filter.iter_mut().for_each(remap);
+                    }
+                }
+                plan.intern(symbols);
+                plan
+            })
+            .collect();
+        (layout, plans)
+    }
+
+    /// Whether no view reads the events.
+    pub fn is_empty(&self) -> bool {
+        self.fields.is_empty()
+    }
+
+    /// The row of a decoded record.
+    pub fn project(&self, record: &Record<'_>, interner: &mut Interner) -> Vec<Datum> {
+        use crate::event::decode::Value;
+        self.fields
+            .iter()
+            .map(|&i| match record.value(i) {
+                Value::Absent => Datum::Null,
+                Value::Text(_) => record
+                    .text(i)
+                    .map_or(Datum::Null, |s| Datum::Sym(interner.intern(s))),
+                Value::Int(n) => Datum::Int(*n),
+                Value::Float(f) => Datum::Float(Float(*f)),
+                Value::Money(c) => Datum::Money(*c),
+                Value::Bool(b) => Datum::Bool(*b),
+                Value::Timestamp(t) => Datum::Timestamp(*t),
+            })
+            .collect()
+    }
+}
+
+impl Plan {
+    fn intern(&mut self, symbols: &Symbols) {
+        if self.table == TableName::DeadLetters {
+            return;
+        }
+        let intern = |e: &mut Expr| e.intern(symbols);
+        self.filter.iter_mut().for_each(intern);
+        self.keys.iter_mut().for_each(intern);
+        for a in &mut self.aggs {
+            a.arg.iter_mut().for_each(intern);
+            a.filter.iter_mut().for_each(intern);
+        }
+        for c in &mut self.columns {
+            c.expr.intern(symbols);
+        }
+        self.having.iter_mut().for_each(intern);
+        for o in &mut self.order {
+            o.expr.intern(symbols);
+        }
+    }
+}
+
+/// The row of a dead letter: its reason code, message and payload (as text, invalid UTF-8
+/// replaced).
+pub fn dead_row(d: &crate::event::DeadLetter) -> Vec<Datum> {
+    vec![
+        Datum::Text(d.reason.code().to_owned()),
+        Datum::Text(d.message.clone()),
+        Datum::Text(String::from_utf8_lossy(&d.raw).into_owned()),
+    ]
+}
+
+#[cfg(test)]
+mod tests;

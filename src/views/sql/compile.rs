@@ -1,0 +1,898 @@
+//! From SQL text to a [`Plan`]: parsed by `sqlparser` (DuckDB's dialect), checked against the
+//! table's columns, typed. Anything the engine cannot maintain exactly is refused here, with the
+//! construct and its position, before anything starts.
+
+use sqlparser::ast::{
+    self, BinaryOperator, CastKind, DataType, DuplicateTreatment, FunctionArg, FunctionArgExpr,
+    FunctionArguments, GroupByExpr, LimitClause, OrderByKind, SelectItem, SetExpr, Spanned,
+    Statement, TableFactor, UnaryOperator,
+};
+use sqlparser::dialect::DuckDbDialect;
+use sqlparser::parser::Parser;
+
+use super::expr::{Arith, Cmp, Expr, Like, Type, Unit};
+use super::{Agg, AggFn, Column, Order, OutColumn, Plan, SqlError, TableName};
+use crate::event::time::parse_rfc3339;
+use crate::views::{Datum, Float};
+
+type Result<T> = std::result::Result<T, SqlError>;
+
+/// What a leaf of an expression compiles to, or `None` when it is not a leaf.
+type Leaf = Result<Option<(Expr, Type)>>;
+
+/// An error at a construct: where it starts.
+fn err(node: &impl Spanned, message: impl Into<String>) -> SqlError {
+    err_at(node.span(), message)
+}
+
+fn err_at(span: sqlparser::tokenizer::Span, message: impl Into<String>) -> SqlError {
+    let start = span.start;
+    SqlError {
+        view: String::new(),
+        message: message.into(),
+        at: (start.line > 0).then_some((start.line, start.column)),
+    }
+}
+
+/// Compiles the SQL of a view over the `events` table (whose columns are `events`) or the
+/// `dead_letters` table.
+pub fn compile(sql: &str, events: &[Column]) -> Result<Plan> {
+    let statements = Parser::parse_sql(&DuckDbDialect {}, sql).map_err(|e| SqlError {
+        view: String::new(),
+        message: e
+            .to_string()
+            .trim_start_matches("sql parser error: ")
+            .to_owned(),
+        at: None,
+    })?;
+    let [Statement::Query(query)] = statements.as_slice() else {
+        return Err(SqlError {
+            view: String::new(),
+            message: "a view is one SELECT statement".into(),
+            at: statements.get(1).map(|s| {
+                let l = s.span().start;
+                (l.line, l.column)
+            }),
+        });
+    };
+    if let Some(with) = &query.with {
+        return Err(err_at(with.with_token.0.span, "WITH is not supported"));
+    }
+    if query.fetch.is_some() || !query.locks.is_empty() || query.for_clause.is_some() {
+        return Err(err(
+            query.as_ref(),
+            "FETCH, FOR and locking clauses are not supported",
+        ));
+    }
+    let select = match query.body.as_ref() {
+        SetExpr::Select(select) => select,
+        other => {
+            return Err(err(
+                other,
+                "only a plain SELECT is supported (no UNION, INTERSECT, EXCEPT or VALUES)",
+            ));
+        }
+    };
+    let table = table_of(select)?;
+    let columns = match table {
+        TableName::Events => events.to_vec(),
+        TableName::DeadLetters => super::dead_letter_columns(),
+    };
+    let mut c = Compiler {
+        columns,
+        inputs: Vec::new(),
+        keys: Vec::new(),
+        key_texts: Vec::new(),
+        aggs: Vec::new(),
+        agg_texts: Vec::new(),
+        aliases: Vec::new(),
+    };
+    if let Some(d) = &select.distinct {
+        return Err(err_at(
+            select.select_token.0.span,
+            format!("SELECT {d} is not supported (GROUP BY the columns instead)"),
+        ));
+    }
+    if let Some(q) = &select.qualify {
+        return Err(err(q, "QUALIFY is not supported"));
+    }
+    if let Some(w) = select.named_window.first() {
+        return Err(err_at(w.0.span, "window functions are not supported"));
+    }
+    let filter = match &select.selection {
+        Some(e) => Some(c.condition(e, "WHERE")?),
+        None => None,
+    };
+    // The select list first by name, for GROUP BY and ORDER BY by alias or position.
+    let items: Vec<(&ast::Expr, String)> = select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Ok((e, column_name(e))),
+            SelectItem::ExprWithAlias { expr, alias } => Ok((expr, alias.value.to_lowercase())),
+            other => Err(err(
+                other,
+                "SELECT * is not supported: a view lists its group keys and aggregates",
+            )),
+        })
+        .collect::<Result<_>>()?;
+    c.aliases = items
+        .iter()
+        .map(|(e, n)| (n.clone(), (*e).clone()))
+        .collect();
+    let group = match &select.group_by {
+        GroupByExpr::Expressions(exprs, modifiers) => {
+            if let Some(m) = modifiers.first() {
+                return Err(err_at(
+                    select.select_token.0.span,
+                    format!("GROUP BY {m} is not supported"),
+                ));
+            }
+            exprs.clone()
+        }
+        GroupByExpr::All(_) => items
+            .iter()
+            .filter(|(e, _)| !contains_aggregate(e))
+            .map(|(e, _)| (*e).clone())
+            .collect(),
+    };
+    for g in &group {
+        let g = c.group_item(g, &items)?;
+        let text = g.to_string().to_lowercase();
+        if c.key_texts.contains(&text) {
+            continue;
+        }
+        let (expr, ty) = c.scalar(&g, "GROUP BY")?;
+        c.keys.push((expr, ty));
+        c.key_texts.push(text);
+    }
+    let global = c.keys.is_empty();
+    if global && !items.iter().any(|(e, _)| contains_aggregate(e)) {
+        return Err(err_at(
+            select.select_token.0.span,
+            "a view aggregates: give it a GROUP BY or aggregate functions (count, sum, avg, min, max)",
+        ));
+    }
+    let mut out = Vec::new();
+    for (e, name) in &items {
+        if out.iter().any(|o: &OutColumn| o.name == *name) {
+            return Err(err(
+                *e,
+                format!("two columns are called `{name}`: give one an alias"),
+            ));
+        }
+        let (expr, ty) = c.post(e, false)?;
+        let key = matches!(expr, Expr::Slot(k) if k < c.keys.len());
+        out.push(OutColumn {
+            name: name.clone(),
+            ty,
+            key,
+            expr,
+        });
+    }
+    for (k, text) in c.key_texts.iter().enumerate() {
+        if !out.iter().any(|o| o.expr == Expr::Slot(k)) {
+            return Err(err_at(
+                select.select_token.0.span,
+                format!(
+                    "GROUP BY `{text}` must also be selected: the group keys are the key of a view's rows"
+                ),
+            ));
+        }
+    }
+    let having = match &select.having {
+        Some(h) => {
+            let (e, ty) = c.post(h, true)?;
+            expect_bool(h, ty, "HAVING")?;
+            Some(e)
+        }
+        None => None,
+    };
+    let (order, limit) = c.order_and_limit(query, &out)?;
+    Ok(Plan {
+        table,
+        inputs: c.inputs.iter().map(|(i, _)| *i).collect(),
+        input_types: c.inputs.iter().map(|(_, t)| *t).collect(),
+        filter,
+        keys: c.keys.into_iter().map(|(e, _)| e).collect(),
+        aggs: c.aggs,
+        columns: out,
+        having,
+        order,
+        limit,
+        global,
+    })
+}
+
+fn table_of(select: &ast::Select) -> Result<TableName> {
+    let [from] = select.from.as_slice() else {
+        return Err(match select.from.get(1) {
+            Some(second) => err(second, "a view reads one table: joins are not supported"),
+            None => err_at(
+                select.select_token.0.span,
+                "a view needs FROM events or FROM dead_letters",
+            ),
+        });
+    };
+    if let Some(join) = from.joins.first() {
+        return Err(err(join, "joins are not supported"));
+    }
+    match &from.relation {
+        TableFactor::Table {
+            name, args: None, ..
+        } => match name.to_string().to_lowercase().as_str() {
+            "events" => Ok(TableName::Events),
+            "dead_letters" => Ok(TableName::DeadLetters),
+            other => Err(err(
+                name,
+                format!("unknown table `{other}` (there are `events` and `dead_letters`)"),
+            )),
+        },
+        TableFactor::Derived { .. } => Err(err(&from.relation, "subqueries are not supported")),
+        other => Err(err(
+            other,
+            "only the tables `events` and `dead_letters` can be read",
+        )),
+    }
+}
+
+/// The name DuckDB gives an unaliased column: a column's own name, else the expression's text.
+fn column_name(e: &ast::Expr) -> String {
+    match e {
+        ast::Expr::Identifier(id) => id.value.to_lowercase(),
+        ast::Expr::CompoundIdentifier(ids) => {
+            ids.last().map_or(String::new(), |i| i.value.to_lowercase())
+        }
+        other => other.to_string().to_lowercase(),
+    }
+}
+
+const AGGREGATES: [&str; 5] = ["count", "sum", "avg", "min", "max"];
+
+fn function_name(f: &ast::Function) -> String {
+    f.name.to_string().to_lowercase()
+}
+
+/// Whether an expression calls an aggregate function, at any depth the compiler accepts.
+fn contains_aggregate(e: &ast::Expr) -> bool {
+    use ast::Expr as E;
+    match e {
+        E::Function(f) => {
+            AGGREGATES.contains(&function_name(f).as_str())
+                || match &f.args {
+                    FunctionArguments::List(list) => list.args.iter().any(|a| match a {
+                        FunctionArg::Unnamed(FunctionArgExpr::Expr(x)) => contains_aggregate(x),
+                        _ => false,
+                    }),
+                    _ => false,
+                }
+        }
+        E::BinaryOp { left, right, .. } => contains_aggregate(left) || contains_aggregate(right),
+        E::UnaryOp { expr, .. }
+        | E::Nested(expr)
+        | E::IsNull(expr)
+        | E::IsNotNull(expr)
+        | E::Cast { expr, .. } => contains_aggregate(expr),
+        E::InList { expr, list, .. } => {
+            contains_aggregate(expr) || list.iter().any(contains_aggregate)
+        }
+        E::Between {
+            expr, low, high, ..
+        } => contains_aggregate(expr) || contains_aggregate(low) || contains_aggregate(high),
+        E::Like { expr, pattern, .. } => contains_aggregate(expr) || contains_aggregate(pattern),
+        _ => false,
+    }
+}
+
+fn expect_bool(node: &impl Spanned, ty: Type, clause: &str) -> Result<()> {
+    if matches!(ty, Type::Bool | Type::Null) {
+        Ok(())
+    } else {
+        Err(err(
+            node,
+            format!("{clause} needs a condition, not a {} value", ty.name()),
+        ))
+    }
+}
+
+struct Compiler {
+    columns: Vec<Column>,
+    /// The table columns the view reads, by slot, with their types.
+    inputs: Vec<(usize, Type)>,
+    keys: Vec<(Expr, Type)>,
+    key_texts: Vec<String>,
+    aggs: Vec<Agg>,
+    agg_texts: Vec<String>,
+    aliases: Vec<(String, ast::Expr)>,
+}
+
+impl Compiler {
+    fn slot(&mut self, id: &ast::Ident) -> Result<(Expr, Type)> {
+        let name = id.value.to_lowercase();
+        let Some(i) = self
+            .columns
+            .iter()
+            .position(|c| c.name.to_lowercase() == name)
+        else {
+            return Err(err_at(id.span, format!("unknown column `{}`", id.value)));
+        };
+        let ty = self.columns[i].ty;
+        let slot = match self.inputs.iter().position(|(c, _)| *c == i) {
+            Some(s) => s,
+            None => {
+                self.inputs.push((i, ty));
+                self.inputs.len() - 1
+            }
+        };
+        Ok((Expr::Slot(slot), ty))
+    }
+
+    fn condition(&mut self, e: &ast::Expr, clause: &str) -> Result<Expr> {
+        let (expr, ty) = self.scalar(e, clause)?;
+        expect_bool(e, ty, clause)?;
+        Ok(expr)
+    }
+
+    /// A GROUP BY item: a select alias or position stands for that item's expression.
+    fn group_item(&self, g: &ast::Expr, items: &[(&ast::Expr, String)]) -> Result<ast::Expr> {
+        if let ast::Expr::Value(v) = g
+            && let ast::Value::Number(n, _) = &v.value
+        {
+            let at: usize = n
+                .parse()
+                .map_err(|_| err(g, "GROUP BY position must be a whole number"))?;
+            return match items.get(at.wrapping_sub(1)) {
+                Some((e, _)) if !contains_aggregate(e) => Ok((*e).clone()),
+                Some(_) => Err(err(g, "GROUP BY cannot name an aggregate")),
+                None => Err(err(
+                    g,
+                    format!("GROUP BY {at}: the SELECT list has {} items", items.len()),
+                )),
+            };
+        }
+        if let ast::Expr::Identifier(id) = g {
+            let name = id.value.to_lowercase();
+            let is_column = self.columns.iter().any(|c| c.name.to_lowercase() == name);
+            if !is_column && let Some((e, _)) = items.iter().find(|(_, n)| *n == name) {
+                if contains_aggregate(e) {
+                    return Err(err(g, "GROUP BY cannot name an aggregate"));
+                }
+                return Ok((*e).clone());
+            }
+        }
+        Ok(g.clone())
+    }
+
+    /// An expression over the input row (WHERE, GROUP BY, aggregate arguments and filters).
+    fn scalar(&mut self, e: &ast::Expr, clause: &str) -> Result<(Expr, Type)> {
+        self.expr(e, &mut |c, e| c.scalar_leaf(e, clause))
+    }
+
+    fn scalar_leaf(&mut self, e: &ast::Expr, clause: &str) -> Result<Option<(Expr, Type)>> {
+        match e {
+            ast::Expr::Identifier(id) => self.slot(id).map(Some),
+            ast::Expr::CompoundIdentifier(ids) => match ids.as_slice() {
+                [table, column]
+                    if ["events", "dead_letters"]
+                        .contains(&table.value.to_lowercase().as_str()) =>
+                {
+                    self.slot(column).map(Some)
+                }
+                _ => Err(err(e, format!("unknown column `{e}`"))),
+            },
+            ast::Expr::Function(f) if AGGREGATES.contains(&function_name(f).as_str()) => Err(err(
+                e,
+                format!("aggregate functions are not allowed in {clause}"),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    /// An expression over a group: its keys and aggregates (the SELECT list, HAVING, ORDER BY).
+    fn post(&mut self, e: &ast::Expr, aliases: bool) -> Result<(Expr, Type)> {
+        self.expr(e, &mut |c, e| c.post_leaf(e, aliases))
+    }
+
+    fn post_leaf(&mut self, e: &ast::Expr, aliases: bool) -> Result<Option<(Expr, Type)>> {
+        let text = e.to_string().to_lowercase();
+        if let Some(k) = self.key_texts.iter().position(|t| *t == text) {
+            return Ok(Some((Expr::Slot(k), self.keys[k].1)));
+        }
+        match e {
+            ast::Expr::Function(f) if AGGREGATES.contains(&function_name(f).as_str()) => {
+                self.aggregate(f, &text).map(Some)
+            }
+            ast::Expr::Identifier(id) => {
+                let name = id.value.to_lowercase();
+                if aliases
+                    && let Some((_, a)) = self.aliases.iter().find(|(n, _)| *n == name).cloned()
+                {
+                    return self.post(&a, false).map(Some);
+                }
+                if self.columns.iter().any(|c| c.name.to_lowercase() == name) {
+                    Err(err(
+                        e,
+                        format!(
+                            "column `{}` must be in GROUP BY or inside an aggregate",
+                            id.value
+                        ),
+                    ))
+                } else {
+                    Err(err(e, format!("unknown column `{}`", id.value)))
+                }
+            }
+            ast::Expr::CompoundIdentifier(_) => Err(err(
+                e,
+                format!("`{e}` must be in GROUP BY or inside an aggregate"),
+            )),
+            _ => Ok(None),
+        }
+    }
+
+    fn aggregate(&mut self, f: &ast::Function, text: &str) -> Result<(Expr, Type)> {
+        let base = self.keys.len();
+        if let Some(j) = self.agg_texts.iter().position(|t| t == text) {
+            return Ok((Expr::Slot(base + j), self.aggs[j].ty));
+        }
+        if f.over.is_some() {
+            return Err(err(f, "window functions are not supported"));
+        }
+        if !f.within_group.is_empty() || f.null_treatment.is_some() {
+            return Err(err(
+                f,
+                "WITHIN GROUP and IGNORE/RESPECT NULLS are not supported",
+            ));
+        }
+        let name = function_name(f);
+        let FunctionArguments::List(list) = &f.args else {
+            return Err(err(f, format!("{name} needs an argument")));
+        };
+        if let Some(clause) = list.clauses.first() {
+            return Err(err(
+                f,
+                format!("`{clause}` in an aggregate is not supported"),
+            ));
+        }
+        let distinct = match list.duplicate_treatment {
+            Some(DuplicateTreatment::Distinct) => true,
+            Some(DuplicateTreatment::All) | None => false,
+        };
+        let arg = match list.args.as_slice() {
+            [FunctionArg::Unnamed(FunctionArgExpr::Wildcard)] if name == "count" && !distinct => {
+                None
+            }
+            [FunctionArg::Unnamed(FunctionArgExpr::Expr(a))] => {
+                if contains_aggregate(a) {
+                    return Err(err(a, "aggregates cannot be nested"));
+                }
+                Some(self.scalar(a, "an aggregate's argument")?)
+            }
+            _ => return Err(err(f, format!("{name} takes one argument"))),
+        };
+        let filter = match &f.filter {
+            Some(cond) => Some(self.condition(cond, "FILTER")?),
+            None => None,
+        };
+        let arg_ty = arg.as_ref().map_or(Type::Int, |(_, t)| *t);
+        let (func, ty) = match (name.as_str(), distinct, arg_ty) {
+            ("count", false, _) if arg.is_none() => (AggFn::CountRows, Type::Int),
+            ("count", false, _) => (AggFn::Count, Type::Int),
+            ("count", true, _) => (AggFn::CountDistinct, Type::Int),
+            (_, true, _) => {
+                return Err(err(
+                    f,
+                    format!("{name}(DISTINCT ...) is not supported (count(DISTINCT ...) is)"),
+                ));
+            }
+            ("sum", _, Type::Int | Type::Null) => (AggFn::Sum, Type::Int),
+            ("sum", _, Type::Money) => (AggFn::Sum, Type::Money),
+            ("sum", _, Type::Float) => (AggFn::Sum, Type::Float),
+            ("avg", _, t) if t.numeric() => (AggFn::Avg, Type::Float),
+            ("min", _, t) => (AggFn::Min, t),
+            ("max", _, t) => (AggFn::Max, t),
+            (_, _, t) => {
+                return Err(err(
+                    f,
+                    format!("{name} of a {} value is not supported", t.name()),
+                ));
+            }
+        };
+        self.aggs.push(Agg {
+            func,
+            arg: arg.map(|(e, _)| e),
+            arg_ty,
+            filter,
+            ty,
+        });
+        self.agg_texts.push(text.to_owned());
+        Ok((Expr::Slot(base + self.aggs.len() - 1), ty))
+    }
+
+    /// The structure shared by both kinds of expression; `leaf` handles columns and aggregates
+    /// (returning `None` for anything else).
+    fn expr(
+        &mut self,
+        e: &ast::Expr,
+        leaf: &mut dyn FnMut(&mut Self, &ast::Expr) -> Leaf,
+    ) -> Result<(Expr, Type)> {
+        if let Some(done) = leaf(self, e)? {
+            return Ok(done);
+        }
+        let b = Box::new;
+        Ok(match e {
+            ast::Expr::Nested(inner) => self.expr(inner, leaf)?,
+            ast::Expr::Value(v) => literal(v)?,
+            ast::Expr::UnaryOp { op, expr } => {
+                let (x, ty) = self.expr(expr, leaf)?;
+                match op {
+                    UnaryOperator::Not => {
+                        expect_bool(expr.as_ref(), ty, "NOT")?;
+                        (Expr::Not(b(x)), Type::Bool)
+                    }
+                    UnaryOperator::Minus if ty.numeric() => (Expr::Neg(b(x)), ty),
+                    UnaryOperator::Plus if ty.numeric() => (x, ty),
+                    _ => {
+                        return Err(err(
+                            e,
+                            format!("`{op}` does not apply to a {} value", ty.name()),
+                        ));
+                    }
+                }
+            }
+            ast::Expr::BinaryOp { left, op, right } => {
+                let (l, lt) = self.expr(left, leaf)?;
+                let (r, rt) = self.expr(right, leaf)?;
+                binary(e, op, (l, lt), (r, rt))?
+            }
+            ast::Expr::IsNull(x) | ast::Expr::IsNotNull(x) => {
+                let (x, _) = self.expr(x, leaf)?;
+                (
+                    Expr::IsNull(b(x), matches!(e, ast::Expr::IsNotNull(_))),
+                    Type::Bool,
+                )
+            }
+            ast::Expr::InList {
+                expr,
+                list,
+                negated,
+            } => {
+                let (x, ty) = self.expr(expr, leaf)?;
+                let mut items = Vec::new();
+                for item in list {
+                    let (i, it) = self.expr(item, leaf)?;
+                    items.push(coerce(item, i, it, ty)?);
+                }
+                (Expr::In(b(x), items, *negated), Type::Bool)
+            }
+            ast::Expr::Between {
+                expr,
+                negated,
+                low,
+                high,
+            } => {
+                let (x, ty) = self.expr(expr, leaf)?;
+                let (lo, lt) = self.expr(low, leaf)?;
+                let (hi, ht) = self.expr(high, leaf)?;
+                let lo = coerce(low.as_ref(), lo, lt, ty)?;
+                let hi = coerce(high.as_ref(), hi, ht, ty)?;
+                let within = Expr::And(
+                    b(Expr::Cmp(Cmp::Ge, b(x.clone()), b(lo))),
+                    b(Expr::Cmp(Cmp::Le, b(x), b(hi))),
+                );
+                (
+                    if *negated {
+                        Expr::Not(b(within))
+                    } else {
+                        within
+                    },
+                    Type::Bool,
+                )
+            }
+            ast::Expr::Like {
+                negated,
+                any: false,
+                expr,
+                pattern,
+                escape_char: None,
+            } => {
+                let (x, ty) = self.expr(expr, leaf)?;
+                if !matches!(ty, Type::String | Type::Null) {
+                    return Err(err(
+                        expr.as_ref(),
+                        format!("LIKE needs a string, not a {} value", ty.name()),
+                    ));
+                }
+                let ast::Expr::Value(v) = pattern.as_ref() else {
+                    return Err(err(
+                        pattern.as_ref(),
+                        "a LIKE pattern must be a string literal",
+                    ));
+                };
+                let ast::Value::SingleQuotedString(p) = &v.value else {
+                    return Err(err(
+                        pattern.as_ref(),
+                        "a LIKE pattern must be a string literal",
+                    ));
+                };
+                (Expr::Like(b(x), Like::new(p), *negated), Type::Bool)
+            }
+            ast::Expr::Cast {
+                kind: CastKind::Cast | CastKind::DoubleColon,
+                expr,
+                data_type,
+                format: None,
+                array: false,
+            } => {
+                let (x, ty) = self.expr(expr, leaf)?;
+                cast(e, x, ty, data_type)?
+            }
+            ast::Expr::Function(f) if function_name(f) == "date_trunc" => {
+                let FunctionArguments::List(list) = &f.args else {
+                    return Err(err(f, "date_trunc takes a unit and a timestamp"));
+                };
+                let [
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(unit)),
+                    FunctionArg::Unnamed(FunctionArgExpr::Expr(ts)),
+                ] = list.args.as_slice()
+                else {
+                    return Err(err(f, "date_trunc takes a unit and a timestamp"));
+                };
+                let unit = match unit {
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::SingleQuotedString(s) => Unit::of(s),
+                        _ => None,
+                    },
+                    _ => None,
+                }
+                .ok_or_else(|| err(unit, "date_trunc's unit is one of 'second', 'minute', 'hour', 'day', 'week', 'month'"))?;
+                let (x, ty) = self.expr(ts, leaf)?;
+                if !matches!(ty, Type::Timestamp | Type::Null) {
+                    return Err(err(
+                        ts,
+                        format!("date_trunc needs a timestamp, not a {} value", ty.name()),
+                    ));
+                }
+                (Expr::Trunc(unit, b(x)), Type::Timestamp)
+            }
+            ast::Expr::Function(f) if f.over.is_some() => {
+                return Err(err(f, "window functions are not supported"));
+            }
+            ast::Expr::Function(f) => {
+                return Err(err(&f.name, format!("unknown function `{}`", f.name)));
+            }
+            ast::Expr::Subquery(_) | ast::Expr::Exists { .. } | ast::Expr::InSubquery { .. } => {
+                return Err(err(e, "subqueries are not supported"));
+            }
+            ast::Expr::Identifier(_) | ast::Expr::CompoundIdentifier(_) => {
+                return Err(err(e, format!("unknown column `{e}`")));
+            }
+            other => return Err(err(other, format!("`{other}` is not supported"))),
+        })
+    }
+
+    fn order_and_limit(
+        &mut self,
+        query: &ast::Query,
+        out: &[OutColumn],
+    ) -> Result<(Vec<Order>, Option<usize>)> {
+        let limit = match &query.limit_clause {
+            None => None,
+            Some(LimitClause::LimitOffset {
+                limit: None,
+                offset: None,
+                limit_by,
+            }) if limit_by.is_empty() => None,
+            Some(LimitClause::LimitOffset {
+                limit: Some(l),
+                offset: None,
+                limit_by,
+            }) if limit_by.is_empty() => Some(
+                match l {
+                    ast::Expr::Value(ast::ValueWithSpan {
+                        value: ast::Value::Number(n, _),
+                        ..
+                    }) => n.parse::<usize>().ok().filter(|n| *n > 0),
+                    _ => None,
+                }
+                .ok_or_else(|| err(l, "LIMIT takes a positive whole number"))?,
+            ),
+            Some(other) => return Err(err(other, "OFFSET is not supported (LIMIT is)")),
+        };
+        let mut order = Vec::new();
+        if let Some(o) = &query.order_by {
+            let OrderByKind::Expressions(items) = &o.kind else {
+                return Err(err(o, "ORDER BY ALL is not supported"));
+            };
+            for item in items {
+                let e = &item.expr;
+                let by_name = match e {
+                    ast::Expr::Identifier(id) => {
+                        out.iter().find(|c| c.name == id.value.to_lowercase())
+                    }
+                    ast::Expr::Value(v) => match &v.value {
+                        ast::Value::Number(n, _) => Some(
+                            n.parse::<usize>()
+                                .ok()
+                                .and_then(|i| out.get(i.wrapping_sub(1)))
+                                .ok_or_else(|| {
+                                    err(
+                                        e,
+                                        format!(
+                                            "ORDER BY {n}: the SELECT list has {} items",
+                                            out.len()
+                                        ),
+                                    )
+                                })?,
+                        ),
+                        _ => None,
+                    },
+                    _ => None,
+                };
+                let expr = match by_name {
+                    Some(c) => c.expr.clone(),
+                    None => self.post(e, true)?.0,
+                };
+                let descending = item.options.asc == Some(false);
+                order.push(Order {
+                    expr,
+                    descending,
+                    // DuckDB's default: NULLS LAST in both directions.
+                    nulls_first: item.options.nulls_first.unwrap_or(false),
+                });
+            }
+        }
+        if limit.is_some() && order.is_empty() {
+            return Err(err(
+                query
+                    .limit_clause
+                    .as_ref()
+                    .unwrap_or_else(|| unreachable!()),
+                "LIMIT needs an ORDER BY (which rows would be kept is otherwise arbitrary)",
+            ));
+        }
+        Ok((order, limit))
+    }
+}
+
+fn literal(v: &ast::ValueWithSpan) -> Result<(Expr, Type)> {
+    Ok(match &v.value {
+        ast::Value::Number(n, _) => match n.parse::<i64>() {
+            Ok(i) => (Expr::Lit(Datum::Int(i)), Type::Int),
+            // DuckDB reads `1.25` as a DECIMAL: with at most two places, that is money here.
+            Err(_) => match crate::event::money::parse_cents(n) {
+                Ok(c) if n.split_once('.').is_some_and(|(_, f)| f.len() <= 2) => {
+                    (Expr::Lit(Datum::Money(c)), Type::Money)
+                }
+                _ => match n.parse::<f64>() {
+                    Ok(f) => (Expr::Lit(Datum::Float(Float(f))), Type::Float),
+                    Err(_) => return Err(err(v, format!("`{n}` is not a number"))),
+                },
+            },
+        },
+        ast::Value::SingleQuotedString(s) => (Expr::Lit(Datum::Text(s.clone())), Type::String),
+        ast::Value::Boolean(b) => (Expr::Lit(Datum::Bool(*b)), Type::Bool),
+        ast::Value::Null => (Expr::Lit(Datum::Null), Type::Null),
+        other => return Err(err(v, format!("the literal `{other}` is not supported"))),
+    })
+}
+
+/// A string literal where a timestamp or date is expected becomes one, as DuckDB casts it.
+fn coerce(node: &impl Spanned, e: Expr, from: Type, to: Type) -> Result<Expr> {
+    match (&e, from, to) {
+        (Expr::Lit(Datum::Text(s)), Type::String, Type::Timestamp | Type::Date) => {
+            let normal = if s.len() == 10 {
+                format!("{s}T00:00:00Z")
+            } else {
+                let t = s.replacen(' ', "T", 1);
+                let zoned = t.ends_with('Z') || t[t.len().saturating_sub(6)..].contains(['+', '-']);
+                if zoned { t } else { format!("{t}Z") }
+            };
+            let micros = parse_rfc3339(&normal)
+                .map_err(|why| err(node, format!("`{s}` is not a timestamp ({why})")))?;
+            Ok(Expr::Lit(if to == Type::Date {
+                Datum::Day(crate::event::time::utc_day(micros))
+            } else {
+                Datum::Timestamp(micros)
+            }))
+        }
+        _ if from.comparable(to) => Ok(e),
+        _ => Err(err(
+            node,
+            format!(
+                "a {} value cannot be compared with a {} value",
+                from.name(),
+                to.name()
+            ),
+        )),
+    }
+}
+
+fn binary(
+    node: &ast::Expr,
+    op: &BinaryOperator,
+    (l, lt): (Expr, Type),
+    (r, rt): (Expr, Type),
+) -> Result<(Expr, Type)> {
+    let b = Box::new;
+    let cmp = |c| -> Result<(Expr, Type)> {
+        // A string literal on either side takes the other side's time type.
+        let (l, lt2) = match (lt, rt) {
+            (Type::String, Type::Timestamp | Type::Date) => (coerce(node, l.clone(), lt, rt)?, rt),
+            _ => (l.clone(), lt),
+        };
+        let r = match (rt, lt) {
+            (Type::String, Type::Timestamp | Type::Date) => coerce(node, r.clone(), rt, lt)?,
+            _ => coerce(node, r.clone(), rt, lt2)?,
+        };
+        Ok((Expr::Cmp(c, b(l), b(r)), Type::Bool))
+    };
+    let logic = |and: bool| -> Result<(Expr, Type)> {
+        expect_bool(node, lt, if and { "AND" } else { "OR" })?;
+        expect_bool(node, rt, if and { "AND" } else { "OR" })?;
+        let (l, r) = (b(l.clone()), b(r.clone()));
+        Ok((
+            if and { Expr::And(l, r) } else { Expr::Or(l, r) },
+            Type::Bool,
+        ))
+    };
+    let arith = |a: Arith| -> Result<(Expr, Type)> {
+        if !lt.numeric() || !rt.numeric() {
+            return Err(err(
+                node,
+                format!("`{op}` needs numbers, not {} and {}", lt.name(), rt.name()),
+            ));
+        }
+        use Type::*;
+        let ty = match (a, lt, rt) {
+            (Arith::Div, _, _) => Float,
+            (_, Float, _) | (_, _, Float) => Float,
+            (Arith::Mul, Money, Money) => {
+                return Err(err(
+                    node,
+                    "multiplying two money values is not supported (cast one to DOUBLE)",
+                ));
+            }
+            (_, Money, _) | (_, _, Money) => Money,
+            _ => Int,
+        };
+        Ok((Expr::Arith(a, b(l.clone()), b(r.clone()), ty), ty))
+    };
+    match op {
+        BinaryOperator::Eq => cmp(Cmp::Eq),
+        BinaryOperator::NotEq => cmp(Cmp::Ne),
+        BinaryOperator::Lt => cmp(Cmp::Lt),
+        BinaryOperator::LtEq => cmp(Cmp::Le),
+        BinaryOperator::Gt => cmp(Cmp::Gt),
+        BinaryOperator::GtEq => cmp(Cmp::Ge),
+        BinaryOperator::And => logic(true),
+        BinaryOperator::Or => logic(false),
+        BinaryOperator::Plus => arith(Arith::Add),
+        BinaryOperator::Minus => arith(Arith::Sub),
+        BinaryOperator::Multiply => arith(Arith::Mul),
+        BinaryOperator::Divide => arith(Arith::Div),
+        BinaryOperator::Modulo => arith(Arith::Rem),
+        other => Err(err(
+            node,
+            format!("the operator `{other}` is not supported"),
+        )),
+    }
+}
+
+fn cast(node: &ast::Expr, x: Expr, ty: Type, to: &DataType) -> Result<(Expr, Type)> {
+    let name = to.to_string().to_uppercase();
+    match (name.as_str(), ty) {
+        ("DATE", Type::Timestamp | Type::Date | Type::Null) => {
+            Ok((Expr::ToDate(Box::new(x)), Type::Date))
+        }
+        ("DOUBLE" | "FLOAT8" | "DOUBLE PRECISION", t) if t.numeric() => {
+            Ok((Expr::ToFloat(Box::new(x)), Type::Float))
+        }
+        _ => Err(err(
+            node,
+            format!(
+                "CAST of a {} value to {name} is not supported (CAST(ts AS DATE) and CAST(x AS DOUBLE) are)",
+                ty.name()
+            ),
+        )),
+    }
+}
