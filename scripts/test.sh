@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Usage: scripts/test.sh
 # Everything CI checks, in order: formatting, clippy, docs, the DuckDB check of the views and the
-# lake, the SQL views against DuckDB (1, 2 and 4 workers, two epoch sizes), poisonous records among good ones with the lake read back by deltalake, PyArrow and
+# lake, the SQL views against DuckDB (1, 2 and 4 workers, two epoch sizes), the
+# Rust view of examples/custom_operator.rs killed, restarted, served and verified, poisonous records among good ones with the lake read back by deltalake, PyArrow and
 # DuckDB, the lake read by deltalake, pandas, PyArrow, DuckDB and PySpark (both Parquet readers)
 # before and after compaction with file skipping, the resident size over 900 lake commits (Delta
 # checkpoints and log cleanup), the crash tests (SIGKILL at 24+ random moments reading files and
@@ -15,6 +16,7 @@ cargo clippy --workspace --all-targets -- -D warnings
 RUSTDOCFLAGS="-D warnings" cargo doc --workspace --no-deps --quiet
 scripts/sql-check.sh
 scripts/sql-views-check.sh
+scripts/custom-operator-check.sh
 scripts/poison-check.sh
 scripts/readers-check.sh
 scripts/memory-check.sh

@@ -284,6 +284,7 @@ pub fn run(
         max_record_bytes: 1 << 20,
         views: config.views.clone(),
         sql_views: Vec::new(),
+        custom_views: Default::default(),
         until_exhausted: true,
         lake: Some(LakeConfig {
             dir: dir.clone(),

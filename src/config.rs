@@ -209,6 +209,8 @@ impl ConfigFile {
 /// Values given on the command line; each, when set, wins over the file.
 #[derive(Debug, Default, Clone)]
 pub struct Overrides {
+    /// Views written in Rust, registered by the binary ([`crate::cli::main`]).
+    pub registry: crate::views::custom::Registry,
     /// `--source`.
     pub source: Option<String>,
     /// `--workers`.
@@ -369,18 +371,40 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         config.schema = Schema::new(schema.fields).map_err(|e| invalid(format!("schema: {e}")))?;
     }
     let sql = sql_views(file.views, &config.schema)?;
+    let rust = flags.registry.clone();
+    for (i, v) in rust.views().iter().enumerate() {
+        let name = v.name();
+        let taken = ViewId::from_name(name).is_some()
+            || sql.iter().any(|s| s.name == name)
+            || rust.views()[..i].iter().any(|w| w.name() == name);
+        if taken {
+            return Err(invalid(format!(
+                "view `{name}` is defined twice (or is a built-in view's name)"
+            )));
+        }
+    }
+    let own =
+        |n: &String| sql.iter().any(|v| v.name == *n) || rust.views().iter().any(|v| v.name() == n);
     match flags.views.or(p.views) {
         Some(names) => {
-            let (builtin, own): (Vec<String>, Vec<String>) = names
-                .into_iter()
-                .partition(|n| !sql.iter().any(|v| v.name == *n));
+            let (mine, builtin): (Vec<String>, Vec<String>) = names.into_iter().partition(own);
             config.views = parse_views(builtin, &sql)?;
-            config.sql_views = sql.into_iter().filter(|v| own.contains(&v.name)).collect();
+            config.sql_views = sql.into_iter().filter(|v| mine.contains(&v.name)).collect();
+            let mut kept = crate::views::custom::Registry::default();
+            for v in rust
+                .views()
+                .iter()
+                .filter(|v| mine.iter().any(|n| n == v.name()))
+            {
+                kept = kept.with_shared(v.clone());
+            }
+            config.custom_views = kept;
         }
-        // A config with views of its own runs exactly those.
-        None if !sql.is_empty() => {
+        // A config or binary with views of its own runs exactly those.
+        None if !sql.is_empty() || !rust.is_empty() => {
             config.views = Vec::new();
             config.sql_views = sql;
+            config.custom_views = rust;
         }
         None => {}
     }

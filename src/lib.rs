@@ -10,6 +10,7 @@
 //! [`config`] turns a TOML file and command-line flags into a validated [`pipeline::PipelineConfig`].
 
 pub mod bench;
+pub mod cli;
 pub mod config;
 pub mod event;
 #[doc(hidden)]
@@ -19,3 +20,5 @@ pub mod pipeline;
 pub mod serve;
 pub mod source;
 pub mod views;
+
+pub use views::custom::{Registry, View};

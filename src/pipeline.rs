@@ -24,6 +24,7 @@ use crate::lake::ops::{ReplayPlan, ReplaySpec};
 use crate::lake::{CommitMeta, LakeConfig, LakeError, Layout};
 use crate::source::kafka::GroupCommitter;
 use crate::source::{Chunk, ChunkPool, Opening, Poll, SourceError, SourceSpec};
+use crate::views::custom::{self, Registry};
 use crate::views::sql::{RowLayout, SqlView};
 use crate::views::{self, Datum, Snapshots, ViewId, ViewStore};
 
@@ -60,6 +61,8 @@ pub struct PipelineConfig {
     pub views: Vec<ViewId>,
     /// The SQL views to maintain.
     pub sql_views: Vec<SqlView>,
+    /// The Rust views to maintain.
+    pub custom_views: Registry,
     /// Stop once every source is exhausted, instead of serving until stopped.
     pub until_exhausted: bool,
     /// The lake to write (and to resume from and replay on start).
@@ -79,6 +82,7 @@ impl Default for PipelineConfig {
             max_record_bytes: 1 << 20,
             views: ViewId::all(),
             sql_views: Vec::new(),
+            custom_views: Registry::default(),
             until_exhausted: false,
             lake: None,
             replay: None,
@@ -185,10 +189,11 @@ impl Pipeline {
     /// Starts the workers.
     pub fn start(mut config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         let symbols = Arc::new(Symbols::default());
-        let store = Arc::new(ViewStore::with_sql(
+        let store = Arc::new(ViewStore::with_views(
             symbols.clone(),
             config.views.clone(),
             config.sql_views.clone(),
+            config.custom_views.clone(),
         ));
         let stats = Arc::new(Stats::new(config.workers));
         let workers = config.workers;
@@ -416,6 +421,16 @@ impl Inputs {
     }
 }
 
+/// The rows the SQL and Rust views read: every schema field when there are Rust views, else
+/// the fields the SQL views read; and the SQL views' plans renumbered into them.
+fn row_layout(config: &PipelineConfig, symbols: &Symbols) -> (RowLayout, Vec<views::sql::Plan>) {
+    if config.custom_views.is_empty() {
+        RowLayout::of(&config.sql_views, symbols)
+    } else {
+        RowLayout::all(&config.schema, &config.sql_views, symbols)
+    }
+}
+
 type InputSession<T, D, R> = differential_dataflow::input::InputSession<T, D, R>;
 
 fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineError> {
@@ -425,7 +440,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
 
     let mut decoder = Decoder::new(config.schema.clone(), config.max_record_bytes);
     let roles = Roles::of(&config.schema);
-    let (row_layout, sql_plans) = RowLayout::of(&config.sql_views, &shared.symbols);
+    let (row_layout, sql_plans) = row_layout(config, &shared.symbols);
     let project_rows = !row_layout.is_empty();
     let mut interner = Interner::new(shared.symbols.clone());
     // Views and lake progress apart: epoch latency is the views'; the lake commits in ranges.
@@ -541,6 +556,17 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
             };
             let view = shared.store.catalog().sql_index(i) as u8;
             rows = rows.concat(views::sql::build(plan, view, input, &shared.symbols, index));
+        }
+        let input = custom::Input {
+            events: event_rows,
+            dead_letters: dead,
+            schema: config.schema.clone(),
+            symbols: shared.symbols.clone(),
+            worker: index,
+        };
+        for (i, view) in config.custom_views.views().iter().enumerate() {
+            let at = shared.store.catalog().custom_index(i) as u8;
+            rows = rows.concat(view.build(&input).map(move |(k, v)| (at, k, v)));
         }
         let rows =
             differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probe));
@@ -725,7 +751,7 @@ fn replay(
 ) -> Result<(), LakeError> {
     let (index, peers) = (worker.index(), worker.peers());
     let mut interner = Interner::new(shared.symbols.clone());
-    let (layout, _) = RowLayout::of(&shared.config.sql_views, &shared.symbols);
+    let (layout, _) = row_layout(&shared.config, &shared.symbols);
     let events_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::Events);
     let dead_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::DeadLetters);
     let mut rows = 0u64;

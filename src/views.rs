@@ -5,6 +5,7 @@
 //! the [`ViewStore`] one closed epoch at a time, all views together, so a reader always sees every
 //! view as of the same epoch and never half of one.
 
+pub mod custom;
 pub mod sql;
 
 use std::cmp::Reverse;
@@ -183,17 +184,29 @@ pub type Columns = Vec<(String, &'static str)>;
 #[derive(Debug, Default)]
 pub struct Catalog {
     sql: Vec<sql::SqlView>,
+    custom: custom::Registry,
 }
 
 impl Catalog {
-    /// The built-in views and `sql`.
-    pub fn new(sql: Vec<sql::SqlView>) -> Self {
-        Catalog { sql }
+    /// The built-in views, the `sql` views and the `custom` (Rust) views.
+    pub fn new(sql: Vec<sql::SqlView>, custom: custom::Registry) -> Self {
+        Catalog { sql, custom }
     }
 
     /// How many views there are.
     pub fn len(&self) -> usize {
-        VIEWS.len() + self.sql.len()
+        VIEWS.len() + self.sql.len() + self.custom.views().len()
+    }
+
+    /// The index of the Rust view `i` of the registry.
+    pub fn custom_index(&self, i: usize) -> usize {
+        VIEWS.len() + self.sql.len() + i
+    }
+
+    /// The Rust view at index `view`, if it is one.
+    pub fn custom(&self, view: usize) -> Option<&Arc<dyn custom::View>> {
+        view.checked_sub(VIEWS.len() + self.sql.len())
+            .and_then(|i| self.custom.views().get(i))
     }
 
     /// Whether there are none (never: the built-ins are always there).
@@ -218,17 +231,19 @@ impl Catalog {
 
     /// The name of view `view`.
     pub fn name(&self, view: usize) -> &str {
-        match self.sql(view) {
-            Some(v) => &v.name,
-            None => VIEWS[view].name,
+        match (self.sql(view), self.custom(view)) {
+            (Some(v), _) => &v.name,
+            (_, Some(v)) => v.name(),
+            _ => VIEWS[view].name,
         }
     }
 
     /// What view `view` means.
     pub fn description(&self, view: usize) -> &str {
-        match self.sql(view) {
-            Some(v) => &v.description,
-            None => VIEWS[view].description,
+        match (self.sql(view), self.custom(view)) {
+            (Some(v), _) => &v.description,
+            (_, Some(v)) => v.description(),
+            _ => VIEWS[view].description,
         }
     }
 
@@ -253,9 +268,15 @@ impl Catalog {
                 (of(true), of(false))
             }
             None => {
-                let spec = &VIEWS[view];
-                let of = |names: &[&str]| names.iter().map(|n| (n.to_string(), "")).collect();
-                (of(spec.key), of(spec.value))
+                let untyped = |names: Vec<String>| names.into_iter().map(|n| (n, "")).collect();
+                match self.custom(view) {
+                    Some(v) => (untyped(v.key()), untyped(v.value())),
+                    None => {
+                        let spec = &VIEWS[view];
+                        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect();
+                        (untyped(names(spec.key)), untyped(names(spec.value)))
+                    }
+                }
             }
         }
     }
@@ -824,9 +845,22 @@ impl ViewStore {
 
     /// An empty store for the `enabled` built-in views and the `sql` views.
     pub fn with_sql(symbols: Arc<Symbols>, enabled: Vec<ViewId>, sql: Vec<sql::SqlView>) -> Self {
-        let catalog = Arc::new(Catalog::new(sql));
+        Self::with_views(symbols, enabled, sql, custom::Registry::default())
+    }
+
+    /// An empty store for the `enabled` built-in views, the `sql` views and the `custom` (Rust)
+    /// views.
+    pub fn with_views(
+        symbols: Arc<Symbols>,
+        enabled: Vec<ViewId>,
+        sql: Vec<sql::SqlView>,
+        custom: custom::Registry,
+    ) -> Self {
+        let rust = custom.views().len();
+        let catalog = Arc::new(Catalog::new(sql, custom));
         let mut enabled: Vec<usize> = enabled.into_iter().map(|v| v as usize).collect();
         enabled.extend((0..catalog.sql_views().len()).map(|i| catalog.sql_index(i)));
+        enabled.extend((0..rust).map(|i| catalog.custom_index(i)));
         let state = ViewState {
             as_of: None,
             tables: vec![ViewTable::new(); catalog.len()],
@@ -1002,6 +1036,13 @@ fn row_json(
                 .map(|c| c.name.as_str())
         };
         return json!({"key": object(&mut names(true), key), "value": object(&mut names(false), value)});
+    }
+    if let Some(v) = catalog.custom(view) {
+        let (k, v) = (v.key(), v.value());
+        return json!({
+            "key": object(&mut k.iter().map(String::as_str), key),
+            "value": object(&mut v.iter().map(String::as_str), value),
+        });
     }
     let spec = &VIEWS[view];
     let fields = |names: &[&str], data: &[Datum]| -> Json {

@@ -219,7 +219,22 @@ impl RowLayout {
     /// The union of the views' event columns, and the views with their slots renumbered into
     /// it and their string constants interned.
     pub fn of(views: &[SqlView], symbols: &Symbols) -> (RowLayout, Vec<Plan>) {
-        let mut layout = RowLayout::default();
+        Self::starting_with(RowLayout::default(), views, symbols)
+    }
+
+    /// Every field of `schema`, in its order (what Rust views read), then as [`RowLayout::of`].
+    pub fn all(schema: &Schema, views: &[SqlView], symbols: &Symbols) -> (RowLayout, Vec<Plan>) {
+        let layout = RowLayout {
+            fields: (0..schema.fields.len()).collect(),
+        };
+        Self::starting_with(layout, views, symbols)
+    }
+
+    fn starting_with(
+        mut layout: RowLayout,
+        views: &[SqlView],
+        symbols: &Symbols,
+    ) -> (RowLayout, Vec<Plan>) {
         let plans = views
             .iter()
             .map(|v| {

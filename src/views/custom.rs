@@ -1,0 +1,126 @@
+//! Views written in Rust: any differential computation over the events, registered in a
+//! [`Registry`] and run by the whole command line (`run`, `batch`, `verify`, `lake`, `bench`,
+//! the HTTP API) exactly like the built-in and SQL views.
+//!
+//! ```
+//! use lambdaflow::views::custom::{Input, Output, View};
+//! use lambdaflow::views::Datum;
+//! use lambdaflow_operators::SumBy;
+//!
+//! /// Events per country: the smallest view there is.
+//! struct PerCountry;
+//!
+//! impl View for PerCountry {
+//!     fn name(&self) -> &str {
+//!         "per_country"
+//!     }
+//!     fn description(&self) -> &str {
+//!         "events per country"
+//!     }
+//!     fn key(&self) -> Vec<String> {
+//!         vec!["country".into()]
+//!     }
+//!     fn value(&self) -> Vec<String> {
+//!         vec!["events".into()]
+//!     }
+//!     fn build<'s>(&self, input: &Input<'s>) -> Output<'s> {
+//!         let country = input.column("country").expect("the schema has a country");
+//!         input
+//!             .events
+//!             .clone()
+//!             .count_by_named("per_country", move |row: Vec<Datum>| Some(row[country].clone()))
+//!             .map(|(country, n)| (vec![country], vec![Datum::Int(n as i64)]))
+//!     }
+//! }
+//!
+//! let registry = lambdaflow::views::custom::Registry::default().with(PerCountry);
+//! assert_eq!(registry.views()[0].name(), "per_country");
+//! ```
+
+use std::sync::Arc;
+
+use differential_dataflow::VecCollection;
+
+use super::Datum;
+use crate::event::{DeadLetter, Schema, Symbols};
+
+/// What a Rust view's `build` gets: the events and dead letters inside the dataflow.
+pub struct Input<'s> {
+    /// Every valid event (including those replayed from the lake), as one value per schema
+    /// field, in the schema's order ([`Input::column`]); strings are interned
+    /// ([`Datum::Sym`], resolved by [`Input::symbols`]), absent fields are [`Datum::Null`].
+    pub events: VecCollection<'s, u64, Vec<Datum>>,
+    /// Every dead letter.
+    pub dead_letters: VecCollection<'s, u64, DeadLetter>,
+    /// The event schema.
+    pub schema: Schema,
+    /// The strings behind [`Datum::Sym`].
+    pub symbols: Arc<Symbols>,
+    /// This worker's index (a view that needs to say something once, over no input, says it
+    /// on worker 0).
+    pub worker: usize,
+}
+
+impl Input<'_> {
+    /// The position of schema field `name` in an event row.
+    pub fn column(&self, name: &str) -> Option<usize> {
+        self.schema.index_of(name)
+    }
+}
+
+/// What a Rust view's `build` returns: its rows as `(key, value)`, one value column per name
+/// of [`View::value`], one key column per name of [`View::key`]. A key must have one value at a
+/// time (the collection holds at most one row per key, with multiplicity 1, at every epoch).
+pub type Output<'s> = VecCollection<'s, u64, (Vec<Datum>, Vec<Datum>)>;
+
+/// A view written in Rust.
+pub trait View: Send + Sync + 'static {
+    /// Its name, in the API, `--views-out` and a config's `views` list.
+    fn name(&self) -> &str;
+    /// What it means.
+    fn description(&self) -> &str;
+    /// The names of its key columns.
+    fn key(&self) -> Vec<String>;
+    /// The names of its value columns.
+    fn value(&self) -> Vec<String>;
+    /// Builds the view in the dataflow of one worker (it is called once per worker).
+    fn build<'s>(&self, input: &Input<'s>) -> Output<'s>;
+}
+
+/// The Rust views a binary adds to lambdaflow's command line ([`crate::cli::main`]).
+#[derive(Clone, Default)]
+pub struct Registry {
+    views: Vec<Arc<dyn View>>,
+}
+
+impl Registry {
+    /// The registry with `view` added.
+    pub fn with(mut self, view: impl View) -> Self {
+        self.views.push(Arc::new(view));
+        self
+    }
+
+    /// The registry with a view shared with another registry added.
+    pub fn with_shared(mut self, view: Arc<dyn View>) -> Self {
+        self.views.push(view);
+        self
+    }
+
+    /// The registered views, in registration order.
+    pub fn views(&self) -> &[Arc<dyn View>] {
+        &self.views
+    }
+
+    /// Whether there are none.
+    pub fn is_empty(&self) -> bool {
+        self.views.is_empty()
+    }
+}
+
+impl std::fmt::Debug for Registry {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries(self.views.iter().map(|v| v.name()))
+            .finish()
+    }
+}
