@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# SQL views against DuckDB: runs the views of scripts/sql-views.toml over generated events (with
-# malformed lines) on 1, 2 and 4 workers and two epoch sizes, and compares every row of every
-# view with DuckDB's answer to the same SQL over the same file's valid lines
-# (scripts/sql_views_check.py).
+# SQL views against DuckDB, on two pipelines: the views of scripts/sql-views.toml over generated
+# e-commerce events, and a shop's own schema (nested fields, three kinds of event,
+# scripts/sql-nested.toml) over events from scripts/nested_events.py; both with malformed lines,
+# both on 1, 2 and 4 workers and two epoch sizes. Every row of every view must equal DuckDB's
+# answer to the same SQL over the same file's valid lines (scripts/sql_views_check.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-100000}
@@ -11,14 +12,21 @@ mkdir -p "$out"
 source scripts/venv.sh
 cargo build --quiet --workspace --all-targets
 bin=target/debug/lambdaflow
-"$bin" generate --count "$events" --seed 23 --bad-fraction 0.01 --start 2024-12-31T22:30:00Z -o "$out/events.jsonl"
-runs=()
-for workers in 1 2 4; do
-  for epoch in 1000 25000; do
-    "$bin" run --quiet --no-serve --no-lake --until-exhausted --config scripts/sql-views.toml \
-      --workers "$workers" --epoch-records "$epoch" --source "file:$out/events.jsonl" \
-      --views-out "$out/views-w$workers-e$epoch.json"
-    runs+=("$out/views-w$workers-e$epoch.json")
+"$bin" generate --count "$events" --seed 23 --bad-fraction 0.01 --start 2024-12-31T22:30:00Z -o "$out/shop.jsonl"
+"$py" scripts/nested_events.py "$events" 7 "$out/nested.jsonl"
+status=0
+for pipeline in shop:scripts/sql-views.toml nested:scripts/sql-nested.toml; do
+  name=${pipeline%%:*}
+  config=${pipeline#*:}
+  runs=()
+  for workers in 1 2 4; do
+    for epoch in 1000 25000; do
+      views="$out/$name-w$workers-e$epoch.json"
+      "$bin" run --quiet --no-serve --no-lake --until-exhausted --config "$config" \
+        --workers "$workers" --epoch-records "$epoch" --source "file:$out/$name.jsonl" --views-out "$views"
+      runs+=("$views")
+    done
   done
+  "$py" scripts/sql_views_check.py "$config" "$out/$name.jsonl" "${runs[@]}" || status=1
 done
-"$py" scripts/sql_views_check.py scripts/sql-views.toml "$out/events.jsonl" "${runs[@]}"
+exit $status

@@ -368,7 +368,9 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
     }
 
     if let Some(schema) = file.schema {
-        config.schema = Schema::new(schema.fields).map_err(|e| invalid(format!("schema: {e}")))?;
+        config.schema = schema
+            .validated()
+            .map_err(|e| invalid(format!("schema: {e}")))?;
     }
     let sql = sql_views(file.views, &config.schema)?;
     let rust = flags.registry.clone();

@@ -40,11 +40,7 @@ fn schema_of(data: &[u8]) -> (Schema, &[u8]) {
     let fields = spec
         .iter()
         .enumerate()
-        .map(|(i, &b)| Field {
-            name: names[i].to_owned(),
-            ty: TYPES[usize::from(b) % TYPES.len()],
-            required: b & 0x80 != 0,
-        })
+        .map(|(i, &b)| Field::new(names[i], TYPES[usize::from(b) % TYPES.len()], b & 0x80 != 0))
         .collect::<Vec<_>>();
     match Schema::new(fields) {
         Ok(schema) => (schema, rest),

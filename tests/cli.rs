@@ -335,3 +335,97 @@ fn sigint_and_sigterm_stop_the_demo_cleanly() {
         assert!(events > 0, "{signal}: {json}");
     }
 }
+
+/// Every construct SQL views do not support is refused when the pipeline starts: exit 1, one line
+/// on stderr naming the view, the construct and where it is, nothing started (no lake written).
+#[test]
+fn unsupported_sql_is_refused_at_start_with_one_line() {
+    let cases: [(&str, &str); 14] = [
+        (
+            "SELECT a.country, count(*) FROM events a JOIN events b ON a.user_id = b.user_id GROUP BY 1",
+            "joins are not supported (line 1, column 47)",
+        ),
+        (
+            "SELECT country, count(*) FROM (SELECT * FROM events) GROUP BY country",
+            "subqueries are not supported",
+        ),
+        (
+            "SELECT country, count(*) FROM events WHERE price > (SELECT 1) GROUP BY country",
+            "subqueries are not supported",
+        ),
+        (
+            "SELECT country, rank() OVER (ORDER BY country) FROM events GROUP BY country",
+            "window functions are not supported",
+        ),
+        (
+            "SELECT colour, count(*) FROM events GROUP BY colour",
+            "unknown column `colour` (line 1, column 8)",
+        ),
+        (
+            "SELECT country, stddev(price) FROM events GROUP BY country",
+            "unknown function `stddev` (line 1, column 17)",
+        ),
+        (
+            "SELECT country, sum(user_id) FROM events GROUP BY country",
+            "sum of a string value is not supported",
+        ),
+        (
+            "SELECT country, count(*) FROM events WHERE price LIKE '1%' GROUP BY country",
+            "LIKE needs a string, not a money value",
+        ),
+        (
+            "SELECT country, count(*) FROM events WHERE country = 3 GROUP BY country",
+            "an int value cannot be compared with a string value",
+        ),
+        (
+            "SELECT country, product FROM events GROUP BY country",
+            "column `product` must be in GROUP BY or inside an aggregate",
+        ),
+        (
+            "WITH e AS (SELECT * FROM events) SELECT count(*) FROM e",
+            "WITH is not supported",
+        ),
+        (
+            "SELECT country, count(*) FROM events GROUP BY country UNION SELECT country, 1 FROM events",
+            "only a plain SELECT is supported",
+        ),
+        (
+            "SELECT country, count(*) FROM events GROUP BY country ORDER BY country LIMIT 5 OFFSET 2",
+            "OFFSET is not supported",
+        ),
+        (
+            "SELECT country, count(*) FROM orders GROUP BY country",
+            "unknown table `orders`",
+        ),
+    ];
+    for (sql, construct) in cases {
+        let dir = tempfile::tempdir().unwrap();
+        let config = dir.path().join("pipeline.toml");
+        std::fs::write(
+            &config,
+            format!("[[views]]\nname = \"mine\"\nsql = {}\n", toml_string(sql)),
+        )
+        .unwrap();
+        let out = lambdaflow()
+            .current_dir(dir.path())
+            .args(["run", "--config", "pipeline.toml", "--no-serve"])
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8(out.stderr).unwrap();
+        assert_eq!(out.status.code(), Some(1), "{sql}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{sql}: {stderr}");
+        assert!(
+            stderr.starts_with("lambdaflow: view `mine`: ") && stderr.contains(construct),
+            "{sql}: got `{stderr}`, want `{construct}`"
+        );
+        assert!(
+            !dir.path().join("lambdaflow-data").exists(),
+            "{sql}: nothing may start"
+        );
+    }
+}
+
+/// A TOML basic string holding `text`.
+fn toml_string(text: &str) -> String {
+    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
+}

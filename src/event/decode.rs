@@ -185,18 +185,62 @@ pub struct Decoder {
     max_bytes: usize,
     values: Vec<Value>,
     doc: String,
+    /// The top-level key of each field; empty for a nested field (no key is empty... but `""`
+    /// can be: [`Decoder::flat`] tells them apart).
+    keys: Vec<String>,
+    flat: Vec<bool>,
+    /// The nested fields, by their top-level key.
+    groups: Vec<Group>,
+    /// The `kind` field and the fields required for some kinds only.
+    kinds: Option<(usize, Vec<usize>)>,
+}
+
+/// The nested fields under one top-level key: the keys below it, and the field.
+#[derive(Clone, Debug)]
+struct Group {
+    key: String,
+    fields: Vec<(Vec<String>, usize)>,
 }
 
 impl Decoder {
     /// A decoder for `schema` that refuses records over `max_bytes`.
     pub fn new(schema: Schema, max_bytes: usize) -> Self {
         let values = vec![Value::Absent; schema.fields.len()];
+        let flat: Vec<bool> = schema.fields.iter().map(|f| !f.nested()).collect();
+        let keys = schema
+            .fields
+            .iter()
+            .map(|f| f.keys().next().unwrap_or_default().to_owned())
+            .collect();
+        let mut groups: Vec<Group> = Vec::new();
+        for (i, f) in schema.fields.iter().enumerate().filter(|(_, f)| f.nested()) {
+            let mut path = f.keys().map(str::to_owned);
+            let top = path.next().unwrap_or_default();
+            let rest: Vec<String> = path.collect();
+            match groups.iter_mut().find(|g| g.key == top) {
+                Some(g) => g.fields.push((rest, i)),
+                None => groups.push(Group {
+                    key: top,
+                    fields: vec![(rest, i)],
+                }),
+            }
+        }
+        let kinds = schema.kind_field().map(|k| {
+            let conditional = (0..schema.fields.len())
+                .filter(|&i| !schema.fields[i].required_for.is_empty())
+                .collect();
+            (k, conditional)
+        });
         Decoder {
             partition: schema.partition_field(),
             schema,
             max_bytes,
             values,
             doc: String::new(),
+            keys,
+            flat,
+            groups,
+            kinds,
         }
     }
 
@@ -235,6 +279,9 @@ impl Decoder {
         let mut de = serde_json::Deserializer::from_str(text);
         let visitor = RecordVisitor {
             schema: &self.schema,
+            keys: &self.keys,
+            flat: &self.flat,
+            groups: &self.groups,
             values: &mut self.values,
             doc: &mut self.doc,
             base: text.as_ptr() as usize,
@@ -268,6 +315,23 @@ impl Decoder {
             values: &self.values,
             doc: &self.doc,
         };
+        if let Some((kind, conditional)) = &self.kinds
+            && let Some(kind) = record.text(*kind)
+        {
+            for &i in conditional {
+                let field = &self.schema.fields[i];
+                if record.values[i] == Value::Absent && field.required_for.iter().any(|k| k == kind)
+                {
+                    return Err(DecodeError::new(
+                        Reason::MissingField,
+                        format!(
+                            "field `{}` is required for `{kind}` events and is missing or null",
+                            field.name
+                        ),
+                    ));
+                }
+            }
+        }
         if let Some(i) = self.partition
             && let Some(value) = record.text(i)
             && !partition_value_is_short(value)
@@ -280,6 +344,9 @@ impl Decoder {
 
 struct RecordVisitor<'s> {
     schema: &'s Schema,
+    keys: &'s [String],
+    flat: &'s [bool],
+    groups: &'s [Group],
     values: &'s mut [Value],
     doc: &'s mut String,
     base: usize,
@@ -303,9 +370,9 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
         let mut next = 0;
         while let Some(key) = map.next_key_seed(KeySeed)? {
             let raw: &'de RawValue = map.next_value()?;
-            let index = match fields.get(next) {
-                Some(field) if same_str(&field.name, &key) => Some(next),
-                _ => self.schema.index_of(&key),
+            let index = match self.keys.get(next) {
+                Some(k) if self.flat[next] && same_str(k, &key) => Some(next),
+                _ => (0..fields.len()).find(|&i| self.flat[i] && same_str(&self.keys[i], &key)),
             };
             match index {
                 Some(i) => match typed_value(&fields[i].name, fields[i].ty, raw, self.base) {
@@ -319,6 +386,13 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
                     }
                 },
                 None => {
+                    if let Some(group) = self.groups.iter().find(|g| same_str(&g.key, &key))
+                        && let Err(e) = nested_values(group, raw, fields, self.values, self.base)
+                    {
+                        *self.failure = Some(e);
+                        return Err(serde::de::Error::custom("invalid field"));
+                    }
+                    // A nested object is kept whole: its undeclared keys are in `_doc`.
                     self.doc.push(if self.doc.is_empty() { '{' } else { ',' });
                     // Keys are re-escaped; values are kept byte for byte.
                     self.doc
@@ -330,6 +404,33 @@ impl<'de> Visitor<'de> for RecordVisitor<'_> {
         }
         Ok(())
     }
+}
+
+/// The values of a group's nested fields, found below its top-level value `raw`. A key that is
+/// missing, or a value on the way that is not an object, leaves the field absent.
+fn nested_values<'de>(
+    group: &Group,
+    raw: &'de RawValue,
+    fields: &[crate::event::Field],
+    values: &mut [Value],
+    base: usize,
+) -> Result<(), DecodeError> {
+    for (path, i) in &group.fields {
+        let mut at: Option<&'de RawValue> = Some(raw);
+        for key in path {
+            at = at.and_then(|v| {
+                serde_json::from_str::<std::collections::HashMap<Cow<'de, str>, &'de RawValue>>(
+                    v.get(),
+                )
+                .ok()
+                .and_then(|object| object.get(key.as_str()).copied())
+            });
+        }
+        if let Some(v) = at {
+            values[*i] = typed_value(&fields[*i].name, fields[*i].ty, v, base)?;
+        }
+    }
+    Ok(())
 }
 
 struct KeySeed;
@@ -541,9 +642,71 @@ fn ty_phrase(ty: FieldType) -> &'static str {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::event::Field;
 
     fn decoder() -> Decoder {
         Decoder::new(Schema::ecommerce(), 1024)
+    }
+
+    /// Orders with a nested customer, activity with a customer too, stock moves without one.
+    fn nested() -> Decoder {
+        let mut customer = Field::new("customer_id", FieldType::String, false);
+        customer.path = Some("customer.id".into());
+        customer.required_for = vec!["order".into()];
+        let mut city = Field::new("city", FieldType::String, false);
+        city.path = Some("shipping.address.city".into());
+        let mut amount = Field::new("amount", FieldType::Money, false);
+        amount.required_for = vec!["order".into()];
+        let schema = Schema {
+            fields: vec![
+                Field::new("kind", FieldType::String, true),
+                customer,
+                city,
+                amount,
+            ],
+            event_time: None,
+            kind: Some("kind".into()),
+        }
+        .validated()
+        .expect("a valid schema");
+        Decoder::new(schema, 1024)
+    }
+
+    #[test]
+    fn nested_fields_are_found_by_their_path_and_the_object_stays_in_doc() {
+        let mut d = nested();
+        let raw = r#"{"kind":"order","customer":{"id":"c\u0031","tier":"gold"},"shipping":{"address":{"city":"Oslo","zip":"0150"}},"amount":"12.50","items":[1]}"#;
+        let r = d.decode(raw.as_bytes()).expect("valid");
+        assert_eq!(r.text(1), Some("c1"));
+        assert_eq!(r.text(2), Some("Oslo"));
+        assert_eq!(r.money(3), Some(1250));
+        let doc: serde_json::Value = serde_json::from_str(r.doc()).expect("JSON");
+        assert_eq!(doc["customer"]["tier"], "gold");
+        assert_eq!(doc["shipping"]["address"]["zip"], "0150");
+        assert_eq!(doc["items"], serde_json::json!([1]));
+        // Not an object on the way, or a missing key: absent.
+        let r = d
+            .decode(br#"{"kind":"stock","customer":"none","shipping":{"address":null}}"#)
+            .expect("valid: nothing is required for stock");
+        assert_eq!((r.text(1), r.text(2)), (None, None));
+    }
+
+    #[test]
+    fn a_field_required_for_a_kind_is_required_for_that_kind_only() {
+        let mut d = nested();
+        let e = d
+            .decode(br#"{"kind":"order","amount":5}"#)
+            .expect_err("an order needs a customer");
+        assert_eq!(e.reason, Reason::MissingField);
+        assert_eq!(
+            e.message,
+            "field `customer_id` is required for `order` events and is missing or null"
+        );
+        assert!(d.decode(br#"{"kind":"activity"}"#).is_ok());
+        let e = d
+            .decode(br#"{"kind":"order","customer":{"id":7},"amount":5}"#)
+            .expect_err("a number is not a string");
+        assert_eq!(e.reason, Reason::WrongType);
     }
 
     const GOOD: &str = r#"{"event_id":"e1","event_type":"purchase","user_id":"u1","event_timestamp":"2024-01-01T10:00:00Z","product":"laptop","price":999.99,"country":"UK"}"#;

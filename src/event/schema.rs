@@ -52,6 +52,36 @@ pub struct Field {
     /// Whether a record without it (or with `null`) is a dead letter.
     #[serde(default)]
     pub required: bool,
+    /// Where it is in the record: keys separated by dots (`shipping.country`) for a field of a
+    /// nested object; its name when `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub path: Option<String>,
+    /// The kinds of event (values of the schema's `kind` field) for which it is required.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub required_for: Vec<String>,
+}
+
+impl Field {
+    /// A top-level field.
+    pub fn new(name: &str, ty: FieldType, required: bool) -> Self {
+        Field {
+            name: name.to_owned(),
+            ty,
+            required,
+            path: None,
+            required_for: Vec::new(),
+        }
+    }
+
+    /// The keys leading to it in a record, outermost first.
+    pub fn keys(&self) -> impl Iterator<Item = &str> {
+        self.path.as_deref().unwrap_or(&self.name).split('.')
+    }
+
+    /// Whether it is inside a nested object.
+    pub fn nested(&self) -> bool {
+        self.path.as_deref().is_some_and(|p| p.contains('.'))
+    }
 }
 
 /// An invalid schema.
@@ -66,6 +96,23 @@ pub enum SchemaError {
     /// A name that is empty or reserved.
     #[error("field name `{0}` is reserved or empty (names starting with `_` are lambdaflow's own)")]
     Reserved(String),
+    /// A name with a dot.
+    #[error(
+        "field name `{0}` has a dot: name the column plainly and give the nested keys as `path`"
+    )]
+    Dotted(String),
+    /// A path with an empty key.
+    #[error("field `{0}`: path `{1}` has an empty key")]
+    BadPath(String, String),
+    /// Two fields read from the same place.
+    #[error("fields `{0}` and `{1}` read the same key")]
+    SamePath(String, String),
+    /// `event_time` or `kind` names no field of the right type.
+    #[error("`{0} = \"{1}\"` must name a {2} field of the schema")]
+    Role(&'static str, String, &'static str),
+    /// `required_for` without a `kind` field.
+    #[error("field `{0}` has `required_for` but the schema names no `kind` field")]
+    NoKind(String),
 }
 
 /// The typed fields of an event. Keys not in the schema are kept, as raw JSON, in `_doc`.
@@ -74,11 +121,29 @@ pub enum SchemaError {
 pub struct Schema {
     /// The declared fields, in column order.
     pub fields: Vec<Field>,
+    /// The timestamp field the lake partitions by day (`event_date`); `event_timestamp` when
+    /// `None`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub event_time: Option<String>,
+    /// The string field that tells kinds of event apart (for `required_for`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<String>,
 }
 
 impl Schema {
-    /// Validates a list of fields.
+    /// Validates a list of fields (with the default event time and no kind field).
     pub fn new(fields: Vec<Field>) -> Result<Self, SchemaError> {
+        Schema {
+            fields,
+            event_time: None,
+            kind: None,
+        }
+        .validated()
+    }
+
+    /// The schema, if it is valid.
+    pub fn validated(self) -> Result<Self, SchemaError> {
+        let fields = &self.fields;
         if fields.is_empty() {
             return Err(SchemaError::Empty);
         }
@@ -86,23 +151,60 @@ impl Schema {
             if f.name.is_empty() || f.name.starts_with('_') {
                 return Err(SchemaError::Reserved(f.name.clone()));
             }
+            if f.name.contains('.') {
+                return Err(SchemaError::Dotted(f.name.clone()));
+            }
             if fields[..i].iter().any(|g| g.name == f.name) {
                 return Err(SchemaError::Duplicate(f.name.clone()));
             }
+            if let Some(path) = &f.path
+                && path.split('.').any(str::is_empty)
+            {
+                return Err(SchemaError::BadPath(f.name.clone(), path.clone()));
+            }
+            if let Some(g) = fields[..i].iter().find(|g| g.keys().eq(f.keys())) {
+                return Err(SchemaError::SamePath(g.name.clone(), f.name.clone()));
+            }
+            if !f.required_for.is_empty() && self.kind.is_none() {
+                return Err(SchemaError::NoKind(f.name.clone()));
+            }
         }
-        Ok(Schema { fields })
+        if let Some(t) = &self.event_time
+            && self.typed(t, FieldType::Timestamp).is_none()
+        {
+            return Err(SchemaError::Role("event_time", t.clone(), "timestamp"));
+        }
+        if let Some(k) = &self.kind
+            && self.typed(k, FieldType::String).is_none()
+        {
+            return Err(SchemaError::Role("kind", k.clone(), "string"));
+        }
+        Ok(self)
+    }
+
+    /// The timestamp field of event time, if the schema has it.
+    pub fn event_time_field(&self) -> Option<usize> {
+        self.typed(
+            self.event_time.as_deref().unwrap_or("event_timestamp"),
+            FieldType::Timestamp,
+        )
+    }
+
+    /// The string field that tells kinds of event apart, if the schema names one.
+    pub fn kind_field(&self) -> Option<usize> {
+        self.kind
+            .as_deref()
+            .and_then(|k| self.typed(k, FieldType::String))
     }
 
     /// The seeds' e-commerce event: `event_id`, `event_type`, `user_id`, `event_timestamp` and
     /// `country` required; `product` and `price` present where they belong (a `purchase` has
     /// both, a `login` neither); `source` (web/mobile), `session_id` and `page` optional.
     pub fn ecommerce() -> Self {
-        let f = |name: &str, ty, required| Field {
-            name: name.to_owned(),
-            ty,
-            required,
-        };
+        let f = Field::new;
         Schema {
+            event_time: None,
+            kind: None,
             fields: vec![
                 f("event_id", FieldType::String, true),
                 f("event_type", FieldType::String, true),
@@ -146,11 +248,7 @@ mod tests {
 
     #[test]
     fn bad_schemas_are_refused() {
-        let f = |n: &str| Field {
-            name: n.into(),
-            ty: FieldType::String,
-            required: false,
-        };
+        let f = |n: &str| Field::new(n, FieldType::String, false);
         assert_eq!(Schema::new(vec![]), Err(SchemaError::Empty));
         assert_eq!(
             Schema::new(vec![f("a"), f("a")]),
@@ -161,5 +259,35 @@ mod tests {
             Err(SchemaError::Reserved("_doc".into()))
         );
         assert!(Schema::new(Schema::ecommerce().fields).is_ok());
+        assert_eq!(
+            Schema::new(vec![f("a.b")]),
+            Err(SchemaError::Dotted("a.b".into()))
+        );
+        let mut nested = f("city");
+        nested.path = Some("shipping..city".into());
+        assert!(matches!(
+            Schema::new(vec![nested.clone()]),
+            Err(SchemaError::BadPath(..))
+        ));
+        nested.path = Some("a".into());
+        assert!(matches!(
+            Schema::new(vec![f("a"), nested]),
+            Err(SchemaError::SamePath(..))
+        ));
+        let mut conditional = f("amount");
+        conditional.required_for = vec!["order".into()];
+        assert!(matches!(
+            Schema::new(vec![f("kind"), conditional.clone()]),
+            Err(SchemaError::NoKind(_))
+        ));
+        let with_kind = Schema {
+            fields: vec![f("kind"), conditional],
+            event_time: Some("kind".into()),
+            kind: Some("kind".into()),
+        };
+        assert_eq!(
+            with_kind.validated().unwrap_err().to_string(),
+            "`event_time = \"kind\"` must name a timestamp field of the schema"
+        );
     }
 }

@@ -5,7 +5,8 @@
 //! `_source` and `_offset` (where it was read: `generator` and its sequence number, `file:PATH`
 //! and the byte offset of the line, `stdin` and the byte offset, `kafka:TOPIC/PARTITION` and the
 //! message offset). Files are partitioned
-//! `event_date=YYYY-MM-DD/event_type=X/`, the date being the UTC day of `event_timestamp`.
+//! `event_date=YYYY-MM-DD/event_type=X/`, the date being the UTC day of the schema's event time
+//! (`event_timestamp` unless `[schema] event_time` names another field).
 //! Dead letters have a table of their own: `reason`, `message`, `raw`, `_epoch`, `_source`,
 //! `_offset`, unpartitioned.
 //!
@@ -69,7 +70,7 @@ pub fn arrow_type(ty: FieldType) -> DataType {
 impl Layout {
     /// The layout of `schema`.
     pub fn new(schema: &Schema) -> Self {
-        let date_field = schema.typed("event_timestamp", FieldType::Timestamp);
+        let date_field = schema.event_time_field();
         let type_field = schema.partition_field();
         let columns: Vec<usize> = (0..schema.fields.len())
             .filter(|&i| Some(i) != type_field)

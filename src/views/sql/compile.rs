@@ -290,7 +290,7 @@ fn expect_bool(node: &impl Spanned, ty: Type, clause: &str) -> Result<()> {
     } else {
         Err(err(
             node,
-            format!("{clause} needs a condition, not a {} value", ty.name()),
+            format!("{clause} needs a condition, not {}", ty.value()),
         ))
     }
 }
@@ -491,10 +491,7 @@ impl Compiler {
             ("min", _, t) => (AggFn::Min, t),
             ("max", _, t) => (AggFn::Max, t),
             (_, _, t) => {
-                return Err(err(
-                    f,
-                    format!("{name} of a {} value is not supported", t.name()),
-                ));
+                return Err(err(f, format!("{name} of {} is not supported", t.value())));
             }
         };
         self.aggs.push(Agg {
@@ -532,10 +529,7 @@ impl Compiler {
                     UnaryOperator::Minus if ty.numeric() => (Expr::Neg(b(x)), ty),
                     UnaryOperator::Plus if ty.numeric() => (x, ty),
                     _ => {
-                        return Err(err(
-                            e,
-                            format!("`{op}` does not apply to a {} value", ty.name()),
-                        ));
+                        return Err(err(e, format!("`{op}` does not apply to {}", ty.value())));
                     }
                 }
             }
@@ -599,7 +593,7 @@ impl Compiler {
                 if !matches!(ty, Type::String | Type::Null) {
                     return Err(err(
                         expr.as_ref(),
-                        format!("LIKE needs a string, not a {} value", ty.name()),
+                        format!("LIKE needs a string, not {}", ty.value()),
                     ));
                 }
                 let ast::Expr::Value(v) = pattern.as_ref() else {
@@ -649,7 +643,7 @@ impl Compiler {
                 if !matches!(ty, Type::Timestamp | Type::Null) {
                     return Err(err(
                         ts,
-                        format!("date_trunc needs a timestamp, not a {} value", ty.name()),
+                        format!("date_trunc needs a timestamp, not {}", ty.value()),
                     ));
                 }
                 (Expr::Trunc(unit, b(x)), Type::Timestamp)
@@ -798,11 +792,7 @@ fn coerce(node: &impl Spanned, e: Expr, from: Type, to: Type) -> Result<Expr> {
         _ if from.comparable(to) => Ok(e),
         _ => Err(err(
             node,
-            format!(
-                "a {} value cannot be compared with a {} value",
-                from.name(),
-                to.name()
-            ),
+            format!("{} cannot be compared with {}", from.value(), to.value()),
         )),
     }
 }
@@ -890,8 +880,8 @@ fn cast(node: &ast::Expr, x: Expr, ty: Type, to: &DataType) -> Result<(Expr, Typ
         _ => Err(err(
             node,
             format!(
-                "CAST of a {} value to {name} is not supported (CAST(ts AS DATE) and CAST(x AS DOUBLE) are)",
-                ty.name()
+                "CAST of {} to {name} is not supported (CAST(ts AS DATE) and CAST(x AS DOUBLE) are)",
+                ty.value()
             ),
         )),
     }

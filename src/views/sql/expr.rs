@@ -47,6 +47,12 @@ impl Type {
         }
     }
 
+    /// "a string value", "an int value": the type in a message.
+    pub fn value(self) -> String {
+        let article = if matches!(self, Type::Int) { "an" } else { "a" };
+        format!("{article} {} value", self.name())
+    }
+
     /// Whether arithmetic applies.
     pub fn numeric(self) -> bool {
         matches!(self, Type::Int | Type::Float | Type::Money | Type::Null)
