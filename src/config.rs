@@ -110,6 +110,8 @@ pub struct LakeSection {
     pub log_retention: Option<String>,
     /// Compact a partition while running once it holds this many small files (0: never).
     pub compact_files: Option<usize>,
+    /// The partition columns: `event_date` and at most one string field of the schema.
+    pub partition_by: Option<Vec<String>>,
 }
 
 /// The `[kafka]` table: defaults for a `kafka://` source (its query string wins).
@@ -371,6 +373,11 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         config.schema = schema
             .validated()
             .map_err(|e| invalid(format!("schema: {e}")))?;
+    }
+    if let Some(partitions) = file.lake.partition_by.clone() {
+        let mut schema = config.schema.clone();
+        schema.partition_by = Some(partitions);
+        config.schema = schema.validated().map_err(|e| invalid(e.to_string()))?;
     }
     let sql = sql_views(file.views, &config.schema)?;
     let rust = flags.registry.clone();

@@ -429,3 +429,77 @@ fn unsupported_sql_is_refused_at_start_with_one_line() {
 fn toml_string(text: &str) -> String {
     format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
+
+/// `[lake] partition_by` picks the partition columns; the views recomputed from such a lake equal
+/// the live ones, and a run with other partition columns on the same lake is refused in one line.
+#[test]
+fn the_lake_is_partitioned_as_the_config_says() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = |name: &str| dir.path().join(name).display().to_string();
+    std::fs::write(
+        dir.path().join("pipeline.toml"),
+        "[lake]\npartition_by = [\"event_date\", \"country\"]\n",
+    )
+    .unwrap();
+    let run = |extra: &[&str]| {
+        lambdaflow()
+            .args([
+                "generate",
+                "--count",
+                "3000",
+                "--bad-fraction",
+                "0.01",
+                "-o",
+            ])
+            .arg(path("events.jsonl"))
+            .output()
+            .unwrap();
+        let mut command = lambdaflow();
+        command
+            .args([
+                "run",
+                "--quiet",
+                "--no-serve",
+                "--until-exhausted",
+                "--workers",
+                "2",
+            ])
+            .args(["--source", &format!("file:{}", path("events.jsonl"))])
+            .args(["--data-dir", &path("data")])
+            .args(extra);
+        command.output().unwrap()
+    };
+    let out = run(&["--config", &path("pipeline.toml")]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let day = dir.path().join("data/events/event_date=2025-01-01");
+    let mut partitions: Vec<String> = std::fs::read_dir(&day)
+        .unwrap()
+        .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+        .collect();
+    partitions.sort();
+    assert!(
+        !partitions.is_empty() && partitions.iter().all(|p| p.starts_with("country=")),
+        "{partitions:?}"
+    );
+    let verify = lambdaflow()
+        .args(["verify", "--data-dir", &path("data")])
+        .output()
+        .unwrap();
+    assert!(
+        verify.status.success(),
+        "{}",
+        String::from_utf8_lossy(&verify.stdout)
+    );
+    let out = run(&[]);
+    let stderr = String::from_utf8(out.stderr).unwrap();
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(stderr.lines().count(), 1, "{stderr}");
+    assert!(
+        stderr.contains(r#"is partitioned by ["event_date", "country"], the config's schema by ["event_date", "event_type"]"#),
+        "{stderr}"
+    );
+}

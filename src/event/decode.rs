@@ -666,6 +666,7 @@ mod tests {
             ],
             event_time: None,
             kind: Some("kind".into()),
+            partition_by: None,
         }
         .validated()
         .expect("a valid schema");

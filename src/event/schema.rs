@@ -110,6 +110,9 @@ pub enum SchemaError {
     /// `event_time` or `kind` names no field of the right type.
     #[error("`{0} = \"{1}\"` must name a {2} field of the schema")]
     Role(&'static str, String, &'static str),
+    /// A `partition_by` the lake cannot use.
+    #[error("lake partition_by [{0}]: {1}")]
+    Partition(String, String),
     /// `required_for` without a `kind` field.
     #[error("field `{0}` has `required_for` but the schema names no `kind` field")]
     NoKind(String),
@@ -128,7 +131,15 @@ pub struct Schema {
     /// The string field that tells kinds of event apart (for `required_for`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub kind: Option<String>,
+    /// The lake's partition columns, outermost first (`[lake] partition_by`): `event_date` (the
+    /// UTC day of the event time) and at most one string field. `None`: `event_date` and
+    /// `event_type` where the schema has them.
+    #[serde(skip)]
+    pub partition_by: Option<Vec<String>>,
 }
+
+/// The partition column of the UTC day of the event time.
+pub const DATE_PARTITION: &str = "event_date";
 
 impl Schema {
     /// Validates a list of fields (with the default event time and no kind field).
@@ -137,6 +148,7 @@ impl Schema {
             fields,
             event_time: None,
             kind: None,
+            partition_by: None,
         }
         .validated()
     }
@@ -179,6 +191,27 @@ impl Schema {
         {
             return Err(SchemaError::Role("kind", k.clone(), "string"));
         }
+        if let Some(list) = &self.partition_by {
+            let strings: Vec<&String> = list.iter().filter(|p| *p != DATE_PARTITION).collect();
+            let bad = |why: &str| Err(SchemaError::Partition(list.join(", "), why.to_owned()));
+            if list.iter().any(|p| p == DATE_PARTITION) && self.event_time_field().is_none() {
+                return bad("event_date needs the event-time field, a timestamp");
+            }
+            if strings.len() > 1 {
+                return bad("at most one string field besides event_date");
+            }
+            if list.len() == 2 && list[0] != DATE_PARTITION {
+                return bad("event_date comes first");
+            }
+            if let Some(f) = strings.first()
+                && self.typed(f, FieldType::String).is_none()
+            {
+                return bad(&format!("`{f}` is not a string field of the schema"));
+            }
+            if list.len() == 2 && list[0] == list[1] {
+                return bad("a column is named twice");
+            }
+        }
         Ok(self)
     }
 
@@ -205,6 +238,7 @@ impl Schema {
         Schema {
             event_time: None,
             kind: None,
+            partition_by: None,
             fields: vec![
                 f("event_id", FieldType::String, true),
                 f("event_type", FieldType::String, true),
@@ -225,9 +259,25 @@ impl Schema {
         self.fields.iter().position(|f| same_str(&f.name, name))
     }
 
-    /// The string field the lake partitions by ([`PARTITION_FIELD`]), if the schema has it.
+    /// The string field the lake partitions by (`partition_by`'s, else [`PARTITION_FIELD`]),
+    /// if the schema has it.
     pub fn partition_field(&self) -> Option<usize> {
-        self.typed(PARTITION_FIELD, FieldType::String)
+        match &self.partition_by {
+            Some(list) => list
+                .iter()
+                .find(|p| *p != DATE_PARTITION)
+                .and_then(|p| self.typed(p, FieldType::String)),
+            None => self.typed(PARTITION_FIELD, FieldType::String),
+        }
+    }
+
+    /// The timestamp field the lake partitions by day, if it does.
+    pub fn date_partition_field(&self) -> Option<usize> {
+        let by_date = self
+            .partition_by
+            .as_ref()
+            .is_none_or(|list| list.iter().any(|p| p == DATE_PARTITION));
+        self.event_time_field().filter(|_| by_date)
     }
 
     /// The field called `name`, if it has type `ty`.
@@ -284,6 +334,7 @@ mod tests {
             fields: vec![f("kind"), conditional],
             event_time: Some("kind".into()),
             kind: Some("kind".into()),
+            partition_by: None,
         };
         assert_eq!(
             with_kind.validated().unwrap_err().to_string(),

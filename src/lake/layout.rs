@@ -70,7 +70,7 @@ pub fn arrow_type(ty: FieldType) -> DataType {
 impl Layout {
     /// The layout of `schema`.
     pub fn new(schema: &Schema) -> Self {
-        let date_field = schema.event_time_field();
+        let date_field = schema.date_partition_field();
         let type_field = schema.partition_field();
         let columns: Vec<usize> = (0..schema.fields.len())
             .filter(|&i| Some(i) != type_field)
@@ -131,13 +131,13 @@ impl Layout {
     }
 
     /// The partition columns, outermost first.
-    pub fn partition_columns(&self) -> Vec<&'static str> {
+    pub fn partition_columns(&self) -> Vec<&str> {
         let mut out = Vec::new();
         if self.date_field.is_some() {
             out.push(DATE_COLUMN);
         }
-        if self.type_field.is_some() {
-            out.push(TYPE_COLUMN);
+        if let Some(i) = self.type_field {
+            out.push(self.schema.fields[i].name.as_str());
         }
         out
     }
@@ -151,7 +151,7 @@ impl Layout {
         }
         if let Some(i) = self.type_field {
             fields.push(ArrowField::new(
-                TYPE_COLUMN,
+                &self.schema.fields[i].name,
                 DataType::Utf8,
                 !self.schema.fields[i].required,
             ));
@@ -198,13 +198,13 @@ pub struct Partition {
 }
 
 impl Partition {
-    fn of(day: Option<Option<i32>>, kind: Option<Option<&str>>) -> Partition {
+    fn of(day: Option<Option<i32>>, kind: Option<(&str, Option<&str>)>) -> Partition {
         let mut values = Vec::new();
         if let Some(day) = day {
             values.push((DATE_COLUMN.to_string(), day.map(format_day)));
         }
-        if let Some(kind) = kind {
-            values.push((TYPE_COLUMN.to_string(), kind.map(str::to_string)));
+        if let Some((column, kind)) = kind {
+            values.push((column.to_string(), kind.map(str::to_string)));
         }
         let dir = values
             .iter()
@@ -623,7 +623,11 @@ impl Stage {
             None => {
                 let key: PartKey = (day.flatten(), kind.flatten().map(Into::into));
                 let sizes = self.sizes.get(&key);
-                let rows = Rows::new(layout, Partition::of(day, kind), key, sizes);
+                let column = layout
+                    .type_field
+                    .map(|i| layout.schema.fields[i].name.as_str());
+                let partition = Partition::of(day, column.zip(kind));
+                let rows = Rows::new(layout, partition, key, sizes);
                 self.parts.push(rows);
                 self.parts.len() - 1
             }

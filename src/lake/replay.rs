@@ -58,6 +58,13 @@ pub fn read_events(
     mut each: impl FnMut(Event),
 ) -> Result<u64, LakeError> {
     let partition_type = file.partition.get(TYPE_COLUMN).cloned().flatten();
+    // A field the lake partitions by is in the file's path, not in the file.
+    let partition = |name: &str| file.partition.get(name).cloned().flatten();
+    let (country_part, source_part, product_part) = (
+        partition("country"),
+        partition("source"),
+        partition("product"),
+    );
     let mut n = 0;
     for batch in batches(root, file)? {
         let user = column(&batch, "user_id");
@@ -78,13 +85,15 @@ pub fn read_events(
                 None => interner.intern(text(kind, row).unwrap_or_default()),
             };
             let user = IdHash::of(text(user, row).unwrap_or_default());
-            let mut sym = |a: Option<&ArrayRef>| text(a, row).map(|s| interner.intern(s));
+            let mut sym = |a: Option<&ArrayRef>, part: &Option<String>| {
+                text(a, row).or(part.as_deref()).map(|s| interner.intern(s))
+            };
             let event = Event {
                 event_type,
                 user,
-                product: sym(product),
-                country: sym(country),
-                source: sym(source),
+                product: sym(product, &product_part),
+                country: sym(country, &country_part),
+                source: sym(source, &source_part),
                 at: at.filter(|a| !a.is_null(row)).map_or(0, |a| a.value(row)),
                 price: price
                     .filter(|a| !a.is_null(row))
