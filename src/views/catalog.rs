@@ -1,0 +1,111 @@
+//! Every view a run holds, built-in, SQL and Rust, by index.
+
+use std::sync::Arc;
+
+use super::*;
+
+/// A view's columns: names and type names.
+pub type Columns = Vec<(String, &'static str)>;
+
+/// Every view a run can hold, by index (the first field of a [`ViewRow`]): the built-in views
+/// first, in [`VIEWS`] order, then the SQL views of the config.
+#[derive(Debug, Default)]
+pub struct Catalog {
+    sql: Vec<sql::SqlView>,
+    custom: custom::Registry,
+}
+
+impl Catalog {
+    /// The built-in views, the `sql` views and the `custom` (Rust) views.
+    pub fn new(sql: Vec<sql::SqlView>, custom: custom::Registry) -> Self {
+        Catalog { sql, custom }
+    }
+
+    /// How many views there are.
+    pub fn len(&self) -> usize {
+        VIEWS.len() + self.sql.len() + self.custom.views().len()
+    }
+
+    /// The index of the Rust view `i` of the registry.
+    pub fn custom_index(&self, i: usize) -> usize {
+        VIEWS.len() + self.sql.len() + i
+    }
+
+    /// The Rust view at index `view`, if it is one.
+    pub fn custom(&self, view: usize) -> Option<&Arc<dyn custom::View>> {
+        view.checked_sub(VIEWS.len() + self.sql.len())
+            .and_then(|i| self.custom.views().get(i))
+    }
+
+    /// Whether there are none (never: the built-ins are always there).
+    pub fn is_empty(&self) -> bool {
+        false
+    }
+
+    /// The SQL views.
+    pub fn sql_views(&self) -> &[sql::SqlView] {
+        &self.sql
+    }
+
+    /// The index of the SQL view `i` of [`Catalog::sql_views`].
+    pub fn sql_index(&self, i: usize) -> usize {
+        VIEWS.len() + i
+    }
+
+    /// The SQL view at index `view`, if it is one.
+    pub fn sql(&self, view: usize) -> Option<&sql::SqlView> {
+        view.checked_sub(VIEWS.len()).and_then(|i| self.sql.get(i))
+    }
+
+    /// The name of view `view`.
+    pub fn name(&self, view: usize) -> &str {
+        match (self.sql(view), self.custom(view)) {
+            (Some(v), _) => &v.name,
+            (_, Some(v)) => v.name(),
+            _ => VIEWS[view].name,
+        }
+    }
+
+    /// What view `view` means.
+    pub fn description(&self, view: usize) -> &str {
+        match (self.sql(view), self.custom(view)) {
+            (Some(v), _) => &v.description,
+            (_, Some(v)) => v.description(),
+            _ => VIEWS[view].description,
+        }
+    }
+
+    /// The view called `name`.
+    pub fn index_of(&self, name: &str) -> Option<usize> {
+        (0..self.len()).find(|&i| self.name(i) == name)
+    }
+
+    /// The names and types of view `view`'s key columns and value columns (a built-in view's
+    /// types are not named: `""`).
+    pub fn columns(&self, view: usize) -> (Columns, Columns) {
+        match self.sql(view) {
+            Some(v) => {
+                let of = |key: bool| {
+                    v.plan
+                        .columns
+                        .iter()
+                        .filter(|c| c.key == key)
+                        .map(|c| (c.name.clone(), c.ty.name()))
+                        .collect()
+                };
+                (of(true), of(false))
+            }
+            None => {
+                let untyped = |names: Vec<String>| names.into_iter().map(|n| (n, "")).collect();
+                match self.custom(view) {
+                    Some(v) => (untyped(v.key()), untyped(v.value())),
+                    None => {
+                        let spec = &VIEWS[view];
+                        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect();
+                        (untyped(names(spec.key)), untyped(names(spec.value)))
+                    }
+                }
+            }
+        }
+    }
+}
