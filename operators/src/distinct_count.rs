@@ -83,6 +83,25 @@ pub trait DistinctCount<'scope, T: Timestamp, D> {
 
     /// Counts, per group, the distinct items among the `(group, item)` pairs `logic` returns:
     /// for each record none (`None`), one (`Some`), or several (any iterator).
+    ///
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use lambdaflow_operators::DistinctCount;
+    ///
+    /// timely::example(|scope| {
+    ///     // one pass, two groups per order: buyers per shop and buyers overall
+    ///     let orders = [("north", "ann"), ("south", "ann"), ("north", "bob")].map(|(s, u)| (s.to_string(), u.to_string()));
+    ///     let (_input, orders) = scope.new_collection_from(orders);
+    ///     orders
+    ///         .distinct_count_named("Buyers", |(shop, user): (String, String)| {
+    ///             [(shop, user.clone()), ("all".to_string(), user)]
+    ///         })
+    ///         .inspect(|((group, buyers), _time, _diff)| match group.as_str() {
+    ///             "south" => assert_eq!(*buyers, 1),
+    ///             _ => assert_eq!(*buyers, 2), // north: ann and bob; all: ann counted once
+    ///         });
+    /// });
+    /// ```
     fn distinct_count_named<G, I, P, L>(
         self,
         name: &str,

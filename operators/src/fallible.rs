@@ -49,6 +49,25 @@ pub trait FlatMapFallible<'scope, T: Timestamp, D, R> {
 
     /// Applies `logic` to every record; what it pushes into its first vector becomes the first
     /// collection, what it pushes into its second vector the second one.
+    ///
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use lambdaflow_operators::FlatMapFallible;
+    ///
+    /// timely::example(|scope| {
+    ///     let (_input, lines) = scope.new_collection_from(["4,5", "x", "6"].map(String::from));
+    ///     let (numbers, errors) = lines.flat_map_fallible_named("Parse", |line: String, ok, err| {
+    ///         for part in line.split(',') {
+    ///             match part.parse::<u32>() {
+    ///                 Ok(n) => ok.push(n),
+    ///                 Err(_) => err.push(format!("not a number: {part}")),
+    ///             }
+    ///         }
+    ///     });
+    ///     numbers.inspect(|(n, _time, _diff)| assert!([4, 5, 6].contains(n)));
+    ///     errors.inspect(|(e, _time, _diff)| assert_eq!(e, "not a number: x"));
+    /// });
+    /// ```
     fn flat_map_fallible_named<O, E, L>(
         self,
         name: &str,

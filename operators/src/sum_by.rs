@@ -51,6 +51,26 @@ pub trait SumBy<'scope, T: Timestamp, D> {
     /// (`None`), one (`Some`), or several (any iterator; one pass over the records can feed
     /// many sums that way). The output holds one `(key, total)` record per key with a non-zero
     /// total.
+    ///
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use lambdaflow_operators::SumBy;
+    ///
+    /// timely::example(|scope| {
+    ///     // (country, cents): one pass feeds a sum per country and one for the world
+    ///     let sales = [("UK", 1999), ("FR", 500), ("UK", 1)].map(|(c, p)| (c.to_string(), p as isize));
+    ///     let (_input, sales) = scope.new_collection_from(sales);
+    ///     sales
+    ///         .sum_by_named("Revenue", |(country, cents): (String, isize)| {
+    ///             [(country, (cents, 1isize)), ("world".to_string(), (cents, 1))]
+    ///         })
+    ///         .inspect(|((key, (revenue, orders)), _time, _diff)| match key.as_str() {
+    ///             "UK" => assert_eq!((*revenue, *orders), (2000, 2)),
+    ///             "FR" => assert_eq!((*revenue, *orders), (500, 1)),
+    ///             _ => assert_eq!((*revenue, *orders), (2500, 3)),
+    ///         });
+    /// });
+    /// ```
     fn sum_by_named<K, A, P, L>(
         self,
         name: &str,

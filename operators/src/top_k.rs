@@ -36,6 +36,22 @@ pub trait TopK<'scope, T: Timestamp, G, V> {
     }
 
     /// Keeps, per group, the `k` smallest values as `(group, (rank, value))`.
+    ///
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use lambdaflow_operators::TopK;
+    ///
+    /// timely::example(|scope| {
+    ///     // the fastest lap per driver: a group each, k = 1
+    ///     let laps = [("ann", 71), ("bob", 69), ("ann", 68)].map(|(d, s)| (d.to_string(), s));
+    ///     let (_input, laps) = scope.new_collection_from(laps);
+    ///     laps.top_k_named("FastestLap", 1)
+    ///         .inspect(|((driver, (rank, secs)), _time, _diff)| {
+    ///             assert_eq!(*rank, 1);
+    ///             assert_eq!(*secs, if driver == "ann" { 68 } else { 69 });
+    ///         });
+    /// });
+    /// ```
     fn top_k_named(self, name: &str, k: usize) -> VecCollection<'scope, T, (G, (usize, V)), isize>;
 }
 
