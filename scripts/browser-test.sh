@@ -19,7 +19,7 @@ rm -rf "$work"
 mkdir -p "$work"
 "$lf" generate --count 20000 --bad-fraction 0.01 -o "$work/events.jsonl"
 # A file source without --until-exhausted keeps serving once the file is read.
-"$lf" run --workers 2 --source "file:$work/events.jsonl" --listen 127.0.0.1:0 \
+"$lf" run --workers 2 --config scripts/browser-views.toml --source "file:$work/events.jsonl" --listen 127.0.0.1:0 \
     --data-dir "$work/data" >"$work/run.out" 2>"$work/run.err" &
 run=$!
 trap 'kill -INT $run 2>/dev/null; wait $run 2>/dev/null || true' EXIT

@@ -3,7 +3,8 @@
 Waits until the pipeline behind URL has absorbed RECORDS records, loads its dashboard in headless
 Chromium (the command after `--`), and checks that what the page shows equals /api/views: the
 status strip's event and dead-letter totals, revenue by country, top products, dead letters by
-reason and daily active users. Saves the rendered DOM and a screenshot (dashboard.png) in WORKDIR.
+reason and daily active users, and every other view (SQL views among them) in a table of its own.
+Saves the rendered DOM and a screenshot (dashboard.png) in WORKDIR.
 Also parses /metrics with the Prometheus client library's text-format parser. Exits non-zero on
 any difference.
 """
@@ -119,6 +120,20 @@ def main(url, workdir, records, *chromium):
     days = sorted(views["daily_active_users"]["rows"], key=lambda r: r["key"])
     check(num(page.ids.get("dau", "")) == days[-1]["value"] and page.ids.get("dau-day") == days[-1]["key"],
           f"daily active users on {days[-1]['key']}: {page.ids.get('dau')!r} = {days[-1]['value']}")
+    charted = {"events_per_minute", "revenue_by_country", "daily_active_users", "conversion_rate",
+               "top_products", "events_by_source", "dead_letters_by_reason", "events_by_type"}
+    others = [v for v in get(api + "/api/views")["views"] if v["name"] not in charted]
+    cell = lambda v: "–" if v is None else json.dumps(v) if isinstance(v, (dict, list)) else (  # noqa: E731
+        ("true" if v else "false") if isinstance(v, bool) else str(v))
+    for v in others:
+        data = get(f"{api}/api/views/{v['name']}?limit=50")
+        fields = lambda o, cols: [o] if len(cols) == 1 and not isinstance(o, dict) else [o.get(c) for c in cols]  # noqa: E731
+        want = {json.dumps(r["key"], separators=(",", ":"), ensure_ascii=False):
+                [cell(x) for x in fields(r["key"], v["key"]) + fields(r["value"], v["value"])] for r in data["rows"]}
+        shown = page.tables.get(f"view-{v['name']}", {})
+        check(shown == want and len(want) > 0,
+              f"view {v['name']}: the table shows the API's {len(want)} rows ({len(shown)} shown)")
+    check(len(others) >= 5, f"{len(others)} views without a chart have a table: {[v['name'] for v in others]}")
     check(bool(page.ids.get("legend", "").strip()), "the events-per-minute chart has a legend: "
           f"{page.ids.get('legend', '').strip()!r}")
     with urllib.request.urlopen(api + "/metrics", timeout=10) as r:
