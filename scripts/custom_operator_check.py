@@ -64,9 +64,12 @@ def main(binary, workdir):
     common = ["--quiet", "--workers", "2", "--epoch-records", "2000", "--commit-epochs", "2",
               "--source", "file:" + ",".join(files), "--data-dir", data]
     subprocess.run(["rm", "-rf", data], check=True)
-    # A first run, killed before the end.
+    # A first run, killed as soon as its first commit is in the lake (about 20 commits in all).
     first = subprocess.Popen([binary, "run", "--until-exhausted", "--no-serve"] + common)
-    time.sleep(1.5)
+    first_commit = os.path.join(data, "events", "_delta_log", "00000000000000000001.json")
+    deadline = time.monotonic() + 60
+    while not os.path.exists(first_commit) and first.poll() is None and time.monotonic() < deadline:
+        time.sleep(0.002)
     killed = first.poll() is None
     first.send_signal(signal.SIGKILL)
     first.wait()
