@@ -239,8 +239,10 @@ impl RowLayout {
             .iter()
             .map(|v| {
                 let mut plan = v.plan.clone();
-                if plan.table == TableName::Events {
-                    let slots: Vec<usize> = plan
+                // Event rows hold the union of the views' columns; dead-letter rows always hold
+                // reason, message, payload.
+                let slots: Vec<usize> = match plan.table {
+                    TableName::Events => plan
                         .inputs
                         .iter()
                         .map(
@@ -252,24 +254,10 @@ impl RowLayout {
                                 }
                             },
                         )
-                        .collect();
-                    let remap = |e: &mut Expr| e.remap(&slots);
-                    plan.filter.iter_mut().for_each(remap);
-                    plan.keys.iter_mut().for_each(remap);
-                    for a in &mut plan.aggs {
-                        a.arg.iter_mut().for_each(remap);
-                        a.filter.iter_mut().for_each(remap);
-                    }
-                } else {
-                    // Dead-letter rows always hold reason, message, payload.
-                    let remap = |e: &mut Expr| e.remap(&plan.inputs);
-                    plan.filter.iter_mut().for_each(remap);
-                    plan.keys.iter_mut().for_each(remap);
-                    for a in &mut plan.aggs {
-                        a.arg.iter_mut().for_each(remap);
-                        a.filter.iter_mut().for_each(remap);
-                    }
-                }
+                        .collect(),
+                    TableName::DeadLetters => plan.inputs.clone(),
+                };
+                plan.input_exprs().for_each(|e| e.remap(&slots));
                 plan.intern(symbols);
                 plan
             })
@@ -303,21 +291,27 @@ impl RowLayout {
 }
 
 impl Plan {
+    /// The expressions over the input row: `WHERE`, `GROUP BY`, aggregate arguments and filters.
+    fn input_exprs(&mut self) -> impl Iterator<Item = &mut Expr> {
+        let aggs = self
+            .aggs
+            .iter_mut()
+            .flat_map(|a| a.arg.iter_mut().chain(a.filter.iter_mut()));
+        self.filter
+            .iter_mut()
+            .chain(self.keys.iter_mut())
+            .chain(aggs)
+    }
+
     fn intern(&mut self, symbols: &Symbols) {
         if self.table == TableName::DeadLetters {
             return;
         }
-        let intern = |e: &mut Expr| e.intern(symbols);
-        self.filter.iter_mut().for_each(intern);
-        self.keys.iter_mut().for_each(intern);
-        for a in &mut self.aggs {
-            a.arg.iter_mut().for_each(intern);
-            a.filter.iter_mut().for_each(intern);
-        }
+        self.input_exprs().for_each(|e| e.intern(symbols));
         for c in &mut self.columns {
             c.expr.intern(symbols);
         }
-        self.having.iter_mut().for_each(intern);
+        self.having.iter_mut().for_each(|e| e.intern(symbols));
         for o in &mut self.order {
             o.expr.intern(symbols);
         }

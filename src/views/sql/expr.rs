@@ -252,46 +252,40 @@ impl Expr {
     /// Replaces every string constant by its symbol, so that comparing it with an interned
     /// column is comparing two numbers.
     pub fn intern(&mut self, symbols: &Symbols) {
-        match self {
-            Expr::Lit(Datum::Text(s)) => *self = Expr::Lit(Datum::Sym(symbols.intern(s))),
-            Expr::Slot(_) | Expr::Lit(_) => {}
-            Expr::Not(e)
-            | Expr::Neg(e)
-            | Expr::IsNull(e, _)
-            | Expr::Like(e, _, _)
-            | Expr::Trunc(_, e)
-            | Expr::ToDate(e)
-            | Expr::ToFloat(e) => e.intern(symbols),
-            Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(_, a, b) | Expr::Arith(_, a, b, _) => {
-                a.intern(symbols);
-                b.intern(symbols);
+        self.for_each_leaf(&mut |leaf| {
+            if let Expr::Lit(Datum::Text(s)) = leaf {
+                *leaf = Expr::Lit(Datum::Sym(symbols.intern(s)));
             }
-            Expr::In(e, list, _) => {
-                e.intern(symbols);
-                list.iter_mut().for_each(|x| x.intern(symbols));
-            }
-        }
+        });
     }
 
     /// Renumbers the row's slots: slot `i` becomes `slots[i]`.
     pub fn remap(&mut self, slots: &[usize]) {
+        self.for_each_leaf(&mut |leaf| {
+            if let Expr::Slot(i) = leaf {
+                *i = slots[*i];
+            }
+        });
+    }
+
+    /// Calls `f` on every leaf (`Slot` and `Lit`) of the expression.
+    fn for_each_leaf(&mut self, f: &mut impl FnMut(&mut Expr)) {
         match self {
-            Expr::Slot(i) => *i = slots[*i],
-            Expr::Lit(_) => {}
+            Expr::Slot(_) | Expr::Lit(_) => f(self),
             Expr::Not(e)
             | Expr::Neg(e)
             | Expr::IsNull(e, _)
             | Expr::Like(e, _, _)
             | Expr::Trunc(_, e)
             | Expr::ToDate(e)
-            | Expr::ToFloat(e) => e.remap(slots),
+            | Expr::ToFloat(e) => e.for_each_leaf(f),
             Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(_, a, b) | Expr::Arith(_, a, b, _) => {
-                a.remap(slots);
-                b.remap(slots);
+                a.for_each_leaf(f);
+                b.for_each_leaf(f);
             }
             Expr::In(e, list, _) => {
-                e.remap(slots);
-                list.iter_mut().for_each(|x| x.remap(slots));
+                e.for_each_leaf(f);
+                list.iter_mut().for_each(|x| x.for_each_leaf(f));
             }
         }
     }
