@@ -26,6 +26,8 @@ use crate::pipeline::{EpochPolicy, Pipeline, PipelineConfig, PipelineError};
 use crate::source::memory::{MemorySpec, Prepared};
 use crate::source::{Chunk, GeneratorSpec, SourceSpec};
 use crate::views::ViewId;
+use crate::views::custom::Registry;
+use crate::views::sql::SqlView;
 
 /// Records per prepared chunk (as many as a source hands over per poll).
 const CHUNK_RECORDS: usize = 4096;
@@ -45,8 +47,15 @@ pub struct BenchConfig {
     pub rate: Option<f64>,
     /// The generator (seed, malformed fraction).
     pub generator: GeneratorSpec,
-    /// The views to maintain.
+    /// The built-in views to maintain.
     pub views: Vec<ViewId>,
+    /// The SQL views to maintain, over `schema`.
+    pub sql_views: Vec<SqlView>,
+    /// The Rust views to maintain.
+    pub custom_views: Registry,
+    /// The events' schema (the generator writes e-commerce events; a schema that reads them
+    /// differently sees them differently).
+    pub schema: Schema,
     /// Where to write the lake; `None`: a temporary directory, removed afterwards.
     pub data_dir: Option<PathBuf>,
     /// A lake commit every this many epochs.
@@ -242,7 +251,7 @@ pub fn run(
     let prepare_seconds = started.elapsed().as_secs_f64();
     let input_bytes: u64 = chunks.iter().flatten().map(|c| c.byte_len() as u64).sum();
 
-    let schema = Schema::ecommerce();
+    let schema = config.schema.clone();
     // The limits' own copy of their sample, so that they can run again after the pipeline has
     // consumed the prepared input.
     let limit_input = config.limits.then(|| sample(&chunks));
@@ -283,8 +292,8 @@ pub fn run(
         schema: schema.clone(),
         max_record_bytes: 1 << 20,
         views: config.views.clone(),
-        sql_views: Vec::new(),
-        custom_views: Default::default(),
+        sql_views: config.sql_views.clone(),
+        custom_views: config.custom_views.clone(),
         until_exhausted: true,
         lake: Some(LakeConfig {
             dir: dir.clone(),

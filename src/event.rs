@@ -158,9 +158,21 @@ impl Roles {
 
     /// The compact event of a decoded record.
     pub fn project(&self, record: &Record<'_>, interner: &mut Interner) -> Event {
+        self.project_with(record, interner, |_| None)
+    }
+
+    /// [`Roles::project`], taking the symbol of field `i` from `known(i)` when it has it (a
+    /// row of the same record projected for SQL views): interning a string again costs a hash
+    /// and a lookup.
+    pub fn project_with(
+        &self,
+        record: &Record<'_>,
+        interner: &mut Interner,
+        known: impl Fn(usize) -> Option<Option<Sym>>,
+    ) -> Event {
         let mut sym = |role: Option<usize>| {
-            role.and_then(|i| record.text(i))
-                .map(|s| interner.intern(s))
+            let i = role?;
+            known(i).unwrap_or_else(|| record.text(i).map(|s| interner.intern(s)))
         };
         let event_type = sym(self.event_type);
         let user = self.user.and_then(|i| record.text(i)).unwrap_or_default();

@@ -498,6 +498,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
         let (replay_dead_in, replayed_dead) = scope.new_collection::<DeadLetter, isize>();
         let (replay_rows_in, replayed_rows) = scope.new_collection::<Vec<Datum>, isize>();
         let layout = row_layout.clone();
+        let slots = layout.slots(config.schema.fields.len());
         let (events, dead, event_rows, reports) = lake_flow::decode_and_write(
             chunks,
             markers,
@@ -508,10 +509,22 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
                 for (raw, position) in chunk.iter() {
                     match decoder.decode(raw) {
                         Ok(record) => {
-                            if project_rows {
-                                rows.push((layout.project(&record, &mut interner), time, diff));
-                            }
-                            let event = roles.project(&record, &mut interner);
+                            let event = if project_rows {
+                                let row = layout.project(&record, &mut interner);
+                                // The row's symbols, where it holds them (not where it holds
+                                // a string's hash).
+                                let event = roles.project_with(&record, &mut interner, |f| {
+                                    slots[f].and_then(|s| match row[s] {
+                                        Datum::Sym(sym) => Some(Some(sym)),
+                                        Datum::Null => Some(None),
+                                        _ => None,
+                                    })
+                                });
+                                rows.push((row, time, diff));
+                                event
+                            } else {
+                                roles.project(&record, &mut interner)
+                            };
                             if let Some(stage) = stage.as_deref_mut() {
                                 stage.push(&record, &event, epoch, position);
                             }
@@ -547,14 +560,22 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
             &shared.symbols,
         );
         let event_rows = event_rows.concat(replayed_rows);
-        for (i, plan) in sql_plans.iter().enumerate() {
+        let plans: Vec<(u8, &views::sql::Plan)> = sql_plans
+            .iter()
+            .enumerate()
+            .map(|(i, plan)| (shared.store.catalog().sql_index(i) as u8, plan))
+            .collect();
+        let (fused, rest) = views::sql::fused::Fused::of(&plans);
+        if !fused.is_empty() {
+            rows = rows.concat(fused.build(event_rows.clone(), &shared.symbols));
+        }
+        for (view, plan) in rest {
             let input = match plan.table {
                 views::sql::TableName::Events => event_rows.clone(),
                 views::sql::TableName::DeadLetters => {
                     dead.clone().map(|d| views::sql::dead_row(&d))
                 }
             };
-            let view = shared.store.catalog().sql_index(i) as u8;
             rows = rows.concat(views::sql::build(plan, view, input, &shared.symbols, index));
         }
         let input = custom::Input {

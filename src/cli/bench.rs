@@ -7,8 +7,8 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 
-use crate::config::{self};
-use crate::views::ViewId;
+use crate::config::{self, ConfigFile, Overrides};
+use crate::views::custom::Registry;
 
 #[derive(Args)]
 pub(crate) struct BenchArgs {
@@ -37,9 +37,13 @@ pub(crate) struct BenchArgs {
     /// Generator seed.
     #[arg(long, value_name = "N", default_value_t = 42)]
     pub(crate) seed: u64,
-    /// Views to maintain, comma-separated (default: all).
+    /// Views to maintain, comma-separated (default: all built-in views, or the config's own).
     #[arg(long, value_name = "NAMES", value_delimiter = ',')]
     pub(crate) views: Option<Vec<String>>,
+    /// Maintain this config's schema and views (`[schema]`, `[[views]]`, `[pipeline] views`)
+    /// over the generated e-commerce events.
+    #[arg(long, short = 'c', value_name = "FILE")]
+    pub(crate) config: Option<PathBuf>,
     /// Keep the lake in this (new or empty) directory instead of a temporary one.
     #[arg(long, value_name = "DIR")]
     pub(crate) data_dir: Option<PathBuf>,
@@ -51,7 +55,7 @@ pub(crate) struct BenchArgs {
     pub(crate) json: bool,
 }
 
-pub(crate) fn bench(args: BenchArgs) -> Result<()> {
+pub(crate) fn bench(args: BenchArgs, registry: &Registry) -> Result<()> {
     let duration = |what: &str, text: &str| {
         humantime::parse_duration(text)
             .ok()
@@ -81,17 +85,30 @@ pub(crate) fn bench(args: BenchArgs) -> Result<()> {
         args.bad_fraction,
         "2025-01-01T00:00:00Z",
     )?;
-    let views = match args.views {
-        Some(names) => config::parse_views(names, &[])?,
-        None => ViewId::all(),
+    // The config decides the schema and the views; the generator and the lake are the bench's.
+    let file = match &args.config {
+        Some(path) => ConfigFile::load(path)?,
+        None => ConfigFile::default(),
     };
+    let pipeline = config::resolve(
+        file,
+        Overrides {
+            views: args.views,
+            registry: registry.clone(),
+            no_lake: true,
+            ..Overrides::default()
+        },
+    )?;
     let bench = crate::bench::BenchConfig {
         workers,
         events: args.events,
         epoch,
         rate: args.rate,
         generator,
-        views,
+        views: pipeline.views,
+        sql_views: pipeline.sql_views,
+        custom_views: pipeline.custom_views,
+        schema: pipeline.schema,
         data_dir: args.data_dir,
         commit_every: (commit.as_nanos() / epoch.as_nanos()).max(1) as u64,
         compact_files: args.compact_files,

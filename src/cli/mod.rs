@@ -110,7 +110,7 @@ pub fn main(registry: Registry) -> ExitCode {
         Command::Run(args) => run(*args, &registry),
         Command::Generate(args) => generate(args),
         Command::Kafka(args) => kafka_offsets(args),
-        Command::Bench(args) => bench(args),
+        Command::Bench(args) => bench(args, &registry),
         Command::Config => out!("{}", config::DEFAULT_CONFIG).map_err(Into::into),
         Command::Views => VIEWS
             .iter()

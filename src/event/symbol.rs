@@ -29,6 +29,12 @@ impl Sym {
     pub fn get(self) -> u64 {
         self.0.get()
     }
+
+    /// The symbol whose value [`Sym::get`] gave, for code that packs symbols into words; `None`
+    /// for 0, which no symbol is.
+    pub fn from_word(word: u64) -> Option<Sym> {
+        NonZeroU64::new(word).map(Sym)
+    }
 }
 
 /// A key that is counted but never shown, such as a user: the 128-bit xxh3 hash of its string.
@@ -50,6 +56,11 @@ impl IdHash {
     pub fn of(s: &str) -> Self {
         let hash = xxhash_rust::xxh3::xxh3_128(s.as_bytes());
         IdHash((hash >> 64) as u64, hash as u64)
+    }
+
+    /// Its two words.
+    pub fn words(self) -> (u64, u64) {
+        (self.0, self.1)
     }
 }
 

@@ -34,6 +34,9 @@ pub enum Datum {
     Bool(bool),
     /// An instant (microseconds since the Unix epoch), shown as RFC 3339 UTC.
     Timestamp(i64),
+    /// A string's 128-bit hash ([`IdHash`](crate::event::IdHash)), standing in for a string
+    /// whose only use is to be counted distinct; shown in hexadecimal.
+    Hash(u64, u64),
 }
 
 /// A float that orders, compares and hashes by its bits' total order, so that it can be part
@@ -72,6 +75,12 @@ impl Datum {
         s.map_or(Datum::Null, Datum::Sym)
     }
 
+    /// The [`Datum::Hash`] of a string.
+    pub fn hash_of(s: &str) -> Datum {
+        let (a, b) = crate::event::IdHash::of(s).words();
+        Datum::Hash(a, b)
+    }
+
     /// The datum as plain JSON.
     pub fn to_json(&self, symbols: &Symbols) -> Json {
         match self {
@@ -87,6 +96,7 @@ impl Datum {
             Datum::Float(f) => json!(f.0),
             Datum::Bool(b) => json!(b),
             Datum::Timestamp(t) => json!(format_rfc3339(*t)),
+            Datum::Hash(a, b) => json!(format!("{a:016x}{b:016x}")),
         }
     }
 }

@@ -7,7 +7,9 @@
 
 mod compile;
 pub mod expr;
+mod fast;
 pub mod flow;
+pub mod fused;
 pub mod replay;
 
 use serde::{Deserialize, Serialize};
@@ -213,6 +215,13 @@ pub fn compile(name: &str, sql: &str, schema: &Schema) -> Result<Plan, SqlError>
 pub struct RowLayout {
     /// Schema field indices, in row order.
     pub fields: Vec<usize>,
+    /// Whether a view reads the events at all (`SELECT count(*) FROM events` reads no field,
+    /// but needs a row per event).
+    pub wanted: bool,
+    /// For each field, whether its strings are only ever counted distinct: then the row holds
+    /// their 128-bit hash ([`Datum::Hash`]), not the string interned, which would cost a
+    /// lookup in a table that grows with every new value (a user id, for instance).
+    pub hashed: Vec<bool>,
 }
 
 impl RowLayout {
@@ -226,8 +235,13 @@ impl RowLayout {
     pub fn all(schema: &Schema, views: &[SqlView], symbols: &Symbols) -> (RowLayout, Vec<Plan>) {
         let layout = RowLayout {
             fields: (0..schema.fields.len()).collect(),
+            wanted: true,
+            hashed: Vec::new(),
         };
-        Self::starting_with(layout, views, symbols)
+        let (mut layout, plans) = Self::starting_with(layout, views, symbols);
+        // Rust views read every field as it is.
+        layout.hashed = vec![false; layout.fields.len()];
+        (layout, plans)
     }
 
     fn starting_with(
@@ -235,12 +249,13 @@ impl RowLayout {
         views: &[SqlView],
         symbols: &Symbols,
     ) -> (RowLayout, Vec<Plan>) {
-        let plans = views
+        let plans: Vec<Plan> = views
             .iter()
             .map(|v| {
                 let mut plan = v.plan.clone();
                 // Event rows hold the union of the views' columns; dead-letter rows always hold
                 // reason, message, payload.
+                layout.wanted |= plan.table == TableName::Events;
                 let slots: Vec<usize> = match plan.table {
                     TableName::Events => plan
                         .inputs
@@ -262,12 +277,49 @@ impl RowLayout {
                 plan
             })
             .collect();
+        layout.hashed = layout.distinct_only(&plans);
         (layout, plans)
+    }
+
+    /// For each slot, whether it is a string that the event plans only count distinct.
+    fn distinct_only(&self, plans: &[Plan]) -> Vec<bool> {
+        let mut distinct = vec![false; self.fields.len()];
+        let mut other = vec![false; self.fields.len()];
+        for plan in plans.iter().filter(|p| p.table == TableName::Events) {
+            for a in &plan.aggs {
+                if let (AggFn::CountDistinct, Some(Expr::Slot(i)), Type::String) =
+                    (a.func, &a.arg, a.arg_ty)
+                {
+                    distinct[*i] = true;
+                }
+            }
+            let mut plan = plan.clone();
+            let counted = plan
+                .aggs
+                .iter_mut()
+                .filter(|a| a.func == AggFn::CountDistinct);
+            counted.for_each(|a| {
+                if matches!(a.arg, Some(Expr::Slot(_))) {
+                    a.arg = None;
+                }
+            });
+            for e in plan.input_exprs() {
+                e.for_each_slot(&mut |i| other[i] = true);
+            }
+        }
+        distinct.iter().zip(&other).map(|(d, o)| *d && !o).collect()
     }
 
     /// Whether no view reads the events.
     pub fn is_empty(&self) -> bool {
-        self.fields.is_empty()
+        !self.wanted
+    }
+
+    /// For each schema field, its slot in the rows, if they hold it.
+    pub fn slots(&self, fields: usize) -> Vec<Option<usize>> {
+        (0..fields)
+            .map(|f| self.fields.iter().position(|&g| g == f))
+            .collect()
     }
 
     /// The row of a decoded record.
@@ -275,11 +327,16 @@ impl RowLayout {
         use crate::event::decode::Value;
         self.fields
             .iter()
-            .map(|&i| match record.value(i) {
+            .enumerate()
+            .map(|(slot, &i)| match record.value(i) {
                 Value::Absent => Datum::Null,
-                Value::Text(_) => record
-                    .text(i)
-                    .map_or(Datum::Null, |s| Datum::Sym(interner.intern(s))),
+                Value::Text(_) => record.text(i).map_or(Datum::Null, |s| {
+                    if self.hashed.get(slot) == Some(&true) {
+                        Datum::hash_of(s)
+                    } else {
+                        Datum::Sym(interner.intern(s))
+                    }
+                }),
                 Value::Int(n) => Datum::Int(*n),
                 Value::Float(f) => Datum::Float(Float(*f)),
                 Value::Money(c) => Datum::Money(*c),

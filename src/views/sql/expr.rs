@@ -268,6 +268,15 @@ impl Expr {
         });
     }
 
+    /// Calls `f` with every slot the expression reads.
+    pub fn for_each_slot(&mut self, f: &mut impl FnMut(usize)) {
+        self.for_each_leaf(&mut |leaf| {
+            if let Expr::Slot(i) = leaf {
+                f(*i);
+            }
+        });
+    }
+
     /// Calls `f` on every leaf (`Slot` and `Lit`) of the expression.
     fn for_each_leaf(&mut self, f: &mut impl FnMut(&mut Expr)) {
         match self {
@@ -299,18 +308,29 @@ impl Expr {
                 Datum::Bool(b) => Datum::Bool(!b),
                 _ => Datum::Null,
             },
-            Expr::And(a, b) => match (truth(&a.eval(row, symbols)), truth(&b.eval(row, symbols))) {
-                (Some(false), _) | (_, Some(false)) => Datum::Bool(false),
-                (Some(true), Some(true)) => Datum::Bool(true),
-                _ => Datum::Null,
+            // The right side only when the left does not decide: false, or true.
+            Expr::And(a, b) => match truth(&a.eval(row, symbols)) {
+                Some(false) => Datum::Bool(false),
+                left => match (left, truth(&b.eval(row, symbols))) {
+                    (_, Some(false)) => Datum::Bool(false),
+                    (Some(true), Some(true)) => Datum::Bool(true),
+                    _ => Datum::Null,
+                },
             },
-            Expr::Or(a, b) => match (truth(&a.eval(row, symbols)), truth(&b.eval(row, symbols))) {
-                (Some(true), _) | (_, Some(true)) => Datum::Bool(true),
-                (Some(false), Some(false)) => Datum::Bool(false),
-                _ => Datum::Null,
+            Expr::Or(a, b) => match truth(&a.eval(row, symbols)) {
+                Some(true) => Datum::Bool(true),
+                left => match (left, truth(&b.eval(row, symbols))) {
+                    (_, Some(true)) => Datum::Bool(true),
+                    (Some(false), Some(false)) => Datum::Bool(false),
+                    _ => Datum::Null,
+                },
             },
             Expr::Cmp(op, a, b) => {
                 let (a, b) = (a.eval(row, symbols), b.eval(row, symbols));
+                // Equal strings have equal symbols: no need to read them.
+                if let (Datum::Sym(x), Datum::Sym(y), Cmp::Eq | Cmp::Ne) = (&a, &b, op) {
+                    return Datum::Bool((x == y) == (*op == Cmp::Eq));
+                }
                 match compare(&a, &b, symbols) {
                     None => Datum::Null,
                     Some(o) => Datum::Bool(match op {
@@ -342,7 +362,14 @@ impl Expr {
                 }
                 let mut unknown = false;
                 for x in list {
-                    match compare(&v, &x.eval(row, symbols), symbols) {
+                    let x = x.eval(row, symbols);
+                    if let (Datum::Sym(a), Datum::Sym(b)) = (&v, &x) {
+                        if a == b {
+                            return Datum::Bool(!negated);
+                        }
+                        continue;
+                    }
+                    match compare(&v, &x, symbols) {
                         Some(Ordering::Equal) => return Datum::Bool(!negated),
                         None => unknown = true,
                         Some(_) => {}

@@ -16,7 +16,7 @@ use lambdaflow_operators::{DistinctCount, SumBy, TopK};
 use serde::{Deserialize, Serialize};
 
 use super::expr::{Type, compare, text};
-use super::{AggFn, Plan};
+use super::{Agg, AggFn, Plan};
 use crate::event::Symbols;
 use crate::views::{Datum, Float, ViewRow};
 
@@ -76,15 +76,7 @@ pub fn build<'s>(
         let value = if j == ROWS {
             Datum::Int(count as i64)
         } else {
-            let a = &p.aggs[j as usize];
-            match (a.func, a.arg_ty) {
-                (AggFn::Avg, Type::Money) => {
-                    Datum::Float(Float(amount as f64 / count as f64 / 100.0))
-                }
-                (AggFn::Avg, _) => Datum::Float(Float(amount as f64 / count as f64)),
-                (AggFn::Sum, Type::Money) => Datum::Money(amount as i64),
-                _ => Datum::Int(amount as i64),
-            }
+            additive_value(&p.aggs[j as usize], amount as i64, count as i64)
         };
         (key, (j, value))
     }));
@@ -215,6 +207,33 @@ fn group_row(
             row[key.len() + usize::from(*j)] = v.clone();
         }
     }
+    finish(plan, row, key.len(), symbols)
+}
+
+/// The value of an additive aggregate over `count` non-null values (rows, for `count(*)`)
+/// that sum to `amount`.
+pub(super) fn additive_value(a: &Agg, amount: i64, count: i64) -> Datum {
+    if count == 0 {
+        return a.empty();
+    }
+    match (a.func, a.arg_ty) {
+        (AggFn::CountRows | AggFn::Count, _) => Datum::Int(count),
+        (AggFn::Avg, Type::Money) => Datum::Float(Float(amount as f64 / count as f64 / 100.0)),
+        (AggFn::Avg, _) => Datum::Float(Float(amount as f64 / count as f64)),
+        (AggFn::Sum, Type::Money) => Datum::Money(amount),
+        _ => Datum::Int(amount),
+    }
+}
+
+/// A group's row from its group row (the `keys` key values, then the aggregates), or `None`
+/// if it fails `HAVING`.
+pub(super) fn finish(
+    plan: &Plan,
+    row: Vec<Datum>,
+    keys: usize,
+    symbols: &Symbols,
+) -> Option<(Vec<Datum>, Vec<Datum>, SortKey)> {
+    debug_assert_eq!(row.len(), keys + plan.aggs.len());
     if plan
         .having
         .as_ref()
@@ -237,7 +256,7 @@ fn group_row(
 /// A row's place in `ORDER BY` order: its order values (strings by their text), then its key
 /// columns by text, so that ties fall the same way on every run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-struct SortKey(Vec<(Datum, bool, bool)>);
+pub(super) struct SortKey(Vec<(Datum, bool, bool)>);
 
 impl Ord for SortKey {
     fn cmp(&self, other: &Self) -> Ordering {

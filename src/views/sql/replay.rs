@@ -28,17 +28,25 @@ pub fn read_rows(
     let mut n = 0;
     for batch in batches(root, file)? {
         let epochs = batch.column_by_name("_epoch");
-        let columns: Vec<(Option<&ArrayRef>, FieldType, Option<Datum>)> = layout
+        let columns: Vec<(Option<&ArrayRef>, FieldType, Option<Datum>, bool)> = layout
             .fields
             .iter()
-            .map(|&i| {
+            .enumerate()
+            .map(|(slot, &i)| {
                 let field = &schema.fields[i];
                 // A partition column is in the file's path, not in the file.
+                let hashed = layout.hashed.get(slot) == Some(&true);
                 let partition = file.partition.get(&field.name).map(|v| match v {
+                    Some(text) if hashed => Datum::hash_of(text),
                     Some(text) => Datum::Sym(interner.intern(text)),
                     None => Datum::Null,
                 });
-                (batch.column_by_name(&field.name), field.ty, partition)
+                (
+                    batch.column_by_name(&field.name),
+                    field.ty,
+                    partition,
+                    hashed,
+                )
             })
             .collect();
         for row in 0..batch.num_rows() {
@@ -47,9 +55,10 @@ pub fn read_rows(
             }
             let values = columns
                 .iter()
-                .map(|(array, ty, partition)| match (array, partition) {
+                .map(|(array, ty, partition, hashed)| match (array, partition) {
                     (_, Some(p)) => p.clone(),
                     (None, None) => Datum::Null,
+                    (Some(a), None) if *hashed => hashed_value(a, row),
                     (Some(a), None) => value(a, *ty, row, interner),
                 })
                 .collect();
@@ -58,6 +67,14 @@ pub fn read_rows(
         }
     }
     Ok(n)
+}
+
+/// A string column's value as its [`Datum::Hash`].
+fn hashed_value(array: &ArrayRef, row: usize) -> Datum {
+    match array.as_string_opt::<i32>() {
+        Some(a) if !array.is_null(row) => Datum::hash_of(a.value(row)),
+        _ => Datum::Null,
+    }
 }
 
 fn value(array: &ArrayRef, ty: FieldType, row: usize, interner: &mut Interner) -> Datum {

@@ -1,0 +1,808 @@
+//! Many SQL views over `events` in one pass: what the compiler makes of the views it can fuse.
+//!
+//! Built one by one ([`super::flow`]), every view reads every event, keys it by a vector of
+//! values and sums it on its own. Fused, one operator reads each event once for all of them,
+//! as the hand-written built-in plan did:
+//!
+//! - The views that count and sum are put in a few *groups*. An event's *fine key* in a group
+//!   is the values of every key expression of the group's views (its *atoms*, packed into
+//!   words) and the truth of every condition they test (a bit each); its *measures* are one
+//!   row and the non-null counts and sums of the columns they sum. Summed per fine key first,
+//!   an event costs one hash-table addition per group instead of one per view; each fine key's
+//!   totals then roll up into the views' groups once per epoch.
+//! - Views whose keys hold a time finer than a day are grouped apart (with such a key a group's
+//!   fine keys multiply), as are views that sum a column (only events with it feed them).
+//! - `count(DISTINCT x)` aggregates become (group, value) pairs in the same operator; equal
+//!   ones (the same `WHERE`, keys, argument and `FILTER`) in several views are counted once.
+//!
+//! What does not fit (`min`, `max`, float sums, more than [`ATOMS`] keys, or [`MEASURES`]
+//! sums) is built one view at a time, as before; so are views over `dead_letters`.
+
+use std::hash::{Hash, Hasher};
+use std::sync::Arc;
+
+use differential_dataflow::VecCollection;
+use differential_dataflow::difference::{IsZero, Multiply, Semigroup};
+use lambdaflow_operators::{SumByAndDistinctCount, TopK};
+use serde::{Deserialize, Serialize};
+use smallvec::SmallVec;
+
+use super::expr::{Expr, Type, Unit};
+use super::fast::Fast;
+use super::flow::{additive_value, finish};
+use super::{AggFn, Plan, TableName};
+use crate::event::{Sym, Symbols};
+use crate::views::{Datum, Float, ViewRow};
+
+/// The most key expressions a group (and a view) may have to be fused.
+pub const ATOMS: usize = 4;
+/// The most measures (a fine key's, or a view group's) to be fused.
+pub const MEASURES: usize = 4;
+/// The most conditions a group tests.
+const BITS: usize = 16;
+/// The most views in a group.
+const GROUP_VIEWS: usize = 8;
+
+/// Values packed into words, with what kind of value each is: a fine key, a view's group, or a
+/// distinct count's group.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Packed {
+    /// The group, view or distinct count.
+    id: u16,
+    /// The conditions that hold (fine keys).
+    bits: u16,
+    /// Each word's kind ([`pack`]).
+    tags: [u8; ATOMS],
+    /// The values.
+    words: [u64; ATOMS],
+}
+
+impl Hash for Packed {
+    /// One word: the presum tables hash a fine key per event.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut h = (u64::from(self.id) << 16 | u64::from(self.bits)).wrapping_mul(K);
+        for (w, t) in self.words.iter().zip(self.tags) {
+            h = (h.rotate_left(23) ^ w ^ u64::from(t) << 56).wrapping_mul(K);
+        }
+        state.write_u64(h);
+    }
+}
+
+/// Sums of measures; they ride in differential's differences.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct Sums([i64; MEASURES]);
+
+impl IsZero for Sums {
+    fn is_zero(&self) -> bool {
+        self.0 == [0; MEASURES]
+    }
+}
+
+impl Semigroup for Sums {
+    fn plus_equals(&mut self, rhs: &Self) {
+        for (a, b) in self.0.iter_mut().zip(rhs.0) {
+            *a = a.wrapping_add(b);
+        }
+    }
+}
+
+impl Multiply<isize> for Sums {
+    type Output = Sums;
+    fn multiply(self, rhs: &isize) -> Sums {
+        Sums(self.0.map(|a| a.wrapping_mul(*rhs as i64)))
+    }
+}
+
+/// A value as (kind, word); strings not interned yet are interned.
+fn pack(d: &Datum, symbols: &Symbols) -> (u8, u64) {
+    match d {
+        Datum::Null => (0, 0),
+        Datum::Int(n) => (1, *n as u64),
+        Datum::Money(n) => (2, *n as u64),
+        Datum::Sym(s) => (3, s.get()),
+        Datum::Text(t) => (3, symbols.intern(t).get()),
+        Datum::Day(d) => (4, *d as u64),
+        Datum::Minute(m) => (5, *m as u64),
+        Datum::Float(f) => (6, f.0.to_bits()),
+        Datum::Bool(b) => (7, u64::from(*b)),
+        Datum::Timestamp(t) => (8, *t as u64),
+        // Row expressions make neither (they are built-in views' values), and hashes are only
+        // counted distinct ([`pack_value`]).
+        Datum::Ratio(..) | Datum::Average(..) | Datum::Hash(..) => (0, 0),
+    }
+}
+
+/// A value counted distinct, as (kind, words).
+type Value = (u8, u64, u64);
+
+/// A value counted distinct, packed: a [`Datum::Hash`] takes both words.
+fn pack_value(d: &Datum, symbols: &Symbols) -> Value {
+    match d {
+        Datum::Hash(a, b) => (9, *a, *b),
+        _ => {
+            let (tag, word) = pack(d, symbols);
+            (tag, word, 0)
+        }
+    }
+}
+
+/// An expression's value over `row`, packed; a column's without copying it.
+fn pack_fast(e: &Fast, row: &[Datum], symbols: &Symbols) -> (u8, u64) {
+    match e {
+        Fast::Slot(i) => pack(&row[*i], symbols),
+        _ => pack(&e.eval(row, symbols), symbols),
+    }
+}
+
+/// The value [`pack`] packed.
+fn unpack(tag: u8, word: u64) -> Datum {
+    match tag {
+        1 => Datum::Int(word as i64),
+        2 => Datum::Money(word as i64),
+        3 => Sym::from_word(word).map_or(Datum::Null, Datum::Sym),
+        4 => Datum::Day(word as i32),
+        5 => Datum::Minute(word as i64),
+        6 => Datum::Float(Float(f64::from_bits(word))),
+        7 => Datum::Bool(word != 0),
+        8 => Datum::Timestamp(word as i64),
+        _ => Datum::Null,
+    }
+}
+
+/// What an event adds to a fine key.
+#[derive(Clone, Debug, PartialEq)]
+enum Measure {
+    /// One.
+    Rows,
+    /// One if the expression is not null.
+    NonNull(Expr),
+    /// The expression's value (an integer or money), if not null.
+    Sum(Expr),
+}
+
+/// Views fused into one fine key.
+#[derive(Clone, Debug, Default)]
+struct Group {
+    /// The key expressions of its views.
+    atoms: Vec<Expr>,
+    /// The conditions its views test (`WHERE` and `FILTER`).
+    conditions: Vec<Expr>,
+    /// Its measures; the first is [`Measure::Rows`].
+    measures: Vec<Measure>,
+    /// Its views, by index into [`Fused::views`].
+    views: Vec<usize>,
+    /// The conditions one of which must hold for an event to reach a view (`None`: a view
+    /// takes every event).
+    wheres: Option<u16>,
+}
+
+/// A fused view.
+#[derive(Clone, Debug)]
+struct View {
+    /// Its catalog index.
+    id: u8,
+    plan: Arc<Plan>,
+    /// Its `WHERE`, as a condition of its group.
+    filter: Option<u16>,
+    /// Its keys, as atoms of its group.
+    keys: Vec<usize>,
+    /// Its measures: (a measure of its group, a condition of its group it needs); the first
+    /// counts its rows.
+    slots: Vec<(usize, Option<u16>)>,
+    /// Each aggregate's source.
+    aggs: Vec<Source>,
+}
+
+impl View {
+    /// Whether its rows come straight from its group's sums: it has only sums, a `GROUP BY`
+    /// and no `LIMIT`.
+    fn direct(&self) -> bool {
+        self.plan.limit.is_none()
+            && !self.plan.global
+            && self
+                .aggs
+                .iter()
+                .all(|a| matches!(a, Source::Additive { .. }))
+    }
+}
+
+/// Where an aggregate's value comes from.
+#[derive(Clone, Copy, Debug)]
+enum Source {
+    /// Slots of its view: the sum (for `sum` and `avg`) and the count.
+    Additive { sum: Option<usize>, count: usize },
+    /// A distinct count.
+    Distinct(usize),
+}
+
+/// A `count(DISTINCT)`: over the events that pass `filter` (a view's `WHERE` and the
+/// aggregate's `FILTER`), the distinct non-null values of `arg` per group of `keys`.
+#[derive(Clone, Debug, PartialEq)]
+struct Distinct {
+    filter: Vec<Expr>,
+    keys: Vec<Expr>,
+    arg: Expr,
+}
+
+/// The fusable views of a pipeline, fused.
+#[derive(Clone, Debug, Default)]
+pub struct Fused {
+    groups: Vec<Group>,
+    views: Vec<View>,
+    distinct: Vec<Distinct>,
+    /// What the per-event path evaluates, specialised ([`Fused::prepare`]).
+    fast: Vec<FastGroup>,
+    fast_distinct: Vec<FastDistinct>,
+}
+
+/// A group's expressions, specialised.
+#[derive(Clone, Debug)]
+struct FastGroup {
+    atoms: Vec<Fast>,
+    conditions: Vec<Fast>,
+    measures: Vec<(FastMeasure, Fast)>,
+}
+
+/// A measure's kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum FastMeasure {
+    Rows,
+    NonNull,
+    Sum,
+}
+
+/// A distinct count's expressions, specialised.
+#[derive(Clone, Debug)]
+struct FastDistinct {
+    filter: Vec<Fast>,
+    keys: Vec<Fast>,
+    arg: Fast,
+}
+
+impl Fused {
+    /// Fuses every view of `plans` (with their catalog indices) that can be; returns the
+    /// fused views and the others.
+    pub fn of<'p>(plans: &[(u8, &'p Plan)]) -> (Fused, Vec<(u8, &'p Plan)>) {
+        let mut fused = Fused::default();
+        let mut rest = Vec::new();
+        for &(id, plan) in plans {
+            if !fused.add(id, plan) {
+                rest.push((id, plan));
+            }
+        }
+        (fused, rest)
+    }
+
+    /// Whether no view was fused.
+    pub fn is_empty(&self) -> bool {
+        self.views.is_empty()
+    }
+
+    /// Adds a view if it can be fused.
+    fn add(&mut self, id: u8, plan: &Plan) -> bool {
+        let fits = plan.table == TableName::Events
+            && plan.keys.len() <= ATOMS
+            && plan
+                .aggs
+                .iter()
+                .all(|a| a.additive() || a.func == AggFn::CountDistinct);
+        if !fits || self.views.len() >= usize::from(u16::MAX) {
+            return false;
+        }
+        let sums = plan.aggs.iter().any(|a| a.additive() && a.arg.is_some());
+        let fine_time: Vec<&Expr> = plan.keys.iter().filter(|k| sub_day(k, plan)).collect();
+        // The first group of the same kind it fits in, else a new one.
+        for g in 0..=self.groups.len() {
+            if g == self.groups.len() {
+                self.groups.push(Group::default());
+            }
+            let group = &self.groups[g];
+            let kind = |v: &View| {
+                let p = &v.plan;
+                let their_time: Vec<&Expr> = p.keys.iter().filter(|k| sub_day(k, p)).collect();
+                p.aggs.iter().any(|a| a.additive() && a.arg.is_some()) == sums
+                    && their_time == fine_time
+            };
+            if group.views.first().is_some_and(|&v| !kind(&self.views[v])) {
+                continue;
+            }
+            if let Some(view) = self.try_add(g, id, plan) {
+                self.groups[g].views.push(self.views.len());
+                self.views.push(view);
+                return true;
+            }
+            if self.groups[g].views.is_empty() {
+                self.groups.pop();
+                return false;
+            }
+        }
+        false
+    }
+
+    /// The view as a member of group `g`, which grows to take it; `None` (and `g` unchanged)
+    /// if it does not fit.
+    fn try_add(&mut self, g: usize, id: u8, plan: &Plan) -> Option<View> {
+        let mut group = self.groups[g].clone();
+        if group.views.len() >= GROUP_VIEWS {
+            return None;
+        }
+        if group.measures.is_empty() {
+            group.measures.push(Measure::Rows);
+        }
+        let keys = plan
+            .keys
+            .iter()
+            .map(|k| index(&mut group.atoms, k))
+            .collect();
+        let condition = |group: &mut Group, e: &Option<Expr>| {
+            e.as_ref().map(|e| index(&mut group.conditions, e) as u16)
+        };
+        let filter = condition(&mut group, &plan.filter);
+        // The first slot counts the rows that pass `WHERE` (tested before any slot).
+        let mut slots = vec![(0, None)];
+        let mut distinct = Vec::new();
+        let mut aggs = Vec::new();
+        for a in &plan.aggs {
+            // A distinct count tests its `FILTER` itself ([`Fused::pairs`]).
+            let when = match a.func {
+                AggFn::CountDistinct => None,
+                _ => condition(&mut group, &a.filter),
+            };
+            let mut slot = |group: &mut Group, m: Measure| {
+                let m = index(&mut group.measures, &m);
+                index(&mut slots, &(m, when))
+            };
+            let arg = a.arg.clone();
+            aggs.push(match (a.func, arg) {
+                (AggFn::CountDistinct, Some(arg)) => {
+                    let d = Distinct {
+                        filter: plan.filter.iter().chain(&a.filter).cloned().collect(),
+                        keys: plan.keys.clone(),
+                        arg,
+                    };
+                    let at = self.distinct.iter().position(|x| *x == d);
+                    let at = at.unwrap_or_else(|| {
+                        distinct.push(d.clone());
+                        self.distinct.len() + distinct.len() - 1
+                    });
+                    Source::Distinct(at)
+                }
+                (AggFn::CountRows, _) | (_, None) => Source::Additive {
+                    sum: None,
+                    count: slot(&mut group, Measure::Rows),
+                },
+                (AggFn::Count, Some(arg)) => Source::Additive {
+                    sum: None,
+                    count: slot(&mut group, Measure::NonNull(arg)),
+                },
+                (_, Some(arg)) => Source::Additive {
+                    sum: Some(slot(&mut group, Measure::Sum(arg.clone()))),
+                    count: slot(&mut group, Measure::NonNull(arg)),
+                },
+            });
+        }
+        let fits = group.atoms.len() <= ATOMS
+            && group.conditions.len() <= BITS
+            && group.measures.len() <= MEASURES
+            && slots.len() <= MEASURES;
+        if !fits {
+            return None;
+        }
+        group.wheres = match (group.views.is_empty(), group.wheres, filter) {
+            (_, _, None) => None,
+            (true, _, Some(f)) => Some(1 << f),
+            (false, w, Some(f)) => w.map(|w| w | 1 << f),
+        };
+        self.groups[g] = group;
+        self.distinct.extend(distinct);
+        Some(View {
+            id,
+            plan: Arc::new(plan.clone()),
+            filter,
+            keys,
+            slots,
+            aggs,
+        })
+    }
+
+    /// Specialises the expressions the per-event path evaluates.
+    fn prepare(&mut self) {
+        let all = |list: &[Expr]| list.iter().map(Fast::of).collect::<Vec<_>>();
+        self.fast = self
+            .groups
+            .iter()
+            .map(|g| FastGroup {
+                atoms: all(&g.atoms),
+                conditions: all(&g.conditions),
+                measures: g
+                    .measures
+                    .iter()
+                    .map(|m| match m {
+                        Measure::Rows => (FastMeasure::Rows, Fast::Slot(0)),
+                        Measure::NonNull(e) => (FastMeasure::NonNull, Fast::of(e)),
+                        Measure::Sum(e) => (FastMeasure::Sum, Fast::of(e)),
+                    })
+                    .collect(),
+            })
+            .collect();
+        self.fast_distinct = self
+            .distinct
+            .iter()
+            .map(|d| FastDistinct {
+                filter: all(&d.filter),
+                keys: all(&d.keys),
+                arg: Fast::of(&d.arg),
+            })
+            .collect();
+    }
+
+    /// Builds the fused views over the event rows and returns their rows' changes.
+    pub fn build<'s>(
+        mut self,
+        events: VecCollection<'s, u64, Vec<Datum>>,
+        symbols: &Arc<Symbols>,
+    ) -> VecCollection<'s, u64, ViewRow> {
+        self.prepare();
+        let this = Arc::new(self);
+        let (t, s) = (this.clone(), symbols.clone());
+        let r = this.clone();
+        let (d, ds) = (this.clone(), symbols.clone());
+        let (sums, counts) = events.sum_by_rollup_and_distinct_count_named(
+            "sql_fused",
+            move |row: &Vec<Datum>| t.fine(row, &s),
+            move |fine: Packed, sums: Sums| r.rollup(fine, sums),
+            move |row: &Vec<Datum>| d.pairs(row, &ds),
+        );
+        let scope = sums.inner.scope();
+        // Views of sums alone, without LIMIT: each group's row straight from its sums.
+        let (f, s) = (this.clone(), symbols.clone());
+        let mut outputs = vec![sums.clone().flat_map(move |(key, totals)| {
+            let v = &f.views[usize::from(key.id)];
+            let row = v
+                .direct()
+                .then(|| f.finish(v, &key, Some(&totals), &[], &s))?;
+            row.map(|(keys, values, _)| (v.id, keys, values))
+        })];
+        if this.views.iter().any(|v| !v.direct()) {
+            outputs.extend(Self::put_together(this, sums, counts, symbols));
+        }
+        differential_dataflow::collection::concatenate(scope, outputs)
+    }
+
+    /// The rows of the views that are not [`View::direct`]: a group's sums and distinct counts
+    /// (and the seed of a view without `GROUP BY`) put together, then ranked for a `LIMIT`.
+    fn put_together<'s>(
+        this: Arc<Fused>,
+        sums: VecCollection<'s, u64, (Packed, Sums)>,
+        counts: VecCollection<'s, u64, (Packed, isize)>,
+        symbols: &Arc<Symbols>,
+    ) -> Vec<VecCollection<'s, u64, ViewRow>> {
+        let scope = sums.inner.scope();
+        let f = this.clone();
+        let mut parts = vec![sums.flat_map(move |(key, totals)| {
+            (!f.views[usize::from(key.id)].direct()).then_some((key, Part::Sums(totals)))
+        })];
+        let f = this.clone();
+        parts.push(counts.flat_map(move |(key, n)| {
+            // Each view with this distinct count; its group has the distinct count's keys.
+            let d = usize::from(key.id);
+            let views = f.views.iter().enumerate();
+            views
+                .filter(|(_, v)| {
+                    v.aggs
+                        .iter()
+                        .any(|a| matches!(a, Source::Distinct(x) if *x == d))
+                })
+                .map(|(i, _)| {
+                    let mut group = key;
+                    group.id = i as u16;
+                    (group, Part::Distinct(key.id, n as i64))
+                })
+                .collect::<Vec<_>>()
+        }));
+        // Every worker builds the same dataflow; worker 0 holds the seeds.
+        if this.views.iter().any(|v| v.plan.global) {
+            use differential_dataflow::input::Input;
+            let seeds = this.views.iter().enumerate().filter(|(_, v)| v.plan.global);
+            let seeds: Vec<_> = seeds
+                .map(|(i, _)| {
+                    let key = Packed {
+                        id: i as u16,
+                        ..Packed::default()
+                    };
+                    (key, Part::Seed)
+                })
+                .filter(|_| scope.index() == 0)
+                .collect();
+            parts.push(scope.new_collection_from(seeds).1);
+        }
+        let (f, s) = (this.clone(), symbols.clone());
+        let rows = differential_dataflow::collection::concatenate(scope, parts).reduce_named(
+            "sql_fused_rows",
+            move |key: &Packed, parts: &[(&Part, isize)], out| {
+                let (mut totals, mut counts, mut seeded) = (None, Vec::new(), false);
+                for (p, _) in parts {
+                    match p {
+                        Part::Sums(t) => totals = Some(*t),
+                        Part::Distinct(d, n) => counts.push((usize::from(*d), *n)),
+                        Part::Seed => seeded = true,
+                    }
+                }
+                if totals.is_none() && !seeded {
+                    return;
+                }
+                let v = &f.views[usize::from(key.id)];
+                if let Some(row) = f.finish(v, key, totals.as_ref(), &counts, &s) {
+                    out.push((row, 1));
+                }
+            },
+        );
+        let mut outputs = Vec::new();
+        for (i, v) in this.views.iter().enumerate().filter(|(_, v)| !v.direct()) {
+            let id = v.id;
+            let mine = rows
+                .clone()
+                .flat_map(move |(key, row)| (usize::from(key.id) == i).then_some(row));
+            outputs.push(match v.plan.limit {
+                None => mine.map(move |(keys, values, _)| (id, keys, values)),
+                Some(limit) => mine
+                    .map(|(keys, values, place)| ((), (place, keys, values)))
+                    .top_k_named("sql_limit", limit)
+                    .map(move |((), (_rank, (_, keys, values)))| (id, keys, values)),
+            });
+        }
+        outputs
+    }
+
+    /// An event's fine keys, one per group it reaches, with its measures.
+    fn fine(&self, row: &[Datum], symbols: &Symbols) -> SmallVec<[(Packed, Sums); 4]> {
+        let mut out = SmallVec::new();
+        for (g, (group, fast)) in self.groups.iter().zip(&self.fast).enumerate() {
+            let mut bits = 0u16;
+            for (i, c) in fast.conditions.iter().enumerate() {
+                if c.holds(row, symbols) {
+                    bits |= 1 << i;
+                }
+            }
+            if group.wheres.is_some_and(|w| bits & w == 0) {
+                continue;
+            }
+            let mut key = Packed {
+                id: g as u16,
+                bits,
+                ..Packed::default()
+            };
+            for (i, a) in fast.atoms.iter().enumerate() {
+                (key.tags[i], key.words[i]) = pack_fast(a, row, symbols);
+            }
+            let mut sums = Sums::default();
+            for ((kind, e), slot) in fast.measures.iter().zip(&mut sums.0) {
+                *slot = match kind {
+                    FastMeasure::Rows => 1,
+                    FastMeasure::NonNull => i64::from(!e.is_null(row, symbols)),
+                    FastMeasure::Sum => match e {
+                        Fast::Slot(i) => match row[*i] {
+                            Datum::Int(n) | Datum::Money(n) => n,
+                            _ => 0,
+                        },
+                        _ => match e.eval(row, symbols) {
+                            Datum::Int(n) | Datum::Money(n) => n,
+                            _ => 0,
+                        },
+                    },
+                };
+            }
+            out.push((key, sums));
+        }
+        out
+    }
+
+    /// What a fine key's totals add to its group's views.
+    fn rollup(&self, fine: Packed, totals: Sums) -> SmallVec<[(Packed, Sums); GROUP_VIEWS]> {
+        let group = &self.groups[usize::from(fine.id)];
+        let holds = |c: Option<u16>| c.is_none_or(|c| fine.bits & 1 << c != 0);
+        let mut out = SmallVec::new();
+        for &i in &group.views {
+            let v = &self.views[i];
+            if !holds(v.filter) {
+                continue;
+            }
+            let mut key = Packed {
+                id: i as u16,
+                ..Packed::default()
+            };
+            for (k, &atom) in v.keys.iter().enumerate() {
+                key.tags[k] = fine.tags[atom];
+                key.words[k] = fine.words[atom];
+            }
+            let mut sums = Sums::default();
+            for (slot, &(m, condition)) in sums.0.iter_mut().zip(&v.slots) {
+                if holds(condition) {
+                    *slot = totals.0[m];
+                }
+            }
+            out.push((key, sums));
+        }
+        out
+    }
+
+    /// An event's (distinct count's group, value) pairs.
+    fn pairs(&self, row: &[Datum], symbols: &Symbols) -> SmallVec<[(Packed, Value); 4]> {
+        let mut out = SmallVec::new();
+        for (i, d) in self.fast_distinct.iter().enumerate() {
+            if !d.filter.iter().all(|f| f.holds(row, symbols)) {
+                continue;
+            }
+            let value = match &d.arg {
+                Fast::Slot(i) => pack_value(&row[*i], symbols),
+                e => pack_value(&e.eval(row, symbols), symbols),
+            };
+            if value.0 == 0 {
+                continue;
+            }
+            let mut key = Packed {
+                id: i as u16,
+                ..Packed::default()
+            };
+            for (k, e) in d.keys.iter().enumerate() {
+                (key.tags[k], key.words[k]) = pack_fast(e, row, symbols);
+            }
+            out.push((key, value));
+        }
+        out
+    }
+
+    /// A view's row from its group's sums and distinct counts (by distinct count index).
+    fn finish(
+        &self,
+        v: &View,
+        key: &Packed,
+        totals: Option<&Sums>,
+        counts: &[(usize, i64)],
+        symbols: &Symbols,
+    ) -> Option<(Vec<Datum>, Vec<Datum>, super::flow::SortKey)> {
+        let plan = &v.plan;
+        let mut row: Vec<Datum> = (0..plan.keys.len())
+            .map(|k| unpack(key.tags[k], key.words[k]))
+            .collect();
+        let slot = |s: usize| totals.map_or(0, |t| t.0[s]);
+        for (a, source) in plan.aggs.iter().zip(&v.aggs) {
+            row.push(match *source {
+                Source::Additive { sum, count } => {
+                    additive_value(a, sum.map_or(0, slot), slot(count))
+                }
+                Source::Distinct(d) => {
+                    Datum::Int(counts.iter().find(|(c, _)| *c == d).map_or(0, |(_, n)| *n))
+                }
+            });
+        }
+        finish(plan, row, plan.keys.len(), symbols)
+    }
+}
+
+/// One part of a view's group, put together by `sql_fused_rows`.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+enum Part {
+    /// The group's sums.
+    Sums(Sums),
+    /// A distinct count (by index) and its value.
+    Distinct(u16, i64),
+    /// The one group of a view without `GROUP BY`.
+    Seed,
+}
+
+/// The index of `x` in `list`, pushed if new.
+fn index<T: PartialEq + Clone>(list: &mut Vec<T>, x: &T) -> usize {
+    list.iter().position(|y| y == x).unwrap_or_else(|| {
+        list.push(x.clone());
+        list.len() - 1
+    })
+}
+
+/// Whether a key expression is a time finer than a day.
+fn sub_day(e: &Expr, plan: &Plan) -> bool {
+    match e {
+        Expr::Trunc(unit, _) => matches!(unit, Unit::Second | Unit::Minute | Unit::Hour),
+        Expr::Slot(i) => plan.input_types.get(*i) == Some(&Type::Timestamp),
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::ConfigFile;
+    use crate::event::Schema;
+    use crate::views::sql::{RowLayout, SqlView, compile};
+
+    fn plans(toml: &str) -> Vec<Plan> {
+        let file = ConfigFile::parse(toml, "test").unwrap();
+        let schema = Schema::ecommerce();
+        let views: Vec<SqlView> = file
+            .views
+            .iter()
+            .map(|v| SqlView {
+                name: v.name.clone(),
+                sql: v.sql.clone(),
+                description: String::new(),
+                plan: compile(&v.name, &v.sql, &schema).unwrap(),
+            })
+            .collect();
+        RowLayout::of(&views, &Symbols::default()).1
+    }
+
+    /// The built-in views in SQL fuse into the three groups the hand-written plan had: counts
+    /// (with the days the user counts need), counts per minute, and price sums; their distinct
+    /// user counts share one count; the dead-letter view is left to be built alone.
+    #[test]
+    fn the_builtin_views_in_sql_fuse_as_the_hand_written_plan() {
+        let plans = plans(include_str!("../../../scripts/builtin-views.toml"));
+        let indexed: Vec<(u8, &Plan)> = plans
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u8, p))
+            .collect();
+        let (fused, rest) = Fused::of(&indexed);
+        assert_eq!(fused.views.len(), 10);
+        assert_eq!(rest.len(), 1);
+        assert_eq!(rest[0].1.table, TableName::DeadLetters);
+        let sizes: Vec<(usize, usize, usize)> = fused
+            .groups
+            .iter()
+            .map(|g| (g.views.len(), g.atoms.len(), g.measures.len()))
+            .collect();
+        // events_by_type, daily_active_users, conversion_rate, events_by_source,
+        // events_by_country | events_per_minute | revenue_by_country, avg_price_by_type,
+        // top_products, revenue_by_product.
+        assert_eq!(sizes, [(5, 4, 1), (1, 2, 1), (4, 3, 3)]);
+        // Active users per day (two views) and purchasing users per day.
+        assert_eq!(fused.distinct.len(), 2);
+    }
+
+    /// Views that keep values (`min`, `max`, float sums) or read dead letters are not fused.
+    #[test]
+    fn views_that_keep_values_are_built_alone() {
+        let plans = plans(
+            r#"
+            [[views]]
+            name = "a"
+            sql = "SELECT country, max(price) AS top FROM events GROUP BY country"
+            [[views]]
+            name = "b"
+            sql = "SELECT country, count(*) AS n FROM events GROUP BY country"
+            [[views]]
+            name = "c"
+            sql = "SELECT reason, count(*) AS n FROM dead_letters GROUP BY reason"
+            "#,
+        );
+        let indexed: Vec<(u8, &Plan)> = plans
+            .iter()
+            .enumerate()
+            .map(|(i, p)| (i as u8, p))
+            .collect();
+        let (fused, rest) = Fused::of(&indexed);
+        assert_eq!(fused.views.iter().map(|v| v.id).collect::<Vec<_>>(), [1]);
+        assert_eq!(rest.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 2]);
+    }
+
+    #[test]
+    fn packed_values_unpack_to_themselves() {
+        let symbols = Symbols::default();
+        let values = [
+            Datum::Null,
+            Datum::Int(-3),
+            Datum::Money(1999),
+            Datum::Sym(symbols.intern("x")),
+            Datum::Day(-2),
+            Datum::Minute(29_000_000),
+            Datum::Float(Float(-0.5)),
+            Datum::Bool(true),
+            Datum::Timestamp(-1),
+        ];
+        for v in values {
+            let (tag, word) = pack(&v, &symbols);
+            assert_eq!(unpack(tag, word), v);
+        }
+    }
+}
