@@ -18,7 +18,7 @@ use timely::dataflow::ProbeHandle;
 use timely::dataflow::operators::Probe;
 use timely::worker::Worker;
 
-use crate::event::{DeadLetter, Decoder, Event, Interner, Position, Roles, Schema, Symbols};
+use crate::event::{DeadLetter, Event, Interner, Position, Schema, Symbols};
 use crate::lake::dataflow::{self as lake_flow, CommitSetup, Marker, SharedStatus, WorkerLake};
 use crate::lake::ops::{ReplayPlan, ReplaySpec};
 use crate::lake::{CommitMeta, LakeConfig, LakeError, Layout};
@@ -27,6 +27,10 @@ use crate::source::{Chunk, ChunkPool, Opening, Poll, SourceError, SourceSpec};
 use crate::views::custom::{self, Registry};
 use crate::views::sql::{RowLayout, SqlView};
 use crate::views::{self, Datum, Snapshots, ViewId, ViewStore};
+
+mod decode;
+
+use self::decode::Decoding;
 
 /// Records a source may hand over per poll.
 const CHUNK_RECORDS: usize = 4096;
@@ -438,11 +442,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
     let peers = worker.peers();
     let config = &shared.config;
 
-    let mut decoder = Decoder::new(config.schema.clone(), config.max_record_bytes);
-    let roles = Roles::of(&config.schema);
     let (row_layout, sql_plans) = row_layout(config, &shared.symbols);
-    let project_rows = !row_layout.is_empty();
-    let mut interner = Interner::new(shared.symbols.clone());
     // Views and lake progress apart: epoch latency is the views'; the lake commits in ranges.
     let probe = ProbeHandle::new();
     let lake_probe = ProbeHandle::new();
@@ -497,58 +497,20 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
         let (replay_in, replayed) = scope.new_collection::<Event, isize>();
         let (replay_dead_in, replayed_dead) = scope.new_collection::<DeadLetter, isize>();
         let (replay_rows_in, replayed_rows) = scope.new_collection::<Vec<Datum>, isize>();
-        let layout = row_layout.clone();
-        let slots = layout.slots(config.schema.fields.len());
-        let (events, dead, event_rows, reports) = lake_flow::decode_and_write(
+        let mut decoding = Decoding::new(
+            &config.schema,
+            config.max_record_bytes,
+            row_layout.clone(),
+            shared.symbols.clone(),
+            stats.clone(),
+        );
+        let (events, dead, event_rows, reports) = lake_flow::stage_and_write(
             chunks,
             markers,
             worker_lake,
             pool.clone(),
-            move |epoch, chunk, (time, diff), oks, errs, rows, mut stage| {
-                let before = errs.len();
-                for (raw, position) in chunk.iter() {
-                    match decoder.decode(raw) {
-                        Ok(record) => {
-                            let event = if project_rows {
-                                let row = layout.project(&record, &mut interner);
-                                // The row's symbols, where it holds them (not where it holds
-                                // a string's hash).
-                                let event = roles.project_with(&record, &mut interner, |f| {
-                                    slots[f].and_then(|s| match row[s] {
-                                        Datum::Sym(sym) => Some(Some(sym)),
-                                        Datum::Null => Some(None),
-                                        _ => None,
-                                    })
-                                });
-                                rows.push((row, time, diff));
-                                event
-                            } else {
-                                roles.project(&record, &mut interner)
-                            };
-                            if let Some(stage) = stage.as_deref_mut() {
-                                stage.push(&record, &event, epoch, position);
-                            }
-                            oks.push((event, time, diff));
-                        }
-                        Err(e) => {
-                            let dead = DeadLetter {
-                                reason: e.reason,
-                                message: e.message,
-                                raw: raw.to_vec(),
-                                position,
-                            };
-                            if let Some(stage) = stage.as_deref_mut() {
-                                stage.push_dead(&dead, epoch);
-                            }
-                            errs.push(dead);
-                        }
-                    }
-                }
-                let dead = (errs.len() - before) as u64;
-                stats.dead_letters.fetch_add(dead, Ordering::Relaxed);
-                stats
-                    .events
-                    .fetch_add(chunk.len() as u64 - dead, Ordering::Relaxed);
+            move |epoch, chunk, stamp, events, dead, rows, stage| {
+                decoding.chunk(epoch, chunk, stamp, events, dead, rows, stage)
             },
         );
         lake_flow::commit(reports, commit_setup, index).probe_with(&lake_probe);

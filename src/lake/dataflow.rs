@@ -1,9 +1,9 @@
-//! The lake inside the dataflow: decoding stages each record for Parquet as it goes, every
+//! The lake inside the dataflow: each record is staged for Parquet as it is decoded, every
 //! worker writes the closed epochs of its share to its own files, and worker 0 commits them.
 //!
-//! `Decode` has two inputs, the raw chunks and the position markers (each worker's source
-//! positions at the end of an epoch), and three outputs: events and dead letters (for the views)
-//! and flush reports. A report says "worker W finished these files for epochs up to B, where
+//! `Write` has two inputs, the raw chunks and the position markers (each worker's source
+//! positions at the end of an epoch), and four outputs: events, dead letters and rows (for the
+//! views; the pipeline decodes, [`crate::pipeline`]'s `Decoding`) and flush reports. A report says "worker W finished these files for epochs up to B, where
 //! its sources stood at B"; it is sent at time B, the commit boundary, and the operator holds a
 //! capability for the next boundary until it has sent it. `Commit`, on worker 0, therefore sees
 //! its input frontier pass B only once every worker has reported B, and then commits B. It holds
@@ -96,13 +96,13 @@ pub struct WorkerLake {
 /// The time and difference of a chunk, which its events carry.
 pub type Stamp = (u64, isize);
 
-/// Decodes chunks with `decode` (called with the epoch, the chunk, its [`Stamp`], the vectors
-/// its events, dead letters and rows (any other form of the events, such as the rows SQL views
+/// Hands chunks to `decode` (called with the epoch, the chunk, its [`Stamp`], the vectors its
+/// events, dead letters and rows (any other form of the events, such as the rows SQL views
 /// read) go to and, when the lake is on, the stage of the epoch), which stages the records for
 /// the lake; writes closed epochs; gives each spent chunk back to `pool`. Returns events, dead
 /// letters, rows and flush reports.
 #[allow(clippy::type_complexity)]
-pub fn decode_and_write<'s, X, F>(
+pub fn stage_and_write<'s, X, F>(
     chunks: VecCollection<'s, u64, Chunk, isize>,
     markers: VecCollection<'s, u64, Marker, isize>,
     lake: Option<WorkerLake>,
@@ -127,7 +127,7 @@ where
     X: Clone + 'static,
 {
     let scope = chunks.inner.scope();
-    let mut builder = OperatorBuilder::new("Decode".to_owned(), scope);
+    let mut builder = OperatorBuilder::new("Write".to_owned(), scope);
     let mut chunk_input = builder.new_input(chunks.inner, Pipeline);
     let mut marker_input = builder.new_input(markers.inner, Pipeline);
     let (oks, oks_stream) = builder.new_output();
