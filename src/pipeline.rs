@@ -12,6 +12,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use differential_dataflow::VecCollection;
 use differential_dataflow::input::Input;
 use hdrhistogram::Histogram;
 use timely::dataflow::ProbeHandle;
@@ -437,31 +438,30 @@ fn row_layout(config: &PipelineConfig, symbols: &Symbols) -> (RowLayout, Vec<vie
 
 type InputSession<T, D, R> = differential_dataflow::input::InputSession<T, D, R>;
 
-fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineError> {
-    let index = worker.index();
-    let peers = worker.peers();
+/// What worker `index` writes to the lake with, if there is a lake.
+fn worker_lake(shared: &Shared, index: usize) -> Option<WorkerLake> {
     let config = &shared.config;
-
-    let (row_layout, sql_plans) = row_layout(config, &shared.symbols);
-    // Views and lake progress apart: epoch latency is the views'; the lake commits in ranges.
-    let probe = ProbeHandle::new();
-    let lake_probe = ProbeHandle::new();
-    let stats = shared.stats.clone();
     let start_positions: Option<Vec<Position>> = shared
         .resume
         .as_ref()
         .and_then(|m| m.positions.get(index).cloned());
-    let worker_lake = config.lake.as_ref().map(|lake| WorkerLake {
+    config.lake.as_ref().map(|lake| WorkerLake {
         config: lake.clone(),
         layout: shared.layout.clone(),
         names: crate::lake::layout::SourceNames::new(config.source.files(), config.source.topics()),
         worker: index,
         run: shared.run_tag.clone(),
         resumed: shared.resume.as_ref().map(|m| m.epoch),
-        start_positions: start_positions.clone().unwrap_or_default(),
+        start_positions: start_positions.unwrap_or_default(),
         status: shared.lake_status.clone(),
-    });
-    let commit_setup = config.lake.as_ref().map(|lake| CommitSetup {
+    })
+}
+
+/// What the commit operator needs, if there is a lake; worker 0 also offers each commit's
+/// positions to the Kafka group.
+fn commit_setup(shared: &Arc<Shared>, index: usize, peers: usize) -> Option<CommitSetup> {
+    let config = &shared.config;
+    config.lake.as_ref().map(|lake| CommitSetup {
         config: lake.clone(),
         pipeline: config.id.clone(),
         source: config.source.describe(),
@@ -488,7 +488,63 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
                 }
             }) as lake_flow::AfterCommit
         }),
-    });
+    })
+}
+
+/// Every view over the events, dead letters and rows (live and replayed): the built-in views,
+/// the SQL views (fused where they can be) and the Rust views; their rows' changes.
+fn all_views<'s>(
+    shared: &Shared,
+    index: usize,
+    sql_plans: &[views::sql::Plan],
+    events: VecCollection<'s, u64, Event>,
+    dead: VecCollection<'s, u64, DeadLetter>,
+    event_rows: VecCollection<'s, u64, Vec<Datum>>,
+) -> VecCollection<'s, u64, views::ViewRow> {
+    let config = &shared.config;
+    let mut rows = views::build(events, dead.clone(), &config.views, &shared.symbols);
+    let plans: Vec<(u8, &views::sql::Plan)> = sql_plans
+        .iter()
+        .enumerate()
+        .map(|(i, plan)| (shared.store.catalog().sql_index(i) as u8, plan))
+        .collect();
+    let (fused, rest) = views::sql::fused::Fused::of(&plans);
+    if !fused.is_empty() {
+        rows = rows.concat(fused.build(event_rows.clone(), &shared.symbols));
+    }
+    for (view, plan) in rest {
+        let input = match plan.table {
+            views::sql::TableName::Events => event_rows.clone(),
+            views::sql::TableName::DeadLetters => dead.clone().map(|d| views::sql::dead_row(&d)),
+        };
+        rows = rows.concat(views::sql::build(plan, view, input, &shared.symbols, index));
+    }
+    let input = custom::Input {
+        events: event_rows,
+        dead_letters: dead,
+        schema: config.schema.clone(),
+        symbols: shared.symbols.clone(),
+        worker: index,
+    };
+    for (i, view) in config.custom_views.views().iter().enumerate() {
+        let at = shared.store.catalog().custom_index(i) as u8;
+        rows = rows.concat(view.build(&input).map(move |(k, v)| (at, k, v)));
+    }
+    rows
+}
+
+fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineError> {
+    let index = worker.index();
+    let peers = worker.peers();
+    let config = &shared.config;
+
+    let (row_layout, sql_plans) = row_layout(config, &shared.symbols);
+    // Views and lake progress apart: epoch latency is the views'; the lake commits in ranges.
+    let probe = ProbeHandle::new();
+    let lake_probe = ProbeHandle::new();
+    let stats = shared.stats.clone();
+    let worker_lake = worker_lake(shared, index);
+    let commit_setup = commit_setup(shared, index, peers);
     // Chunks go round: read into, decoded, given back.
     let pool = ChunkPool::default();
     let mut inputs = worker.dataflow::<u64, _, _>(|scope| {
@@ -514,43 +570,14 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
             },
         );
         lake_flow::commit(reports, commit_setup, index).probe_with(&lake_probe);
-        let dead = dead.concat(replayed_dead);
-        let mut rows = views::build(
+        let rows = all_views(
+            shared,
+            index,
+            &sql_plans,
             events.concat(replayed),
-            dead.clone(),
-            &config.views,
-            &shared.symbols,
+            dead.concat(replayed_dead),
+            event_rows.concat(replayed_rows),
         );
-        let event_rows = event_rows.concat(replayed_rows);
-        let plans: Vec<(u8, &views::sql::Plan)> = sql_plans
-            .iter()
-            .enumerate()
-            .map(|(i, plan)| (shared.store.catalog().sql_index(i) as u8, plan))
-            .collect();
-        let (fused, rest) = views::sql::fused::Fused::of(&plans);
-        if !fused.is_empty() {
-            rows = rows.concat(fused.build(event_rows.clone(), &shared.symbols));
-        }
-        for (view, plan) in rest {
-            let input = match plan.table {
-                views::sql::TableName::Events => event_rows.clone(),
-                views::sql::TableName::DeadLetters => {
-                    dead.clone().map(|d| views::sql::dead_row(&d))
-                }
-            };
-            rows = rows.concat(views::sql::build(plan, view, input, &shared.symbols, index));
-        }
-        let input = custom::Input {
-            events: event_rows,
-            dead_letters: dead,
-            schema: config.schema.clone(),
-            symbols: shared.symbols.clone(),
-            worker: index,
-        };
-        for (i, view) in config.custom_views.views().iter().enumerate() {
-            let at = shared.store.catalog().custom_index(i) as u8;
-            rows = rows.concat(view.build(&input).map(move |(k, v)| (at, k, v)));
-        }
         let rows =
             differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probe));
         views::publish(rows, shared.store.clone(), index);
