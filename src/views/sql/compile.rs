@@ -37,33 +37,7 @@ fn err_at(span: sqlparser::tokenizer::Span, message: impl Into<String>) -> SqlEr
 /// Compiles the SQL of a view over the `events` table (whose columns are `events`) or the
 /// `dead_letters` table.
 pub fn compile(sql: &str, events: &[Column]) -> Result<Plan> {
-    let statements = Parser::parse_sql(&DuckDbDialect {}, sql).map_err(|e| SqlError {
-        view: String::new(),
-        message: e
-            .to_string()
-            .trim_start_matches("sql parser error: ")
-            .to_owned(),
-        at: None,
-    })?;
-    let [Statement::Query(query)] = statements.as_slice() else {
-        return Err(SqlError {
-            view: String::new(),
-            message: "a view is one SELECT statement".into(),
-            at: statements.get(1).map(|s| {
-                let l = s.span().start;
-                (l.line, l.column)
-            }),
-        });
-    };
-    if let Some(with) = &query.with {
-        return Err(err_at(with.with_token.0.span, "WITH is not supported"));
-    }
-    if query.fetch.is_some() || !query.locks.is_empty() || query.for_clause.is_some() {
-        return Err(err(
-            query.as_ref(),
-            "FETCH, FOR and locking clauses are not supported",
-        ));
-    }
+    let query = one_query(sql)?;
     let select = match query.body.as_ref() {
         SetExpr::Select(select) => select,
         other => {
@@ -87,65 +61,18 @@ pub fn compile(sql: &str, events: &[Column]) -> Result<Plan> {
         agg_texts: Vec::new(),
         aliases: Vec::new(),
     };
-    if let Some(d) = &select.distinct {
-        return Err(err_at(
-            select.select_token.0.span,
-            format!("SELECT {d} is not supported (GROUP BY the columns instead)"),
-        ));
-    }
-    if let Some(q) = &select.qualify {
-        return Err(err(q, "QUALIFY is not supported"));
-    }
-    if let Some(w) = select.named_window.first() {
-        return Err(err_at(w.0.span, "window functions are not supported"));
-    }
+    refuse_clauses(select)?;
     let filter = match &select.selection {
         Some(e) => Some(c.condition(e, "WHERE")?),
         None => None,
     };
     // The select list first by name, for GROUP BY and ORDER BY by alias or position.
-    let items: Vec<(&ast::Expr, String)> = select
-        .projection
-        .iter()
-        .map(|item| match item {
-            SelectItem::UnnamedExpr(e) => Ok((e, column_name(e))),
-            SelectItem::ExprWithAlias { expr, alias } => Ok((expr, alias.value.to_lowercase())),
-            other => Err(err(
-                other,
-                "SELECT * is not supported: a view lists its group keys and aggregates",
-            )),
-        })
-        .collect::<Result<_>>()?;
+    let items = select_items(select)?;
     c.aliases = items
         .iter()
         .map(|(e, n)| (n.clone(), (*e).clone()))
         .collect();
-    let group = match &select.group_by {
-        GroupByExpr::Expressions(exprs, modifiers) => {
-            if let Some(m) = modifiers.first() {
-                return Err(err_at(
-                    select.select_token.0.span,
-                    format!("GROUP BY {m} is not supported"),
-                ));
-            }
-            exprs.clone()
-        }
-        GroupByExpr::All(_) => items
-            .iter()
-            .filter(|(e, _)| !contains_aggregate(e))
-            .map(|(e, _)| (*e).clone())
-            .collect(),
-    };
-    for g in &group {
-        let g = c.group_item(g, &items)?;
-        let text = g.to_string().to_lowercase();
-        if c.key_texts.contains(&text) {
-            continue;
-        }
-        let (expr, ty) = c.scalar(&g, "GROUP BY")?;
-        c.keys.push((expr, ty));
-        c.key_texts.push(text);
-    }
+    c.group_keys(select, &items)?;
     let global = c.keys.is_empty();
     if global && !items.iter().any(|(e, _)| contains_aggregate(e)) {
         return Err(err_at(
@@ -153,33 +80,7 @@ pub fn compile(sql: &str, events: &[Column]) -> Result<Plan> {
             "a view aggregates: give it a GROUP BY or aggregate functions (count, sum, avg, min, max)",
         ));
     }
-    let mut out = Vec::new();
-    for (e, name) in &items {
-        if out.iter().any(|o: &OutColumn| o.name == *name) {
-            return Err(err(
-                *e,
-                format!("two columns are called `{name}`: give one an alias"),
-            ));
-        }
-        let (expr, ty) = c.post(e, false)?;
-        let key = matches!(expr, Expr::Slot(k) if k < c.keys.len());
-        out.push(OutColumn {
-            name: name.clone(),
-            ty,
-            key,
-            expr,
-        });
-    }
-    for (k, text) in c.key_texts.iter().enumerate() {
-        if !out.iter().any(|o| o.expr == Expr::Slot(k)) {
-            return Err(err_at(
-                select.select_token.0.span,
-                format!(
-                    "GROUP BY `{text}` must also be selected: the group keys are the key of a view's rows"
-                ),
-            ));
-        }
-    }
+    let out = c.output_columns(select, &items)?;
     let having = match &select.having {
         Some(h) => {
             let (e, ty) = c.post(h, true)?;
@@ -188,7 +89,7 @@ pub fn compile(sql: &str, events: &[Column]) -> Result<Plan> {
         }
         None => None,
     };
-    let (order, limit) = c.order_and_limit(query, &out)?;
+    let (order, limit) = c.order_and_limit(&query, &out)?;
     Ok(Plan {
         table,
         inputs: c.inputs.iter().map(|(i, _)| *i).collect(),
@@ -202,6 +103,76 @@ pub fn compile(sql: &str, events: &[Column]) -> Result<Plan> {
         limit,
         global,
     })
+}
+
+/// The one query of a view's SQL, without the clauses no view may have (`WITH`, `FETCH`,
+/// `FOR`, locks).
+fn one_query(sql: &str) -> Result<Box<ast::Query>> {
+    let mut statements = Parser::parse_sql(&DuckDbDialect {}, sql).map_err(|e| SqlError {
+        view: String::new(),
+        message: e
+            .to_string()
+            .trim_start_matches("sql parser error: ")
+            .to_owned(),
+        at: None,
+    })?;
+    let second = statements.get(1).map(|s| {
+        let l = s.span().start;
+        (l.line, l.column)
+    });
+    let query = match (statements.len(), statements.pop()) {
+        (1, Some(Statement::Query(query))) => query,
+        _ => {
+            return Err(SqlError {
+                view: String::new(),
+                message: "a view is one SELECT statement".into(),
+                at: second,
+            });
+        }
+    };
+    if let Some(with) = &query.with {
+        return Err(err_at(with.with_token.0.span, "WITH is not supported"));
+    }
+    if query.fetch.is_some() || !query.locks.is_empty() || query.for_clause.is_some() {
+        return Err(err(
+            query.as_ref(),
+            "FETCH, FOR and locking clauses are not supported",
+        ));
+    }
+    Ok(query)
+}
+
+/// What a SELECT may not say: `DISTINCT`, `QUALIFY`, named windows.
+fn refuse_clauses(select: &ast::Select) -> Result<()> {
+    if let Some(d) = &select.distinct {
+        return Err(err_at(
+            select.select_token.0.span,
+            format!("SELECT {d} is not supported (GROUP BY the columns instead)"),
+        ));
+    }
+    if let Some(q) = &select.qualify {
+        return Err(err(q, "QUALIFY is not supported"));
+    }
+    if let Some(w) = select.named_window.first() {
+        return Err(err_at(w.0.span, "window functions are not supported"));
+    }
+    Ok(())
+}
+
+/// The select list: each expression with its column name (its alias, else its text).
+fn select_items(select: &ast::Select) -> Result<Vec<(&ast::Expr, String)>> {
+    select
+        .projection
+        .iter()
+        .map(|item| match item {
+            SelectItem::UnnamedExpr(e) => Ok((e, column_name(e))),
+            SelectItem::ExprWithAlias { expr, alias } => Ok((expr, alias.value.to_lowercase())),
+            other => Err(err(
+                other,
+                "SELECT * is not supported: a view lists its group keys and aggregates",
+            )),
+        })
+        .collect()
 }
 
 fn table_of(select: &ast::Select) -> Result<TableName> {
@@ -307,6 +278,74 @@ struct Compiler {
 }
 
 impl Compiler {
+    /// Compiles `GROUP BY` (by expression, alias or position; `ALL`: every selected
+    /// expression without an aggregate) into the view's keys, each once.
+    fn group_keys(&mut self, select: &ast::Select, items: &[(&ast::Expr, String)]) -> Result<()> {
+        let group = match &select.group_by {
+            GroupByExpr::Expressions(exprs, modifiers) => {
+                if let Some(m) = modifiers.first() {
+                    return Err(err_at(
+                        select.select_token.0.span,
+                        format!("GROUP BY {m} is not supported"),
+                    ));
+                }
+                exprs.clone()
+            }
+            GroupByExpr::All(_) => items
+                .iter()
+                .filter(|(e, _)| !contains_aggregate(e))
+                .map(|(e, _)| (*e).clone())
+                .collect(),
+        };
+        for g in &group {
+            let g = self.group_item(g, items)?;
+            let text = g.to_string().to_lowercase();
+            if self.key_texts.contains(&text) {
+                continue;
+            }
+            let (expr, ty) = self.scalar(&g, "GROUP BY")?;
+            self.keys.push((expr, ty));
+            self.key_texts.push(text);
+        }
+        Ok(())
+    }
+
+    /// The view's columns, in SELECT order; every group key must be one of them.
+    fn output_columns(
+        &mut self,
+        select: &ast::Select,
+        items: &[(&ast::Expr, String)],
+    ) -> Result<Vec<OutColumn>> {
+        let mut out = Vec::new();
+        for (e, name) in items {
+            if out.iter().any(|o: &OutColumn| o.name == *name) {
+                return Err(err(
+                    *e,
+                    format!("two columns are called `{name}`: give one an alias"),
+                ));
+            }
+            let (expr, ty) = self.post(e, false)?;
+            let key = matches!(expr, Expr::Slot(k) if k < self.keys.len());
+            out.push(OutColumn {
+                name: name.clone(),
+                ty,
+                key,
+                expr,
+            });
+        }
+        for (k, text) in self.key_texts.iter().enumerate() {
+            if !out.iter().any(|o| o.expr == Expr::Slot(k)) {
+                return Err(err_at(
+                    select.select_token.0.span,
+                    format!(
+                        "GROUP BY `{text}` must also be selected: the group keys are the key of a view's rows"
+                    ),
+                ));
+            }
+        }
+        Ok(out)
+    }
+
     fn slot(&mut self, id: &ast::Ident) -> Result<(Expr, Type)> {
         let name = id.value.to_lowercase();
         let Some(i) = self
