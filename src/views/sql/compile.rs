@@ -602,53 +602,14 @@ impl Compiler {
                 negated,
                 low,
                 high,
-            } => {
-                let (x, ty) = self.expr(expr, leaf)?;
-                let (lo, lt) = self.expr(low, leaf)?;
-                let (hi, ht) = self.expr(high, leaf)?;
-                let lo = coerce(low.as_ref(), lo, lt, ty)?;
-                let hi = coerce(high.as_ref(), hi, ht, ty)?;
-                let within = Expr::And(
-                    b(Expr::Cmp(Cmp::Ge, b(x.clone()), b(lo))),
-                    b(Expr::Cmp(Cmp::Le, b(x), b(hi))),
-                );
-                (
-                    if *negated {
-                        Expr::Not(b(within))
-                    } else {
-                        within
-                    },
-                    Type::Bool,
-                )
-            }
+            } => self.between(expr, low, high, *negated, leaf)?,
             ast::Expr::Like {
                 negated,
                 any: false,
                 expr,
                 pattern,
                 escape_char: None,
-            } => {
-                let (x, ty) = self.expr(expr, leaf)?;
-                if !matches!(ty, Type::String | Type::Null) {
-                    return Err(err(
-                        expr.as_ref(),
-                        format!("LIKE needs a string, not {}", ty.value()),
-                    ));
-                }
-                let ast::Expr::Value(v) = pattern.as_ref() else {
-                    return Err(err(
-                        pattern.as_ref(),
-                        "a LIKE pattern must be a string literal",
-                    ));
-                };
-                let ast::Value::SingleQuotedString(p) = &v.value else {
-                    return Err(err(
-                        pattern.as_ref(),
-                        "a LIKE pattern must be a string literal",
-                    ));
-                };
-                (Expr::Like(b(x), Like::new(p), *negated), Type::Bool)
-            }
+            } => self.like(expr, pattern, *negated, leaf)?,
             ast::Expr::Cast {
                 kind: CastKind::Cast | CastKind::DoubleColon,
                 expr,
@@ -660,32 +621,7 @@ impl Compiler {
                 cast(e, x, ty, data_type)?
             }
             ast::Expr::Function(f) if function_name(f) == "date_trunc" => {
-                let FunctionArguments::List(list) = &f.args else {
-                    return Err(err(f, "date_trunc takes a unit and a timestamp"));
-                };
-                let [
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(unit)),
-                    FunctionArg::Unnamed(FunctionArgExpr::Expr(ts)),
-                ] = list.args.as_slice()
-                else {
-                    return Err(err(f, "date_trunc takes a unit and a timestamp"));
-                };
-                let unit = match unit {
-                    ast::Expr::Value(v) => match &v.value {
-                        ast::Value::SingleQuotedString(s) => Unit::of(s),
-                        _ => None,
-                    },
-                    _ => None,
-                }
-                .ok_or_else(|| err(unit, "date_trunc's unit is one of 'second', 'minute', 'hour', 'day', 'week', 'month'"))?;
-                let (x, ty) = self.expr(ts, leaf)?;
-                if !matches!(ty, Type::Timestamp | Type::Null) {
-                    return Err(err(
-                        ts,
-                        format!("date_trunc needs a timestamp, not {}", ty.value()),
-                    ));
-                }
-                (Expr::Trunc(unit, b(x)), Type::Timestamp)
+                self.date_trunc(f, leaf)?
             }
             ast::Expr::Function(f) if f.over.is_some() => {
                 return Err(err(f, "window functions are not supported"));
@@ -701,6 +637,100 @@ impl Compiler {
             }
             other => return Err(err(other, format!("`{other}` is not supported"))),
         })
+    }
+
+    /// `x [NOT] BETWEEN low AND high`, as `x >= low AND x <= high`.
+    fn between(
+        &mut self,
+        expr: &ast::Expr,
+        low: &ast::Expr,
+        high: &ast::Expr,
+        negated: bool,
+        leaf: &mut dyn FnMut(&mut Self, &ast::Expr) -> Leaf,
+    ) -> Result<(Expr, Type)> {
+        let b = Box::new;
+        let (x, ty) = self.expr(expr, leaf)?;
+        let (lo, lt) = self.expr(low, leaf)?;
+        let (hi, ht) = self.expr(high, leaf)?;
+        let lo = coerce(low, lo, lt, ty)?;
+        let hi = coerce(high, hi, ht, ty)?;
+        let within = Expr::And(
+            b(Expr::Cmp(Cmp::Ge, b(x.clone()), b(lo))),
+            b(Expr::Cmp(Cmp::Le, b(x), b(hi))),
+        );
+        let within = if negated {
+            Expr::Not(b(within))
+        } else {
+            within
+        };
+        Ok((within, Type::Bool))
+    }
+
+    /// `x [NOT] LIKE 'pattern'`: a string and a literal pattern.
+    fn like(
+        &mut self,
+        expr: &ast::Expr,
+        pattern: &ast::Expr,
+        negated: bool,
+        leaf: &mut dyn FnMut(&mut Self, &ast::Expr) -> Leaf,
+    ) -> Result<(Expr, Type)> {
+        let (x, ty) = self.expr(expr, leaf)?;
+        if !matches!(ty, Type::String | Type::Null) {
+            return Err(err(
+                expr,
+                format!("LIKE needs a string, not {}", ty.value()),
+            ));
+        }
+        let literal = match pattern {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(p) => Some(p),
+                _ => None,
+            },
+            _ => None,
+        };
+        let Some(p) = literal else {
+            return Err(err(pattern, "a LIKE pattern must be a string literal"));
+        };
+        Ok((Expr::Like(Box::new(x), Like::new(p), negated), Type::Bool))
+    }
+
+    /// `date_trunc('unit', ts)`.
+    fn date_trunc(
+        &mut self,
+        f: &ast::Function,
+        leaf: &mut dyn FnMut(&mut Self, &ast::Expr) -> Leaf,
+    ) -> Result<(Expr, Type)> {
+        let FunctionArguments::List(list) = &f.args else {
+            return Err(err(f, "date_trunc takes a unit and a timestamp"));
+        };
+        let [
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(unit)),
+            FunctionArg::Unnamed(FunctionArgExpr::Expr(ts)),
+        ] = list.args.as_slice()
+        else {
+            return Err(err(f, "date_trunc takes a unit and a timestamp"));
+        };
+        let unit = match unit {
+            ast::Expr::Value(v) => match &v.value {
+                ast::Value::SingleQuotedString(s) => Unit::of(s),
+                _ => None,
+            },
+            _ => None,
+        }
+        .ok_or_else(|| {
+            err(
+                unit,
+                "date_trunc's unit is one of 'second', 'minute', 'hour', 'day', 'week', 'month'",
+            )
+        })?;
+        let (x, ty) = self.expr(ts, leaf)?;
+        if !matches!(ty, Type::Timestamp | Type::Null) {
+            return Err(err(
+                ts,
+                format!("date_trunc needs a timestamp, not {}", ty.value()),
+            ));
+        }
+        Ok((Expr::Trunc(unit, Box::new(x)), Type::Timestamp))
     }
 
     fn order_and_limit(
