@@ -308,23 +308,14 @@ impl Expr {
                 Datum::Bool(b) => Datum::Bool(!b),
                 _ => Datum::Null,
             },
-            // The right side only when the left does not decide: false, or true.
-            Expr::And(a, b) => match truth(&a.eval(row, symbols)) {
-                Some(false) => Datum::Bool(false),
-                left => match (left, truth(&b.eval(row, symbols))) {
-                    (_, Some(false)) => Datum::Bool(false),
-                    (Some(true), Some(true)) => Datum::Bool(true),
-                    _ => Datum::Null,
-                },
-            },
-            Expr::Or(a, b) => match truth(&a.eval(row, symbols)) {
-                Some(true) => Datum::Bool(true),
-                left => match (left, truth(&b.eval(row, symbols))) {
-                    (_, Some(true)) => Datum::Bool(true),
-                    (Some(false), Some(false)) => Datum::Bool(false),
-                    _ => Datum::Null,
-                },
-            },
+            Expr::And(a, b) => and(truth(&a.eval(row, symbols)), || {
+                truth(&b.eval(row, symbols))
+            })
+            .map_or(Datum::Null, Datum::Bool),
+            Expr::Or(a, b) => or(truth(&a.eval(row, symbols)), || {
+                truth(&b.eval(row, symbols))
+            })
+            .map_or(Datum::Null, Datum::Bool),
             Expr::Cmp(op, a, b) => {
                 let (a, b) = (a.eval(row, symbols), b.eval(row, symbols));
                 // Equal strings have equal symbols: no need to read them.
@@ -407,7 +398,33 @@ impl Expr {
     }
 }
 
-fn truth(d: &Datum) -> Option<bool> {
+/// SQL's `AND` of `left` and `right` (`None`: unknown); `right` is evaluated only when `left`
+/// does not decide (when it is not false).
+pub(super) fn and(left: Option<bool>, right: impl FnOnce() -> Option<bool>) -> Option<bool> {
+    match left {
+        Some(false) => Some(false),
+        left => match (left, right()) {
+            (_, Some(false)) => Some(false),
+            (Some(true), Some(true)) => Some(true),
+            _ => None,
+        },
+    }
+}
+
+/// SQL's `OR` of `left` and `right`; `right` is evaluated only when `left` is not true.
+pub(super) fn or(left: Option<bool>, right: impl FnOnce() -> Option<bool>) -> Option<bool> {
+    match left {
+        Some(true) => Some(true),
+        left => match (left, right()) {
+            (_, Some(true)) => Some(true),
+            (Some(false), Some(false)) => Some(false),
+            _ => None,
+        },
+    }
+}
+
+/// A condition's value as a truth: `None` for `NULL` (and for what is not a boolean).
+pub(super) fn truth(d: &Datum) -> Option<bool> {
     match d {
         Datum::Bool(b) => Some(*b),
         _ => None,

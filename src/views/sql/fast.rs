@@ -5,13 +5,13 @@
 //! [`Datum`] for every node of the expression tree, and hands the rest to [`Expr::eval`].
 //! The answers are [`Expr::eval`]'s: SQL's three-valued logic included.
 
-use super::expr::{Cmp, Expr, Unit};
+use super::expr::{Cmp, Expr, Unit, and, compare, or, truth};
 use crate::event::time::utc_day;
 use crate::event::{Sym, Symbols};
 use crate::views::Datum;
 
 /// An expression over an event row, specialised.
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq)]
 pub enum Fast {
     /// A column's value.
     Slot(usize),
@@ -37,29 +37,28 @@ pub enum Fast {
 impl Fast {
     /// The specialised form of `e`.
     pub fn of(e: &Expr) -> Fast {
-        let slot = |e: &Expr| match e {
+        let column = |x: &Expr| match x {
             Expr::Slot(i) => Some(*i),
             _ => None,
         };
-        match e {
-            Expr::Slot(i) => Fast::Slot(*i),
-            Expr::IsNull(x, negated) if slot(x).is_some() => {
-                Fast::IsNull(slot(x).unwrap_or_default(), *negated)
-            }
+        let special = match e {
+            Expr::Slot(i) => Some(Fast::Slot(*i)),
+            Expr::IsNull(x, negated) => column(x).map(|i| Fast::IsNull(i, *negated)),
             Expr::Cmp(op @ (Cmp::Eq | Cmp::Ne), a, b) => match (&**a, &**b) {
                 (Expr::Slot(i), Expr::Lit(Datum::Sym(s)))
-                | (Expr::Lit(Datum::Sym(s)), Expr::Slot(i)) => Fast::SymEq(*i, *s, *op == Cmp::Ne),
-                _ => Fast::Other(e.clone()),
+                | (Expr::Lit(Datum::Sym(s)), Expr::Slot(i)) => {
+                    Some(Fast::SymEq(*i, *s, *op == Cmp::Ne))
+                }
+                _ => None,
             },
-            Expr::ToDate(x) if slot(x).is_some() => Fast::Date(slot(x).unwrap_or_default()),
-            Expr::Trunc(unit, x) if slot(x).is_some() => {
-                Fast::Trunc(*unit, slot(x).unwrap_or_default())
-            }
-            Expr::And(a, b) => Fast::And(Box::new(Fast::of(a)), Box::new(Fast::of(b))),
-            Expr::Or(a, b) => Fast::Or(Box::new(Fast::of(a)), Box::new(Fast::of(b))),
-            Expr::Not(a) => Fast::Not(Box::new(Fast::of(a))),
-            _ => Fast::Other(e.clone()),
-        }
+            Expr::ToDate(x) => column(x).map(Fast::Date),
+            Expr::Trunc(unit, x) => column(x).map(|i| Fast::Trunc(*unit, i)),
+            Expr::And(a, b) => Some(Fast::And(Box::new(Fast::of(a)), Box::new(Fast::of(b)))),
+            Expr::Or(a, b) => Some(Fast::Or(Box::new(Fast::of(a)), Box::new(Fast::of(b)))),
+            Expr::Not(a) => Some(Fast::Not(Box::new(Fast::of(a)))),
+            _ => None,
+        };
+        special.unwrap_or_else(|| Fast::Other(e.clone()))
     }
 
     /// The truth of a condition: `None` for `NULL` (and for a value that is not a boolean).
@@ -68,32 +67,11 @@ impl Fast {
             Fast::IsNull(i, negated) => Some((row[*i] == Datum::Null) != *negated),
             Fast::SymEq(i, s, negated) => match &row[*i] {
                 Datum::Sym(x) => Some((x == s) != *negated),
-                Datum::Null => None,
-                other => truth(
-                    &Expr::Cmp(
-                        if *negated { Cmp::Ne } else { Cmp::Eq },
-                        Box::new(Expr::Lit(other.clone())),
-                        Box::new(Expr::Lit(Datum::Sym(*s))),
-                    )
-                    .eval(row, symbols),
-                ),
+                other => compare(other, &Datum::Sym(*s), symbols)
+                    .map(|o| (o == std::cmp::Ordering::Equal) != *negated),
             },
-            Fast::And(a, b) => match a.truth(row, symbols) {
-                Some(false) => Some(false),
-                left => match (left, b.truth(row, symbols)) {
-                    (_, Some(false)) => Some(false),
-                    (Some(true), Some(true)) => Some(true),
-                    _ => None,
-                },
-            },
-            Fast::Or(a, b) => match a.truth(row, symbols) {
-                Some(true) => Some(true),
-                left => match (left, b.truth(row, symbols)) {
-                    (_, Some(true)) => Some(true),
-                    (Some(false), Some(false)) => Some(false),
-                    _ => None,
-                },
-            },
+            Fast::And(a, b) => and(a.truth(row, symbols), || b.truth(row, symbols)),
+            Fast::Or(a, b) => or(a.truth(row, symbols), || b.truth(row, symbols)),
             Fast::Not(a) => a.truth(row, symbols).map(|t| !t),
             _ => truth(&self.eval(row, symbols)),
         }
@@ -128,13 +106,6 @@ impl Fast {
             Fast::Slot(i) => row[*i] == Datum::Null,
             _ => self.eval(row, symbols) == Datum::Null,
         }
-    }
-}
-
-fn truth(d: &Datum) -> Option<bool> {
-    match d {
-        Datum::Bool(b) => Some(*b),
-        _ => None,
     }
 }
 

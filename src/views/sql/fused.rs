@@ -156,18 +156,18 @@ enum Measure {
     /// One.
     Rows,
     /// One if the expression is not null.
-    NonNull(Expr),
+    NonNull(Fast),
     /// The expression's value (an integer or money), if not null.
-    Sum(Expr),
+    Sum(Fast),
 }
 
 /// Views fused into one fine key.
 #[derive(Clone, Debug, Default)]
 struct Group {
     /// The key expressions of its views.
-    atoms: Vec<Expr>,
+    atoms: Vec<Fast>,
     /// The conditions its views test (`WHERE` and `FILTER`).
-    conditions: Vec<Expr>,
+    conditions: Vec<Fast>,
     /// Its measures; the first is [`Measure::Rows`].
     measures: Vec<Measure>,
     /// Its views, by index into [`Fused::views`].
@@ -220,9 +220,9 @@ enum Source {
 /// aggregate's `FILTER`), the distinct non-null values of `arg` per group of `keys`.
 #[derive(Clone, Debug, PartialEq)]
 struct Distinct {
-    filter: Vec<Expr>,
-    keys: Vec<Expr>,
-    arg: Expr,
+    filter: Vec<Fast>,
+    keys: Vec<Fast>,
+    arg: Fast,
 }
 
 /// The fusable views of a pipeline, fused.
@@ -231,33 +231,6 @@ pub struct Fused {
     groups: Vec<Group>,
     views: Vec<View>,
     distinct: Vec<Distinct>,
-    /// What the per-event path evaluates, specialised ([`Fused::prepare`]).
-    fast: Vec<FastGroup>,
-    fast_distinct: Vec<FastDistinct>,
-}
-
-/// A group's expressions, specialised.
-#[derive(Clone, Debug)]
-struct FastGroup {
-    atoms: Vec<Fast>,
-    conditions: Vec<Fast>,
-    measures: Vec<(FastMeasure, Fast)>,
-}
-
-/// A measure's kind.
-#[derive(Clone, Copy, Debug, PartialEq, Eq)]
-enum FastMeasure {
-    Rows,
-    NonNull,
-    Sum,
-}
-
-/// A distinct count's expressions, specialised.
-#[derive(Clone, Debug)]
-struct FastDistinct {
-    filter: Vec<Fast>,
-    keys: Vec<Fast>,
-    arg: Fast,
 }
 
 impl Fused {
@@ -333,10 +306,11 @@ impl Fused {
         let keys = plan
             .keys
             .iter()
-            .map(|k| index(&mut group.atoms, k))
+            .map(|k| index(&mut group.atoms, &Fast::of(k)))
             .collect();
         let condition = |group: &mut Group, e: &Option<Expr>| {
-            e.as_ref().map(|e| index(&mut group.conditions, e) as u16)
+            e.as_ref()
+                .map(|e| index(&mut group.conditions, &Fast::of(e)) as u16)
         };
         let filter = condition(&mut group, &plan.filter);
         // The first slot counts the rows that pass `WHERE` (tested before any slot).
@@ -357,9 +331,9 @@ impl Fused {
             aggs.push(match (a.func, arg) {
                 (AggFn::CountDistinct, Some(arg)) => {
                     let d = Distinct {
-                        filter: plan.filter.iter().chain(&a.filter).cloned().collect(),
-                        keys: plan.keys.clone(),
-                        arg,
+                        filter: plan.filter.iter().chain(&a.filter).map(Fast::of).collect(),
+                        keys: plan.keys.iter().map(Fast::of).collect(),
+                        arg: Fast::of(&arg),
                     };
                     let at = self.distinct.iter().position(|x| *x == d);
                     let at = at.unwrap_or_else(|| {
@@ -374,11 +348,11 @@ impl Fused {
                 },
                 (AggFn::Count, Some(arg)) => Source::Additive {
                     sum: None,
-                    count: slot(&mut group, Measure::NonNull(arg)),
+                    count: slot(&mut group, Measure::NonNull(Fast::of(&arg))),
                 },
                 (_, Some(arg)) => Source::Additive {
-                    sum: Some(slot(&mut group, Measure::Sum(arg.clone()))),
-                    count: slot(&mut group, Measure::NonNull(arg)),
+                    sum: Some(slot(&mut group, Measure::Sum(Fast::of(&arg)))),
+                    count: slot(&mut group, Measure::NonNull(Fast::of(&arg))),
                 },
             });
         }
@@ -406,44 +380,12 @@ impl Fused {
         })
     }
 
-    /// Specialises the expressions the per-event path evaluates.
-    fn prepare(&mut self) {
-        let all = |list: &[Expr]| list.iter().map(Fast::of).collect::<Vec<_>>();
-        self.fast = self
-            .groups
-            .iter()
-            .map(|g| FastGroup {
-                atoms: all(&g.atoms),
-                conditions: all(&g.conditions),
-                measures: g
-                    .measures
-                    .iter()
-                    .map(|m| match m {
-                        Measure::Rows => (FastMeasure::Rows, Fast::Slot(0)),
-                        Measure::NonNull(e) => (FastMeasure::NonNull, Fast::of(e)),
-                        Measure::Sum(e) => (FastMeasure::Sum, Fast::of(e)),
-                    })
-                    .collect(),
-            })
-            .collect();
-        self.fast_distinct = self
-            .distinct
-            .iter()
-            .map(|d| FastDistinct {
-                filter: all(&d.filter),
-                keys: all(&d.keys),
-                arg: Fast::of(&d.arg),
-            })
-            .collect();
-    }
-
     /// Builds the fused views over the event rows and returns their rows' changes.
     pub fn build<'s>(
-        mut self,
+        self,
         events: VecCollection<'s, u64, Vec<Datum>>,
         symbols: &Arc<Symbols>,
     ) -> VecCollection<'s, u64, ViewRow> {
-        self.prepare();
         let this = Arc::new(self);
         let (t, s) = (this.clone(), symbols.clone());
         let r = this.clone();
@@ -558,9 +500,9 @@ impl Fused {
     /// An event's fine keys, one per group it reaches, with its measures.
     fn fine(&self, row: &[Datum], symbols: &Symbols) -> SmallVec<[(Packed, Sums); 4]> {
         let mut out = SmallVec::new();
-        for (g, (group, fast)) in self.groups.iter().zip(&self.fast).enumerate() {
+        for (g, group) in self.groups.iter().enumerate() {
             let mut bits = 0u16;
-            for (i, c) in fast.conditions.iter().enumerate() {
+            for (i, c) in group.conditions.iter().enumerate() {
                 if c.holds(row, symbols) {
                     bits |= 1 << i;
                 }
@@ -573,23 +515,21 @@ impl Fused {
                 bits,
                 ..Packed::default()
             };
-            for (i, a) in fast.atoms.iter().enumerate() {
+            for (i, a) in group.atoms.iter().enumerate() {
                 (key.tags[i], key.words[i]) = pack_fast(a, row, symbols);
             }
             let mut sums = Sums::default();
-            for ((kind, e), slot) in fast.measures.iter().zip(&mut sums.0) {
-                *slot = match kind {
-                    FastMeasure::Rows => 1,
-                    FastMeasure::NonNull => i64::from(!e.is_null(row, symbols)),
-                    FastMeasure::Sum => match e {
-                        Fast::Slot(i) => match row[*i] {
-                            Datum::Int(n) | Datum::Money(n) => n,
-                            _ => 0,
-                        },
-                        _ => match e.eval(row, symbols) {
-                            Datum::Int(n) | Datum::Money(n) => n,
-                            _ => 0,
-                        },
+            for (m, slot) in group.measures.iter().zip(&mut sums.0) {
+                *slot = match m {
+                    Measure::Rows => 1,
+                    Measure::NonNull(e) => i64::from(!e.is_null(row, symbols)),
+                    Measure::Sum(Fast::Slot(i)) => match row[*i] {
+                        Datum::Int(n) | Datum::Money(n) => n,
+                        _ => 0,
+                    },
+                    Measure::Sum(e) => match e.eval(row, symbols) {
+                        Datum::Int(n) | Datum::Money(n) => n,
+                        _ => 0,
                     },
                 };
             }
@@ -630,7 +570,7 @@ impl Fused {
     /// An event's (distinct count's group, value) pairs.
     fn pairs(&self, row: &[Datum], symbols: &Symbols) -> SmallVec<[(Packed, Value); 4]> {
         let mut out = SmallVec::new();
-        for (i, d) in self.fast_distinct.iter().enumerate() {
+        for (i, d) in self.distinct.iter().enumerate() {
             if !d.filter.iter().all(|f| f.holds(row, symbols)) {
                 continue;
             }
