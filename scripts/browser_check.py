@@ -76,7 +76,7 @@ def main(url, workdir, records, *chromium):
         status = get(api + "/api/status")
         totals = get(api + "/api/views/events_by_type")
         dead = get(api + "/api/views/dead_letters_by_reason")
-        absorbed = sum(r["value"] for r in totals["rows"]) + sum(r["value"] for r in dead["rows"])
+        absorbed = sum(r["value"]["count"] for r in totals["rows"] + dead["rows"])
         if status["records_in"] == records and absorbed == records:
             break
         if time.monotonic() > deadline:
@@ -104,22 +104,22 @@ def main(url, workdir, records, *chromium):
     check(page.body.get("data-ready") == "1", "the page loaded its data (no error shown: "
           f"{page.ids.get('error', '').strip()!r})")
     num = lambda text: int(text.replace(",", "")) if text.strip() not in ("", "–") else None  # noqa: E731
-    events = sum(r["value"] for r in views["events_by_type"]["rows"])
-    dead_total = sum(r["value"] for r in views["dead_letters_by_reason"]["rows"])
+    events = sum(r["value"]["count"] for r in views["events_by_type"]["rows"])
+    dead_total = sum(r["value"]["count"] for r in views["dead_letters_by_reason"]["rows"])
     check(num(page.ids.get("s-events", "")) == events, f"events shown {page.ids.get('s-events')!r} = {events}")
     check(num(page.ids.get("s-dead", "")) == dead_total, f"dead letters shown {page.ids.get('s-dead')!r} = {dead_total}")
     shown = {k: cells[-1] for k, cells in page.tables.get("revenue", {}).items()}
-    want = {r["key"]: r["value"]["revenue"] for r in views["revenue_by_country"]["rows"]}
+    want = {r["key"]["country"]: r["value"]["revenue"] for r in views["revenue_by_country"]["rows"]}
     check(shown == want, f"revenue by country: {len(shown)} countries shown equal the API's {len(want)}")
     shown = {k: cells[-1] for k, cells in page.tables.get("top", {}).items()}
-    want = {r["key"]: r["value"]["revenue"] for r in views["top_products"]["rows"]}
+    want = {r["key"]["product"]: r["value"]["revenue"] for r in views["top_products"]["rows"]}
     check(shown == want, f"top products: {len(shown)} shown equal the API's {len(want)}")
     shown = {k: num(cells[-1]) for k, cells in page.tables.get("dead", {}).items()}
-    want = {r["key"]: r["value"] for r in views["dead_letters_by_reason"]["rows"]}
+    want = {r["key"]["reason"]: r["value"]["count"] for r in views["dead_letters_by_reason"]["rows"]}
     check(shown == want, f"dead letters by reason: {shown}")
-    days = sorted(views["daily_active_users"]["rows"], key=lambda r: r["key"])
-    check(num(page.ids.get("dau", "")) == days[-1]["value"] and page.ids.get("dau-day") == days[-1]["key"],
-          f"daily active users on {days[-1]['key']}: {page.ids.get('dau')!r} = {days[-1]['value']}")
+    days = sorted((r["key"]["date"], r["value"]["users"]) for r in views["daily_active_users"]["rows"])
+    check(num(page.ids.get("dau", "")) == days[-1][1] and page.ids.get("dau-day") == days[-1][0],
+          f"daily active users on {days[-1][0]}: {page.ids.get('dau')!r} = {days[-1][1]}")
     charted = {"events_per_minute", "revenue_by_country", "daily_active_users", "conversion_rate",
                "top_products", "events_by_source", "dead_letters_by_reason", "events_by_type"}
     others = [v for v in get(api + "/api/views")["views"] if v["name"] not in charted]
@@ -127,7 +127,7 @@ def main(url, workdir, records, *chromium):
         ("true" if v else "false") if isinstance(v, bool) else str(v))
     for v in others:
         data = get(f"{api}/api/views/{v['name']}?limit=50")
-        fields = lambda o, cols: [o] if len(cols) == 1 and not isinstance(o, dict) else [o.get(c) for c in cols]  # noqa: E731
+        fields = lambda o, cols: [o.get(c) for c in cols]  # noqa: E731
         want = {json.dumps(r["key"], separators=(",", ":"), ensure_ascii=False):
                 [cell(x) for x in fields(r["key"], v["key"]) + fields(r["value"], v["value"])] for r in data["rows"]}
         shown = page.tables.get(f"view-{v['name']}", {})

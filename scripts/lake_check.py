@@ -54,7 +54,7 @@ def main(data_dir, events_paths, views_path, binary):
     )
     views = json.load(open(views_path))["views"]
     failures += compare(expected_views(con), views, "SQL over the lake (deltalake reader)")
-    reasons = {r["key"]: r["value"] for r in views["dead_letters_by_reason"]}
+    reasons = {r["key"]["reason"]: r["value"]["count"] for r in views["dead_letters_by_reason"]}
     by_reason = dict(con.execute("SELECT reason, count(*) FROM dead_rows GROUP BY ALL").fetchall())
     check(by_reason == reasons, f"dead letters by reason equal the view: {by_reason}")
 

@@ -210,9 +210,9 @@ def run_lambdaflow(path, threads, binary, lake):
         seconds = time.perf_counter() - started
         views = json.load(open(out))["views"]
     return seconds, canonical(
-        {(r["key"]["event_type"], r["key"]["country"]): r["value"] for r in views["events_by_country"]},
-        {r["key"]: r["value"] for r in views["daily_active_users"]},
-        {r["key"]: int(Decimal(r["value"]["revenue"]) * 100) for r in views["revenue_by_product"]},
+        {(r["key"]["event_type"], r["key"]["country"]): r["value"]["count"] for r in views["events_by_country"]},
+        {r["key"]["date"]: r["value"]["users"] for r in views["daily_active_users"]},
+        {r["key"]["product"]: int(Decimal(r["value"]["revenue"]) * 100) for r in views["revenue_by_product"]},
     )
 
 

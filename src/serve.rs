@@ -262,9 +262,9 @@ async fn list_views(State(app): State<App>) -> Response {
                 };
                 let mut view = json!({"name": catalog.name(v), "description": catalog.description(v),
                     "key": names(&key), "value": names(&value), "rows": state.tables[v].len()});
+                view["types"] = json!({"key": types(&key), "value": types(&value)});
                 if let Some(sql) = catalog.sql(v) {
                     view["sql"] = json!(sql.sql);
-                    view["types"] = json!({"key": types(&key), "value": types(&value)});
                 }
                 view
             })

@@ -56,7 +56,7 @@ fn the_report_describes_the_run_and_its_lake_is_the_pipelines() {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["value"].as_u64().unwrap())
+        .map(|r| r["value"]["count"].as_u64().unwrap())
         .sum();
     assert!(dead > 0);
     assert_eq!(n("dead_letters"), dead);

@@ -168,15 +168,15 @@ fn oversized_records_become_too_large_dead_letters() {
     let json = views_of(&views);
     assert_eq!(
         json["views"]["dead_letters_by_reason"],
-        serde_json::json!([{"key": "too_large", "value": 1}])
+        serde_json::json!([{"key": {"reason": "too_large"}, "value": {"count": 1}}])
     );
     assert_eq!(
         json["views"]["events_by_type"],
-        serde_json::json!([{"key": "login", "value": 2}])
+        serde_json::json!([{"key": {"event_type": "login"}, "value": {"count": 2}}])
     );
     assert_eq!(
         json["views"]["daily_active_users"],
-        serde_json::json!([{"key": "2024-05-05", "value": 1}])
+        serde_json::json!([{"key": {"date": "2024-05-05"}, "value": {"users": 1}}])
     );
 }
 
@@ -330,7 +330,7 @@ fn sigint_and_sigterm_stop_the_demo_cleanly() {
             .as_array()
             .unwrap()
             .iter()
-            .map(|r| r["value"].as_i64().unwrap())
+            .map(|r| r["value"]["count"].as_i64().unwrap())
             .sum();
         assert!(events > 0, "{signal}: {json}");
     }

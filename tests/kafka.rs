@@ -28,7 +28,7 @@ fn sum(views: &serde_json::Value, view: &str) -> i64 {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["value"].as_i64().unwrap())
+        .map(|r| r["value"]["count"].as_i64().unwrap())
         .sum()
 }
 

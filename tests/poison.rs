@@ -64,8 +64,8 @@ fn dead_by_reason(views: &serde_json::Value) -> Vec<(String, i64)> {
         .iter()
         .map(|r| {
             (
-                r["key"].as_str().unwrap().to_owned(),
-                r["value"].as_i64().unwrap(),
+                r["key"]["reason"].as_str().unwrap().to_owned(),
+                r["value"]["count"].as_i64().unwrap(),
             )
         })
         .collect()
@@ -87,7 +87,7 @@ fn events(views: &serde_json::Value) -> i64 {
         .as_array()
         .unwrap()
         .iter()
-        .map(|r| r["value"].as_i64().unwrap())
+        .map(|r| r["value"]["count"].as_i64().unwrap())
         .sum()
 }
 

@@ -143,14 +143,6 @@ pub fn format_day(day: i32) -> String {
     format!("{y:04}-{m:02}-{d:02}")
 }
 
-/// `YYYY-MM-DDTHH:MM` of a UTC minute number.
-pub fn format_minute(minute: i64) -> String {
-    let day = minute.div_euclid(1_440);
-    let in_day = minute.rem_euclid(1_440);
-    let (y, m, d) = civil_from_days(day);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}", in_day / 60, in_day % 60)
-}
-
 /// RFC 3339 (`YYYY-MM-DDTHH:MM:SS.ffffffZ`, or without a fraction when it is zero) of an instant.
 pub fn format_rfc3339(micros: i64) -> String {
     let secs = micros.div_euclid(1_000_000);
@@ -183,7 +175,10 @@ mod tests {
     fn an_offset_can_move_an_event_to_another_utc_day_and_minute() {
         let t = parse_rfc3339("2024-03-01T00:30:15.5+01:00").unwrap();
         assert_eq!(format_day(utc_day(t)), "2024-02-29");
-        assert_eq!(format_minute(utc_minute(t)), "2024-02-29T23:30");
+        assert_eq!(
+            format_rfc3339(utc_minute(t) * 60_000_000),
+            "2024-02-29T23:30:00Z"
+        );
         assert_eq!(format_rfc3339(t), "2024-02-29T23:30:15.500000Z");
     }
 

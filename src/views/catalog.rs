@@ -80,8 +80,8 @@ impl Catalog {
         (0..self.len()).find(|&i| self.name(i) == name)
     }
 
-    /// The names and types of view `view`'s key columns and value columns (a built-in view's
-    /// types are not named: `""`).
+    /// The names and types of view `view`'s key columns and value columns (a Rust view's types
+    /// are not named: `""`).
     pub fn columns(&self, view: usize) -> (Columns, Columns) {
         match self.sql(view) {
             Some(v) => {
@@ -96,14 +96,16 @@ impl Catalog {
                 (of(true), of(false))
             }
             None => {
-                let untyped = |names: Vec<String>| names.into_iter().map(|n| (n, "")).collect();
+                let named = |c: &[(&str, &'static str)]| {
+                    c.iter().map(|&(n, ty)| (n.to_owned(), ty)).collect()
+                };
                 match self.custom(view) {
-                    Some(v) => (untyped(v.key()), untyped(v.value())),
-                    None => {
-                        let spec = &VIEWS[view];
-                        let names = |n: &[&str]| n.iter().map(|s| s.to_string()).collect();
-                        (untyped(names(spec.key)), untyped(names(spec.value)))
+                    Some(v) => {
+                        let untyped =
+                            |names: Vec<String>| names.into_iter().map(|n| (n, "")).collect();
+                        (untyped(v.key()), untyped(v.value()))
                     }
+                    None => (named(VIEWS[view].key), named(VIEWS[view].value)),
                 }
             }
         }

@@ -4,7 +4,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::{Value as Json, json};
 
 use crate::event::money::{format_average, format_cents};
-use crate::event::time::{format_day, format_minute, format_rfc3339};
+use crate::event::time::{format_day, format_rfc3339};
 use crate::event::{Sym, Symbols};
 
 /// One field of a view row.
@@ -22,8 +22,6 @@ pub enum Datum {
     Text(String),
     /// A UTC day, shown as `YYYY-MM-DD`.
     Day(i32),
-    /// A UTC minute, shown as `YYYY-MM-DDTHH:MM`.
-    Minute(i64),
     /// A ratio `numerator / denominator`, shown as a number.
     Ratio(i64, i64),
     /// The average of `count` amounts totalling `sum` cents, shown as money.
@@ -90,7 +88,6 @@ impl Datum {
             Datum::Sym(s) => json!(&*symbols.resolve(*s)),
             Datum::Text(t) => json!(t),
             Datum::Day(d) => json!(format_day(*d)),
-            Datum::Minute(m) => json!(format_minute(*m)),
             Datum::Ratio(n, d) => json!(if *d == 0 { 0.0 } else { *n as f64 / *d as f64 }),
             Datum::Average(s, c) => json!(format_average(*s, *c)),
             Datum::Float(f) => json!(f.0),

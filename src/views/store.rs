@@ -237,9 +237,8 @@ impl ViewStore {
     }
 }
 
-/// One row as `{"key": ..., "value": ...}`. A built-in view's key or value with one field is
-/// that field's plain value, an object of named fields otherwise; a SQL view's are always
-/// objects of its columns by name.
+/// One row as `{"key": {...}, "value": {...}}`: objects of the view's key and value columns by
+/// name, for built-in, SQL and Rust views alike.
 fn row_json(
     symbols: &Symbols,
     catalog: &Catalog,
@@ -273,14 +272,10 @@ fn row_json(
         });
     }
     let spec = &VIEWS[view];
-    let fields = |names: &[&str], data: &[Datum]| -> Json {
-        if names.len() == 1 {
-            data[0].to_json(symbols)
-        } else {
-            object(&mut names.iter().copied(), data)
-        }
-    };
-    json!({"key": fields(spec.key, key), "value": fields(spec.value, value)})
+    json!({
+        "key": object(&mut spec.key.iter().map(|c| c.0), key),
+        "value": object(&mut spec.value.iter().map(|c| c.0), value),
+    })
 }
 
 fn rows_json(symbols: &Symbols, catalog: &Catalog, state: &ViewState, view: usize) -> Vec<Json> {
@@ -462,7 +457,7 @@ mod tests {
             (
                 row(
                     ViewId::EventsPerMinute,
-                    vec![Datum::Minute(29_000_000), Datum::Sym(view)],
+                    vec![Datum::Timestamp(29_000_000 * 60_000_000), Datum::Sym(view)],
                     vec![Datum::Int(3)],
                 ),
                 1,

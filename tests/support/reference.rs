@@ -126,7 +126,7 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
 
         *by_type.entry(t.clone()).or_default() += 1;
         *per_minute
-            .entry((at.format("%Y-%m-%dT%H:%M").to_string(), t.clone()))
+            .entry((at.format("%Y-%m-%dT%H:%M:00Z").to_string(), t.clone()))
             .or_default() += 1;
         if let Some(p) = price {
             let x = prices.entry(t.clone()).or_default();
@@ -158,42 +158,50 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
             .insert(key.to_string(), value);
     };
     for (t, n) in by_type {
-        put("events_by_type", json!(t), json!(n));
+        put(
+            "events_by_type",
+            json!({"event_type": t}),
+            json!({"count": n}),
+        );
     }
     for ((m, t), n) in per_minute {
         put(
             "events_per_minute",
             json!({"minute": m, "event_type": t}),
-            json!(n),
+            json!({"count": n}),
         );
     }
     for (c, (r, o)) in revenue {
         put(
             "revenue_by_country",
-            json!(c),
+            json!({"country": c}),
             json!({"revenue": money(r), "orders": o}),
         );
     }
     for (t, (sum, n)) in prices {
         put(
             "avg_price_by_type",
-            json!(t),
+            json!({"event_type": t}),
             json!({"avg_price": average(sum, n), "total": money(sum), "count": n}),
         );
     }
     for (d, users) in &active {
-        put("daily_active_users", json!(d), json!(users.len()));
+        put(
+            "daily_active_users",
+            json!({"date": d}),
+            json!({"users": users.len()}),
+        );
         let p = buyers.get(d).map_or(0, BTreeSet::len);
         put(
             "conversion_rate",
-            json!(d),
+            json!({"date": d}),
             json!({"purchasing_users": p, "active_users": users.len(), "rate": p as f64 / users.len() as f64}),
         );
     }
     for (p, (r, o)) in &product_revenue {
         put(
             "revenue_by_product",
-            json!(p),
+            json!({"product": p}),
             json!({"revenue": money(*r), "orders": o}),
         );
     }
@@ -201,7 +209,7 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
         put(
             "events_by_country",
             json!({"event_type": t, "country": c}),
-            json!(n),
+            json!({"count": n}),
         );
     }
     let mut ranked: Vec<(String, i64)> = product_revenue
@@ -212,7 +220,7 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
     for (rank, (p, r)) in ranked.into_iter().take(10).enumerate() {
         put(
             "top_products",
-            json!(p),
+            json!({"product": p}),
             json!({"rank": rank + 1, "revenue": money(r)}),
         );
     }
@@ -220,11 +228,15 @@ pub fn views(lines: &[Vec<u8>], max_bytes: usize) -> BTreeMap<String, BTreeMap<S
         put(
             "events_by_source",
             json!({"source": src, "event_type": t}),
-            json!(n),
+            json!({"count": n}),
         );
     }
     for (r, n) in dead {
-        put("dead_letters_by_reason", json!(r), json!(n));
+        put(
+            "dead_letters_by_reason",
+            json!({"reason": r}),
+            json!({"count": n}),
+        );
     }
     out
 }
