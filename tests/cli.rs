@@ -181,6 +181,58 @@ fn oversized_records_become_too_large_dead_letters() {
 }
 
 #[test]
+fn a_top_n_view_is_listed_in_its_order() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let event = |id: u32, country: &str, price: &str| {
+        format!(
+            r#"{{"event_id":"{id}","event_type":"purchase","user_id":"u","event_timestamp":"2024-05-05T10:00:00Z","country":"{country}","price":{price}}}"#
+        )
+    };
+    let lines = [
+        event(1, "AT", "5.00"),
+        event(2, "BE", "30.00"),
+        event(3, "CH", "12.50"),
+        event(4, "AT", "20.00"),
+        event(5, "DE", "1.00"),
+    ];
+    std::fs::write(&events, lines.join("\n") + "\n").unwrap();
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config,
+        r#"
+[[views]]
+name = "top_countries"
+sql = "SELECT country, sum(price) AS revenue FROM events GROUP BY country ORDER BY revenue DESC LIMIT 3"
+"#,
+    )
+    .unwrap();
+    let views = dir.path().join("v.json");
+    let status = lambdaflow()
+        .args(["run", "-q", "--until-exhausted", "--no-serve", "--config"])
+        .arg(&config)
+        .arg("--source")
+        .arg(format!("file:{}", events.display()))
+        .arg("--views-out")
+        .arg(&views)
+        .status()
+        .unwrap();
+    assert!(status.success());
+    let listed: Vec<(String, String)> = views_of(&views)["views"]["top_countries"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            let (k, v) = (&r["key"]["country"], &r["value"]["revenue"]);
+            (k.as_str().unwrap().into(), v.as_str().unwrap().into())
+        })
+        .collect();
+    let want = [("BE", "30.00"), ("AT", "25.00"), ("CH", "12.50")];
+    let want: Vec<(String, String)> = want.map(|(k, v)| (k.into(), v.into())).into();
+    assert_eq!(listed, want);
+}
+
+#[test]
 fn bad_flags_and_configs_get_one_line_and_a_non_zero_exit() {
     let dir = tempfile::tempdir().unwrap();
     let config = dir.path().join("bad.toml");

@@ -283,8 +283,19 @@ fn rows_json(symbols: &Symbols, catalog: &Catalog, state: &ViewState, view: usiz
         .iter()
         .map(|(k, v)| row_json(symbols, catalog, view, k, v))
         .collect();
+    let places: Option<Vec<_>> = catalog.sql(view).and_then(|v| {
+        let table = state.tables[view].iter();
+        table
+            .map(|(k, val)| sql::flow::listing_place(&v.plan, k, val, symbols))
+            .collect()
+    });
     if view == ViewId::TopProducts as usize {
         rows.sort_by_key(|row| row["value"]["rank"].as_i64());
+    } else if let Some(places) = places {
+        // A top-n in its ORDER BY order.
+        let mut placed: Vec<_> = places.into_iter().zip(rows).collect();
+        placed.sort_by(|a, b| a.0.cmp(&b.0));
+        rows = placed.into_iter().map(|(_, row)| row).collect();
     } else {
         // The key's text once per row, not once per comparison.
         rows.sort_by_cached_key(|row| row["key"].to_string());

@@ -256,7 +256,7 @@ pub(super) fn finish(
 /// A row's place in `ORDER BY` order: its order values (strings by their text), then its key
 /// columns by text, so that ties fall the same way on every run.
 #[derive(Clone, Debug, PartialEq, Eq, Hash, Serialize, Deserialize)]
-pub(super) struct SortKey(Vec<(Datum, bool, bool)>);
+pub struct SortKey(Vec<(Datum, bool, bool)>);
 
 impl Ord for SortKey {
     fn cmp(&self, other: &Self) -> Ordering {
@@ -294,6 +294,36 @@ impl PartialOrd for SortKey {
     fn partial_cmp(&self, other: &Self) -> Option<Ordering> {
         Some(self.cmp(other))
     }
+}
+
+/// Where a row of a view with `ORDER BY ... LIMIT` stands in that order, from its output
+/// columns (then its key columns by text): the order in which its rows are listed. `None` for
+/// a view without `LIMIT`, or one that orders by a value it does not output.
+pub fn listing_place(
+    plan: &Plan,
+    keys: &[Datum],
+    values: &[Datum],
+    symbols: &Symbols,
+) -> Option<SortKey> {
+    plan.limit?;
+    let resolve = |d: &Datum| match d {
+        Datum::Sym(_) => text(d, symbols).map_or(Datum::Null, |t| Datum::Text(t.into_owned())),
+        _ => d.clone(),
+    };
+    let (mut k, mut v) = (0, 0);
+    let mut output = Vec::new();
+    for c in &plan.columns {
+        let value = if c.key { keys.get(k) } else { values.get(v) };
+        (k, v) = if c.key { (k + 1, v) } else { (k, v + 1) };
+        output.push((&c.expr, value?));
+    }
+    let mut parts = Vec::new();
+    for o in &plan.order {
+        let (_, value) = output.iter().find(|(e, _)| **e == o.expr)?;
+        parts.push((resolve(value), o.descending, o.nulls_first));
+    }
+    parts.extend(keys.iter().map(|d| (resolve(d), false, false)));
+    Some(SortKey(parts))
 }
 
 /// Two non-null values of one column, in SQL order (strings are resolved already).
