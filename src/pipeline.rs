@@ -497,6 +497,7 @@ fn all_views<'s>(
     shared: &Shared,
     index: usize,
     sql_plans: &[views::sql::Plan],
+    non_null: &[bool],
     events: VecCollection<'s, u64, Event>,
     dead: VecCollection<'s, u64, DeadLetter>,
     event_rows: VecCollection<'s, u64, Vec<Datum>>,
@@ -508,7 +509,7 @@ fn all_views<'s>(
         .enumerate()
         .map(|(i, plan)| (shared.store.catalog().sql_index(i) as u8, plan))
         .collect();
-    let (fused, rest) = views::sql::fused::Fused::of(&plans);
+    let (fused, rest) = views::sql::fused::Fused::of(&plans, non_null);
     if !fused.is_empty() {
         rows = rows.concat(fused.build(event_rows.clone(), &shared.symbols));
     }
@@ -539,6 +540,12 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
     let config = &shared.config;
 
     let (row_layout, sql_plans) = row_layout(config, &shared.symbols);
+    // Which row slots are never null: required fields (a record without one is a dead letter).
+    let non_null: Vec<bool> = row_layout
+        .fields
+        .iter()
+        .map(|&f| config.schema.fields[f].required)
+        .collect();
     // Views and lake progress apart: epoch latency is the views'; the lake commits in ranges.
     let probe = ProbeHandle::new();
     let lake_probe = ProbeHandle::new();
@@ -574,6 +581,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
             shared,
             index,
             &sql_plans,
+            &non_null,
             events.concat(replayed),
             dead.concat(replayed_dead),
             event_rows.concat(replayed_rows),

@@ -190,6 +190,10 @@ struct View {
     slots: Vec<(usize, Option<u16>)>,
     /// Each aggregate's source.
     aggs: Vec<Source>,
+    /// A distinct count (by index) that is positive exactly when the group has a row: set when
+    /// every aggregate counts distinct and one of them, without `FILTER`, counts a column that
+    /// is never null. Such a view needs no fine key and no row count.
+    exists_by: Option<usize>,
 }
 
 impl View {
@@ -233,11 +237,15 @@ pub struct Fused {
 
 impl Fused {
     /// Fuses every view of `plans` (with their catalog indices) that can be; returns the
-    /// fused views and the others.
-    pub fn of<'p>(plans: &[(u8, &'p Plan)]) -> (Fused, Vec<(u8, &'p Plan)>) {
+    /// fused views and the others. `non_null[i]` says whether row slot `i` is never null (a
+    /// required field).
+    pub fn of<'p>(plans: &[(u8, &'p Plan)], non_null: &[bool]) -> (Fused, Vec<(u8, &'p Plan)>) {
         let mut fused = Fused::default();
         let mut rest = Vec::new();
         for &(id, plan) in plans {
+            if fused.add_by_distinct(id, plan, non_null) {
+                continue;
+            }
             if !fused.add(id, plan) {
                 rest.push((id, plan));
             }
@@ -248,6 +256,47 @@ impl Fused {
     /// Whether no view was fused.
     pub fn is_empty(&self) -> bool {
         self.views.is_empty()
+    }
+
+    /// Adds a view of distinct counts whose rows exist exactly when one of its counts is
+    /// positive ([`View::exists_by`]), if it is one.
+    fn add_by_distinct(&mut self, id: u8, plan: &Plan, non_null: &[bool]) -> bool {
+        let fits = plan.table == TableName::Events
+            && !plan.global
+            && plan.keys.len() <= ATOMS
+            && plan.aggs.iter().all(|a| a.func == AggFn::CountDistinct);
+        let never_null = |a: &super::Agg| {
+            a.filter.is_none()
+                && matches!(a.arg, Some(Expr::Slot(i)) if non_null.get(i) == Some(&true))
+        };
+        let Some(by) = plan.aggs.iter().position(never_null).filter(|_| fits) else {
+            return false;
+        };
+        let aggs: Vec<Source> = plan
+            .aggs
+            .iter()
+            .map(|a| {
+                let d = Distinct {
+                    filter: plan.filter.iter().chain(&a.filter).map(Fast::of).collect(),
+                    keys: plan.keys.iter().map(Fast::of).collect(),
+                    arg: Fast::of(a.arg.as_ref().expect("a distinct count has an argument")),
+                };
+                Source::Distinct(index(&mut self.distinct, &d))
+            })
+            .collect();
+        let Source::Distinct(exists_by) = aggs[by] else {
+            unreachable!("every aggregate is a distinct count")
+        };
+        self.views.push(View {
+            id,
+            plan: Arc::new(plan.clone()),
+            filter: None,
+            keys: Vec::new(),
+            slots: Vec::new(),
+            aggs,
+            exists_by: Some(exists_by),
+        });
+        true
     }
 
     /// Adds a view if it can be fused.
@@ -375,6 +424,7 @@ impl Fused {
             keys,
             slots,
             aggs,
+            exists_by: None,
         })
     }
 
@@ -469,10 +519,13 @@ impl Fused {
                         Part::Seed => seeded = true,
                     }
                 }
-                if totals.is_none() && !seeded {
+                let v = &f.views[usize::from(key.id)];
+                let exists = v
+                    .exists_by
+                    .is_some_and(|d| counts.iter().any(|&(c, n)| c == d && n > 0));
+                if totals.is_none() && !seeded && !exists {
                     return;
                 }
-                let v = &f.views[usize::from(key.id)];
                 if let Some(row) = f.finish(v, key, totals.as_ref(), &counts, &s) {
                     out.push((row, 1));
                 }
@@ -654,7 +707,8 @@ mod tests {
     use crate::event::Schema;
     use crate::views::sql::{RowLayout, SqlView, compile};
 
-    fn plans(toml: &str) -> Vec<Plan> {
+    /// The plans of a config's views, and which of their row slots are never null.
+    fn plans(toml: &str) -> (Vec<Plan>, Vec<bool>) {
         let file = ConfigFile::parse(toml, "test").unwrap();
         let schema = Schema::ecommerce();
         let views: Vec<SqlView> = file
@@ -667,21 +721,24 @@ mod tests {
                 plan: compile(&v.name, &v.sql, &schema).unwrap(),
             })
             .collect();
-        RowLayout::of(&views, &Symbols::default()).1
+        let (layout, plans) = RowLayout::of(&views, &Symbols::default());
+        let non_null = layout.fields.iter().map(|&f| schema.fields[f].required);
+        (plans, non_null.collect())
     }
 
-    /// The built-in views in SQL fuse into the three groups the hand-written plan had: counts
-    /// (with the days the user counts need), counts per minute, and price sums; their distinct
-    /// user counts share one count; the dead-letter view is left to be built alone.
+    /// The built-in views in SQL fuse into the three groups the hand-written plan had: counts,
+    /// counts per minute, and price sums; the user views need no group (`user_id` is never
+    /// null, so a day has a row exactly when it has users) and their distinct user counts share
+    /// one count; the dead-letter view is left to be built alone.
     #[test]
     fn the_builtin_views_in_sql_fuse_as_the_hand_written_plan() {
-        let plans = plans(include_str!("../../../scripts/builtin-views.toml"));
+        let (plans, non_null) = plans(include_str!("../../../scripts/builtin-views.toml"));
         let indexed: Vec<(u8, &Plan)> = plans
             .iter()
             .enumerate()
             .map(|(i, p)| (i as u8, p))
             .collect();
-        let (fused, rest) = Fused::of(&indexed);
+        let (fused, rest) = Fused::of(&indexed, &non_null);
         assert_eq!(fused.views.len(), 10);
         assert_eq!(rest.len(), 1);
         assert_eq!(rest[0].1.table, TableName::DeadLetters);
@@ -690,10 +747,11 @@ mod tests {
             .iter()
             .map(|g| (g.views.len(), g.atoms.len(), g.measures.len()))
             .collect();
-        // events_by_type, daily_active_users, conversion_rate, events_by_source,
-        // events_by_country | events_per_minute | revenue_by_country, avg_price_by_type,
-        // top_products, revenue_by_product.
-        assert_eq!(sizes, [(5, 4, 1), (1, 2, 1), (4, 3, 3)]);
+        // events_by_type, events_by_source, events_by_country | events_per_minute |
+        // revenue_by_country, avg_price_by_type, top_products, revenue_by_product.
+        assert_eq!(sizes, [(3, 3, 1), (1, 2, 1), (4, 3, 3)]);
+        let by_distinct = fused.views.iter().filter(|v| v.exists_by.is_some());
+        assert_eq!(by_distinct.count(), 2);
         // Active users per day (two views) and purchasing users per day.
         assert_eq!(fused.distinct.len(), 2);
     }
@@ -701,7 +759,7 @@ mod tests {
     /// Views that keep values (`min`, `max`, float sums) or read dead letters are not fused.
     #[test]
     fn views_that_keep_values_are_built_alone() {
-        let plans = plans(
+        let (plans, non_null) = plans(
             r#"
             [[views]]
             name = "a"
@@ -719,7 +777,7 @@ mod tests {
             .enumerate()
             .map(|(i, p)| (i as u8, p))
             .collect();
-        let (fused, rest) = Fused::of(&indexed);
+        let (fused, rest) = Fused::of(&indexed, &non_null);
         assert_eq!(fused.views.iter().map(|v| v.id).collect::<Vec<_>>(), [1]);
         assert_eq!(rest.iter().map(|(i, _)| *i).collect::<Vec<_>>(), [0, 2]);
     }
