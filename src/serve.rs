@@ -6,8 +6,8 @@
 //! single-threaded tokio runtime; the workers never wait for it.
 
 mod connection;
+mod metrics;
 
-use std::fmt::Write as _;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use axum::Router;
 use axum::extract::{Path, Query, RawQuery, Request, State};
-use axum::http::{HeaderMap, StatusCode, header};
+use axum::http::{StatusCode, header};
 use axum::middleware::{self, Next};
 use axum::response::{Html, IntoResponse, Response};
 use axum::routing::get;
@@ -186,7 +186,7 @@ fn router(app: App) -> Router {
         .route("/api/views", get(list_views))
         .route("/api/views/{name}", get(view))
         .route("/api/status", get(status))
-        .route("/metrics", get(metrics))
+        .route("/metrics", get(metrics::metrics))
         .route_layer(middleware::from_fn_with_state(app.clone(), check_token));
     Router::new()
         .route("/", get(dashboard))
@@ -448,174 +448,4 @@ async fn status(State(app): State<App>) -> Response {
         "lake": lake,
     }))
     .into_response()
-}
-
-/// Upper bounds of the epoch latency histogram's buckets, in seconds.
-const LATENCY_BUCKETS: [f64; 14] = [
-    0.001, 0.002, 0.005, 0.01, 0.02, 0.05, 0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0, 30.0,
-];
-
-async fn metrics(State(app): State<App>) -> Response {
-    let s = &app.served;
-    let stats = &s.stats;
-    let mut out = String::new();
-    let mut metric = |name: &str, kind: &str, help: &str, samples: &[(String, f64)]| {
-        let _ = writeln!(out, "# HELP {name} {help}");
-        let _ = writeln!(out, "# TYPE {name} {kind}");
-        for (labels, value) in samples {
-            let _ = writeln!(out, "{name}{labels} {value}");
-        }
-    };
-    let one = |v: u64| [(String::new(), v as f64)];
-    let counters = [
-        (
-            "lambdaflow_records_in_total",
-            "counter",
-            "Raw records read from the sources.",
-            &stats.records_in,
-        ),
-        (
-            "lambdaflow_bytes_in_total",
-            "counter",
-            "Raw bytes read from the sources.",
-            &stats.bytes_in,
-        ),
-        (
-            "lambdaflow_events_total",
-            "counter",
-            "Records decoded into events.",
-            &stats.events,
-        ),
-        (
-            "lambdaflow_dead_letters_total",
-            "counter",
-            "Records that became dead letters.",
-            &stats.dead_letters,
-        ),
-        (
-            "lambdaflow_epoch",
-            "gauge",
-            "The highest epoch a worker has reached.",
-            &stats.epoch,
-        ),
-    ];
-    for (name, kind, help, value) in counters {
-        metric(name, kind, help, &one(value.load(Ordering::Relaxed)));
-    }
-    let (closed, rows): (Option<u64>, Vec<(String, f64)>) = s.store.read(|state| {
-        (
-            state.as_of,
-            s.store
-                .enabled()
-                .iter()
-                .map(|&v| {
-                    (
-                        format!("{{view=\"{}\"}}", s.store.catalog().name(v)),
-                        state.tables[v].len() as f64,
-                    )
-                })
-                .collect(),
-        )
-    });
-    if let Some(closed) = closed {
-        metric(
-            "lambdaflow_closed_epoch",
-            "gauge",
-            "The last epoch every view has absorbed.",
-            &one(closed),
-        );
-    }
-    metric("lambdaflow_view_rows", "gauge", "Rows in each view.", &rows);
-    metric(
-        "lambdaflow_workers",
-        "gauge",
-        "Worker threads.",
-        &one(s.workers as u64),
-    );
-    metric(
-        "lambdaflow_uptime_seconds",
-        "gauge",
-        "Seconds since the run started.",
-        &[(String::new(), stats.started.elapsed().as_secs_f64())],
-    );
-    if let Some(lake) = &s.lake {
-        let l = lake.lock().unwrap_or_else(|e| e.into_inner());
-        metric(
-            "lambdaflow_lake_commits_total",
-            "counter",
-            "Lake commits made by this run.",
-            &one(l.commits),
-        );
-        if let Some((epoch, version)) = l.committed {
-            metric(
-                "lambdaflow_lake_committed_epoch",
-                "gauge",
-                "The last epoch committed to the lake.",
-                &one(epoch),
-            );
-            metric(
-                "lambdaflow_lake_version",
-                "gauge",
-                "The events table's Delta version.",
-                &one(version),
-            );
-        }
-    }
-    let lag: Vec<(String, f64)> = stats
-        .lag
-        .lock()
-        .unwrap_or_else(|e| e.into_inner())
-        .iter()
-        .map(|(p, l)| {
-            (
-                format!("{{partition=\"{}\"}}", p.replace(['\\', '"'], "_")),
-                l.lag() as f64,
-            )
-        })
-        .collect();
-    if !lag.is_empty() {
-        metric(
-            "lambdaflow_kafka_lag",
-            "gauge",
-            "Messages not read yet, per partition.",
-            &lag,
-        );
-    }
-    {
-        let h = stats
-            .epoch_latency
-            .lock()
-            .unwrap_or_else(|e| e.into_inner());
-        let name = "lambdaflow_epoch_latency_seconds";
-        let _ = writeln!(
-            out,
-            "# HELP {name} From a worker leaving an epoch to every view having absorbed it."
-        );
-        let _ = writeln!(out, "# TYPE {name} histogram");
-        for bound in LATENCY_BUCKETS {
-            let micros = (bound * 1e6) as u64;
-            let count: u64 = h
-                .iter_recorded()
-                .filter(|v| v.value_iterated_to() <= micros)
-                .map(|v| v.count_at_value())
-                .sum();
-            let _ = writeln!(out, "{name}_bucket{{le=\"{bound}\"}} {count}");
-        }
-        let _ = writeln!(out, "{name}_bucket{{le=\"+Inf\"}} {}", h.len());
-        let sum: f64 = h
-            .iter_recorded()
-            .map(|v| v.value_iterated_to() as f64 * v.count_at_value() as f64)
-            .sum::<f64>()
-            / 1e6;
-        let _ = writeln!(out, "{name}_sum {sum}");
-        let _ = writeln!(out, "{name}_count {}", h.len());
-    }
-    let mut headers = HeaderMap::new();
-    headers.insert(
-        header::CONTENT_TYPE,
-        "text/plain; version=0.0.4; charset=utf-8"
-            .parse()
-            .expect("a valid header"),
-    );
-    (headers, out).into_response()
 }
