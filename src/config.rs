@@ -280,16 +280,7 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
     };
 
     if let Some(id) = p.id {
-        if id.is_empty()
-            || !id
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_')
-        {
-            return Err(invalid(format!(
-                "pipeline id `{id}` must be letters, digits, `-` or `_`"
-            )));
-        }
-        config.id = id;
+        config.id = pipeline_id(id)?;
     }
     config.workers = flags.workers.or(p.workers).unwrap_or(1);
     if !(1..=256).contains(&config.workers) {
@@ -298,43 +289,7 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
             config.workers
         )));
     }
-    let epoch_records = flags.epoch_records.or(if flags.epoch.is_some() {
-        None
-    } else {
-        p.epoch_records
-    });
-    let epoch = flags.epoch.or(if flags.epoch_records.is_some() {
-        None
-    } else {
-        p.epoch
-    });
-    config.epoch = match (epoch, epoch_records) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "give either an epoch interval or epoch records, not both",
-            ));
-        }
-        (_, Some(0)) => return Err(invalid("epoch records must be at least 1")),
-        (_, Some(n)) => EpochPolicy::Records(n),
-        (Some(text), None) => {
-            let d = humantime::parse_duration(&text).map_err(|e| {
-                invalid(format!(
-                    "epoch `{text}` is not a duration such as 100ms or 1s ({e})"
-                ))
-            })?;
-            if d < Duration::from_millis(1) {
-                return Err(invalid(format!("epoch `{text}` is shorter than 1ms")));
-            }
-            if d > MAX_EPOCH {
-                return Err(invalid(format!(
-                    "epoch `{text}` is longer than 1h: the views would show nothing new for that \
-                     long"
-                )));
-            }
-            EpochPolicy::Interval(d)
-        }
-        (None, None) => EpochPolicy::Interval(Duration::from_millis(100)),
-    };
+    config.epoch = epoch_policy(flags.epoch, flags.epoch_records, p.epoch, p.epoch_records)?;
     config.max_record_bytes = flags
         .max_record_bytes
         .or(p.max_record_bytes)
@@ -392,9 +347,81 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
             )));
         }
     }
+    choose_views(&mut config, flags.views.or(p.views), sql, rust)?;
+    check_schema_fits_views(&config.schema, &config.views)?;
+    config.lake = lake_config(file.lake, &lake_flags, config.epoch)?;
+    Ok(config)
+}
+
+/// A pipeline id: letters, digits, `-` and `_`.
+fn pipeline_id(id: String) -> Result<String, ConfigError> {
+    let allowed = |c: char| c.is_ascii_alphanumeric() || c == '-' || c == '_';
+    if id.is_empty() || !id.chars().all(allowed) {
+        return Err(invalid(format!(
+            "pipeline id `{id}` must be letters, digits, `-` or `_`"
+        )));
+    }
+    Ok(id)
+}
+
+/// The epoch policy from the flags and the file: an interval or a record count (a flag of
+/// either kind overrides both of the file's).
+fn epoch_policy(
+    flag_interval: Option<String>,
+    flag_records: Option<u64>,
+    file_interval: Option<String>,
+    file_records: Option<u64>,
+) -> Result<EpochPolicy, ConfigError> {
+    let epoch_records = flag_records.or(if flag_interval.is_some() {
+        None
+    } else {
+        file_records
+    });
+    let epoch = flag_interval.or(if flag_records.is_some() {
+        None
+    } else {
+        file_interval
+    });
+    Ok(match (epoch, epoch_records) {
+        (Some(_), Some(_)) => {
+            return Err(invalid(
+                "give either an epoch interval or epoch records, not both",
+            ));
+        }
+        (_, Some(0)) => return Err(invalid("epoch records must be at least 1")),
+        (_, Some(n)) => EpochPolicy::Records(n),
+        (Some(text), None) => {
+            let d = humantime::parse_duration(&text).map_err(|e| {
+                invalid(format!(
+                    "epoch `{text}` is not a duration such as 100ms or 1s ({e})"
+                ))
+            })?;
+            if d < Duration::from_millis(1) {
+                return Err(invalid(format!("epoch `{text}` is shorter than 1ms")));
+            }
+            if d > MAX_EPOCH {
+                return Err(invalid(format!(
+                    "epoch `{text}` is longer than 1h: the views would show nothing new for that \
+                     long"
+                )));
+            }
+            EpochPolicy::Interval(d)
+        }
+        (None, None) => EpochPolicy::Interval(Duration::from_millis(100)),
+    })
+}
+
+/// Which views a run keeps: the `names` listed (built-in, SQL and Rust), or, with no list, the
+/// config's and the binary's own views if it has any, else the built-in views.
+fn choose_views(
+    config: &mut PipelineConfig,
+    names: Option<Vec<String>>,
+    sql: Vec<SqlView>,
+    rust: crate::views::custom::Registry,
+) -> Result<(), ConfigError> {
     let own =
         |n: &String| sql.iter().any(|v| v.name == *n) || rust.views().iter().any(|v| v.name() == n);
-    match flags.views.or(p.views) {
+    match names {
         Some(names) => {
             let (mine, builtin): (Vec<String>, Vec<String>) = names.into_iter().partition(own);
             config.views = parse_views(builtin, &sql)?;
@@ -417,9 +444,7 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         }
         None => {}
     }
-    check_schema_fits_views(&config.schema, &config.views)?;
-    config.lake = lake_config(file.lake, &lake_flags, config.epoch)?;
-    Ok(config)
+    Ok(())
 }
 
 /// The `[[views]]` of a config, compiled against the schema.
