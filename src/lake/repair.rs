@@ -101,12 +101,47 @@ pub fn repair(dir: &Path, dry_run: bool) -> Result<Repair, LakeError> {
         .into_iter()
         .map(|f| (f.path.clone(), f))
         .collect();
+    let active = active_files(&log, &kept, good, latest, &mut report.replaced_commits)?;
+    let actions = restoring_actions(&kept, &active, &mut report);
+    let bad_checkpoints = checkpoints_after(&log, good)?;
+    report.checkpoints_deleted = bad_checkpoints.len();
+    if dry_run {
+        return Ok(report);
+    }
+
+    clean_log(&log, &bad_checkpoints, &report.replaced_commits)?;
+    let version = latest + 1;
+    write_commit(&log, version, good, meta.as_ref(), &actions)?;
+    report.committed = Some(version);
+    if let Err(why) = readable(&rt, &root, version) {
+        return Err(LakeError::Other(format!(
+            "the repair committed version {version} of {}, but it is still not readable: {why}",
+            root.display()
+        )));
+    }
+    let epoch = meta.as_ref().map(|m| m.epoch);
+    let mut dead = Table::open(&rt, &table_root(dir, TableKind::DeadLetters))?;
+    report.dead_files_removed = drop_dead_letters_after(&rt, &mut dead, epoch)?;
+    drop_view_snapshots_after(dir, epoch);
+    Ok(report)
+}
+
+/// The files active at `latest`, replayed through the log from the `kept` files of version
+/// `good`, with each one's add action (`None` for a kept file); commits that are missing or
+/// damaged are skipped and listed in `replaced`.
+fn active_files(
+    log: &Path,
+    kept: &BTreeMap<String, table::TableFile>,
+    good: u64,
+    latest: u64,
+    replaced: &mut Vec<u64>,
+) -> Result<BTreeMap<String, Option<Add>>, LakeError> {
     let mut active: BTreeMap<String, Option<Add>> =
         kept.keys().map(|p| (p.clone(), None)).collect();
     for v in good + 1..=latest {
         let path = log.join(commit_name(v));
         let Some(commit) = read_commit(&path)? else {
-            report.replaced_commits.push(v);
+            replaced.push(v);
             continue;
         };
         for action in commit {
@@ -121,9 +156,19 @@ pub fn repair(dir: &Path, dry_run: bool) -> Result<Repair, LakeError> {
             }
         }
     }
+    Ok(active)
+}
+
+/// The actions that take the table from the `active` files back to the `kept` ones: removes
+/// and adds, counted in `report`.
+fn restoring_actions(
+    kept: &BTreeMap<String, table::TableFile>,
+    active: &BTreeMap<String, Option<Add>>,
+    report: &mut Repair,
+) -> Vec<Action> {
     let now = super::writer::now_millis();
     let mut actions = Vec::new();
-    for (path, add) in &active {
+    for (path, add) in active {
         if kept.contains_key(path) {
             continue;
         }
@@ -144,7 +189,7 @@ pub fn repair(dir: &Path, dry_run: bool) -> Result<Repair, LakeError> {
             ..Default::default()
         }));
     }
-    for (path, f) in &kept {
+    for (path, f) in kept {
         if active.contains_key(path) {
             continue;
         }
@@ -162,13 +207,13 @@ pub fn repair(dir: &Path, dry_run: bool) -> Result<Repair, LakeError> {
             ..Default::default()
         }));
     }
-    let bad_checkpoints = checkpoints_after(&log, good)?;
-    report.checkpoints_deleted = bad_checkpoints.len();
-    if dry_run {
-        return Ok(report);
-    }
+    actions
+}
 
-    for path in &bad_checkpoints {
+/// Deletes the bad versions' checkpoints and puts an empty commit in place of each missing or
+/// damaged one (keeping a damaged one beside it).
+fn clean_log(log: &Path, bad_checkpoints: &[PathBuf], replaced: &[u64]) -> Result<(), LakeError> {
+    for path in bad_checkpoints {
         std::fs::remove_file(path).map_err(|e| LakeError::io(path, e))?;
     }
     if !bad_checkpoints.is_empty() {
@@ -178,7 +223,7 @@ pub fn repair(dir: &Path, dry_run: bool) -> Result<Repair, LakeError> {
             std::fs::remove_file(&last).map_err(|e| LakeError::io(&last, e))?;
         }
     }
-    for &v in &report.replaced_commits {
+    for &v in replaced {
         let path = log.join(commit_name(v));
         if path.exists() {
             let kept = log.join(format!("{}.damaged", commit_name(v)));
@@ -190,22 +235,9 @@ pub fn repair(dir: &Path, dry_run: bool) -> Result<Repair, LakeError> {
             "operationParameters": { "replaced": "a missing or damaged commit file" },
             "clientVersion": concat!("lambdaflow-", env!("CARGO_PKG_VERSION")),
         }});
-        put_if_absent(&log, v, &format!("{info}\n"))?;
+        put_if_absent(log, v, &format!("{info}\n"))?;
     }
-    let version = latest + 1;
-    write_commit(&log, version, good, meta.as_ref(), &actions)?;
-    report.committed = Some(version);
-    if let Err(why) = readable(&rt, &root, version) {
-        return Err(LakeError::Other(format!(
-            "the repair committed version {version} of {}, but it is still not readable: {why}",
-            root.display()
-        )));
-    }
-    let epoch = meta.as_ref().map(|m| m.epoch);
-    let mut dead = Table::open(&rt, &table_root(dir, TableKind::DeadLetters))?;
-    report.dead_files_removed = drop_dead_letters_after(&rt, &mut dead, epoch)?;
-    drop_view_snapshots_after(dir, epoch);
-    Ok(report)
+    Ok(())
 }
 
 /// The table as of `version`, if deltalake loads it and every active file passes the check.
