@@ -21,6 +21,14 @@ fn views_of(path: &Path) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// Runs `command` with `--views-out` into `dir`, checks it succeeds, and returns the views.
+fn views_after(mut command: Command, dir: &Path) -> serde_json::Value {
+    let views = dir.join("views-out.json");
+    let status = command.arg("--views-out").arg(&views).status().unwrap();
+    assert!(status.success(), "{status:?}");
+    views_of(&views)
+}
+
 fn lines_of(path: &Path) -> Vec<Vec<u8>> {
     std::fs::read(path)
         .unwrap()
@@ -127,16 +135,11 @@ fn stdin_and_a_directory_are_sources_too() {
             f.write_all(b"\n").unwrap();
         }
     }
-    let views = dir.path().join("dir.json");
-    let status = lambdaflow()
-        .args(["run", "-q", "--until-exhausted", "-w", "3", "--source"])
-        .arg(format!("file:{}", parts.display()))
-        .arg("--views-out")
-        .arg(&views)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    assert_eq!(reference::from_views_json(&views_of(&views)), expected);
+    let mut run = lambdaflow();
+    run.args(["run", "-q", "--until-exhausted", "-w", "3", "--source"])
+        .arg(format!("file:{}", parts.display()));
+    let views = views_after(run, dir.path());
+    assert_eq!(reference::from_views_json(&views), expected);
 }
 
 #[test]
@@ -207,18 +210,12 @@ sql = "SELECT country, sum(price) AS revenue FROM events GROUP BY country ORDER 
 "#,
     )
     .unwrap();
-    let views = dir.path().join("v.json");
-    let status = lambdaflow()
-        .args(["run", "-q", "--until-exhausted", "--no-serve", "--config"])
+    let mut run = lambdaflow();
+    run.args(["run", "-q", "--until-exhausted", "--no-serve", "--config"])
         .arg(&config)
         .arg("--source")
-        .arg(format!("file:{}", events.display()))
-        .arg("--views-out")
-        .arg(&views)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    let listed: Vec<(String, String)> = views_of(&views)["views"]["top_countries"]
+        .arg(format!("file:{}", events.display()));
+    let listed: Vec<(String, String)> = views_after(run, dir.path())["views"]["top_countries"]
         .as_array()
         .unwrap()
         .iter()

@@ -306,10 +306,7 @@ pub fn listing_place(
     symbols: &Symbols,
 ) -> Option<SortKey> {
     plan.limit?;
-    let resolve = |d: &Datum| match d {
-        Datum::Sym(_) => text(d, symbols).map_or(Datum::Null, |t| Datum::Text(t.into_owned())),
-        _ => d.clone(),
-    };
+    let resolve = |d: &Datum| resolved(d.clone(), symbols);
     let (mut k, mut v) = (0, 0);
     let mut output = Vec::new();
     for c in &plan.columns {
@@ -326,6 +323,14 @@ pub fn listing_place(
     Some(SortKey(parts))
 }
 
+/// A value to order by: a string by its text, not its symbol.
+fn resolved(d: Datum, symbols: &Symbols) -> Datum {
+    match &d {
+        Datum::Sym(_) => text(&d, symbols).map_or(Datum::Null, |t| Datum::Text(t.into_owned())),
+        _ => d,
+    }
+}
+
 /// Two non-null values of one column, in SQL order (strings are resolved already).
 fn order_values(a: &Datum, b: &Datum) -> Ordering {
     let symbols = Symbols::default();
@@ -335,10 +340,7 @@ fn order_values(a: &Datum, b: &Datum) -> Ordering {
 /// A group row's place: its order values (strings by their text), then its key columns by
 /// text.
 fn sort_key(plan: &Plan, row: &[Datum], keys: &[Datum], symbols: &Symbols) -> SortKey {
-    let resolve = |d: Datum| match &d {
-        Datum::Sym(_) => text(&d, symbols).map_or(Datum::Null, |t| Datum::Text(t.into_owned())),
-        _ => d,
-    };
+    let resolve = |d: Datum| resolved(d, symbols);
     let mut parts: Vec<(Datum, bool, bool)> = plan
         .order
         .iter()
