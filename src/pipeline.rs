@@ -540,12 +540,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
     let config = &shared.config;
 
     let (row_layout, sql_plans) = row_layout(config, &shared.symbols);
-    // Which row slots are never null: required fields (a record without one is a dead letter).
-    let non_null: Vec<bool> = row_layout
-        .fields
-        .iter()
-        .map(|&f| config.schema.fields[f].required)
-        .collect();
+    let non_null = row_layout.never_null(&config.schema);
     // Views and lake progress apart: epoch latency is the views'; the lake commits in ranges.
     let probe = ProbeHandle::new();
     let lake_probe = ProbeHandle::new();

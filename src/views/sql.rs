@@ -225,6 +225,15 @@ pub struct RowLayout {
 }
 
 impl RowLayout {
+    /// For each slot, whether it is never null: a required field (a record without one is a
+    /// dead letter).
+    pub fn never_null(&self, schema: &Schema) -> Vec<bool> {
+        self.fields
+            .iter()
+            .map(|&f| schema.fields[f].required)
+            .collect()
+    }
+
     /// The union of the views' event columns, and the views with their slots renumbered into
     /// it and their string constants interned.
     pub fn of(views: &[SqlView], symbols: &Symbols) -> (RowLayout, Vec<Plan>) {

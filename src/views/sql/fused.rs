@@ -722,8 +722,7 @@ mod tests {
             })
             .collect();
         let (layout, plans) = RowLayout::of(&views, &Symbols::default());
-        let non_null = layout.fields.iter().map(|&f| schema.fields[f].required);
-        (plans, non_null.collect())
+        (plans, layout.never_null(&schema))
     }
 
     /// The built-in views in SQL fuse into the three groups the hand-written plan had: counts,
