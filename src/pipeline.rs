@@ -559,6 +559,7 @@ fn run_worker(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineE
             &config.schema,
             config.max_record_bytes,
             row_layout.clone(),
+            !config.views.is_empty(),
             shared.symbols.clone(),
             stats.clone(),
         );

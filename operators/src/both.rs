@@ -113,6 +113,54 @@ pub trait SumByAndDistinctCount<'scope, T: Timestamp, D> {
         I: ExchangeData + Hash,
         Q: IntoIterator<Item = (G, I)>,
         M: FnMut(&D) -> Q + 'static;
+
+    /// As [`SumByAndDistinctCount::sum_by_rollup_and_distinct_count_named`], with one mapping,
+    /// `both`, giving a record's `(fine key, amount)` pairs and its `(group, value)` pairs
+    /// together: for records whose two sets of pairs share work (the same fields read, the
+    /// same conditions tested), done once per record.
+    ///
+    /// ```
+    /// use differential_dataflow::input::Input;
+    /// use lambdaflow_operators::SumByAndDistinctCount;
+    ///
+    /// timely::example(|scope| {
+    ///     // (day, country, user): visits per country, users per day; the day is parsed once
+    ///     type Visit = (&'static str, &'static str, u32);
+    ///     let visits: [Visit; 3] = [("d1", "UK", 7), ("d1", "FR", 8), ("d2", "UK", 7)];
+    ///     let (_input, visits) = scope.new_collection_from(visits);
+    ///     let (visits, users) = visits.sum_by_rollup_and_distinct_count_together_named(
+    ///         "Visits",
+    ///         |&(day, country, user): &Visit| {
+    ///             let day: u32 = day[1..].parse().unwrap();
+    ///             ([((day, country), 1isize)], [(day, user)])
+    ///         },
+    ///         |(_day, country), n| Some((country.to_string(), n)),
+    ///     );
+    ///     visits.inspect(|((c, n), _, _)| assert_eq!(*n, if c == "UK" { 2 } else { 1 }));
+    ///     users.inspect(|((day, n), _, _)| assert_eq!(*n, if *day == 1 { 2 } else { 1 }));
+    /// });
+    /// ```
+    #[allow(clippy::type_complexity)]
+    fn sum_by_rollup_and_distinct_count_together_named<F, K, A, P, R, S, G, I, Q, M>(
+        self,
+        name: &str,
+        both: M,
+        rollup: R,
+    ) -> (
+        VecCollection<'scope, T, (K, A), isize>,
+        VecCollection<'scope, T, (G, isize), isize>,
+    )
+    where
+        F: Eq + Hash + 'static,
+        K: ExchangeData + Hash,
+        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
+        P: IntoIterator<Item = (F, A)>,
+        R: FnMut(F, A) -> S + 'static,
+        S: IntoIterator<Item = (K, A)>,
+        G: ExchangeData + Hash,
+        I: ExchangeData + Hash,
+        Q: IntoIterator<Item = (G, I)>,
+        M: FnMut(&D) -> (P, Q) + 'static;
 }
 
 impl<'scope, T, D> SumByAndDistinctCount<'scope, T, D> for VecCollection<'scope, T, D, isize>
@@ -123,7 +171,7 @@ where
     fn sum_by_rollup_and_distinct_count_named<F, K, A, P, L, R, S, G, I, Q, M>(
         self,
         name: &str,
-        sum: L,
+        mut sum: L,
         rollup: R,
         mut distinct: M,
     ) -> (
@@ -143,9 +191,43 @@ where
         Q: IntoIterator<Item = (G, I)>,
         M: FnMut(&D) -> Q + 'static,
     {
-        let (sums, pairs) = crate::presum::presum_two(self, name, sum, rollup, move |d: &D| {
-            distinct(d).into_iter().map(|pair| (pair, 1isize))
-        });
+        self.sum_by_rollup_and_distinct_count_together_named(
+            name,
+            move |d: &D| (sum(d), distinct(d)),
+            rollup,
+        )
+    }
+
+    fn sum_by_rollup_and_distinct_count_together_named<F, K, A, P, R, S, G, I, Q, M>(
+        self,
+        name: &str,
+        mut both: M,
+        rollup: R,
+    ) -> (
+        VecCollection<'scope, T, (K, A), isize>,
+        VecCollection<'scope, T, (G, isize), isize>,
+    )
+    where
+        F: Eq + Hash + 'static,
+        K: ExchangeData + Hash,
+        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
+        P: IntoIterator<Item = (F, A)>,
+        R: FnMut(F, A) -> S + 'static,
+        S: IntoIterator<Item = (K, A)>,
+        G: ExchangeData + Hash,
+        I: ExchangeData + Hash,
+        Q: IntoIterator<Item = (G, I)>,
+        M: FnMut(&D) -> (P, Q) + 'static,
+    {
+        let (sums, pairs) = crate::presum::presum_two(
+            self,
+            name,
+            move |d: &D| {
+                let (sums, pairs) = both(d);
+                (sums, pairs.into_iter().map(|pair| (pair, 1isize)))
+            },
+            rollup,
+        );
         (
             crate::sum_by::totals(sums, &format!("{name} sums")),
             crate::distinct_count::counts(pairs, &format!("{name} distinct")),

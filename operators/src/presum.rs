@@ -159,8 +159,8 @@ where
     sums.as_collection()
 }
 
-/// [`presum`] twice over one pass of the records: `first` and `second` each map a borrowed
-/// record to pairs, and each has its own sums and output. Two operators reading one stream
+/// [`presum`] twice over one pass of the records: `both` maps a borrowed record to two sets of
+/// pairs, and each set has its own sums and output. Two operators reading one stream
 /// would each need its own copy of every batch of records; this one reads them once.
 ///
 /// The first sums are kept by a finer key, `F`, and rolled up into the keys that leave when a
@@ -169,12 +169,11 @@ where
 /// fine key instead (one hash table probe per record in place of several), and the several
 /// come from the fine totals, far fewer per time than the records. `rollup` must be linear in the amount, as a
 /// sum is: the rolled-up totals are then those the records would have given one by one.
-pub(crate) fn presum_two<'scope, T, D, F, K1, A1, P1, L1, R, Q, K2, A2, P2, L2>(
+pub(crate) fn presum_two<'scope, T, D, F, K1, A1, P1, R, Q, K2, A2, P2, M>(
     collection: VecCollection<'scope, T, D, isize>,
     name: &str,
-    mut first: L1,
+    mut both: M,
     mut rollup: R,
-    mut second: L2,
 ) -> (
     VecCollection<'scope, T, K1, A1>,
     VecCollection<'scope, T, K2, A2>,
@@ -186,13 +185,12 @@ where
     K1: Clone + Eq + Hash + 'static,
     A1: Semigroup + Multiply<isize, Output = A1> + 'static,
     P1: IntoIterator<Item = (F, A1)>,
-    L1: FnMut(&D) -> P1 + 'static,
     R: FnMut(F, A1) -> Q + 'static,
     Q: IntoIterator<Item = (K1, A1)>,
     K2: Clone + Eq + Hash + 'static,
     A2: Semigroup + Multiply<isize, Output = A2> + 'static,
     P2: IntoIterator<Item = (K2, A2)>,
-    L2: FnMut(&D) -> P2 + 'static,
+    M: FnMut(&D) -> (P1, P2) + 'static,
 {
     let mut builder = OperatorBuilder::new(name.to_owned(), collection.inner.scope());
     let mut input = builder.new_input(collection.inner, Pipeline);
@@ -212,8 +210,9 @@ where
             input.for_each_time(|cap, data| {
                 for batch in data {
                     for (record, time, diff) in batch.drain(..) {
-                        add(&mut open1, &cap, 0, &time, first(&record), diff);
-                        add(&mut open2, &cap, 1, &time, second(&record), diff);
+                        let (first, second) = both(&record);
+                        add(&mut open1, &cap, 0, &time, first, diff);
+                        add(&mut open2, &cap, 1, &time, second, diff);
                     }
                 }
             });

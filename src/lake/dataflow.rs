@@ -169,8 +169,8 @@ where
                 let mut rows_out = rows_out.session(&time);
                 for (chunk, t, r) in data.flat_map(|batch| batch.drain(..)) {
                     let stage = writer.as_mut().map(|w| w.stage(epoch, &chunk));
-                    // The session takes the vector's allocation with its events.
-                    events.reserve(chunk.len());
+                    // `decode` reserves room for a chunk: the sessions take the vectors'
+                    // allocations with their contents.
                     decode(
                         epoch,
                         &chunk,
@@ -181,8 +181,10 @@ where
                         stage,
                     );
                     // The chunk's events leave as one container, not copied one by one.
-                    oks.give_container(&mut events);
-                    events.clear();
+                    if !events.is_empty() {
+                        oks.give_container(&mut events);
+                        events.clear();
+                    }
                     if !rows.is_empty() {
                         rows_out.give_container(&mut rows);
                         rows.clear();

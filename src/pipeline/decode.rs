@@ -21,6 +21,9 @@ pub(super) struct Decoding {
     layout: Option<RowLayout>,
     /// For each schema field, its slot in the rows.
     slots: Vec<Option<usize>>,
+    /// Whether a view reads the typed events (the built-in views do); the lake's staging
+    /// reads each event either way.
+    typed: bool,
     interner: Interner,
     stats: Arc<Stats>,
 }
@@ -30,6 +33,7 @@ impl Decoding {
         schema: &Schema,
         max_record_bytes: usize,
         layout: RowLayout,
+        typed: bool,
         symbols: Arc<Symbols>,
         stats: Arc<Stats>,
     ) -> Self {
@@ -38,6 +42,7 @@ impl Decoding {
             roles: Roles::of(schema),
             slots: layout.slots(schema.fields.len()),
             layout: (!layout.is_empty()).then_some(layout),
+            typed,
             interner: Interner::new(symbols),
             stats,
         }
@@ -57,6 +62,12 @@ impl Decoding {
         mut stage: Option<&mut Stage>,
     ) {
         let before = dead.len();
+        if self.typed {
+            events.reserve(chunk.len());
+        }
+        if self.layout.is_some() {
+            rows.reserve(chunk.len());
+        }
         for (raw, position) in chunk.iter() {
             match self.decoder.decode(raw) {
                 Ok(record) => {
@@ -81,7 +92,9 @@ impl Decoding {
                     if let Some(stage) = stage.as_deref_mut() {
                         stage.push(&record, &event, epoch, position);
                     }
-                    events.push((event, time, diff));
+                    if self.typed {
+                        events.push((event, time, diff));
+                    }
                 }
                 Err(e) => {
                     let letter = DeadLetter {

@@ -112,18 +112,89 @@ fn pack(d: &Datum, symbols: &Symbols) -> (u8, u64) {
     }
 }
 
-/// A value counted distinct, as (kind, words).
-type Value = (u8, u64, u64);
+/// A value counted distinct, as two words: a [`Datum::Hash`]'s own, any other value's word and
+/// kind. A hash and another value may share words, but never in one distinct count: a column
+/// is hashed for every row or for none ([`super::RowLayout`]).
+type Value = (u64, u64);
 
-/// A value counted distinct, packed: a [`Datum::Hash`] takes both words.
-fn pack_value(d: &Datum, symbols: &Symbols) -> Value {
+/// A value counted distinct, packed; `None` for `NULL`.
+fn pack_value(d: &Datum, symbols: &Symbols) -> Option<Value> {
     match d {
-        Datum::Hash(a, b) => (9, *a, *b),
+        Datum::Hash(a, b) => Some((*a, *b)),
         _ => {
             let (tag, word) = pack(d, symbols);
-            (tag, word, 0)
+            (tag != 0).then_some((word, u64::from(tag)))
         }
     }
+}
+
+/// A distinct count's group as its (group, value) pairs carry it, summed and exchanged per
+/// event: [`Narrow`] when no distinct count has more than one key, else [`Packed`].
+trait PairGroup: differential_dataflow::ExchangeData + Hash + Copy {
+    /// The group of distinct count `id` with key values `keys`.
+    fn of(id: u16, keys: impl Iterator<Item = (u8, u64)>) -> Self;
+    /// The group as the views' rows are put together from it.
+    fn packed(self) -> Packed;
+}
+
+impl PairGroup for Packed {
+    fn of(id: u16, keys: impl Iterator<Item = (u8, u64)>) -> Self {
+        let mut key = Packed {
+            id,
+            ..Packed::default()
+        };
+        for (k, (tag, word)) in keys.enumerate() {
+            (key.tags[k], key.words[k]) = (tag, word);
+        }
+        key
+    }
+
+    fn packed(self) -> Packed {
+        self
+    }
+}
+
+/// The group of a distinct count with at most one key: 16 bytes against [`Packed`]'s 48, so
+/// that a (group, value) pair is 32 bytes, and the table of an epoch's pairs (a probe per
+/// event, mostly missing the cache) is a third of the size.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+struct Narrow {
+    id: u16,
+    tag: u8,
+    word: u64,
+}
+
+impl Hash for Narrow {
+    /// One word.
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        const K: u64 = 0x9e37_79b9_7f4a_7c15;
+        let head = u64::from(self.id) << 8 | u64::from(self.tag);
+        state.write_u64(self.word.wrapping_mul(K) ^ head);
+    }
+}
+
+impl PairGroup for Narrow {
+    fn of(id: u16, mut keys: impl Iterator<Item = (u8, u64)>) -> Self {
+        let (tag, word) = keys.next().unwrap_or_default();
+        Narrow { id, tag, word }
+    }
+
+    fn packed(self) -> Packed {
+        let mut key = Packed {
+            id: self.id,
+            ..Packed::default()
+        };
+        (key.tags[0], key.words[0]) = (self.tag, self.word);
+        key
+    }
+}
+
+/// What an event's fine keys and distinct pairs read, each evaluated once: every key
+/// expression (packed) and the truth of every condition of the fused views.
+#[derive(Default)]
+struct Scratch {
+    atoms: Vec<(u8, u64)>,
+    holds: Vec<bool>,
 }
 
 /// An expression's value over `row`, packed; a column's without copying it.
@@ -173,6 +244,16 @@ struct Group {
     /// The conditions one of which must hold for an event to reach a view (`None`: a view
     /// takes every event).
     wheres: Option<u16>,
+    /// Its atoms and conditions in [`Fused::atoms`] and [`Fused::conditions`].
+    shared: Shared,
+}
+
+/// Where a group's or a distinct count's expressions are in the expressions the fused views
+/// share ([`Fused::share`]).
+#[derive(Clone, Debug, Default, PartialEq)]
+struct Shared {
+    atoms: Vec<usize>,
+    conditions: Vec<usize>,
 }
 
 /// A fused view.
@@ -225,6 +306,8 @@ struct Distinct {
     filter: Vec<Fast>,
     keys: Vec<Fast>,
     arg: Fast,
+    /// Its keys and filter in the shared expressions.
+    shared: Shared,
 }
 
 /// The fusable views of a pipeline, fused.
@@ -233,6 +316,10 @@ pub struct Fused {
     groups: Vec<Group>,
     views: Vec<View>,
     distinct: Vec<Distinct>,
+    /// Every key expression of the groups and distinct counts, once.
+    atoms: Vec<Fast>,
+    /// Every condition of the groups and distinct counts, once.
+    conditions: Vec<Fast>,
 }
 
 impl Fused {
@@ -250,7 +337,30 @@ impl Fused {
                 rest.push((id, plan));
             }
         }
+        fused.share();
         (fused, rest)
+    }
+
+    /// Finds the expressions that groups and distinct counts share: an event evaluates each
+    /// once ([`Fused::evaluate`]).
+    fn share(&mut self) {
+        let Fused {
+            groups,
+            distinct,
+            atoms,
+            conditions,
+            ..
+        } = self;
+        let mut shared = |keys: &[Fast], tests: &[Fast]| Shared {
+            atoms: keys.iter().map(|a| index(atoms, a)).collect(),
+            conditions: tests.iter().map(|c| index(conditions, c)).collect(),
+        };
+        for g in groups.iter_mut() {
+            g.shared = shared(&g.atoms, &g.conditions);
+        }
+        for d in distinct.iter_mut() {
+            d.shared = shared(&d.keys, &d.filter);
+        }
     }
 
     /// Whether no view was fused.
@@ -280,6 +390,7 @@ impl Fused {
                     filter: plan.filter.iter().chain(&a.filter).map(Fast::of).collect(),
                     keys: plan.keys.iter().map(Fast::of).collect(),
                     arg: Fast::of(a.arg.as_ref().expect("a distinct count has an argument")),
+                    shared: Shared::default(),
                 };
                 Source::Distinct(index(&mut self.distinct, &d))
             })
@@ -381,6 +492,7 @@ impl Fused {
                         filter: plan.filter.iter().chain(&a.filter).map(Fast::of).collect(),
                         keys: plan.keys.iter().map(Fast::of).collect(),
                         arg: Fast::of(&arg),
+                        shared: Shared::default(),
                     };
                     let at = self.distinct.iter().position(|x| *x == d);
                     let at = at.unwrap_or_else(|| {
@@ -434,16 +546,32 @@ impl Fused {
         events: VecCollection<'s, u64, Vec<Datum>>,
         symbols: &Arc<Symbols>,
     ) -> VecCollection<'s, u64, ViewRow> {
+        if self.distinct.iter().all(|d| d.keys.len() <= 1) {
+            self.build_with::<Narrow>(events, symbols)
+        } else {
+            self.build_with::<Packed>(events, symbols)
+        }
+    }
+
+    /// [`Fused::build`], with the distinct counts' groups carried as `G`.
+    fn build_with<'s, G: PairGroup>(
+        self,
+        events: VecCollection<'s, u64, Vec<Datum>>,
+        symbols: &Arc<Symbols>,
+    ) -> VecCollection<'s, u64, ViewRow> {
         let this = Arc::new(self);
         let (t, s) = (this.clone(), symbols.clone());
         let r = this.clone();
-        let (d, ds) = (this.clone(), symbols.clone());
-        let (sums, counts) = events.sum_by_rollup_and_distinct_count_named(
+        let mut scratch = Scratch::default();
+        let (sums, counts) = events.sum_by_rollup_and_distinct_count_together_named(
             "sql_fused",
-            move |row: &Vec<Datum>| t.fine(row, &s),
+            move |row: &Vec<Datum>| {
+                t.evaluate(row, &s, &mut scratch);
+                (t.fine(row, &s, &scratch), t.pairs::<G>(row, &s, &scratch))
+            },
             move |fine: Packed, sums: Sums| r.rollup(fine, sums),
-            move |row: &Vec<Datum>| d.pairs(row, &ds),
         );
+        let counts = counts.map(|(group, n): (G, isize)| (group.packed(), n));
         let scope = sums.inner.scope();
         // Views of sums alone, without LIMIT: each group's row straight from its sums.
         let (f, s) = (this.clone(), symbols.clone());
@@ -548,15 +676,29 @@ impl Fused {
         outputs
     }
 
-    /// An event's fine keys, one per group it reaches, with its measures.
-    fn fine(&self, row: &[Datum], symbols: &Symbols) -> SmallVec<[(Packed, Sums); 4]> {
+    /// Evaluates the shared expressions over `row` into `scratch`.
+    fn evaluate(&self, row: &[Datum], symbols: &Symbols, scratch: &mut Scratch) {
+        scratch.atoms.clear();
+        let atoms = self.atoms.iter().map(|a| pack_fast(a, row, symbols));
+        scratch.atoms.extend(atoms);
+        scratch.holds.clear();
+        let holds = self.conditions.iter().map(|c| c.holds(row, symbols));
+        scratch.holds.extend(holds);
+    }
+
+    /// An event's fine keys, one per group it reaches, with its measures; `scratch` holds its
+    /// shared expressions' values ([`Fused::evaluate`]).
+    fn fine(
+        &self,
+        row: &[Datum],
+        symbols: &Symbols,
+        scratch: &Scratch,
+    ) -> SmallVec<[(Packed, Sums); 4]> {
         let mut out = SmallVec::new();
         for (g, group) in self.groups.iter().enumerate() {
             let mut bits = 0u16;
-            for (i, c) in group.conditions.iter().enumerate() {
-                if c.holds(row, symbols) {
-                    bits |= 1 << i;
-                }
+            for (i, &c) in group.shared.conditions.iter().enumerate() {
+                bits |= u16::from(scratch.holds[c]) << i;
             }
             if group.wheres.is_some_and(|w| bits & w == 0) {
                 continue;
@@ -566,8 +708,8 @@ impl Fused {
                 bits,
                 ..Packed::default()
             };
-            for (i, a) in group.atoms.iter().enumerate() {
-                (key.tags[i], key.words[i]) = pack_fast(a, row, symbols);
+            for (i, &a) in group.shared.atoms.iter().enumerate() {
+                (key.tags[i], key.words[i]) = scratch.atoms[a];
             }
             let mut sums = Sums::default();
             for (m, slot) in group.measures.iter().zip(&mut sums.0) {
@@ -618,28 +760,27 @@ impl Fused {
         out
     }
 
-    /// An event's (distinct count's group, value) pairs.
-    fn pairs(&self, row: &[Datum], symbols: &Symbols) -> SmallVec<[(Packed, Value); 4]> {
+    /// An event's (distinct count's group, value) pairs; `scratch` as for [`Fused::fine`].
+    fn pairs<G: PairGroup>(
+        &self,
+        row: &[Datum],
+        symbols: &Symbols,
+        scratch: &Scratch,
+    ) -> SmallVec<[(G, Value); 4]> {
         let mut out = SmallVec::new();
         for (i, d) in self.distinct.iter().enumerate() {
-            if !d.filter.iter().all(|f| f.holds(row, symbols)) {
+            if !d.shared.conditions.iter().all(|&c| scratch.holds[c]) {
                 continue;
             }
             let value = match &d.arg {
                 Fast::Slot(i) => pack_value(&row[*i], symbols),
                 e => pack_value(&e.eval(row, symbols), symbols),
             };
-            if value.0 == 0 {
+            let Some(value) = value else {
                 continue;
-            }
-            let mut key = Packed {
-                id: i as u16,
-                ..Packed::default()
             };
-            for (k, e) in d.keys.iter().enumerate() {
-                (key.tags[k], key.words[k]) = pack_fast(e, row, symbols);
-            }
-            out.push((key, value));
+            let keys = d.shared.atoms.iter().map(|&a| scratch.atoms[a]);
+            out.push((G::of(i as u16, keys), value));
         }
         out
     }
