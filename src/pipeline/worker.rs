@@ -1,0 +1,570 @@
+//! A worker's life: its dataflow built (decode, views, lake), the lake replayed into it, then
+//! its sources polled into the current epoch until they are exhausted or the run stops.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use differential_dataflow::VecCollection;
+use differential_dataflow::input::Input;
+use timely::dataflow::ProbeHandle;
+use timely::dataflow::operators::Probe;
+use timely::worker::Worker;
+
+use crate::event::{DeadLetter, Event, Interner, Position, Symbols};
+use crate::lake::dataflow::{self as lake_flow, CommitSetup, Marker, WorkerLake};
+use crate::lake::ops::ReplayPlan;
+use crate::lake::{CommitMeta, LakeError};
+use crate::source::{Chunk, ChunkPool, Opening, Poll, Source, SourceError, SourceSpec};
+use crate::views::custom;
+use crate::views::sql::RowLayout;
+use crate::views::{self, Datum};
+
+use super::decode::Decoding;
+use super::{
+    CHUNK_RECORDS, EpochPolicy, MAX_OPEN_EPOCHS, PipelineConfig, PipelineError, Shared, Stats,
+};
+
+/// The epoch a worker should be at now.
+fn target_epoch(shared: &Shared, current: u64) -> u64 {
+    match shared.config.epoch {
+        EpochPolicy::Interval(interval) => {
+            let elapsed = shared.started.elapsed().as_nanos() / interval.as_nanos().max(1);
+            current.max(shared.base + elapsed as u64)
+        }
+        EpochPolicy::Records(_) => current.max(shared.record_epoch.load(Ordering::SeqCst)),
+    }
+}
+
+/// A worker's inputs: raw chunks, position markers, and the lake's rows being replayed.
+struct Inputs {
+    chunks: InputSession<u64, Chunk, isize>,
+    markers: InputSession<u64, Marker, isize>,
+    replay: InputSession<u64, Event, isize>,
+    replay_dead: InputSession<u64, DeadLetter, isize>,
+    replay_rows: InputSession<u64, Vec<Datum>, isize>,
+}
+
+impl Inputs {
+    fn advance_to(&mut self, epoch: u64) {
+        self.chunks.advance_to(epoch);
+        self.chunks.flush();
+        self.markers.advance_to(epoch);
+        self.markers.flush();
+        self.replay.advance_to(epoch);
+        self.replay.flush();
+        self.replay_dead.advance_to(epoch);
+        self.replay_dead.flush();
+        self.replay_rows.advance_to(epoch);
+        self.replay_rows.flush();
+    }
+
+    fn close(self) {
+        self.chunks.close();
+        self.markers.close();
+        self.replay.close();
+        self.replay_dead.close();
+        self.replay_rows.close();
+    }
+}
+
+/// The rows the SQL and Rust views read: every schema field when there are Rust views, else
+/// the fields the SQL views read; and the SQL views' plans renumbered into them.
+fn row_layout(config: &PipelineConfig, symbols: &Symbols) -> (RowLayout, Vec<views::sql::Plan>) {
+    if config.custom_views.is_empty() {
+        RowLayout::of(&config.sql_views, symbols)
+    } else {
+        RowLayout::all(&config.schema, &config.sql_views, symbols)
+    }
+}
+
+type InputSession<T, D, R> = differential_dataflow::input::InputSession<T, D, R>;
+
+/// What worker `index` writes to the lake with, if there is a lake.
+fn worker_lake(shared: &Shared, index: usize) -> Option<WorkerLake> {
+    let config = &shared.config;
+    let start_positions: Option<Vec<Position>> = shared
+        .resume
+        .as_ref()
+        .and_then(|m| m.positions.get(index).cloned());
+    config.lake.as_ref().map(|lake| WorkerLake {
+        config: lake.clone(),
+        layout: shared.layout.clone(),
+        names: crate::lake::layout::SourceNames::new(config.source.files(), config.source.topics()),
+        worker: index,
+        run: shared.run_tag.clone(),
+        resumed: shared.resume.as_ref().map(|m| m.epoch),
+        start_positions: start_positions.unwrap_or_default(),
+        status: shared.lake_status.clone(),
+    })
+}
+
+/// What the commit operator needs, if there is a lake; worker 0 also offers each commit's
+/// positions to the Kafka group.
+fn commit_setup(shared: &Arc<Shared>, index: usize, peers: usize) -> Option<CommitSetup> {
+    let config = &shared.config;
+    config.lake.as_ref().map(|lake| CommitSetup {
+        config: lake.clone(),
+        pipeline: config.id.clone(),
+        source: config.source.describe(),
+        generator: match &config.source {
+            SourceSpec::Generate(g) => Some((g.seed, g.start_micros, g.bad_fraction)),
+            _ => None,
+        },
+        positions: match &shared.resume {
+            Some(meta) => meta.positions.clone(),
+            None => vec![Vec::new(); peers],
+        },
+        resumed: shared.resume.as_ref().map(|m| m.epoch),
+        status: shared.lake_status.clone(),
+        after_commit: (index == 0).then(|| {
+            let shared = shared.clone();
+            Box::new(move |meta: &CommitMeta| {
+                if let Some(c) = shared
+                    .group_offsets
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .as_ref()
+                {
+                    c.offer(&meta.positions);
+                }
+            }) as lake_flow::AfterCommit
+        }),
+    })
+}
+
+/// Every view over the events, dead letters and rows (live and replayed): the built-in views,
+/// the SQL views (fused where they can be) and the Rust views; their rows' changes.
+fn all_views<'s>(
+    shared: &Shared,
+    index: usize,
+    sql_plans: &[views::sql::Plan],
+    non_null: &[bool],
+    events: VecCollection<'s, u64, Event>,
+    dead: VecCollection<'s, u64, DeadLetter>,
+    event_rows: VecCollection<'s, u64, Vec<Datum>>,
+) -> VecCollection<'s, u64, views::ViewRow> {
+    let config = &shared.config;
+    let mut rows = views::build(events, dead.clone(), &config.views, &shared.symbols);
+    let plans: Vec<(u8, &views::sql::Plan)> = sql_plans
+        .iter()
+        .enumerate()
+        .map(|(i, plan)| (shared.store.catalog().sql_index(i) as u8, plan))
+        .collect();
+    let (fused, rest) = views::sql::fused::Fused::of(&plans, non_null);
+    if !fused.is_empty() {
+        rows = rows.concat(fused.build(event_rows.clone(), &shared.symbols));
+    }
+    for (view, plan) in rest {
+        let input = match plan.table {
+            views::sql::TableName::Events => event_rows.clone(),
+            views::sql::TableName::DeadLetters => dead.clone().map(|d| views::sql::dead_row(&d)),
+        };
+        rows = rows.concat(views::sql::build(plan, view, input, &shared.symbols, index));
+    }
+    let input = custom::Input {
+        events: event_rows,
+        dead_letters: dead,
+        schema: config.schema.clone(),
+        symbols: shared.symbols.clone(),
+        worker: index,
+    };
+    for (i, view) in config.custom_views.views().iter().enumerate() {
+        let at = shared.store.catalog().custom_index(i) as u8;
+        rows = rows.concat(view.build(&input).map(move |(k, v)| (at, k, v)));
+    }
+    rows
+}
+
+/// Runs worker `worker` of the pipeline: builds its dataflow, replays the lake into it if asked,
+/// then reads its sources epoch by epoch until they are exhausted (with `--until-exhausted`) or
+/// the run stops, and drains the dataflow.
+pub(super) fn run(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineError> {
+    let Built {
+        mut inputs,
+        probes,
+        pool,
+    } = build(worker, shared);
+    let (index, peers) = (worker.index(), worker.peers());
+    let config = &shared.config;
+    if let Some(plan) = &shared.replay {
+        inputs.advance_to(plan.epoch);
+        if let Err(e) = replay(worker, shared, plan, &mut inputs, &probes[0]) {
+            shared.stop.store(true, Ordering::SeqCst);
+            return drain(worker, inputs, &probes, Err(e.into()), || {});
+        }
+    }
+    inputs.advance_to(shared.base);
+    let opened = config.source.open(Opening {
+        index,
+        peers,
+        max_record_bytes: config.max_record_bytes,
+        pipeline: &config.id,
+        resume: shared.resume.as_ref().map(|m| m.positions.as_slice()),
+        lag: shared.stats.lag.clone(),
+    });
+    let sources = match opened {
+        Ok(sources) => sources,
+        Err(e) => return drain(worker, inputs, &probes, Err(e.into()), || {}),
+    };
+    let mut reading = Reading {
+        exhausted: vec![false; sources.len()],
+        sources,
+        epoch: shared.base,
+        in_epoch: 0,
+        open_epochs: VecDeque::new(),
+        failure: None,
+    };
+    reading.run(worker, shared, &mut inputs, &probes, &pool);
+    // Close the open epoch: everything read so far becomes final, then the input closes.
+    let epoch = reading.epoch;
+    reading.advance(shared, index, &mut inputs, epoch + 1);
+    let result = match reading.failure.take() {
+        Some(e) => Err(e.into()),
+        None => Ok(()),
+    };
+    // The views' latency is noted while the lake finishes its last files and commits, not
+    // after: the views pass the last epochs long before the lake does.
+    drain(worker, inputs, &probes, result, || {
+        note_closed_epochs(shared, index, &probes[0], &mut reading.open_epochs)
+    })
+}
+
+/// A worker's dataflow, built.
+struct Built {
+    inputs: Inputs,
+    /// The views' progress, then the lake's: apart, since epoch latency is the views' and the
+    /// lake commits in ranges.
+    probes: [ProbeHandle<u64>; 2],
+    /// Chunks go round: read into, decoded, given back.
+    pool: ChunkPool,
+}
+
+/// Builds a worker's dataflow: decoding and staging for the lake, the lake's commits, and every
+/// view over the live and replayed events, published to the view store.
+fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
+    let (index, peers) = (worker.index(), worker.peers());
+    let config = &shared.config;
+    let (row_layout, sql_plans) = row_layout(config, &shared.symbols);
+    let non_null = row_layout.never_null(&config.schema);
+    let probes = [ProbeHandle::new(), ProbeHandle::new()];
+    let worker_lake = worker_lake(shared, index);
+    let commit_setup = commit_setup(shared, index, peers);
+    let pool = ChunkPool::default();
+    let inputs = worker.dataflow::<u64, _, _>(|scope| {
+        let (chunks_in, chunks) = scope.new_collection::<Chunk, isize>();
+        let (markers_in, markers) = scope.new_collection::<Marker, isize>();
+        let (replay_in, replayed) = scope.new_collection::<Event, isize>();
+        let (replay_dead_in, replayed_dead) = scope.new_collection::<DeadLetter, isize>();
+        let (replay_rows_in, replayed_rows) = scope.new_collection::<Vec<Datum>, isize>();
+        let mut decoding = Decoding::new(
+            &config.schema,
+            config.max_record_bytes,
+            row_layout.clone(),
+            !config.views.is_empty(),
+            shared.symbols.clone(),
+            shared.stats.clone(),
+        );
+        let (events, dead, event_rows, reports) = lake_flow::stage_and_write(
+            chunks,
+            markers,
+            worker_lake,
+            pool.clone(),
+            move |epoch, chunk, stamp, events, dead, rows, stage| {
+                decoding.chunk(epoch, chunk, stamp, events, dead, rows, stage)
+            },
+        );
+        lake_flow::commit(reports, commit_setup, index).probe_with(&probes[1]);
+        let rows = all_views(
+            shared,
+            index,
+            &sql_plans,
+            &non_null,
+            events.concat(replayed),
+            dead.concat(replayed_dead),
+            event_rows.concat(replayed_rows),
+        );
+        let rows =
+            differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probes[0]));
+        views::publish(rows, shared.store.clone(), index);
+        Inputs {
+            chunks: chunks_in,
+            markers: markers_in,
+            replay: replay_in,
+            replay_dead: replay_dead_in,
+            replay_rows: replay_rows_in,
+        }
+    });
+    Built {
+        inputs,
+        probes,
+        pool,
+    }
+}
+
+/// A worker reading its sources.
+struct Reading {
+    sources: Vec<Box<dyn Source>>,
+    exhausted: Vec<bool>,
+    /// The epoch what is read now is stamped with, and how many records it has so far.
+    epoch: u64,
+    in_epoch: u64,
+    /// The epochs moved past and not yet passed by the views, with when they were left.
+    open_epochs: VecDeque<(u64, Instant)>,
+    failure: Option<SourceError>,
+}
+
+impl Reading {
+    /// Reads until the sources are exhausted (with `--until-exhausted`), one fails, the lake
+    /// fails, or the run is stopped, stepping the dataflow as it goes.
+    fn run(
+        &mut self,
+        worker: &mut Worker,
+        shared: &Shared,
+        inputs: &mut Inputs,
+        probes: &[ProbeHandle<u64>; 2],
+        pool: &ChunkPool,
+    ) {
+        let (index, config) = (worker.index(), &shared.config);
+        while !shared.stop.load(Ordering::SeqCst) {
+            let target = target_epoch(shared, self.epoch);
+            if target > self.epoch {
+                self.advance(shared, index, inputs, target);
+            }
+            // Read, unless the views or the lake are too far behind.
+            let lake_allowance = config.lake.as_ref().map_or(0, |l| l.commit_every);
+            let lagging = probes[0].less_than(&self.epoch.saturating_sub(MAX_OPEN_EPOCHS))
+                || probes[1]
+                    .less_than(&self.epoch.saturating_sub(MAX_OPEN_EPOCHS + lake_allowance));
+            let (ready, wake) = if lagging {
+                (false, None)
+            } else {
+                self.poll(shared, inputs, pool)
+            };
+            if self.failure.is_some() {
+                shared.stop.store(true, Ordering::SeqCst);
+                break;
+            }
+            if let EpochPolicy::Records(n) = config.epoch
+                && self.in_epoch > 0
+                && (self.in_epoch >= n || !ready)
+            {
+                shared
+                    .record_epoch
+                    .fetch_max(self.epoch + 1, Ordering::SeqCst);
+            }
+            if config.until_exhausted && self.exhausted.iter().all(|d| *d) {
+                break;
+            }
+            note_closed_epochs(shared, index, &probes[0], &mut self.open_epochs);
+            if lake_failed(shared) {
+                shared.stop.store(true, Ordering::SeqCst);
+                break;
+            }
+            if ready || lagging {
+                worker.step();
+            } else {
+                worker.step_or_park(Some(self.park(shared, wake)));
+            }
+        }
+    }
+
+    /// Polls each source not yet exhausted once, inserting what it read into the current
+    /// epoch; whether any had records ready, and the earliest moment an idle one wants to be
+    /// polled again. A source's error is kept in `failure`.
+    fn poll(
+        &mut self,
+        shared: &Shared,
+        inputs: &mut Inputs,
+        pool: &ChunkPool,
+    ) -> (bool, Option<Instant>) {
+        let (mut ready, mut wake) = (false, None::<Instant>);
+        let sources = self.sources.iter_mut().zip(self.exhausted.iter_mut());
+        for (source, done) in sources.filter(|(_, d)| !**d) {
+            let mut chunk = pool.take();
+            match source.poll(&mut chunk, CHUNK_RECORDS) {
+                Ok(Poll::Ready) => ready = true,
+                Ok(Poll::Idle(at)) => wake = wake.min(at).or(at),
+                Ok(Poll::Exhausted) => *done = true,
+                Err(e) => self.failure = Some(e),
+            }
+            if !chunk.is_empty() {
+                self.in_epoch += chunk.len() as u64;
+                stats_add_chunk(&shared.stats, &chunk);
+                inputs.chunks.insert(chunk);
+                inputs.chunks.flush();
+            } else {
+                pool.give(chunk);
+            }
+        }
+        (ready, wake)
+    }
+
+    /// How long to park when no source is ready: until the next epoch tick or the moment an
+    /// idle source asked for, at most 20 ms.
+    fn park(&self, shared: &Shared, wake: Option<Instant>) -> Duration {
+        let mut park = Duration::from_millis(20);
+        if let EpochPolicy::Interval(interval) = shared.config.epoch {
+            let next_tick = interval
+                .mul_f64((self.epoch + 1 - shared.base) as f64)
+                .saturating_sub(shared.started.elapsed());
+            park = park.min(next_tick);
+        }
+        if let Some(at) = wake {
+            park = park.min(at.saturating_duration_since(Instant::now()));
+        }
+        park
+    }
+
+    /// Moves the inputs to epoch `to` ([`advance`]).
+    fn advance(&mut self, shared: &Shared, index: usize, inputs: &mut Inputs, to: u64) {
+        let from = self.epoch;
+        advance(
+            shared,
+            index,
+            inputs,
+            &self.sources,
+            &mut self.open_epochs,
+            from,
+            to,
+        );
+        self.epoch = to;
+        self.in_epoch = 0;
+    }
+}
+
+fn lake_failed(shared: &Shared) -> bool {
+    shared
+        .lake_status
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())
+        .error
+        .is_some()
+}
+
+/// Closes the inputs and runs the dataflow to completion, calling `stepped` after each step,
+/// then returns `result`.
+fn drain(
+    worker: &mut Worker,
+    inputs: Inputs,
+    probes: &[ProbeHandle<u64>; 2],
+    result: Result<(), PipelineError>,
+    mut stepped: impl FnMut(),
+) -> Result<(), PipelineError> {
+    inputs.close();
+    while probes.iter().any(|p| !p.done()) {
+        worker.step_or_park(Some(Duration::from_millis(1)));
+        stepped();
+    }
+    stepped();
+    result
+}
+
+/// Feeds this worker's share of the lake's committed files into the views.
+fn replay(
+    worker: &mut Worker,
+    shared: &Shared,
+    plan: &ReplayPlan,
+    inputs: &mut Inputs,
+    probe: &ProbeHandle<u64>,
+) -> Result<(), LakeError> {
+    let (index, peers) = (worker.index(), worker.peers());
+    let mut interner = Interner::new(shared.symbols.clone());
+    let (layout, _) = row_layout(&shared.config, &shared.symbols);
+    let events_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::Events);
+    let dead_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::DeadLetters);
+    let mut rows = 0u64;
+    for file in plan.events.iter().skip(index).step_by(peers) {
+        rows += crate::lake::replay::read_events(
+            &events_root,
+            file,
+            plan.through,
+            &mut interner,
+            |e| inputs.replay.insert(e),
+        )?;
+        inputs.replay.flush();
+        if !layout.is_empty() {
+            crate::views::sql::replay::read_rows(
+                &events_root,
+                file,
+                plan.through,
+                &shared.config.schema,
+                &layout,
+                &mut interner,
+                |r| inputs.replay_rows.insert(r),
+            )?;
+            inputs.replay_rows.flush();
+        }
+        worker.step_while(|| probe.less_than(&0));
+        worker.step();
+    }
+    for file in plan.dead.iter().skip(index).step_by(peers) {
+        rows += crate::lake::replay::read_dead(&dead_root, file, plan.through, |d| {
+            inputs.replay_dead.insert(d)
+        })?;
+        inputs.replay_dead.flush();
+        worker.step();
+    }
+    tracing::debug!(worker = index, rows, "replayed the lake");
+    Ok(())
+}
+
+fn stats_add_chunk(stats: &Stats, chunk: &Chunk) {
+    stats
+        .records_in
+        .fetch_add(chunk.len() as u64, Ordering::Relaxed);
+    stats
+        .bytes_in
+        .fetch_add(chunk.byte_len() as u64, Ordering::Relaxed);
+}
+
+/// Moves the inputs from `from` to `to`, recording (and sending to the lake writer) where the
+/// sources stood at the end of `from`.
+fn advance(
+    shared: &Shared,
+    index: usize,
+    inputs: &mut Inputs,
+    sources: &[Box<dyn crate::source::Source>],
+    open_epochs: &mut VecDeque<(u64, Instant)>,
+    from: u64,
+    to: u64,
+) {
+    let mut positions: Vec<Position> = Vec::new();
+    for source in sources {
+        source.positions(&mut positions);
+    }
+    inputs.markers.insert((index, positions.clone()));
+    inputs.advance_to(to);
+    shared
+        .stats
+        .positions
+        .lock()
+        .unwrap_or_else(|e| e.into_inner())[index] = (from, positions);
+    shared.stats.epoch.fetch_max(to, Ordering::Relaxed);
+    open_epochs.push_back((from, Instant::now()));
+}
+
+/// Records the latency of epochs the views have passed.
+fn note_closed_epochs(
+    shared: &Shared,
+    index: usize,
+    probe: &ProbeHandle<u64>,
+    open: &mut VecDeque<(u64, Instant)>,
+) {
+    while let Some(&(epoch, since)) = open.front() {
+        if probe.less_equal(&epoch) {
+            break;
+        }
+        open.pop_front();
+        if index == 0 {
+            let micros = since.elapsed().as_micros().max(1) as u64;
+            let _ = shared
+                .stats
+                .epoch_latency
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .record(micros);
+        }
+    }
+}
