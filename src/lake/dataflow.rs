@@ -16,9 +16,9 @@ use differential_dataflow::{AsCollection, VecCollection};
 use serde::{Deserialize, Serialize};
 use timely::dataflow::StreamVec;
 use timely::dataflow::channels::pact::{Exchange, Pipeline};
+use timely::dataflow::operators::Operator;
 use timely::dataflow::operators::generic::OutputBuilder;
 use timely::dataflow::operators::generic::builder_rc::OperatorBuilder;
-use timely::dataflow::operators::{Capability, Operator};
 
 use super::layout::{Layout, SourceNames, Stage, StageSizes};
 use super::table::{self, CommitMeta, Table};
@@ -146,14 +146,12 @@ where
     builder.build(move |mut capabilities| {
         let mut writer = lake.map(|lake| LakeWriter::new(lake, activator));
         // Hold the reports capability at the first epoch that can still be flushed.
-        let mut report_cap: Option<Capability<u64>> = capabilities.pop();
-        capabilities.clear();
-        if let (Some(cap), Some(w)) = (report_cap.as_mut(), writer.as_ref()) {
+        let mut report_cap = capabilities.pop().and_then(|mut cap| {
+            let w = writer.as_ref()?;
             cap.downgrade(&w.flushed_through.map_or(0, |e| e + 1));
-        }
-        if writer.is_none() {
-            report_cap = None;
-        }
+            Some(cap)
+        });
+        capabilities.clear();
         let mut events = Vec::new();
         let mut dead = Vec::new();
         let mut rows = Vec::new();
@@ -203,12 +201,9 @@ where
                     }
                 }
             });
-            let Some(w) = writer.as_mut() else {
+            let Some(w) = writer.as_mut().filter(|w| !w.failed) else {
                 return;
             };
-            if w.failed {
-                return;
-            }
             let mut emit = |at: u64, report: Report| {
                 if let Some(cap) = report_cap.as_mut() {
                     reports.session(&cap.delayed(&at)).give(report);
@@ -221,19 +216,8 @@ where
                 .map(|f| f.frontier().first().copied())
                 .min()
                 .flatten();
-            let result = match closed {
-                Some(0) => Ok(()),
-                Some(f) => w.close_through(f - 1, false),
-                None => w.close_through(u64::MAX, true),
-            };
-            let result = result.and_then(|()| w.collect(&mut emit));
-            if let Err(e) = result {
-                fail(&w.lake.status, &e);
-                w.failed = true;
-            }
-            if w.failed || (closed.is_none() && w.awaiting.is_empty()) {
+            if w.write_closed(closed, &mut emit) {
                 report_cap = None;
-                w.files = None;
             }
         }
     });
@@ -268,6 +252,26 @@ struct LakeWriter {
 }
 
 impl LakeWriter {
+    /// Writes the epochs before `closed` (all of them when it is `None`: the inputs are done)
+    /// and sends the reports of the ranges whose files are finished through `emit`. Whether the
+    /// writer is done: it failed, or every epoch is written and reported.
+    fn write_closed(&mut self, closed: Option<u64>, emit: &mut impl FnMut(u64, Report)) -> bool {
+        let result = match closed {
+            Some(0) => Ok(()),
+            Some(f) => self.close_through(f - 1, false),
+            None => self.close_through(u64::MAX, true),
+        };
+        if let Err(e) = result.and_then(|()| self.collect(emit)) {
+            fail(&self.lake.status, &e);
+            self.failed = true;
+        }
+        let done = self.failed || (closed.is_none() && self.awaiting.is_empty());
+        if done {
+            self.files = None;
+        }
+        done
+    }
+
     fn new(lake: WorkerLake, activator: timely::scheduling::SyncActivator) -> Self {
         let table = |kind| {
             TableWriter::new(

@@ -518,56 +518,10 @@ pub fn build<'s>(
     if let Some(tallied) = tallied
         && on.has(ViewId::TopProducts)
     {
-        let names = symbols.clone();
-        outputs.push(
-            tallied
-                .flat_map(move |(tally, (revenue, _orders))| match tally {
-                    Tally::RevenueByProduct(p) => {
-                        Some(((), (Reverse(revenue), names.resolve(p).to_string(), p)))
-                    }
-                    _ => None,
-                })
-                .top_k_named("top_products", 10)
-                .map(|((), (rank, (Reverse(revenue), _name, p)))| {
-                    row(
-                        ViewId::TopProducts,
-                        vec![Datum::Sym(p)],
-                        vec![Datum::Int(rank as i64), Datum::Money(revenue as i64)],
-                    )
-                }),
-        );
+        outputs.push(top_products(tallied, symbols));
     }
-
     if let Some(users) = users {
-        if on.has(ViewId::DailyActiveUsers) {
-            outputs.push(users.clone().flat_map(|(group, n)| match group {
-                Users::Active(d) => Some(row(
-                    ViewId::DailyActiveUsers,
-                    vec![Datum::Day(d)],
-                    vec![Datum::Int(n as i64)],
-                )),
-                Users::Purchasing(_) => None,
-            }));
-        }
-        if conversion {
-            outputs.push(
-                users
-                    .sum_by_named("conversion_rate", |(group, n): (Users, isize)| {
-                        Some(match group {
-                            Users::Active(d) => (d, (n, 0isize)),
-                            Users::Purchasing(d) => (d, (0isize, n)),
-                        })
-                    })
-                    .map(|(d, (active, purchasing))| {
-                        let (a, p) = (active as i64, purchasing as i64);
-                        row(
-                            ViewId::ConversionRate,
-                            vec![Datum::Day(d)],
-                            vec![Datum::Int(p), Datum::Int(a), Datum::Ratio(p, a)],
-                        )
-                    }),
-            );
-        }
+        outputs.extend(user_rows(users, on));
     }
     if on.has(ViewId::DeadLettersByReason) {
         outputs.push(
@@ -582,4 +536,67 @@ pub fn build<'s>(
         );
     }
     differential_dataflow::collection::concatenate(scope, outputs)
+}
+
+type Tallies<'s> = VecCollection<'s, u64, (Tally, (isize, isize))>;
+
+/// `top_products`: the ten products of most revenue, from the `revenue_by_product` tallies.
+fn top_products<'s>(
+    tallied: Tallies<'s>,
+    symbols: &Arc<Symbols>,
+) -> VecCollection<'s, u64, ViewRow> {
+    let names = symbols.clone();
+    tallied
+        .flat_map(move |(tally, (revenue, _orders))| match tally {
+            Tally::RevenueByProduct(p) => {
+                Some(((), (Reverse(revenue), names.resolve(p).to_string(), p)))
+            }
+            _ => None,
+        })
+        .top_k_named("top_products", 10)
+        .map(|((), (rank, (Reverse(revenue), _name, p)))| {
+            row(
+                ViewId::TopProducts,
+                vec![Datum::Sym(p)],
+                vec![Datum::Int(rank as i64), Datum::Money(revenue as i64)],
+            )
+        })
+}
+
+/// `daily_active_users` and `conversion_rate`, from the distinct users per day.
+fn user_rows<'s>(
+    users: VecCollection<'s, u64, (Users, isize)>,
+    on: Enabled,
+) -> Vec<VecCollection<'s, u64, ViewRow>> {
+    let mut outputs = Vec::new();
+    if on.has(ViewId::DailyActiveUsers) {
+        outputs.push(users.clone().flat_map(|(group, n)| match group {
+            Users::Active(d) => Some(row(
+                ViewId::DailyActiveUsers,
+                vec![Datum::Day(d)],
+                vec![Datum::Int(n as i64)],
+            )),
+            Users::Purchasing(_) => None,
+        }));
+    }
+    if on.has(ViewId::ConversionRate) {
+        outputs.push(
+            users
+                .sum_by_named("conversion_rate", |(group, n): (Users, isize)| {
+                    Some(match group {
+                        Users::Active(d) => (d, (n, 0isize)),
+                        Users::Purchasing(d) => (d, (0isize, n)),
+                    })
+                })
+                .map(|(d, (active, purchasing))| {
+                    let (a, p) = (active as i64, purchasing as i64);
+                    row(
+                        ViewId::ConversionRate,
+                        vec![Datum::Day(d)],
+                        vec![Datum::Int(p), Datum::Int(a), Datum::Ratio(p, a)],
+                    )
+                }),
+        );
+    }
+    outputs
 }

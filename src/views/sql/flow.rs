@@ -48,86 +48,8 @@ pub fn build<'s>(
         Some((key, row))
     });
 
-    let mut parts = Vec::new();
-    // Counts, and sums of integers and money: (amount, non-null count) per group and slot.
-    let (p, s) = (plan.clone(), symbols.clone());
-    let sums = grouped
-        .clone()
-        .sum_by_named("sql_sums", move |(key, row): (Key, Vec<Datum>)| {
-            let mut out: Vec<((Key, u16), (isize, isize))> = Vec::with_capacity(p.aggs.len() + 1);
-            for (j, a) in p.aggs.iter().enumerate().filter(|(_, a)| a.additive()) {
-                if a.filter.as_ref().is_some_and(|f| !f.holds(&row, &s)) {
-                    continue;
-                }
-                let amount = match (&a.func, a.arg.as_ref().map(|x| x.eval(&row, &s))) {
-                    (AggFn::CountRows, _) => 1,
-                    (_, None | Some(Datum::Null)) => continue,
-                    (AggFn::Count, Some(_)) => 1,
-                    (_, Some(Datum::Int(n) | Datum::Money(n))) => n as isize,
-                    (_, Some(_)) => continue,
-                };
-                out.push(((key.clone(), j as u16), (amount, 1)));
-            }
-            out.push(((key, ROWS), (1, 1)));
-            out
-        });
-    let p = plan.clone();
-    parts.push(sums.map(move |((key, j), (amount, count))| {
-        let value = if j == ROWS {
-            Datum::Int(count as i64)
-        } else {
-            additive_value(&p.aggs[j as usize], amount as i64, count as i64)
-        };
-        (key, (j, value))
-    }));
-
-    // The aggregates that keep their values: (group and slot, value) pairs.
-    let kept = |distinct: bool| {
-        let (p, s) = (plan.clone(), symbols.clone());
-        grouped
-            .clone()
-            .flat_map(move |(key, row): (Key, Vec<Datum>)| {
-                let mut out = Vec::new();
-                for (j, a) in p.aggs.iter().enumerate() {
-                    if a.additive() || (a.func == AggFn::CountDistinct) != distinct {
-                        continue;
-                    }
-                    if a.filter.as_ref().is_some_and(|f| !f.holds(&row, &s)) {
-                        continue;
-                    }
-                    match a.arg.as_ref().map(|x| x.eval(&row, &s)) {
-                        None | Some(Datum::Null) => {}
-                        Some(v) => out.push(((key.clone(), j as u16), v)),
-                    }
-                }
-                out
-            })
-    };
-    if plan.aggs.iter().any(|a| a.func == AggFn::CountDistinct) {
-        parts.push(
-            kept(true)
-                .distinct_count_named("sql_distinct", Some)
-                .map(|((key, j), n)| (key, (j, Datum::Int(n as i64)))),
-        );
-    }
-    if plan
-        .aggs
-        .iter()
-        .any(|a| !a.additive() && a.func != AggFn::CountDistinct)
-    {
-        let (p, s) = (plan.clone(), symbols.clone());
-        parts.push(
-            kept(false)
-                .reduce_named(
-                    "sql_values",
-                    move |(_, j), values: &[(&Datum, isize)], out| {
-                        let a = &p.aggs[*j as usize];
-                        out.push((fold(a.func, values, &s), 1));
-                    },
-                )
-                .map(|((key, j), v)| (key, (j, v))),
-        );
-    }
+    let mut parts = vec![sums(&plan, &grouped, symbols)];
+    parts.extend(kept(&plan, &grouped, symbols));
     if plan.global {
         let seed = if worker == 0 {
             vec![(Key::new(), (SEED, Datum::Null))]
@@ -153,6 +75,98 @@ pub fn build<'s>(
             .top_k_named("sql_limit", limit)
             .map(move |((), (_rank, (_, key, value)))| (view, key, value)),
     }
+}
+
+type Grouped<'s> = VecCollection<'s, u64, (Key, Vec<Datum>)>;
+type Parts<'s> = VecCollection<'s, u64, (Key, (u16, Datum))>;
+
+/// The additive aggregates' values per group and slot: counts, and sums of integers and money,
+/// kept as (amount, non-null count) sums; and each group's row count in slot [`ROWS`].
+fn sums<'s>(plan: &Arc<Plan>, grouped: &Grouped<'s>, symbols: &Arc<Symbols>) -> Parts<'s> {
+    let (p, s) = (plan.clone(), symbols.clone());
+    let sums = grouped
+        .clone()
+        .sum_by_named("sql_sums", move |(key, row): (Key, Vec<Datum>)| {
+            let mut out: Vec<((Key, u16), (isize, isize))> = Vec::with_capacity(p.aggs.len() + 1);
+            for (j, a) in p.aggs.iter().enumerate().filter(|(_, a)| a.additive()) {
+                if a.filter.as_ref().is_some_and(|f| !f.holds(&row, &s)) {
+                    continue;
+                }
+                let amount = match (&a.func, a.arg.as_ref().map(|x| x.eval(&row, &s))) {
+                    (AggFn::CountRows, _) => 1,
+                    (_, None | Some(Datum::Null)) => continue,
+                    (AggFn::Count, Some(_)) => 1,
+                    (_, Some(Datum::Int(n) | Datum::Money(n))) => n as isize,
+                    (_, Some(_)) => continue,
+                };
+                out.push(((key.clone(), j as u16), (amount, 1)));
+            }
+            out.push(((key, ROWS), (1, 1)));
+            out
+        });
+    let p = plan.clone();
+    sums.map(move |((key, j), (amount, count))| {
+        let value = if j == ROWS {
+            Datum::Int(count as i64)
+        } else {
+            additive_value(&p.aggs[j as usize], amount as i64, count as i64)
+        };
+        (key, (j, value))
+    })
+}
+
+/// The other aggregates' values per group and slot: `count(DISTINCT)` by a distinct count,
+/// `min` and `max` from the values each group keeps.
+fn kept<'s>(plan: &Arc<Plan>, grouped: &Grouped<'s>, symbols: &Arc<Symbols>) -> Vec<Parts<'s>> {
+    // (group and slot, value) pairs.
+    let kept = |distinct: bool| {
+        let (p, s) = (plan.clone(), symbols.clone());
+        grouped
+            .clone()
+            .flat_map(move |(key, row): (Key, Vec<Datum>)| {
+                let mut out = Vec::new();
+                for (j, a) in p.aggs.iter().enumerate() {
+                    if a.additive() || (a.func == AggFn::CountDistinct) != distinct {
+                        continue;
+                    }
+                    if a.filter.as_ref().is_some_and(|f| !f.holds(&row, &s)) {
+                        continue;
+                    }
+                    match a.arg.as_ref().map(|x| x.eval(&row, &s)) {
+                        None | Some(Datum::Null) => {}
+                        Some(v) => out.push(((key.clone(), j as u16), v)),
+                    }
+                }
+                out
+            })
+    };
+    let mut parts = Vec::new();
+    if plan.aggs.iter().any(|a| a.func == AggFn::CountDistinct) {
+        parts.push(
+            kept(true)
+                .distinct_count_named("sql_distinct", Some)
+                .map(|((key, j), n)| (key, (j, Datum::Int(n as i64)))),
+        );
+    }
+    if plan
+        .aggs
+        .iter()
+        .any(|a| !a.additive() && a.func != AggFn::CountDistinct)
+    {
+        let (p, s) = (plan.clone(), symbols.clone());
+        parts.push(
+            kept(false)
+                .reduce_named(
+                    "sql_values",
+                    move |(_, j), values: &[(&Datum, isize)], out| {
+                        let a = &p.aggs[*j as usize];
+                        out.push((fold(a.func, values, &s), 1));
+                    },
+                )
+                .map(|((key, j), v)| (key, (j, v))),
+        );
+    }
+    parts
 }
 
 /// An aggregate of the values a group kept (sorted, with multiplicities).
