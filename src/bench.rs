@@ -267,43 +267,9 @@ pub fn run(
     };
 
     // The pipeline, into a fresh lake.
-    let (dir, temporary) = match &config.data_dir {
-        Some(dir) => (dir.clone(), false),
-        None => (
-            std::env::temp_dir().join(format!("lambdaflow-bench-{}", std::process::id())),
-            true,
-        ),
-    };
-    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
-        return Err(BenchError::Measure(format!(
-            "{} is not empty: the benchmark writes a fresh lake",
-            dir.display()
-        )));
-    }
+    let (dir, temporary) = fresh_lake(config)?;
     let prepared = Arc::new(Prepared::new(chunks));
-    let pipeline_config = PipelineConfig {
-        id: "bench".into(),
-        workers,
-        epoch: EpochPolicy::Interval(config.epoch),
-        source: SourceSpec::Memory(MemorySpec {
-            prepared: prepared.clone(),
-            rate: config.rate,
-        }),
-        schema: schema.clone(),
-        max_record_bytes: 1 << 20,
-        views: config.views.clone(),
-        sql_views: config.sql_views.clone(),
-        custom_views: config.custom_views.clone(),
-        until_exhausted: true,
-        lake: Some(LakeConfig {
-            dir: dir.clone(),
-            commit_every: config.commit_every.max(1),
-            files: FileSettings::default(),
-            log_retention: None,
-            compact_files: config.compact_files,
-        }),
-        replay: None,
-    };
+    let pipeline_config = pipeline_config(config, workers, &prepared, &dir);
     let result = run_pipeline(
         pipeline_config,
         &prepared,
@@ -363,6 +329,57 @@ pub fn run(
         prepare_seconds,
         machine: machine(),
     })
+}
+
+/// The benchmark's lake directory, which must be empty or absent, and whether it is a
+/// temporary one (no `--data-dir`), to be removed after the run.
+fn fresh_lake(config: &BenchConfig) -> Result<(std::path::PathBuf, bool), BenchError> {
+    let (dir, temporary) = match &config.data_dir {
+        Some(dir) => (dir.clone(), false),
+        None => (
+            std::env::temp_dir().join(format!("lambdaflow-bench-{}", std::process::id())),
+            true,
+        ),
+    };
+    if dir.exists() && std::fs::read_dir(&dir).map_or(true, |mut d| d.next().is_some()) {
+        return Err(BenchError::Measure(format!(
+            "{} is not empty: the benchmark writes a fresh lake",
+            dir.display()
+        )));
+    }
+    Ok((dir, temporary))
+}
+
+/// The pipeline the benchmark runs: the prepared input, `config`'s views, a lake in `dir`.
+fn pipeline_config(
+    config: &BenchConfig,
+    workers: usize,
+    prepared: &Arc<Prepared>,
+    dir: &std::path::Path,
+) -> PipelineConfig {
+    PipelineConfig {
+        id: "bench".into(),
+        workers,
+        epoch: EpochPolicy::Interval(config.epoch),
+        source: SourceSpec::Memory(MemorySpec {
+            prepared: prepared.clone(),
+            rate: config.rate,
+        }),
+        schema: config.schema.clone(),
+        max_record_bytes: 1 << 20,
+        views: config.views.clone(),
+        sql_views: config.sql_views.clone(),
+        custom_views: config.custom_views.clone(),
+        until_exhausted: true,
+        lake: Some(LakeConfig {
+            dir: dir.to_path_buf(),
+            commit_every: config.commit_every.max(1),
+            files: FileSettings::default(),
+            log_retention: None,
+            compact_files: config.compact_files,
+        }),
+        replay: None,
+    }
 }
 
 /// Renders `events` generated records into each worker's chunks: worker `w` gets sequence

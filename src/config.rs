@@ -514,11 +514,56 @@ fn lake_config(
     let dir = flags
         .data_dir
         .clone()
-        .or(section.data_dir)
+        .or(section.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    let files = file_settings(&section)?;
     let interval = flags.commit_interval.clone().or(section.commit_interval);
-    let epochs = flags.commit_epochs.or(section.commit_epochs);
-    let commit_every = match (interval, epochs) {
+    let commit_every = commit_every(
+        interval,
+        flags.commit_epochs.or(section.commit_epochs),
+        epoch,
+    )?;
+    let log_retention = match section.log_retention {
+        None => None,
+        Some(text) => {
+            let d = humantime::parse_duration(&text).map_err(|e| {
+                invalid(format!(
+                    "lake log_retention `{text}` is not a duration such as 30days ({e})"
+                ))
+            })?;
+            if d < Duration::from_secs(1) {
+                return Err(invalid(format!(
+                    "lake log_retention `{text}` is shorter than 1s"
+                )));
+            }
+            Some(d)
+        }
+    };
+    Ok(Some(LakeConfig {
+        dir,
+        commit_every,
+        files,
+        log_retention,
+        compact_files: match section.compact_files {
+            Some(1) => {
+                return Err(invalid(
+                    "lake compact_files must be 0 (never) or at least 2",
+                ));
+            }
+            Some(n) => n,
+            None => crate::lake::COMPACT_FILES,
+        },
+    }))
+}
+
+/// Epochs per lake commit, from a commit interval or a number of epochs (one of them), given
+/// the epoch policy: 1s by default.
+fn commit_every(
+    interval: Option<String>,
+    epochs: Option<u64>,
+    epoch: EpochPolicy,
+) -> Result<u64, ConfigError> {
+    Ok(match (interval, epochs) {
         (Some(_), Some(_)) => {
             return Err(invalid(
                 "give either a commit interval or commit epochs, not both",
@@ -551,7 +596,11 @@ fn lake_config(
                 EpochPolicy::Records(_) => DEFAULT_COMMIT_EPOCHS,
             }
         }
-    };
+    })
+}
+
+/// The lake's file settings from `[lake]`: rows per file and per row group, compression.
+fn file_settings(section: &LakeSection) -> Result<FileSettings, ConfigError> {
     let mut files = FileSettings::default();
     if let Some(rows) = section.file_max_rows {
         if rows == 0 {
@@ -583,37 +632,7 @@ fn lake_config(
             )));
         }
     };
-    let log_retention = match section.log_retention {
-        None => None,
-        Some(text) => {
-            let d = humantime::parse_duration(&text).map_err(|e| {
-                invalid(format!(
-                    "lake log_retention `{text}` is not a duration such as 30days ({e})"
-                ))
-            })?;
-            if d < Duration::from_secs(1) {
-                return Err(invalid(format!(
-                    "lake log_retention `{text}` is shorter than 1s"
-                )));
-            }
-            Some(d)
-        }
-    };
-    Ok(Some(LakeConfig {
-        dir,
-        commit_every,
-        files,
-        log_retention,
-        compact_files: match section.compact_files {
-            Some(1) => {
-                return Err(invalid(
-                    "lake compact_files must be 0 (never) or at least 2",
-                ));
-            }
-            Some(n) => n,
-            None => crate::lake::COMPACT_FILES,
-        },
-    }))
+    Ok(files)
 }
 
 /// The generator's settings, validated: a rate of 0 means as fast as possible.

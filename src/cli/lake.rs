@@ -104,46 +104,7 @@ pub(crate) fn lake(command: LakeCommand) -> Result<()> {
             if json {
                 return write_json(None, &serde_json::to_value(&info)?);
             }
-            outln!(
-                "lake {} (pipeline {})",
-                dir.data_dir.display(),
-                info.pipeline.as_deref().unwrap_or("-")
-            )?;
-            for t in [&info.events, &info.dead_letters] {
-                outln!(
-                    "  {}: version {}, {} files in {} partitions, {} rows, {} bytes",
-                    t.path,
-                    t.version,
-                    t.files,
-                    t.partitions,
-                    t.rows,
-                    t.bytes
-                )?;
-            }
-            match info.epochs {
-                Some((first, last)) => outln!(
-                    "  {} commits, epochs {first} to {last}, {} bytes of JSON input",
-                    info.commits,
-                    info.input_bytes
-                )?,
-                None => outln!("  no commits yet")?,
-            }
-            if let Some(ratio) = info.compression_ratio {
-                outln!("  compression: {ratio:.1}x smaller than the JSON input")?;
-            }
-            if !info.kafka_offsets.is_empty() {
-                let offsets: Vec<String> = info
-                    .kafka_offsets
-                    .iter()
-                    .map(|(p, o)| format!("{p} {o}"))
-                    .collect();
-                outln!("  kafka: next offsets {}", offsets.join(", "))?;
-            }
-            outln!("  newest commits:")?;
-            for h in &info.history {
-                outln!("    {h}")?;
-            }
-            Ok(())
+            print_info(&dir.data_dir, &info)
         }
         LakeCommand::Files {
             dir,
@@ -210,6 +171,50 @@ pub(crate) fn lake(command: LakeCommand) -> Result<()> {
             print_repair(&dir.data_dir, &done, dry_run)
         }
     }
+}
+
+/// `lake info`'s text.
+fn print_info(dir: &std::path::Path, info: &ops::LakeInfo) -> Result<()> {
+    outln!(
+        "lake {} (pipeline {})",
+        dir.display(),
+        info.pipeline.as_deref().unwrap_or("-")
+    )?;
+    for t in [&info.events, &info.dead_letters] {
+        outln!(
+            "  {}: version {}, {} files in {} partitions, {} rows, {} bytes",
+            t.path,
+            t.version,
+            t.files,
+            t.partitions,
+            t.rows,
+            t.bytes
+        )?;
+    }
+    match info.epochs {
+        Some((first, last)) => outln!(
+            "  {} commits, epochs {first} to {last}, {} bytes of JSON input",
+            info.commits,
+            info.input_bytes
+        )?,
+        None => outln!("  no commits yet")?,
+    }
+    if let Some(ratio) = info.compression_ratio {
+        outln!("  compression: {ratio:.1}x smaller than the JSON input")?;
+    }
+    if !info.kafka_offsets.is_empty() {
+        let offsets: Vec<String> = info
+            .kafka_offsets
+            .iter()
+            .map(|(p, o)| format!("{p} {o}"))
+            .collect();
+        outln!("  kafka: next offsets {}", offsets.join(", "))?;
+    }
+    outln!("  newest commits:")?;
+    for h in &info.history {
+        outln!("    {h}")?;
+    }
+    Ok(())
 }
 
 pub(crate) fn print_repair(

@@ -140,22 +140,8 @@ pub(crate) fn run(args: RunArgs, registry: &Registry) -> Result<()> {
         std::fs::File::create(path)
             .with_context(|| format!("cannot write views to {}", path.display()))?;
     }
-    let mut summary = !args.quiet;
-    let listener = if args.no_serve {
-        None
-    } else if let Some(addr) = args.listen {
-        Some(Listener::bind(addr).map_err(anyhow::Error::msg)?)
-    } else {
-        let default = DEFAULT_LISTEN.parse().expect("a valid address");
-        match Listener::bind(default) {
-            Ok(l) => Some(l),
-            // Another run has it: any free port, said in the banner.
-            Err(_) => Some(
-                Listener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
-                    .map_err(anyhow::Error::msg)?,
-            ),
-        }
-    };
+    let summary = !args.quiet;
+    let listener = bind(args.no_serve, args.listen)?;
     let token = args
         .token
         .or_else(|| std::env::var("LAMBDAFLOW_TOKEN").ok())
@@ -200,6 +186,46 @@ pub(crate) fn run(args: RunArgs, registry: &Registry) -> Result<()> {
             meta.epoch
         )?;
     }
+    let summary = watch(&pipeline, summary)?;
+    let store = pipeline.views().clone();
+    let stats = pipeline.stats().clone();
+    let joined = pipeline.join();
+    if let Some(server) = server {
+        server.stop();
+    }
+    joined?;
+    if summary {
+        let _ = outln!("{}", live_line_final(&store, &stats));
+    }
+    if let Some(path) = &args.views_out {
+        write_views(path, &store)?;
+    }
+    Ok(())
+}
+
+/// The HTTP listener: none with `--no-serve`, else `--listen`'s address, else the default
+/// one, or any free port when another run has it (the banner says which).
+fn bind(no_serve: bool, listen: Option<std::net::SocketAddr>) -> Result<Option<Listener>> {
+    Ok(if no_serve {
+        None
+    } else if let Some(addr) = listen {
+        Some(Listener::bind(addr).map_err(anyhow::Error::msg)?)
+    } else {
+        let default = DEFAULT_LISTEN.parse().expect("a valid address");
+        match Listener::bind(default) {
+            Ok(l) => Some(l),
+            // Another run has it: any free port, said in the banner.
+            Err(_) => Some(
+                Listener::bind(std::net::SocketAddr::from(([127, 0, 0, 1], 0)))
+                    .map_err(anyhow::Error::msg)?,
+            ),
+        }
+    })
+}
+
+/// Waits for `pipeline` to finish, printing the live line each second when `summary`; Ctrl+C
+/// or SIGTERM stops it (a second one exits at once). Whether the summary is still read.
+fn watch(pipeline: &Pipeline, mut summary: bool) -> Result<bool> {
     let stop = pipeline.stop_flag();
     let signalled = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -214,32 +240,25 @@ pub(crate) fn run(args: RunArgs, registry: &Registry) -> Result<()> {
         std::thread::sleep(Duration::from_millis(50));
         if summary && Instant::now() >= next_print {
             next_print += Duration::from_secs(1);
-            if outln!("{}", live_line(&pipeline, &mut last)).is_err() {
+            if outln!("{}", live_line(pipeline, &mut last)).is_err() {
                 // Nobody reads the summary any more (`run | head`): stop as on Ctrl+C.
                 summary = false;
                 stop.store(true, Ordering::SeqCst);
             }
         }
     }
-    let store = pipeline.views().clone();
-    let stats = pipeline.stats().clone();
-    let joined = pipeline.join();
-    if let Some(server) = server {
-        server.stop();
-    }
-    joined?;
-    if summary {
-        let _ = outln!("{}", live_line_final(&store, &stats));
-    }
-    if let Some(path) = &args.views_out {
-        let file = std::fs::File::create(path)
-            .with_context(|| format!("cannot write views to {}", path.display()))?;
-        let mut out = BufWriter::new(file);
-        serde_json::to_writer_pretty(&mut out, &store.to_json())?;
-        writeln!(out)?;
-        out.flush()
-            .with_context(|| format!("cannot write views to {}", path.display()))?;
-    }
+    Ok(summary)
+}
+
+/// Writes the views' rows to `path` (`--views-out`).
+fn write_views(path: &std::path::Path, store: &ViewStore) -> Result<()> {
+    let file = std::fs::File::create(path)
+        .with_context(|| format!("cannot write views to {}", path.display()))?;
+    let mut out = BufWriter::new(file);
+    serde_json::to_writer_pretty(&mut out, &store.to_json())?;
+    writeln!(out)?;
+    out.flush()
+        .with_context(|| format!("cannot write views to {}", path.display()))?;
     Ok(())
 }
 
