@@ -389,7 +389,7 @@ fn sigint_and_sigterm_stop_the_demo_cleanly() {
 /// on stderr naming the view, the construct and where it is, nothing started (no lake written).
 #[test]
 fn unsupported_sql_is_refused_at_start_with_one_line() {
-    let cases: [(&str, &str); 14] = [
+    let cases: [(&str, &str); 16] = [
         (
             "SELECT a.country, count(*) FROM events a JOIN events b ON a.user_id = b.user_id GROUP BY 1",
             "joins are not supported (line 1, column 47)",
@@ -445,6 +445,14 @@ fn unsupported_sql_is_refused_at_start_with_one_line() {
         (
             "SELECT country, count(*) FROM orders GROUP BY country",
             "unknown table `orders`",
+        ),
+        (
+            "SELECT country, CAST(avg(price) AS DECIMAL(10, 3)) FROM events GROUP BY country",
+            "CAST to DECIMAL(10,3) is not supported: a decimal is DECIMAL(p, 2), p from 3 to 18",
+        ),
+        (
+            "SELECT country, CAST(country AS DECIMAL(10, 2)) FROM events GROUP BY country",
+            "CAST of a string value to DECIMAL(10,2) is not supported",
         ),
     ];
     for (sql, construct) in cases {

@@ -62,17 +62,19 @@ const KEYS: [&str; 6] = [
     "CAST(event_timestamp AS DATE)",
     "product",
 ];
-const AGGS: [&str; 10] = [
-    "count(*)",
-    "count(price)",
-    "count(DISTINCT user_id)",
-    "sum(price)",
-    "avg(price)",
-    "min(price)",
-    "max(product)",
-    "min(event_timestamp)",
-    "sum(price * 2 - 1)",
-    "max(price) - min(price)",
+/// `{f}` is where an aggregate's `FILTER` goes.
+const AGGS: [&str; 11] = [
+    "count(*){f}",
+    "count(price){f}",
+    "count(DISTINCT user_id){f}",
+    "sum(price){f}",
+    "avg(price){f}",
+    "min(price){f}",
+    "max(product){f}",
+    "min(event_timestamp){f}",
+    "sum(price * 2 - 1){f}",
+    "max(price){f} - min(price){f}",
+    "CAST(avg(price){f} AS DECIMAL(18, 2))",
 ];
 const CONDITIONS: [&str; 6] = [
     "price > 100",
@@ -105,8 +107,7 @@ fn view_sql() -> impl Strategy<Value = String> {
                 let filter = cond.map_or(String::new(), |c| {
                     format!(" FILTER (WHERE {})", CONDITIONS[c])
                 });
-                // `max(price) - min(price)` takes the filter on both sides.
-                let agg = AGGS[*a].replace(")", &format!("){filter}"));
+                let agg = AGGS[*a].replace("{f}", &filter);
                 items.push(format!("{agg} AS a{i}"));
             }
             let mut sql = format!("SELECT {} FROM events", items.join(", "));

@@ -946,12 +946,43 @@ fn cast(node: &ast::Expr, x: Expr, ty: Type, to: &DataType) -> Result<(Expr, Typ
         ("DOUBLE" | "FLOAT8" | "DOUBLE PRECISION", t) if t.numeric() => {
             Ok((Expr::ToFloat(Box::new(x)), Type::Float))
         }
-        _ => Err(err(
-            node,
-            format!(
-                "CAST of {} to {name} is not supported (CAST(ts AS DATE) and CAST(x AS DOUBLE) are)",
-                ty.value()
-            ),
-        )),
+        (_, t) if t.numeric() || t == Type::Null => match decimal(to) {
+            Some((digits @ 3..=18, 2)) => {
+                Ok((Expr::ToMoney(Box::new(x), digits as u8), Type::Money))
+            }
+            Some(_) => Err(err(
+                node,
+                format!(
+                    "CAST to {name} is not supported: a decimal is DECIMAL(p, 2), p from 3 to 18"
+                ),
+            )),
+            None => Err(unsupported_cast(node, ty, &name)),
+        },
+        _ => Err(unsupported_cast(node, ty, &name)),
+    }
+}
+
+fn unsupported_cast(node: &ast::Expr, ty: Type, name: &str) -> SqlError {
+    err(
+        node,
+        format!(
+            "CAST of {} to {name} is not supported (CAST(ts AS DATE), CAST(x AS DOUBLE) and \
+             CAST(x AS DECIMAL(p, 2)) are)",
+            ty.value()
+        ),
+    )
+}
+
+/// The precision and scale of a `DECIMAL` or `NUMERIC` type; DuckDB's `DECIMAL` alone is
+/// `DECIMAL(18, 3)`.
+fn decimal(to: &DataType) -> Option<(u64, u64)> {
+    use ast::ExactNumberInfo as N;
+    match to {
+        DataType::Decimal(info) | DataType::Numeric(info) | DataType::Dec(info) => match info {
+            N::None => Some((18, 3)),
+            N::Precision(p) => Some((*p, 0)),
+            N::PrecisionAndScale(p, s) => Some((*p, u64::try_from(*s).ok()?)),
+        },
+        _ => None,
     }
 }

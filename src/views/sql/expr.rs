@@ -246,6 +246,8 @@ pub enum Expr {
     ToDate(Box<Expr>),
     /// `CAST(x AS DOUBLE)`.
     ToFloat(Box<Expr>),
+    /// `CAST(x AS DECIMAL(p, 2))`: money, `NULL` beyond the largest value of `p` digits.
+    ToMoney(Box<Expr>, u8),
 }
 
 impl Expr {
@@ -287,7 +289,8 @@ impl Expr {
             | Expr::Like(e, _, _)
             | Expr::Trunc(_, e)
             | Expr::ToDate(e)
-            | Expr::ToFloat(e) => e.for_each_leaf(f),
+            | Expr::ToFloat(e)
+            | Expr::ToMoney(e, _) => e.for_each_leaf(f),
             Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(_, a, b) | Expr::Arith(_, a, b, _) => {
                 a.for_each_leaf(f);
                 b.for_each_leaf(f);
@@ -388,6 +391,9 @@ impl Expr {
             Expr::ToFloat(e) => {
                 number(&e.eval(row, symbols)).map_or(Datum::Null, |f| Datum::Float(Float(f)))
             }
+            Expr::ToMoney(e, digits) => {
+                to_cents(&e.eval(row, symbols), *digits).map_or(Datum::Null, Datum::Money)
+            }
         }
     }
 
@@ -448,6 +454,27 @@ pub fn number(d: &Datum) -> Option<f64> {
         Datum::Float(f) => Some(f.0),
         _ => None,
     }
+}
+
+/// A number as cents, as DuckDB casts it to `DECIMAL(digits, 2)`: a float times 100, rounded
+/// half away from zero; `None` for `NULL`, for what is not a number, and beyond the largest
+/// value of `digits` digits (where DuckDB raises an error).
+pub fn to_cents(d: &Datum, digits: u8) -> Option<i64> {
+    let cents = match d {
+        Datum::Int(n) => n.checked_mul(100)?,
+        Datum::Money(c) => *c,
+        Datum::Float(f) => {
+            let c = (f.0 * 100.0).round();
+            // Within i64 (a float beyond it casts to the nearest end), then the digits decide.
+            if !c.is_finite() || c.abs() >= 9.2e18 {
+                return None;
+            }
+            c as i64
+        }
+        _ => return None,
+    };
+    let limit = 10i64.checked_pow(u32::from(digits)).unwrap_or(i64::MAX);
+    (cents.unsigned_abs() < limit.unsigned_abs()).then_some(cents)
 }
 
 /// SQL's comparison of two values: `None` when either is `NULL` (or they do not compare).
@@ -551,6 +578,25 @@ mod tests {
                 "{text} LIKE {pattern}"
             );
         }
+    }
+
+    #[test]
+    fn casts_to_decimal_round_half_away_from_zero_as_duckdb_does() {
+        // DuckDB 2.0: CAST(0.125::DOUBLE AS DECIMAL(18,2)) is 0.13, 2.675 is 2.68 (2.675 * 100 is
+        // 267.5 in floats), 1.005 is 1.00 (100.49999999999999).
+        let float = |f: f64| Datum::Float(Float(f));
+        assert_eq!(to_cents(&float(0.125), 18), Some(13));
+        assert_eq!(to_cents(&float(-0.125), 18), Some(-13));
+        assert_eq!(to_cents(&float(2.675), 18), Some(268));
+        assert_eq!(to_cents(&float(1.005), 18), Some(100));
+        assert_eq!(to_cents(&Datum::Int(7), 18), Some(700));
+        assert_eq!(to_cents(&Datum::Money(-1234), 18), Some(-1234));
+        // Beyond DECIMAL(5,2), beyond i64, not a number: NULL.
+        assert_eq!(to_cents(&float(999.99), 5), Some(99_999));
+        assert_eq!(to_cents(&float(1000.0), 5), None);
+        assert_eq!(to_cents(&Datum::Int(i64::MAX / 10), 18), None);
+        assert_eq!(to_cents(&float(f64::NAN), 18), None);
+        assert_eq!(to_cents(&Datum::Null, 18), None);
     }
 
     #[test]

@@ -232,7 +232,8 @@ pub(super) fn additive_value(a: &Agg, amount: i64, count: i64) -> Datum {
     }
     match (a.func, a.arg_ty) {
         (AggFn::CountRows | AggFn::Count, _) => Datum::Int(count),
-        (AggFn::Avg, Type::Money) => Datum::Float(Float(amount as f64 / count as f64 / 100.0)),
+        // As DuckDB divides: the sum by count times the scale, rounded once.
+        (AggFn::Avg, Type::Money) => Datum::Float(Float(amount as f64 / (count as f64 * 100.0))),
         (AggFn::Avg, _) => Datum::Float(Float(amount as f64 / count as f64)),
         (AggFn::Sum, Type::Money) => Datum::Money(amount),
         _ => Datum::Int(amount),
