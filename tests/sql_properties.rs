@@ -335,7 +335,7 @@ proptest! {
         let mut interner = Interner::new(symbols.clone());
         let rows: Vec<Vec<Datum>> = lines
             .iter()
-            .filter_map(|l| decoder.decode(l).ok().map(|r| layout.project(&r, &mut interner)))
+            .filter_map(|l| decoder.decode(l).ok().map(|r| layout.project(&r, &mut interner).into_vec()))
             .collect();
         for (view, plan) in views.iter().zip(&plans) {
             let want = recompute(plan, &rows, &symbols);

@@ -8,7 +8,7 @@ use crate::event::{DeadLetter, Decoder, Event, Interner, Roles, Schema, Symbols}
 use crate::lake::dataflow::Stamp;
 use crate::lake::layout::Stage;
 use crate::source::Chunk;
-use crate::views::Datum;
+use crate::views::{Datum, Row};
 use crate::views::sql::RowLayout;
 
 use super::Stats;
@@ -58,7 +58,7 @@ impl Decoding {
         (time, diff): Stamp,
         events: &mut Vec<(Event, u64, isize)>,
         dead: &mut Vec<DeadLetter>,
-        rows: &mut Vec<(Vec<Datum>, u64, isize)>,
+        rows: &mut Vec<(Row, u64, isize)>,
         mut stage: Option<&mut Stage>,
     ) {
         let before = dead.len();

@@ -19,7 +19,7 @@ use crate::lake::{CommitMeta, LakeError};
 use crate::source::{Chunk, ChunkPool, Opening, Poll, Source, SourceError, SourceSpec};
 use crate::views::custom;
 use crate::views::sql::RowLayout;
-use crate::views::{self, Datum};
+use crate::views::{self, Row};
 
 use super::decode::Decoding;
 use super::{
@@ -43,7 +43,7 @@ struct Inputs {
     markers: InputSession<u64, Marker, isize>,
     replay: InputSession<u64, Event, isize>,
     replay_dead: InputSession<u64, DeadLetter, isize>,
-    replay_rows: InputSession<u64, Vec<Datum>, isize>,
+    replay_rows: InputSession<u64, Row, isize>,
 }
 
 impl Inputs {
@@ -143,7 +143,7 @@ fn all_views<'s>(
     non_null: &[bool],
     events: VecCollection<'s, u64, Event>,
     dead: VecCollection<'s, u64, DeadLetter>,
-    event_rows: VecCollection<'s, u64, Vec<Datum>>,
+    event_rows: VecCollection<'s, u64, Row>,
 ) -> VecCollection<'s, u64, views::ViewRow> {
     let config = &shared.config;
     let mut rows = views::build(events, dead.clone(), &config.views, &shared.symbols);
@@ -257,7 +257,7 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
         let (markers_in, markers) = scope.new_collection::<Marker, isize>();
         let (replay_in, replayed) = scope.new_collection::<Event, isize>();
         let (replay_dead_in, replayed_dead) = scope.new_collection::<DeadLetter, isize>();
-        let (replay_rows_in, replayed_rows) = scope.new_collection::<Vec<Datum>, isize>();
+        let (replay_rows_in, replayed_rows) = scope.new_collection::<Row, isize>();
         let mut decoding = Decoding::new(
             &config.schema,
             config.max_record_bytes,

@@ -28,7 +28,7 @@
 //!         input
 //!             .events
 //!             .clone()
-//!             .count_by_named("per_country", move |row: Vec<Datum>| Some(row[country].clone()))
+//!             .count_by_named("per_country", move |row: Row| Some(row[country].clone()))
 //!             .map(|(country, n)| (vec![country], vec![Datum::Int(n as i64)]))
 //!     }
 //! }
@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use differential_dataflow::VecCollection;
 
-use super::Datum;
+use super::{Datum, Row};
 use crate::event::{DeadLetter, Schema, Symbols};
 
 /// What a Rust view's `build` gets: the events and dead letters inside the dataflow.
@@ -49,7 +49,7 @@ pub struct Input<'s> {
     /// Every valid event (including those replayed from the lake), as one value per schema
     /// field, in the schema's order ([`Input::column`]); strings are interned
     /// ([`Datum::Sym`], resolved by [`Input::symbols`]), absent fields are [`Datum::Null`].
-    pub events: VecCollection<'s, u64, Vec<Datum>>,
+    pub events: VecCollection<'s, u64, Row>,
     /// Every dead letter.
     pub dead_letters: VecCollection<'s, u64, DeadLetter>,
     /// The event schema.

@@ -98,5 +98,10 @@ impl Datum {
     }
 }
 
+/// An event's row, as the SQL and Rust views read it: the values of the fields they read, in
+/// the order of [`RowLayout`](crate::views::sql::RowLayout)'s slots. Up to eight are held
+/// inline, so that an event's row costs no allocation of its own.
+pub type Row = smallvec::SmallVec<[Datum; 8]>;
+
 /// A change to one row of one view: (view, key, value).
 pub type ViewRow = (u8, Vec<Datum>, Vec<Datum>);

@@ -14,5 +14,5 @@ mod store;
 
 pub use builtin::{VIEWS, ViewId, ViewSpec, build};
 pub use catalog::{Catalog, Columns};
-pub use datum::{Datum, Float, ViewRow};
+pub use datum::{Datum, Float, Row, ViewRow};
 pub use store::{Snapshots, ViewState, ViewStore, ViewTable, publish};

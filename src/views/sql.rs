@@ -16,7 +16,7 @@ use serde::{Deserialize, Serialize};
 
 use self::expr::{Expr, Type};
 use crate::event::{FieldType, Interner, Record, Schema, Symbols};
-use crate::views::{Datum, Float};
+use crate::views::{Datum, Float, Row};
 
 pub use flow::build;
 
@@ -332,7 +332,7 @@ impl RowLayout {
     }
 
     /// The row of a decoded record.
-    pub fn project(&self, record: &Record<'_>, interner: &mut Interner) -> Vec<Datum> {
+    pub fn project(&self, record: &Record<'_>, interner: &mut Interner) -> Row {
         use crate::event::decode::Value;
         self.fields
             .iter()
@@ -386,8 +386,8 @@ impl Plan {
 
 /// The row of a dead letter: its reason code, message and payload (as text, invalid UTF-8
 /// replaced).
-pub fn dead_row(d: &crate::event::DeadLetter) -> Vec<Datum> {
-    vec![
+pub fn dead_row(d: &crate::event::DeadLetter) -> Row {
+    smallvec::smallvec![
         Datum::Text(d.reason.code().to_owned()),
         Datum::Text(d.message.clone()),
         Datum::Text(String::from_utf8_lossy(&d.raw).into_owned()),

@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::expr::{Type, compare, text};
 use super::{Agg, AggFn, Plan};
 use crate::event::Symbols;
-use crate::views::{Datum, Float, ViewRow};
+use crate::views::{Datum, Float, Row, ViewRow};
 
 /// A group: the values of its keys.
 type Key = Vec<Datum>;
@@ -33,7 +33,7 @@ const SEED: u16 = u16::MAX - 1;
 pub fn build<'s>(
     plan: &Plan,
     view: u8,
-    input: VecCollection<'s, u64, Vec<Datum>>,
+    input: VecCollection<'s, u64, Row>,
     symbols: &Arc<Symbols>,
     worker: usize,
 ) -> VecCollection<'s, u64, ViewRow> {
@@ -77,7 +77,7 @@ pub fn build<'s>(
     }
 }
 
-type Grouped<'s> = VecCollection<'s, u64, (Key, Vec<Datum>)>;
+type Grouped<'s> = VecCollection<'s, u64, (Key, Row)>;
 type Parts<'s> = VecCollection<'s, u64, (Key, (u16, Datum))>;
 
 /// The additive aggregates' values per group and slot: counts, and sums of integers and money,
@@ -86,7 +86,7 @@ fn sums<'s>(plan: &Arc<Plan>, grouped: &Grouped<'s>, symbols: &Arc<Symbols>) -> 
     let (p, s) = (plan.clone(), symbols.clone());
     let sums = grouped
         .clone()
-        .sum_by_named("sql_sums", move |(key, row): (Key, Vec<Datum>)| {
+        .sum_by_named("sql_sums", move |(key, row): (Key, Row)| {
             let mut out: Vec<((Key, u16), (isize, isize))> = Vec::with_capacity(p.aggs.len() + 1);
             for (j, a) in p.aggs.iter().enumerate().filter(|(_, a)| a.additive()) {
                 if a.filter.as_ref().is_some_and(|f| !f.holds(&row, &s)) {
@@ -123,7 +123,7 @@ fn kept<'s>(plan: &Arc<Plan>, grouped: &Grouped<'s>, symbols: &Arc<Symbols>) -> 
         let (p, s) = (plan.clone(), symbols.clone());
         grouped
             .clone()
-            .flat_map(move |(key, row): (Key, Vec<Datum>)| {
+            .flat_map(move |(key, row): (Key, Row)| {
                 let mut out = Vec::new();
                 for (j, a) in p.aggs.iter().enumerate() {
                     if a.additive() || (a.func == AggFn::CountDistinct) != distinct {

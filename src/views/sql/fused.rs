@@ -32,7 +32,7 @@ use super::fast::Fast;
 use super::flow::{additive_value, finish};
 use super::{AggFn, Plan, TableName};
 use crate::event::{Sym, Symbols};
-use crate::views::{Datum, Float, ViewRow};
+use crate::views::{Datum, Float, Row, ViewRow};
 
 /// The most key expressions a group (and a view) may have to be fused.
 pub const ATOMS: usize = 4;
@@ -543,7 +543,7 @@ impl Fused {
     /// Builds the fused views over the event rows and returns their rows' changes.
     pub fn build<'s>(
         self,
-        events: VecCollection<'s, u64, Vec<Datum>>,
+        events: VecCollection<'s, u64, Row>,
         symbols: &Arc<Symbols>,
     ) -> VecCollection<'s, u64, ViewRow> {
         if self.distinct.iter().all(|d| d.keys.len() <= 1) {
@@ -556,7 +556,7 @@ impl Fused {
     /// [`Fused::build`], with the distinct counts' groups carried as `G`.
     fn build_with<'s, G: PairGroup>(
         self,
-        events: VecCollection<'s, u64, Vec<Datum>>,
+        events: VecCollection<'s, u64, Row>,
         symbols: &Arc<Symbols>,
     ) -> VecCollection<'s, u64, ViewRow> {
         let this = Arc::new(self);
@@ -565,7 +565,7 @@ impl Fused {
         let mut scratch = Scratch::default();
         let (sums, counts) = events.sum_by_rollup_and_distinct_count_together_named(
             "sql_fused",
-            move |row: &Vec<Datum>| {
+            move |row: &Row| {
                 t.evaluate(row, &s, &mut scratch);
                 (t.fine(row, &s, &scratch), t.pairs::<G>(row, &s, &scratch))
             },

@@ -12,7 +12,7 @@ use crate::event::{FieldType, Interner, Schema};
 use crate::lake::LakeError;
 use crate::lake::replay::{batches, epoch_ok};
 use crate::lake::table::TableFile;
-use crate::views::{Datum, Float};
+use crate::views::{Datum, Float, Row};
 
 /// Reads the rows of one data file whose `_epoch` is at most `through` (every row when
 /// `None`), calling `each` with each. Returns the rows read.
@@ -23,7 +23,7 @@ pub fn read_rows(
     schema: &Schema,
     layout: &RowLayout,
     interner: &mut Interner,
-    mut each: impl FnMut(Vec<Datum>),
+    mut each: impl FnMut(Row),
 ) -> Result<u64, LakeError> {
     let mut n = 0;
     for batch in batches(root, file)? {
