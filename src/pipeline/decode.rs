@@ -8,8 +8,8 @@ use crate::event::{DeadLetter, Decoder, Event, Interner, Roles, Schema, Symbols}
 use crate::lake::dataflow::Stamp;
 use crate::lake::layout::Stage;
 use crate::source::Chunk;
-use crate::views::{Datum, Row};
 use crate::views::sql::RowLayout;
+use crate::views::{Datum, Row};
 
 use super::Stats;
 

@@ -4,7 +4,7 @@
 //!
 //! ```
 //! use lambdaflow::views::custom::{Input, Output, View};
-//! use lambdaflow::views::Datum;
+//! use lambdaflow::views::{Datum, Row};
 //! use lambdaflow_operators::SumBy;
 //!
 //! /// Events per country: the smallest view there is.

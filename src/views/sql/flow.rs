@@ -121,24 +121,22 @@ fn kept<'s>(plan: &Arc<Plan>, grouped: &Grouped<'s>, symbols: &Arc<Symbols>) -> 
     // (group and slot, value) pairs.
     let kept = |distinct: bool| {
         let (p, s) = (plan.clone(), symbols.clone());
-        grouped
-            .clone()
-            .flat_map(move |(key, row): (Key, Row)| {
-                let mut out = Vec::new();
-                for (j, a) in p.aggs.iter().enumerate() {
-                    if a.additive() || (a.func == AggFn::CountDistinct) != distinct {
-                        continue;
-                    }
-                    if a.filter.as_ref().is_some_and(|f| !f.holds(&row, &s)) {
-                        continue;
-                    }
-                    match a.arg.as_ref().map(|x| x.eval(&row, &s)) {
-                        None | Some(Datum::Null) => {}
-                        Some(v) => out.push(((key.clone(), j as u16), v)),
-                    }
+        grouped.clone().flat_map(move |(key, row): (Key, Row)| {
+            let mut out = Vec::new();
+            for (j, a) in p.aggs.iter().enumerate() {
+                if a.additive() || (a.func == AggFn::CountDistinct) != distinct {
+                    continue;
                 }
-                out
-            })
+                if a.filter.as_ref().is_some_and(|f| !f.holds(&row, &s)) {
+                    continue;
+                }
+                match a.arg.as_ref().map(|x| x.eval(&row, &s)) {
+                    None | Some(Datum::Null) => {}
+                    Some(v) => out.push(((key.clone(), j as u16), v)),
+                }
+            }
+            out
+        })
     };
     let mut parts = Vec::new();
     if plan.aggs.iter().any(|a| a.func == AggFn::CountDistinct) {
