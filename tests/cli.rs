@@ -183,6 +183,44 @@ fn oversized_records_become_too_large_dead_letters() {
     );
 }
 
+/// With views of its own and no built-in one, the summary counts what was decoded, not the
+/// built-in views' (absent) counts, and shows no built-in headline.
+#[test]
+fn the_summary_of_a_run_with_its_own_views_counts_what_was_decoded() {
+    let dir = tempfile::tempdir().unwrap();
+    let events = dir.path().join("events.jsonl");
+    let good = r#"{"event_id":"1","event_type":"login","user_id":"u","event_timestamp":"2024-05-05T10:00:00Z","country":"DE"}"#;
+    std::fs::write(&events, format!("{good}\n{good}\n{good}\nnot json\n")).unwrap();
+    let config = dir.path().join("pipeline.toml");
+    std::fs::write(
+        &config,
+        "[[views]]\nname = \"n\"\nsql = \"SELECT count(*) AS n FROM events\"\n",
+    )
+    .unwrap();
+    let out = lambdaflow()
+        .args([
+            "run",
+            "--until-exhausted",
+            "--no-serve",
+            "--no-lake",
+            "--config",
+        ])
+        .arg(&config)
+        .arg("--source")
+        .arg(format!("file:{}", events.display()))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "{stdout}");
+    assert!(
+        stdout.contains("done: 4 records read")
+            && stdout.contains("3 events and 1 dead letters decoded"),
+        "{stdout}"
+    );
+    assert!(stdout.contains(", 1 views;"), "{stdout}");
+    assert!(!stdout.contains("revenue"), "{stdout}");
+}
+
 #[test]
 fn a_top_n_view_is_listed_in_its_order() {
     let dir = tempfile::tempdir().unwrap();

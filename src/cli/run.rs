@@ -290,7 +290,7 @@ pub(crate) fn banner(config: &PipelineConfig) -> String {
     format!(
         "lambdaflow: {source}, {} worker(s), {epoch}, {} views; {stop}",
         config.workers,
-        config.views.len()
+        config.views.len() + config.sql_views.len() + config.custom_views.views().len()
     )
 }
 
@@ -314,6 +314,26 @@ pub(crate) fn counts(store: &ViewStore, view: ViewId) -> (i64, Vec<(String, i64)
         rows.sort_by(|a, b| b.1.cmp(&a.1).then_with(|| a.0.cmp(&b.0)));
         (rows.iter().map(|r| r.1).sum(), rows)
     })
+}
+
+/// Whether built-in view `view` runs.
+fn enabled(store: &ViewStore, view: ViewId) -> bool {
+    store.enabled().contains(&(view as usize))
+}
+
+/// Events and dead letters: as the built-in views count them (with what a resumed run replayed
+/// from the lake) when they run, else as this run decoded them.
+fn event_counts(store: &ViewStore, stats: &crate::pipeline::Stats) -> (i64, i64) {
+    let decoded = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed) as i64;
+    let events = match enabled(store, ViewId::EventsByType) {
+        true => counts(store, ViewId::EventsByType).0,
+        false => decoded(&stats.events),
+    };
+    let dead = match enabled(store, ViewId::DeadLettersByReason) {
+        true => counts(store, ViewId::DeadLettersByReason).0,
+        false => decoded(&stats.dead_letters),
+    };
+    (events, dead)
 }
 
 pub(crate) fn revenue(store: &ViewStore) -> (i64, i64) {
@@ -351,24 +371,32 @@ pub(crate) fn live_line(pipeline: &Pipeline, last: &mut (Instant, u64)) -> Strin
         .lock()
         .map(|h| h.value_at_quantile(0.99))
         .unwrap_or(0);
-    let (events, by_type) = counts(store, ViewId::EventsByType);
-    let (dead, _) = counts(store, ViewId::DeadLettersByReason);
-    let (rev, orders) = revenue(store);
-    let types: Vec<String> = by_type
-        .iter()
-        .take(5)
-        .map(|(t, n)| format!("{t} {n}"))
-        .collect();
+    let (events, dead) = event_counts(store, stats);
     let as_of = store
         .read(|s| s.as_of)
         .map_or("-".to_owned(), |e| e.to_string());
     let mut line = format!(
-        "{:>5.0}s  epoch {as_of:<6} events {events:<9} {rate:>8.0}/s  dead {dead:<5} p99 {:.1}ms | {} | revenue {} ({orders} orders)",
+        "{:>5.0}s  epoch {as_of:<6} events {events:<9} {rate:>8.0}/s  dead {dead:<5} p99 {:.1}ms",
         stats.started.elapsed().as_secs_f64(),
         p99 as f64 / 1000.0,
-        types.join(" "),
-        format_cents(rev),
     );
+    // The built-in views' headlines, when they run.
+    if enabled(store, ViewId::EventsByType) {
+        let (_, by_type) = counts(store, ViewId::EventsByType);
+        let types: Vec<String> = by_type
+            .iter()
+            .take(5)
+            .map(|(t, n)| format!("{t} {n}"))
+            .collect();
+        line.push_str(&format!(" | {}", types.join(" ")));
+    }
+    if enabled(store, ViewId::RevenueByCountry) {
+        let (rev, orders) = revenue(store);
+        line.push_str(&format!(
+            " | revenue {} ({orders} orders)",
+            format_cents(rev)
+        ));
+    }
     if let Some(top) = top_product(store) {
         line.push_str(&format!(" | top {top}"));
     }
@@ -392,13 +420,17 @@ pub(crate) fn live_line(pipeline: &Pipeline, last: &mut (Instant, u64)) -> Strin
 }
 
 pub(crate) fn live_line_final(store: &ViewStore, stats: &crate::pipeline::Stats) -> String {
-    let (events, _) = counts(store, ViewId::EventsByType);
-    let (dead, _) = counts(store, ViewId::DeadLettersByReason);
+    let (events, dead) = event_counts(store, stats);
     let as_of = store
         .read(|s| s.as_of)
         .map_or("-".to_owned(), |e| e.to_string());
+    let counted = if enabled(store, ViewId::EventsByType) {
+        "in the views"
+    } else {
+        "decoded, the views"
+    };
     let mut line = format!(
-        "done: {} records read in {:.1}s, {events} events and {dead} dead letters in the views as of epoch {as_of}",
+        "done: {} records read in {:.1}s, {events} events and {dead} dead letters {counted} as of epoch {as_of}",
         stats.records_in.load(Ordering::Relaxed),
         stats.started.elapsed().as_secs_f64()
     );
