@@ -94,9 +94,9 @@ pub trait SumByAndDistinctCount<'scope, T: Timestamp, D> {
     fn sum_by_rollup_and_distinct_count_named<F, K, A, P, L, R, S, G, I, Q, M>(
         self,
         name: &str,
-        sum: L,
+        mut sum: L,
         rollup: R,
-        distinct: M,
+        mut distinct: M,
     ) -> (
         VecCollection<'scope, T, (K, A), isize>,
         VecCollection<'scope, T, (G, isize), isize>,
@@ -112,7 +112,15 @@ pub trait SumByAndDistinctCount<'scope, T: Timestamp, D> {
         G: ExchangeData + Hash,
         I: ExchangeData + Hash,
         Q: IntoIterator<Item = (G, I)>,
-        M: FnMut(&D) -> Q + 'static;
+        M: FnMut(&D) -> Q + 'static,
+        Self: Sized,
+    {
+        self.sum_by_rollup_and_distinct_count_together_named(
+            name,
+            move |d: &D| (sum(d), distinct(d)),
+            rollup,
+        )
+    }
 
     /// As [`SumByAndDistinctCount::sum_by_rollup_and_distinct_count_named`], with one mapping,
     /// `both`, giving a record's `(fine key, amount)` pairs and its `(group, value)` pairs
@@ -168,36 +176,6 @@ where
     T: Timestamp + Lattice + TotalOrder + ExchangeData,
     D: Clone + 'static,
 {
-    fn sum_by_rollup_and_distinct_count_named<F, K, A, P, L, R, S, G, I, Q, M>(
-        self,
-        name: &str,
-        mut sum: L,
-        rollup: R,
-        mut distinct: M,
-    ) -> (
-        VecCollection<'scope, T, (K, A), isize>,
-        VecCollection<'scope, T, (G, isize), isize>,
-    )
-    where
-        F: Eq + Hash + 'static,
-        K: ExchangeData + Hash,
-        A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
-        P: IntoIterator<Item = (F, A)>,
-        L: FnMut(&D) -> P + 'static,
-        R: FnMut(F, A) -> S + 'static,
-        S: IntoIterator<Item = (K, A)>,
-        G: ExchangeData + Hash,
-        I: ExchangeData + Hash,
-        Q: IntoIterator<Item = (G, I)>,
-        M: FnMut(&D) -> Q + 'static,
-    {
-        self.sum_by_rollup_and_distinct_count_together_named(
-            name,
-            move |d: &D| (sum(d), distinct(d)),
-            rollup,
-        )
-    }
-
     fn sum_by_rollup_and_distinct_count_together_named<F, K, A, P, R, S, G, I, Q, M>(
         self,
         name: &str,
