@@ -78,7 +78,7 @@ fn view_updates(c: &mut Criterion) {
             let (mut input, mut dead_input) = worker.dataflow::<u64, _, _>(|scope| {
                 let (input, events) = scope.new_collection::<Event, isize>();
                 let (dead_input, dead) = scope.new_collection::<DeadLetter, isize>();
-                views::build(events, dead, &enabled, &symbols)
+                views::build(events, dead, &enabled, &symbols, &views::Known::at_once())
                     .inner
                     .probe_with(&probe);
                 (input, dead_input)

@@ -364,6 +364,7 @@ fn pipeline_config(
     PipelineConfig {
         id: "bench".into(),
         workers,
+        cluster: None,
         epoch: EpochPolicy::Interval(config.epoch),
         source: SourceSpec::Memory(MemorySpec {
             prepared: prepared.clone(),

@@ -8,7 +8,7 @@
 //! the positions the batch layer commits with the epoch.
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 use hdrhistogram::Histogram;
@@ -24,6 +24,7 @@ use crate::views::sql::SqlView;
 use crate::views::{Snapshots, ViewId, ViewStore};
 
 mod decode;
+mod learn;
 mod worker;
 
 /// Records a source may hand over per poll.
@@ -40,13 +41,24 @@ pub enum EpochPolicy {
     Records(u64),
 }
 
+/// The processes of a cluster, and which one this is: one timely computation over TCP.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Cluster {
+    /// This process's index, from 0.
+    pub process: usize,
+    /// Every process's `host:port`, by index.
+    pub addresses: Vec<String>,
+}
+
 /// Everything a run needs, validated.
 #[derive(Clone, Debug)]
 pub struct PipelineConfig {
     /// The pipeline's id (the lake's application id).
     pub id: String,
-    /// Timely worker threads.
+    /// Timely worker threads (of each process, in a cluster).
     pub workers: usize,
+    /// The cluster this process is part of, if it is one.
+    pub cluster: Option<Cluster>,
     /// When epochs advance.
     pub epoch: EpochPolicy,
     /// What to read.
@@ -74,6 +86,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             id: "lambdaflow".into(),
             workers: 1,
+            cluster: None,
             epoch: EpochPolicy::Interval(Duration::from_millis(100)),
             source: SourceSpec::Generate(Default::default()),
             schema: Schema::ecommerce(),
@@ -85,6 +98,19 @@ impl Default for PipelineConfig {
             lake: None,
             replay: None,
         }
+    }
+}
+
+impl PipelineConfig {
+    /// The workers of the whole computation: of every process.
+    pub fn peers(&self) -> usize {
+        self.workers * self.cluster.as_ref().map_or(1, |c| c.addresses.len())
+    }
+
+    /// Whether this process leads: the only process, or the first of a cluster. It owns the
+    /// lake (its lock, its repairs), commits, and holds the views.
+    pub fn leads(&self) -> bool {
+        self.cluster.as_ref().is_none_or(|c| c.process == 0)
     }
 }
 
@@ -103,6 +129,9 @@ pub enum PipelineError {
     /// The lake could not be opened, written, committed or read.
     #[error("lake: {0}")]
     Lake(#[from] LakeError),
+    /// Two processes of a cluster gave one symbol to two strings.
+    #[error("{0}")]
+    Symbols(String),
 }
 
 /// Counters of a run, updated by the workers and read by anyone.
@@ -174,101 +203,90 @@ struct Shared {
     started: Instant,
     /// Commits each lake commit's Kafka offsets to the consumer group.
     group_offsets: Mutex<Option<GroupCommitter>>,
+    /// Two strings a cluster could not tell apart ([`learn`]).
+    clash: Mutex<Option<String>>,
 }
+
+/// What a process has from the start, before it knows the lake (a cluster's other processes
+/// read it once connected).
+#[derive(Clone)]
+struct Handles {
+    symbols: Arc<Symbols>,
+    store: Arc<ViewStore>,
+    stats: Arc<Stats>,
+    stop: Arc<AtomicBool>,
+    lake_status: SharedStatus,
+}
+
+/// Where a run starts from: the lake's last commit and what to replay.
+struct Start {
+    resume: Option<CommitMeta>,
+    replay: Option<ReplayPlan>,
+    group_offsets: Option<GroupCommitter>,
+}
+
+/// The workers' [`Shared`], once known; or why it could not be.
+type SharedCell = OnceLock<Result<Arc<Shared>, String>>;
 
 /// A running pipeline.
 pub struct Pipeline {
-    shared: Arc<Shared>,
+    handles: Handles,
+    workers: usize,
+    shared: Arc<SharedCell>,
     guards: timely::communication::initialize::WorkerGuards<Result<(), PipelineError>>,
     _lock: Option<std::fs::File>,
 }
 
 impl Pipeline {
-    /// Starts the workers.
+    /// Starts the workers (in a cluster: once every process has connected).
     pub fn start(mut config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         let symbols = Arc::new(Symbols::default());
-        let store = Arc::new(ViewStore::with_views(
-            symbols.clone(),
-            config.views.clone(),
-            config.sql_views.clone(),
-            config.custom_views.clone(),
-        ));
-        let stats = Arc::new(Stats::new(config.workers));
-        let workers = config.workers;
-        let layout = Arc::new(Layout::new(&config.schema));
-        let (mut resume, mut replay, mut lock) = (None, None, None);
-        if let Some(lake) = &config.lake {
-            let prepared = crate::lake::ops::prepare(
-                lake,
-                &layout,
-                &config.id,
-                config.source.resumes_per_worker().then_some(workers),
-                &config.source.describe(),
-            )?;
-            if let (Some(meta), SourceSpec::Generate(spec)) = (&prepared.last, &mut config.source)
-                && let Some((seed, start, bad)) = meta.generator
-            {
-                // The generated stream is the lake's: resume it, not a new one.
-                spec.seed = seed;
-                spec.start_micros = start;
-                spec.bad_fraction = bad;
-            }
-            store.set_snapshots(Snapshots {
-                dir: crate::lake::state_dir(&lake.dir).join("views"),
-                every: lake.commit_every,
-                keep: 4,
-            });
-            resume = prepared.last.map(|mut meta| {
-                meta.positions = config.source.regroup(&meta.positions, workers);
-                meta
-            });
-            replay = Some(prepared.plan);
-            lock = Some(prepared.lock);
-        } else if let Some(spec) = &config.replay {
-            replay = Some(crate::lake::ops::plan(spec)?.0);
-        }
-        let base = match (&resume, &replay) {
-            (Some(meta), _) => meta.epoch + 1,
-            // A replay alone (`batch`): its views are as of the replayed epoch.
-            (None, Some(plan)) if config.lake.is_none() => plan.epoch,
-            _ => 0,
-        };
-        let group_offsets = match (&config.source, &config.lake) {
-            (SourceSpec::Kafka(spec), Some(_)) => Some(
-                GroupCommitter::start(spec, &spec.group_or(&config.id))
-                    .map_err(PipelineError::Source)?,
-            ),
-            _ => None,
-        };
-        if let (Some(committer), Some(meta)) = (&group_offsets, &resume) {
-            // A run killed between a lake commit and the group's left the group behind: the
-            // lake's offsets are the truth, and this run may read nothing new to commit again.
-            committer.offer(&meta.positions);
-        }
-        let shared = Arc::new(Shared {
-            group_offsets: Mutex::new(group_offsets),
-            resume,
-            replay,
-            base,
-            layout,
-            lake_status: Default::default(),
-            run_tag: crate::lake::writer::run_tag(),
-            config,
+        let handles = Handles {
+            store: Arc::new(ViewStore::with_views(
+                symbols.clone(),
+                config.views.clone(),
+                config.sql_views.clone(),
+                config.custom_views.clone(),
+            )),
             symbols,
-            store,
-            stats,
+            stats: Arc::new(Stats::new(config.peers())),
             stop: Arc::new(AtomicBool::new(false)),
-            record_epoch: AtomicU64::new(base),
-            started: Instant::now(),
-        });
-        let for_workers = shared.clone();
-        let timely_config = timely::Config::process(workers);
+            lake_status: Default::default(),
+        };
+        let cell = Arc::new(SharedCell::new());
+        let mut lock = None;
+        if config.leads() {
+            let (start, held) = lead(&mut config, &handles)?;
+            lock = held;
+            let _ = cell.set(Ok(Arc::new(Shared::new(config.clone(), start, &handles))));
+        }
+        let workers = config.workers;
+        let timely_config = match &config.cluster {
+            None => timely::Config::process(workers),
+            Some(c) => timely::Config {
+                communication: timely::CommunicationConfig::Cluster {
+                    threads: workers,
+                    process: c.process,
+                    addresses: c.addresses.clone(),
+                    report: false,
+                    zerocopy: false,
+                },
+                worker: timely::WorkerConfig::default(),
+            },
+        };
+        let (for_workers, handles_for_workers) = (cell.clone(), handles.clone());
         let guards = timely::execute(timely_config, move |worker| {
-            let result = worker::run(worker, &for_workers);
+            // A cluster's other processes read the lake once connected: the first process has
+            // prepared it by then.
+            let shared = for_workers.get_or_init(|| follow(config.clone(), &handles_for_workers));
+            let result = match shared {
+                Ok(shared) => worker::run(worker, shared),
+                Err(e) => Err(PipelineError::Start(e.clone())),
+            };
             if result.is_err() {
-                for_workers.stop.store(true, Ordering::SeqCst);
+                handles_for_workers.stop.store(true, Ordering::SeqCst);
             }
-            for_workers
+            handles_for_workers
                 .stats
                 .workers_done
                 .fetch_add(1, Ordering::SeqCst);
@@ -276,7 +294,9 @@ impl Pipeline {
         })
         .map_err(PipelineError::Start)?;
         Ok(Pipeline {
-            shared,
+            handles,
+            workers,
+            shared: cell,
             guards,
             _lock: lock,
         })
@@ -284,32 +304,36 @@ impl Pipeline {
 
     /// How far the lake has got.
     pub fn lake_status(&self) -> &SharedStatus {
-        &self.shared.lake_status
+        &self.handles.lake_status
     }
 
-    /// The lake commit this run resumed from, if any.
+    /// The lake commit this run resumed from, if any (known from the start on the first
+    /// process of a cluster only).
     pub fn resumed(&self) -> Option<&CommitMeta> {
-        self.shared.resume.as_ref()
+        match self.shared.get() {
+            Some(Ok(shared)) => shared.resume.as_ref(),
+            _ => None,
+        }
     }
 
-    /// The views.
+    /// The views (held by the first process of a cluster).
     pub fn views(&self) -> &Arc<ViewStore> {
-        &self.shared.store
+        &self.handles.store
     }
 
-    /// The counters.
+    /// The counters (of this process).
     pub fn stats(&self) -> &Arc<Stats> {
-        &self.shared.stats
+        &self.handles.stats
     }
 
     /// The flag that stops the run when set (sources stop, the open epoch closes).
     pub fn stop_flag(&self) -> Arc<AtomicBool> {
-        self.shared.stop.clone()
+        self.handles.stop.clone()
     }
 
-    /// Whether every worker has finished.
+    /// Whether every worker of this process has finished.
     pub fn is_finished(&self) -> bool {
-        self.shared.stats.workers_done.load(Ordering::SeqCst) == self.shared.config.workers
+        self.handles.stats.workers_done.load(Ordering::SeqCst) == self.workers
     }
 
     /// Waits for the workers to finish.
@@ -320,8 +344,20 @@ impl Pipeline {
                 first_error.get_or_insert(e);
             }
         }
-        let group_offsets = self
-            .shared
+        let shared = match self.shared.get() {
+            Some(Ok(shared)) => shared.clone(),
+            Some(Err(e)) => return Err(PipelineError::Start(e.clone())),
+            None => return Err(first_error.unwrap_or(PipelineError::Start("no worker ran".into()))),
+        };
+        if let Some(clash) = shared
+            .clash
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .take()
+        {
+            return Err(PipelineError::Symbols(clash));
+        }
+        let group_offsets = shared
             .group_offsets
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -330,11 +366,7 @@ impl Pipeline {
             committer.finish(Duration::from_secs(10));
         }
         let (lake_error, committed) = {
-            let mut status = self
-                .shared
-                .lake_status
-                .lock()
-                .unwrap_or_else(|e| e.into_inner());
+            let mut status = shared.lake_status.lock().unwrap_or_else(|e| e.into_inner());
             (
                 status.error.take(),
                 status.committed.map(|(epoch, _)| epoch),
@@ -348,22 +380,20 @@ impl Pipeline {
         }
         // Every epoch is closed now, including the last, even if the workers closed their inputs
         // in the same step as they left it (the view sink then never sees it as a frontier).
-        let last = self
-            .shared
-            .stats
-            .epoch
-            .load(Ordering::SeqCst)
-            .saturating_sub(1);
+        let last = shared.stats.epoch.load(Ordering::SeqCst).saturating_sub(1);
         // The last commit ends at a boundary, which may lie a few epochs past the last one
         // read: nothing happened in those, and the views are as of that commit, as the lake is.
         let last = last.max(committed.unwrap_or(0));
-        self.shared
-            .store
-            .close_through(last.max(self.shared.base.saturating_sub(1)));
-        if self.shared.config.lake.is_some() {
-            self.shared.store.write_snapshot(true);
+        if !shared.config.leads() {
+            return Ok(());
         }
-        self.shared.store.finish_snapshots();
+        shared
+            .store
+            .close_through(last.max(shared.base.saturating_sub(1)));
+        if shared.config.lake.is_some() {
+            shared.store.write_snapshot(true);
+        }
+        shared.store.finish_snapshots();
         Ok(())
     }
 
@@ -373,5 +403,129 @@ impl Pipeline {
         let store = pipeline.views().clone();
         pipeline.join()?;
         Ok(store)
+    }
+}
+
+impl Shared {
+    fn new(config: PipelineConfig, start: Start, handles: &Handles) -> Self {
+        let base = match (&start.resume, &start.replay) {
+            (Some(meta), _) => meta.epoch + 1,
+            // A replay alone (`batch`): its views are as of the replayed epoch.
+            (None, Some(plan)) if config.lake.is_none() => plan.epoch,
+            _ => 0,
+        };
+        Shared {
+            group_offsets: Mutex::new(start.group_offsets),
+            resume: start.resume,
+            replay: start.replay,
+            base,
+            layout: Arc::new(Layout::new(&config.schema)),
+            lake_status: handles.lake_status.clone(),
+            run_tag: crate::lake::writer::run_tag(),
+            config,
+            symbols: handles.symbols.clone(),
+            store: handles.store.clone(),
+            stats: handles.stats.clone(),
+            stop: handles.stop.clone(),
+            record_epoch: AtomicU64::new(base),
+            started: Instant::now(),
+            clash: Mutex::new(None),
+        }
+    }
+}
+
+/// The start of the only process, or the first of a cluster: it prepares the lake (creating,
+/// locking and repairing it), and holds the views' snapshots and the Kafka group's offsets.
+fn lead(
+    config: &mut PipelineConfig,
+    handles: &Handles,
+) -> Result<(Start, Option<std::fs::File>), PipelineError> {
+    let peers = config.peers();
+    let mut start = Start {
+        resume: None,
+        replay: None,
+        group_offsets: None,
+    };
+    let mut lock = None;
+    if let Some(lake) = config.lake.clone() {
+        let layout = Layout::new(&config.schema);
+        let prepared = crate::lake::ops::prepare(
+            &lake,
+            &layout,
+            &config.id,
+            config.source.resumes_per_worker().then_some(peers),
+            &config.source.describe(),
+        )?;
+        resume_generator(config, prepared.last.as_ref());
+        handles.store.set_snapshots(Snapshots {
+            dir: crate::lake::state_dir(&lake.dir).join("views"),
+            every: lake.commit_every,
+            keep: 4,
+        });
+        start.resume = prepared.last.map(|mut meta| {
+            meta.positions = config.source.regroup(&meta.positions, peers);
+            meta
+        });
+        start.replay = Some(prepared.plan);
+        lock = Some(prepared.lock);
+    } else if let Some(spec) = &config.replay {
+        start.replay = Some(crate::lake::ops::plan(spec)?.0);
+    }
+    start.group_offsets = match (&config.source, &config.lake) {
+        (SourceSpec::Kafka(spec), Some(_)) => Some(
+            GroupCommitter::start(spec, &spec.group_or(&config.id))
+                .map_err(PipelineError::Source)?,
+        ),
+        _ => None,
+    };
+    if let (Some(committer), Some(meta)) = (&start.group_offsets, &start.resume) {
+        // A run killed between a lake commit and the group's left the group behind: the
+        // lake's offsets are the truth, and this run may read nothing new to commit again.
+        committer.offer(&meta.positions);
+    }
+    Ok((start, lock))
+}
+
+/// The start of a cluster's other processes, once connected: the lake as the first process
+/// prepared it.
+fn follow(mut config: PipelineConfig, handles: &Handles) -> Result<Arc<Shared>, String> {
+    let peers = config.peers();
+    let mut start = Start {
+        resume: None,
+        replay: None,
+        group_offsets: None,
+    };
+    if let Some(lake) = &config.lake {
+        let (last, plan) = crate::lake::ops::follow(
+            lake,
+            &config.id,
+            config.source.resumes_per_worker().then_some(peers),
+            &config.source.describe(),
+        )
+        .map_err(|e| format!("lake: {e}"))?;
+        resume_generator(&mut config, last.as_ref());
+        start.resume = last.map(|mut meta| {
+            meta.positions = config.source.regroup(&meta.positions, peers);
+            meta
+        });
+        start.replay = Some(plan);
+    } else if let Some(spec) = &config.replay {
+        start.replay = Some(
+            crate::lake::ops::plan(spec)
+                .map_err(|e| format!("lake: {e}"))?
+                .0,
+        );
+    }
+    Ok(Arc::new(Shared::new(config, start, handles)))
+}
+
+/// The generated stream is the lake's, when it has one: resume it, not a new one.
+fn resume_generator(config: &mut PipelineConfig, last: Option<&CommitMeta>) {
+    if let (Some(meta), SourceSpec::Generate(spec)) = (last, &mut config.source)
+        && let Some((seed, start, bad)) = meta.generator
+    {
+        spec.seed = seed;
+        spec.start_micros = start;
+        spec.bad_fraction = bad;
     }
 }

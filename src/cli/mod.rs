@@ -23,6 +23,7 @@ macro_rules! out {
 }
 
 mod bench;
+mod cluster;
 mod generate;
 mod kafka;
 mod lake;
@@ -30,6 +31,7 @@ mod replay;
 mod run;
 
 use self::bench::*;
+use self::cluster::*;
 use self::generate::*;
 use self::kafka::*;
 use self::lake::*;
@@ -67,6 +69,9 @@ pub(crate) enum Command {
     /// Measure the whole pipeline (decode, views, lake) on events prepared in memory, and the
     /// decode and Parquet limits it runs against.
     Bench(BenchArgs),
+    /// Run a command as a cluster of processes on this machine, one timely computation:
+    /// `lambdaflow cluster --processes 2 --workers 2 -- run --source ...`.
+    Cluster(ClusterLaunchArgs),
 }
 
 #[derive(Args)]
@@ -107,6 +112,10 @@ pub fn main(registry: Registry) -> ExitCode {
         .with_ansi(std::io::stderr().is_terminal())
         .init();
     let result = match cli.command {
+        Command::Cluster(args) => match launch(args) {
+            Ok(code) => return code,
+            Err(e) => Err(e),
+        },
         Command::Run(args) => run(*args, &registry),
         Command::Generate(args) => generate(args),
         Command::Kafka(args) => kafka_offsets(args),

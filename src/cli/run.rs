@@ -80,6 +80,8 @@ pub(crate) struct RunArgs {
     pub(crate) no_serve: bool,
     #[command(flatten)]
     pub(crate) generator: GeneratorArgs,
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
 }
 
 /// The port `run` serves on unless told otherwise.
@@ -131,7 +133,12 @@ pub(crate) fn run(args: RunArgs, registry: &Registry) -> Result<()> {
         registry: registry.clone(),
     };
     let text = file.text.clone();
-    let config = config::resolve(file, flags)?;
+    let mut config = config::resolve(file, flags)?;
+    config.cluster = args.cluster.cluster()?;
+    if !config.leads() {
+        // The first process records, serves, prints and writes the views.
+        return follow(config);
+    }
     if let Some(lake) = &config.lake {
         record_config(&lake.dir, text.as_deref())?;
     }
@@ -200,6 +207,15 @@ pub(crate) fn run(args: RunArgs, registry: &Registry) -> Result<()> {
     if let Some(path) = &args.views_out {
         write_views(path, &store)?;
     }
+    Ok(())
+}
+
+/// A process of a cluster other than the first: its share of the work, until the cluster
+/// stops (Ctrl+C or SIGTERM stop it as they stop `run`).
+fn follow(config: PipelineConfig) -> Result<()> {
+    let pipeline = Pipeline::start(config)?;
+    watch(&pipeline, false)?;
+    pipeline.join()?;
     Ok(())
 }
 
@@ -287,9 +303,16 @@ pub(crate) fn banner(config: &PipelineConfig) -> String {
     } else {
         "Ctrl+C to stop"
     };
+    let workers = match &config.cluster {
+        Some(c) => format!(
+            "{} processes x {} worker(s)",
+            c.addresses.len(),
+            config.workers
+        ),
+        None => format!("{} worker(s)", config.workers),
+    };
     format!(
-        "lambdaflow: {source}, {} worker(s), {epoch}, {} views; {stop}",
-        config.workers,
+        "lambdaflow: {source}, {workers}, {epoch}, {} views; {stop}",
         config.views.len() + config.sql_views.len() + config.custom_views.views().len()
     )
 }

@@ -169,6 +169,35 @@ impl Symbols {
             .unwrap_or_else(|| Arc::from(format!("#{}", sym.get())))
     }
 
+    /// Adds a symbol another process interned, with its string: in a cluster every process
+    /// learns the strings behind the symbols the others made. `Err` with the string already
+    /// behind `sym` if it is another one: two strings whose hashes collided were given the same
+    /// symbol by different processes (the collision path of [`Symbols::intern`] is per process),
+    /// which the cluster cannot tell apart.
+    pub fn learn(&self, sym: u64, s: &str) -> Result<(), Arc<str>> {
+        if let Some(taken) = self
+            .table
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&sym)
+        {
+            return if **taken == *s {
+                Ok(())
+            } else {
+                Err(taken.clone())
+            };
+        }
+        let mut table = self.table.write().unwrap_or_else(|e| e.into_inner());
+        match table.get(&sym) {
+            Some(taken) if **taken != *s => Err(taken.clone()),
+            Some(_) => Ok(()),
+            None => {
+                table.insert(sym, Arc::from(s));
+                Ok(())
+            }
+        }
+    }
+
     /// How many strings the table holds.
     pub fn len(&self) -> usize {
         self.table.read().unwrap_or_else(|e| e.into_inner()).len()
@@ -184,6 +213,9 @@ impl Symbols {
 pub struct Interner {
     symbols: Arc<Symbols>,
     cache: IdMap<(Box<str>, Sym)>,
+    /// In a cluster: the symbols this interner has met since [`Interner::take_met`], with their
+    /// strings, for the other processes to learn.
+    met: Option<Vec<(u64, String)>>,
 }
 
 /// Past this many cached strings the cache starts over, so it cannot outgrow the live key space.
@@ -195,7 +227,23 @@ impl Interner {
         Interner {
             symbols,
             cache: IdMap::default(),
+            met: None,
         }
+    }
+
+    /// An interner that also notes every symbol it meets for the first time (or again after
+    /// its cache starts over), for [`Interner::take_met`].
+    pub fn noting(symbols: Arc<Symbols>) -> Self {
+        Interner {
+            met: Some(Vec::new()),
+            ..Interner::new(symbols)
+        }
+    }
+
+    /// The symbols met since the last call, with their strings (always none unless
+    /// [`Interner::noting`]).
+    pub fn take_met(&mut self) -> Vec<(u64, String)> {
+        self.met.as_mut().map(std::mem::take).unwrap_or_default()
     }
 
     /// The symbol of `s`.
@@ -214,6 +262,9 @@ impl Interner {
         self.cache
             .entry(hash)
             .or_insert_with(|| (Box::from(s), sym));
+        if let Some(met) = &mut self.met {
+            met.push((sym.get(), s.to_owned()));
+        }
         sym
     }
 }
@@ -239,6 +290,22 @@ mod tests {
             .map(|i| IdHash::of(&format!("user_{i}")))
             .collect();
         assert_eq!(ids.len(), 100_000);
+    }
+
+    #[test]
+    fn a_process_learns_the_symbols_another_met() {
+        let (here, there) = (Symbols::default(), Arc::new(Symbols::default()));
+        let mut interner = Interner::noting(there.clone());
+        let sym = interner.intern("purchase");
+        interner.intern("purchase");
+        let met = interner.take_met();
+        assert_eq!(met, vec![(sym.get(), "purchase".to_owned())]);
+        assert!(interner.take_met().is_empty());
+        for (id, s) in &met {
+            here.learn(*id, s).unwrap();
+        }
+        assert_eq!(&*here.resolve(sym), "purchase");
+        assert_eq!(&*here.learn(sym.get(), "view").unwrap_err(), "purchase");
     }
 
     #[test]

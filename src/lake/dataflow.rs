@@ -99,34 +99,19 @@ pub struct WorkerLake {
 /// The time and difference of a chunk, which its events carry.
 pub type Stamp = (u64, isize);
 
-/// Hands chunks to `decode` (called with the epoch, the chunk, its [`Stamp`], the vectors its
-/// events, dead letters and rows (any other form of the events, such as the rows SQL views
-/// read) go to and, when the lake is on, the stage of the epoch), which stages the records for
-/// the lake; writes closed epochs; gives each spent chunk back to `pool`. Returns events, dead
-/// letters, rows and flush reports.
-#[allow(clippy::type_complexity)]
+/// Hands chunks to `decode` (called with the epoch, the chunk, its [`Stamp`], the [`Decoded`]
+/// its events, dead letters, rows and symbols go to and, when the lake is on, the stage of the
+/// epoch), which stages the records for the lake; writes closed epochs; gives each spent chunk
+/// back to `pool`.
 pub fn stage_and_write<'s, X, F>(
     chunks: VecCollection<'s, u64, Chunk, isize>,
     markers: VecCollection<'s, u64, Marker, isize>,
     lake: Option<WorkerLake>,
     pool: ChunkPool,
     mut decode: F,
-) -> (
-    VecCollection<'s, u64, Event, isize>,
-    VecCollection<'s, u64, DeadLetter, isize>,
-    VecCollection<'s, u64, X, isize>,
-    StreamVec<'s, u64, Report>,
-)
+) -> Written<'s, X>
 where
-    F: FnMut(
-            u64,
-            &Chunk,
-            Stamp,
-            &mut Vec<(Event, u64, isize)>,
-            &mut Vec<DeadLetter>,
-            &mut Vec<(X, u64, isize)>,
-            Option<&mut Stage>,
-        ) + 'static,
+    F: FnMut(u64, &Chunk, Stamp, &mut Decoded<X>, Option<&mut Stage>) + 'static,
     X: Clone + 'static,
 {
     let scope = chunks.inner.scope();
@@ -136,8 +121,11 @@ where
     let (oks, oks_stream) = builder.new_output();
     let (errs, errs_stream) = builder.new_output();
     let (rows_out, rows_stream) = builder.new_output();
+    // The reports' output is the last: its capability is the one kept.
+    let (met, met_stream) = builder.new_output();
     let (reports, reports_stream) = builder.new_output();
     let mut oks = OutputBuilder::from(oks);
+    let mut met = OutputBuilder::from(met);
     let mut errs = OutputBuilder::from(errs);
     let mut rows_out = OutputBuilder::from(rows_out);
     let mut reports = OutputBuilder::from(reports);
@@ -155,14 +143,13 @@ where
             Some(cap)
         });
         capabilities.clear();
-        let mut events = Vec::new();
-        let mut dead = Vec::new();
-        let mut rows = Vec::new();
+        let mut out = Decoded::default();
         move |frontiers| {
             let mut oks = oks.activate();
             let mut errs = errs.activate();
             let mut rows_out = rows_out.activate();
             let mut reports = reports.activate();
+            let mut met = met.activate();
             chunk_input.for_each_time(|time, data| {
                 let epoch = *time.time();
                 let mut oks = oks.session(&time);
@@ -172,26 +159,22 @@ where
                     let stage = writer.as_mut().map(|w| w.stage(epoch, &chunk));
                     // `decode` reserves room for a chunk: the sessions take the vectors'
                     // allocations with their contents.
-                    decode(
-                        epoch,
-                        &chunk,
-                        (t, r),
-                        &mut events,
-                        &mut dead,
-                        &mut rows,
-                        stage,
-                    );
+                    decode(epoch, &chunk, (t, r), &mut out, stage);
                     // The chunk's events leave as one container, not copied one by one.
-                    if !events.is_empty() {
-                        oks.give_container(&mut events);
-                        events.clear();
+                    if !out.events.is_empty() {
+                        oks.give_container(&mut out.events);
+                        out.events.clear();
                     }
-                    if !rows.is_empty() {
-                        rows_out.give_container(&mut rows);
-                        rows.clear();
+                    if !out.rows.is_empty() {
+                        rows_out.give_container(&mut out.rows);
+                        out.rows.clear();
                     }
-                    for d in dead.drain(..) {
+                    for d in out.dead.drain(..) {
                         errs.give((d, t, r));
+                    }
+                    if !out.met.is_empty() {
+                        met.session(&time).give_container(&mut out.met);
+                        out.met.clear();
                     }
                     pool.give(chunk);
                 }
@@ -225,12 +208,52 @@ where
         }
     });
 
-    (
-        oks_stream.as_collection(),
-        errs_stream.as_collection(),
-        rows_stream.as_collection(),
-        reports_stream,
-    )
+    Written {
+        events: oks_stream.as_collection(),
+        dead: errs_stream.as_collection(),
+        rows: rows_stream.as_collection(),
+        reports: reports_stream,
+        met: met_stream,
+    }
+}
+
+/// What decoding a chunk gives, filled by the `decode` function of [`stage_and_write`].
+pub struct Decoded<X> {
+    /// Its events.
+    pub events: Vec<(Event, u64, isize)>,
+    /// Its dead letters.
+    pub dead: Vec<DeadLetter>,
+    /// Its rows (another form of its events, such as the rows SQL views read).
+    pub rows: Vec<(X, u64, isize)>,
+    /// In a cluster: the symbols decoding met for the first time, with their strings
+    /// ([`crate::views::Known`]).
+    pub met: Vec<(u64, String)>,
+}
+
+impl<X> Default for Decoded<X> {
+    fn default() -> Self {
+        Decoded {
+            events: Vec::new(),
+            dead: Vec::new(),
+            rows: Vec::new(),
+            met: Vec::new(),
+        }
+    }
+}
+
+/// What [`stage_and_write`] gives: the decoded events, dead letters and rows, the reports of
+/// the files written, and the symbols met.
+pub struct Written<'s, X: 'static> {
+    /// The events.
+    pub events: VecCollection<'s, u64, Event, isize>,
+    /// The dead letters.
+    pub dead: VecCollection<'s, u64, DeadLetter, isize>,
+    /// The rows.
+    pub rows: VecCollection<'s, u64, X, isize>,
+    /// The reports of the files written, for the commit.
+    pub reports: StreamVec<'s, u64, Report>,
+    /// The symbols met, with their strings.
+    pub met: StreamVec<'s, u64, (u64, String)>,
 }
 
 /// One worker's writing state.

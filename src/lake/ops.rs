@@ -134,6 +134,32 @@ pub fn prepare(
     })
 }
 
+/// What a process of a cluster other than the first reads of the lake to start: where to
+/// resume and what to replay, as [`prepare`] gave the first process, which owns the lake (its
+/// lock, its repairs) and has prepared it before any other process connects.
+pub fn follow(
+    config: &LakeConfig,
+    pipeline: &str,
+    workers: Option<usize>,
+    source: &str,
+) -> Result<(Option<CommitMeta>, ReplayPlan), LakeError> {
+    let rt = table::runtime()?;
+    let events = Table::open(&rt, &table_root(&config.dir, TableKind::Events))?;
+    let dead = Table::open(&rt, &table_root(&config.dir, TableKind::DeadLetters))?;
+    let last = events.last_commit(&rt)?;
+    if let Some(meta) = &last {
+        check_resumable(meta, &config.dir, pipeline, workers, source)?;
+    }
+    let plan = ReplayPlan {
+        dir: config.dir.clone(),
+        events: events.files()?,
+        dead: dead.files()?,
+        through: None,
+        epoch: last.as_ref().map_or(0, |m| m.epoch),
+    };
+    Ok((last, plan))
+}
+
 /// Removes the dead-letter files past `last_epoch`, the events table's last epoch: dead letters
 /// are committed first, so such files belong to a commit that never completed (or that a repair
 /// took back). Returns how many files went.

@@ -4,8 +4,8 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::event::{DeadLetter, Decoder, Event, Interner, Roles, Schema, Symbols};
-use crate::lake::dataflow::Stamp;
+use crate::event::{DeadLetter, Decoder, Interner, Roles, Schema, Symbols};
+use crate::lake::dataflow::{Decoded, Stamp};
 use crate::lake::layout::Stage;
 use crate::source::Chunk;
 use crate::views::sql::RowLayout;
@@ -35,6 +35,7 @@ impl Decoding {
         layout: RowLayout,
         typed: bool,
         symbols: Arc<Symbols>,
+        cluster: bool,
         stats: Arc<Stats>,
     ) -> Self {
         Decoding {
@@ -43,24 +44,31 @@ impl Decoding {
             slots: layout.slots(schema.fields.len()),
             layout: (!layout.is_empty()).then_some(layout),
             typed,
-            interner: Interner::new(symbols),
+            // In a cluster the other processes learn the strings this worker meets.
+            interner: match cluster {
+                true => Interner::noting(symbols),
+                false => Interner::new(symbols),
+            },
             stats,
         }
     }
 
-    /// Decodes `chunk`, read in `epoch`, into `events`, `dead` and (when views read them)
-    /// `rows`, staging every record in `stage` when the lake is on.
-    #[allow(clippy::too_many_arguments)]
+    /// Decodes `chunk`, read in `epoch`, into events, dead letters and (when views read them)
+    /// rows, staging every record in `stage` when the lake is on.
     pub(super) fn chunk(
         &mut self,
         epoch: u64,
         chunk: &Chunk,
         (time, diff): Stamp,
-        events: &mut Vec<(Event, u64, isize)>,
-        dead: &mut Vec<DeadLetter>,
-        rows: &mut Vec<(Row, u64, isize)>,
+        out: &mut Decoded<Row>,
         mut stage: Option<&mut Stage>,
     ) {
+        let Decoded {
+            events,
+            dead,
+            rows,
+            met,
+        } = out;
         let before = dead.len();
         if self.typed {
             events.reserve(chunk.len());
@@ -110,6 +118,7 @@ impl Decoding {
                 }
             }
         }
+        met.append(&mut self.interner.take_met());
         let n = (dead.len() - before) as u64;
         self.stats.dead_letters.fetch_add(n, Ordering::Relaxed);
         self.stats

@@ -9,17 +9,18 @@ use std::time::{Duration, Instant};
 use differential_dataflow::VecCollection;
 use differential_dataflow::input::Input;
 use timely::dataflow::ProbeHandle;
-use timely::dataflow::operators::Probe;
+use timely::dataflow::operators::vec::Map;
+use timely::dataflow::operators::{Concat, Probe};
 use timely::worker::Worker;
 
 use crate::event::{DeadLetter, Event, Interner, Position, Symbols};
-use crate::lake::dataflow::{self as lake_flow, CommitSetup, Marker, WorkerLake};
+use crate::lake::dataflow::{self as lake_flow, CommitSetup, Marker, WorkerLake, Written};
 use crate::lake::ops::ReplayPlan;
 use crate::lake::{CommitMeta, LakeError};
 use crate::source::{Chunk, ChunkPool, Opening, Poll, Source, SourceError, SourceSpec};
 use crate::views::custom;
 use crate::views::sql::RowLayout;
-use crate::views::{self, Row};
+use crate::views::{self, Known, Row};
 
 use super::decode::Decoding;
 use super::{
@@ -44,6 +45,8 @@ struct Inputs {
     replay: InputSession<u64, Event, isize>,
     replay_dead: InputSession<u64, DeadLetter, isize>,
     replay_rows: InputSession<u64, Row, isize>,
+    /// In a cluster: the symbols the replay met, with their strings.
+    replay_met: InputSession<u64, (u64, String), isize>,
 }
 
 impl Inputs {
@@ -58,6 +61,8 @@ impl Inputs {
         self.replay_dead.flush();
         self.replay_rows.advance_to(epoch);
         self.replay_rows.flush();
+        self.replay_met.advance_to(epoch);
+        self.replay_met.flush();
     }
 
     fn close(self) {
@@ -66,6 +71,7 @@ impl Inputs {
         self.replay.close();
         self.replay_dead.close();
         self.replay_rows.close();
+        self.replay_met.close();
     }
 }
 
@@ -134,19 +140,33 @@ fn commit_setup(shared: &Arc<Shared>, index: usize, peers: usize) -> Option<Comm
     })
 }
 
-/// Every view over the events, dead letters and rows (live and replayed): the built-in views,
-/// the SQL views (fused where they can be) and the Rust views; their rows' changes.
+/// What the views read: the events, dead letters and rows, live and replayed; and when every
+/// process knows the strings in them.
+struct ViewInputs<'s> {
+    events: VecCollection<'s, u64, Event>,
+    dead: VecCollection<'s, u64, DeadLetter>,
+    rows: VecCollection<'s, u64, Row>,
+    known: Known<'s>,
+}
+
+/// Every view over the events, dead letters and rows: the built-in views, the SQL views (fused
+/// where they can be) and the Rust views; their rows' changes.
 fn all_views<'s>(
     shared: &Shared,
     index: usize,
     sql_plans: &[views::sql::Plan],
     non_null: &[bool],
-    events: VecCollection<'s, u64, Event>,
-    dead: VecCollection<'s, u64, DeadLetter>,
-    event_rows: VecCollection<'s, u64, Row>,
+    inputs: ViewInputs<'s>,
 ) -> VecCollection<'s, u64, views::ViewRow> {
+    let ViewInputs {
+        events,
+        dead,
+        rows: event_rows,
+        known,
+    } = inputs;
+    let known = &known;
     let config = &shared.config;
-    let mut rows = views::build(events, dead.clone(), &config.views, &shared.symbols);
+    let mut rows = views::build(events, dead.clone(), &config.views, &shared.symbols, known);
     let plans: Vec<(u8, &views::sql::Plan)> = sql_plans
         .iter()
         .enumerate()
@@ -154,14 +174,21 @@ fn all_views<'s>(
         .collect();
     let (fused, rest) = views::sql::fused::Fused::of(&plans, non_null);
     if !fused.is_empty() {
-        rows = rows.concat(fused.build(event_rows.clone(), &shared.symbols));
+        rows = rows.concat(fused.build(event_rows.clone(), &shared.symbols, known));
     }
     for (view, plan) in rest {
         let input = match plan.table {
             views::sql::TableName::Events => event_rows.clone(),
             views::sql::TableName::DeadLetters => dead.clone().map(|d| views::sql::dead_row(&d)),
         };
-        rows = rows.concat(views::sql::build(plan, view, input, &shared.symbols, index));
+        rows = rows.concat(views::sql::build(
+            plan,
+            view,
+            input,
+            &shared.symbols,
+            index,
+            known,
+        ));
     }
     let input = custom::Input {
         events: event_rows,
@@ -169,6 +196,7 @@ fn all_views<'s>(
         schema: config.schema.clone(),
         symbols: shared.symbols.clone(),
         worker: index,
+        known: known.clone(),
     };
     for (i, view) in config.custom_views.views().iter().enumerate() {
         let at = shared.store.catalog().custom_index(i) as u8;
@@ -258,42 +286,44 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
         let (replay_in, replayed) = scope.new_collection::<Event, isize>();
         let (replay_dead_in, replayed_dead) = scope.new_collection::<DeadLetter, isize>();
         let (replay_rows_in, replayed_rows) = scope.new_collection::<Row, isize>();
+        let (replay_met_in, replayed_met) = scope.new_collection::<(u64, String), isize>();
         let mut decoding = Decoding::new(
             &config.schema,
             config.max_record_bytes,
             row_layout.clone(),
             !config.views.is_empty(),
             shared.symbols.clone(),
+            config.cluster.is_some(),
             shared.stats.clone(),
         );
-        let (events, dead, event_rows, reports) = lake_flow::stage_and_write(
+        let written: Written<'_, Row> = lake_flow::stage_and_write(
             chunks,
             markers,
             worker_lake,
             pool.clone(),
-            move |epoch, chunk, stamp, events, dead, rows, stage| {
-                decoding.chunk(epoch, chunk, stamp, events, dead, rows, stage)
-            },
+            move |epoch, chunk, stamp, out, stage| decoding.chunk(epoch, chunk, stamp, out, stage),
         );
-        lake_flow::commit(reports, commit_setup, index).probe_with(&probes[1]);
-        let rows = all_views(
-            shared,
-            index,
-            &sql_plans,
-            &non_null,
-            events.concat(replayed),
-            dead.concat(replayed_dead),
-            event_rows.concat(replayed_rows),
-        );
+        lake_flow::commit(written.reports, commit_setup, index).probe_with(&probes[1]);
+        let met = written.met.concat(replayed_met.inner.map(|(m, _, _)| m));
+        let known = super::learn::learn(met, shared);
+        let inputs = ViewInputs {
+            events: written.events.concat(replayed),
+            dead: written.dead.concat(replayed_dead),
+            rows: written.rows.concat(replayed_rows),
+            known: known.clone(),
+        };
+        let rows = all_views(shared, index, &sql_plans, &non_null, inputs);
         let rows =
             differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probes[0]));
-        views::publish(rows, shared.store.clone(), index);
+        // The views' rows are shown as strings: every process must know them.
+        views::publish(known.hold(rows), shared.store.clone(), index);
         Inputs {
             chunks: chunks_in,
             markers: markers_in,
             replay: replay_in,
             replay_dead: replay_dead_in,
             replay_rows: replay_rows_in,
+            replay_met: replay_met_in,
         }
     });
     Built {
@@ -470,7 +500,10 @@ fn replay(
     probe: &ProbeHandle<u64>,
 ) -> Result<(), LakeError> {
     let (index, peers) = (worker.index(), worker.peers());
-    let mut interner = Interner::new(shared.symbols.clone());
+    let mut interner = match shared.config.cluster {
+        Some(_) => Interner::noting(shared.symbols.clone()),
+        None => Interner::new(shared.symbols.clone()),
+    };
     let (layout, _) = row_layout(&shared.config, &shared.symbols);
     let events_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::Events);
     let dead_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::DeadLetters);
@@ -496,6 +529,10 @@ fn replay(
             )?;
             inputs.replay_rows.flush();
         }
+        for met in interner.take_met() {
+            inputs.replay_met.insert(met);
+        }
+        inputs.replay_met.flush();
         worker.step_while(|| probe.less_than(&0));
         worker.step();
     }

@@ -470,6 +470,7 @@ pub fn build<'s>(
     dead: VecCollection<'s, u64, DeadLetter>,
     enabled: &[ViewId],
     symbols: &Arc<Symbols>,
+    known: &Known<'s>,
 ) -> VecCollection<'s, u64, ViewRow> {
     let purchase = symbols.intern("purchase");
     let on = Enabled::of(enabled);
@@ -518,7 +519,7 @@ pub fn build<'s>(
     if let Some(tallied) = tallied
         && on.has(ViewId::TopProducts)
     {
-        outputs.push(top_products(tallied, symbols));
+        outputs.push(top_products(tallied, symbols, known));
     }
     if let Some(users) = users {
         outputs.extend(user_rows(users, on));
@@ -544,9 +545,12 @@ type Tallies<'s> = VecCollection<'s, u64, (Tally, (isize, isize))>;
 fn top_products<'s>(
     tallied: Tallies<'s>,
     symbols: &Arc<Symbols>,
+    known: &Known<'s>,
 ) -> VecCollection<'s, u64, ViewRow> {
     let names = symbols.clone();
-    tallied
+    // Ties are broken by name: every process must know the names.
+    known
+        .hold(tallied)
         .flat_map(move |(tally, (revenue, _orders))| match tally {
             Tally::RevenueByProduct(p) => {
                 Some(((), (Reverse(revenue), names.resolve(p).to_string(), p)))

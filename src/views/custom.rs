@@ -41,7 +41,7 @@ use std::sync::Arc;
 
 use differential_dataflow::VecCollection;
 
-use super::{Datum, Row};
+use super::{Datum, Known, Row};
 use crate::event::{DeadLetter, Schema, Symbols};
 
 /// What a Rust view's `build` gets: the events and dead letters inside the dataflow.
@@ -59,6 +59,11 @@ pub struct Input<'s> {
     /// This worker's index (a view that needs to say something once, over no input, says it
     /// on worker 0).
     pub worker: usize,
+    /// In a cluster, a process knows the strings behind only the symbols it decoded: a view
+    /// that compares or shows strings inside the dataflow ([`Symbols::resolve`]) after an
+    /// exchange first passes its updates through [`Known::hold`]. On one process it changes
+    /// nothing. The rows a view returns need not: they are held before they are served.
+    pub known: Known<'s>,
 }
 
 impl Input<'_> {

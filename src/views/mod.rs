@@ -9,10 +9,12 @@ mod builtin;
 mod catalog;
 pub mod custom;
 mod datum;
+mod known;
 pub mod sql;
 mod store;
 
 pub use builtin::{VIEWS, ViewId, ViewSpec, build};
 pub use catalog::{Catalog, Columns};
 pub use datum::{Datum, Float, Row, ViewRow};
+pub use known::Known;
 pub use store::{Snapshots, ViewState, ViewStore, ViewTable, publish};

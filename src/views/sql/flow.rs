@@ -18,7 +18,7 @@ use serde::{Deserialize, Serialize};
 use super::expr::{Type, compare, text};
 use super::{Agg, AggFn, Plan};
 use crate::event::Symbols;
-use crate::views::{Datum, Float, Row, ViewRow};
+use crate::views::{Datum, Float, Known, Row, ViewRow};
 
 /// A group: the values of its keys.
 type Key = Vec<Datum>;
@@ -36,6 +36,7 @@ pub fn build<'s>(
     input: VecCollection<'s, u64, Row>,
     symbols: &Arc<Symbols>,
     worker: usize,
+    known: &Known<'s>,
 ) -> VecCollection<'s, u64, ViewRow> {
     let plan = Arc::new(plan.clone());
     let scope = input.inner.scope();
@@ -49,7 +50,7 @@ pub fn build<'s>(
     });
 
     let mut parts = vec![sums(&plan, &grouped, symbols)];
-    parts.extend(kept(&plan, &grouped, symbols));
+    parts.extend(kept(&plan, &grouped, symbols, known));
     if plan.global {
         let seed = if worker == 0 {
             vec![(Key::new(), (SEED, Datum::Null))]
@@ -60,7 +61,10 @@ pub fn build<'s>(
     }
 
     let (p, s) = (plan.clone(), symbols.clone());
-    let rows = differential_dataflow::collection::concatenate(scope, parts).reduce_named(
+    // A group's row may compare or show strings (`HAVING`, `ORDER BY`): every process must
+    // know them.
+    let parts = known.hold(differential_dataflow::collection::concatenate(scope, parts));
+    let rows = parts.reduce_named(
         "sql_rows",
         move |key: &Key, parts: &[(&(u16, Datum), isize)], out| {
             if let Some(row) = group_row(&p, key, parts, &s) {
@@ -117,7 +121,12 @@ fn sums<'s>(plan: &Arc<Plan>, grouped: &Grouped<'s>, symbols: &Arc<Symbols>) -> 
 
 /// The other aggregates' values per group and slot: `count(DISTINCT)` by a distinct count,
 /// `min` and `max` from the values each group keeps.
-fn kept<'s>(plan: &Arc<Plan>, grouped: &Grouped<'s>, symbols: &Arc<Symbols>) -> Vec<Parts<'s>> {
+fn kept<'s>(
+    plan: &Arc<Plan>,
+    grouped: &Grouped<'s>,
+    symbols: &Arc<Symbols>,
+    known: &Known<'s>,
+) -> Vec<Parts<'s>> {
     // (group and slot, value) pairs.
     let kept = |distinct: bool| {
         let (p, s) = (plan.clone(), symbols.clone());
@@ -152,8 +161,10 @@ fn kept<'s>(plan: &Arc<Plan>, grouped: &Grouped<'s>, symbols: &Arc<Symbols>) -> 
         .any(|a| !a.additive() && a.func != AggFn::CountDistinct)
     {
         let (p, s) = (plan.clone(), symbols.clone());
+        // `min` and `max` of strings compare their text.
         parts.push(
-            kept(false)
+            known
+                .hold(kept(false))
                 .reduce_named(
                     "sql_values",
                     move |(_, j), values: &[(&Datum, isize)], out| {

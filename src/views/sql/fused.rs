@@ -30,7 +30,7 @@ use super::fast::Fast;
 use super::flow::{additive_value, finish};
 use super::{AggFn, Plan, TableName};
 use crate::event::Symbols;
-use crate::views::{Datum, Row, ViewRow};
+use crate::views::{Datum, Known, Row, ViewRow};
 
 /// The most key expressions a group (and a view) may have to be fused.
 pub const ATOMS: usize = 4;
@@ -379,11 +379,12 @@ impl Fused {
         self,
         events: VecCollection<'s, u64, Row>,
         symbols: &Arc<Symbols>,
+        known: &Known<'s>,
     ) -> VecCollection<'s, u64, ViewRow> {
         if self.distinct.iter().all(|d| d.keys.len() <= 1) {
-            self.build_with::<Narrow>(events, symbols)
+            self.build_with::<Narrow>(events, symbols, known)
         } else {
-            self.build_with::<Packed>(events, symbols)
+            self.build_with::<Packed>(events, symbols, known)
         }
     }
 
@@ -392,6 +393,7 @@ impl Fused {
         self,
         events: VecCollection<'s, u64, Row>,
         symbols: &Arc<Symbols>,
+        known: &Known<'s>,
     ) -> VecCollection<'s, u64, ViewRow> {
         let this = Arc::new(self);
         let (t, s) = (this.clone(), symbols.clone());
@@ -405,6 +407,9 @@ impl Fused {
             },
             move |fine: Packed, sums: Sums| r.rollup(fine, sums),
         );
+        // A group's row may compare or show strings (`HAVING`, `ORDER BY`): every process must
+        // know them.
+        let (sums, counts) = (known.hold(sums), known.hold(counts));
         let counts = counts.map(|(group, n): (G, isize)| (group.packed(), n));
         let scope = sums.inner.scope();
         // Views of sums alone, without LIMIT: each group's row straight from its sums.

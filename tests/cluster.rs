@@ -1,0 +1,259 @@
+//! Clusters end to end: `lambdaflow cluster` starts processes of one timely computation on this
+//! machine, and their views are the views of one process.
+
+#[path = "support/reference.rs"]
+mod reference;
+#[path = "support/run.rs"]
+mod run;
+
+use std::io::Write;
+
+use run::{Dirs, json, lambdaflow, ok};
+
+/// The views of a `--views-out` file, without the epoch they are as of (which depends on
+/// timing).
+fn views(path: &str) -> serde_json::Value {
+    json(path)["views"].clone()
+}
+
+/// Asserts two runs' views are the same, naming the first view that is not.
+fn assert_same(a: &serde_json::Value, b: &serde_json::Value, what: &str) {
+    for (name, rows) in a.as_object().unwrap() {
+        let other = &b[name];
+        assert!(
+            rows == other,
+            "{what}: {name} differs: {rows:.300} against {other:.300}"
+        );
+    }
+    assert_eq!(
+        a.as_object().unwrap().len(),
+        b.as_object().unwrap().len(),
+        "{what}"
+    );
+}
+
+/// Generated events, then purchases of two products and a country that only the file's last
+/// lines hold: a process that did not read them knows their names only from the others.
+fn events_with_late_names(dirs: &Dirs) -> String {
+    let path = dirs.generate("events.jsonl", 20_000, 5);
+    let mut file = std::fs::OpenOptions::new()
+        .append(true)
+        .open(&path)
+        .unwrap();
+    for (i, product) in ["zz-late-b", "zz-late-a"].iter().enumerate() {
+        writeln!(
+            file,
+            r#"{{"event_id":"late_{i}","event_type":"purchase","user_id":"user_late","event_timestamp":"2025-01-01T01:00:00Z","product":"{product}","price":99999.00,"country":"Atlantis","source":"web"}}"#
+        )
+        .unwrap();
+    }
+    path
+}
+
+fn lines_of(path: &str) -> Vec<Vec<u8>> {
+    std::fs::read(path)
+        .unwrap()
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
+#[test]
+fn a_cluster_gives_the_answer_of_one_process() {
+    let dirs = Dirs::new();
+    let events = events_with_late_names(&dirs);
+    let source = format!("file:{events}");
+    let one = dirs.arg("one.json");
+    ok(&[
+        "run",
+        "--source",
+        &source,
+        "--workers",
+        "2",
+        "--until-exhausted",
+        "--no-serve",
+        "--quiet",
+        "--no-lake",
+        "--views-out",
+        &one,
+    ]);
+    for (processes, workers) in [("2", "1"), ("2", "2")] {
+        let out = dirs.arg(&format!("cluster-{processes}x{workers}.json"));
+        let lake = dirs.arg(&format!("lake-{processes}x{workers}"));
+        ok(&[
+            "cluster",
+            "--processes",
+            processes,
+            "--workers",
+            workers,
+            "--",
+            "run",
+            "--source",
+            &source,
+            "--until-exhausted",
+            "--no-serve",
+            "--quiet",
+            "--data-dir",
+            &lake,
+            "--views-out",
+            &out,
+        ]);
+        assert_same(
+            &views(&out),
+            &views(&one),
+            &format!("{processes} x {workers}"),
+        );
+    }
+    let expected = reference::views(&lines_of(&events), 1 << 20);
+    assert_eq!(reference::from_views_json(&json(&one)), expected);
+    // The late products are named, and their tie broken by name, on the process serving them.
+    let top = &views(&one)["top_products"];
+    assert_eq!(top[0]["key"]["product"], "zz-late-a", "{top}");
+    assert_eq!(top[1]["key"]["product"], "zz-late-b", "{top}");
+}
+
+#[test]
+fn a_cluster_reads_the_generator_as_one_process_does() {
+    let dirs = Dirs::new();
+    let common = [
+        "--source",
+        "generate",
+        "--count",
+        "30000",
+        "--rate",
+        "0",
+        "--start",
+        "2025-01-01T00:00:00Z",
+        "--until-exhausted",
+        "--no-serve",
+        "--quiet",
+        "--no-lake",
+        "--epoch-records",
+        "2000",
+    ];
+    let one = dirs.arg("one.json");
+    let mut args = vec!["run", "--workers", "2", "--views-out", &one];
+    args.extend(common);
+    ok(&args);
+    let two = dirs.arg("two.json");
+    let mut args = vec![
+        "cluster",
+        "--processes",
+        "2",
+        "--",
+        "run",
+        "--views-out",
+        &two,
+    ];
+    args.extend(common);
+    ok(&args);
+    assert_same(&views(&two), &views(&one), "the generator");
+    let counted: i64 = views(&one)["events_by_type"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["value"]["count"].as_i64().unwrap())
+        .sum();
+    assert!(counted > 29_000, "{counted} events");
+}
+
+#[test]
+fn a_cluster_resumes_its_lake_and_verifies_it() {
+    let dirs = Dirs::new();
+    let events = dirs.generate("events.jsonl", 10_000, 9);
+    let source = format!("file:{events}");
+    let lake = dirs.arg("lake");
+    let (first, second) = (dirs.arg("first.json"), dirs.arg("second.json"));
+    for out in [&first, &second] {
+        ok(&[
+            "cluster",
+            "--processes",
+            "2",
+            "--",
+            "run",
+            "--source",
+            &source,
+            "--until-exhausted",
+            "--no-serve",
+            "--quiet",
+            "--data-dir",
+            &lake,
+            "--views-out",
+            out,
+        ]);
+    }
+    // The second run resumed after the first: the same events, once.
+    assert_same(&views(&second), &views(&first), "resumed");
+    let verified = ok(&[
+        "cluster",
+        "--processes",
+        "2",
+        "--",
+        "verify",
+        "--data-dir",
+        &lake,
+    ]);
+    assert!(verified.starts_with("ok: 11 views equal"), "{verified}");
+    let batch = dirs.arg("batch.json");
+    ok(&[
+        "cluster",
+        "--processes",
+        "2",
+        "--",
+        "batch",
+        "--data-dir",
+        &lake,
+        "--views-out",
+        &batch,
+    ]);
+    assert_same(&views(&batch), &views(&first), "batch");
+}
+
+#[test]
+fn cluster_flags_that_do_not_fit_are_one_line_errors() {
+    let dirs = Dirs::new();
+    let hosts = dirs.path("hosts");
+    std::fs::write(&hosts, "127.0.0.1:7001\nnot an address\n").unwrap();
+    let hosts = hosts.display().to_string();
+    for (args, message) in [
+        (
+            vec!["run", "--processes", "2", "--no-lake"],
+            "--processes, --process and --hostfile go together",
+        ),
+        (
+            vec![
+                "run",
+                "--processes",
+                "2",
+                "--process",
+                "2",
+                "--hostfile",
+                &hosts,
+            ],
+            "--process 2 is not one of the 2 processes",
+        ),
+        (
+            vec![
+                "run",
+                "--processes",
+                "2",
+                "--process",
+                "1",
+                "--hostfile",
+                &hosts,
+            ],
+            "line 2: `not an address` is not host:port",
+        ),
+        (
+            vec!["cluster", "--", "generate"],
+            "a cluster runs `run`, `batch` or `verify`",
+        ),
+    ] {
+        let out = lambdaflow(&args);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{args:?}: {stderr}");
+        assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
+        assert!(stderr.contains(message), "{args:?}: {stderr}");
+    }
+}
