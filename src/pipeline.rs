@@ -261,6 +261,9 @@ impl Pipeline {
             let _ = cell.set(Ok(Arc::new(Shared::new(config.clone(), start, &handles))));
         }
         let workers = config.workers;
+        if config.cluster.is_some() {
+            end_on_a_lost_peer();
+        }
         let timely_config = match &config.cluster {
             None => timely::Config::process(workers),
             Some(c) => timely::Config {
@@ -404,6 +407,34 @@ impl Pipeline {
         pipeline.join()?;
         Ok(store)
     }
+}
+
+/// In a cluster, a process whose connection to another one breaks (the other died), or one of
+/// whose threads fails, cannot go on: timely's exchange does not survive a lost peer, and the
+/// workers would wait for it for ever. The process ends at once with one line, as if killed; the
+/// lake is safe from that, and a restart resumes from its last commit.
+fn end_on_a_lost_peer() {
+    static ONCE: std::sync::Once = std::sync::Once::new();
+    ONCE.call_once(|| {
+        std::panic::set_hook(Box::new(|info| {
+            let what = info
+                .payload()
+                .downcast_ref::<String>()
+                .map(String::as_str)
+                .or_else(|| info.payload().downcast_ref::<&str>().copied())
+                .unwrap_or("a thread failed");
+            let what = what.lines().next().unwrap_or_default();
+            let thread = std::thread::current();
+            let name = thread.name().unwrap_or("a thread");
+            let why = if name.starts_with("timely:send") || name.starts_with("timely:recv") {
+                "the connection to another process of the cluster broke"
+            } else {
+                "a thread failed"
+            };
+            eprintln!("lambdaflow: {why} ({name}: {what}); this process stops");
+            std::process::exit(1);
+        }));
+    });
 }
 
 impl Shared {

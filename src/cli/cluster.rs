@@ -233,8 +233,10 @@ fn forward(from: impl Read + Send + 'static, prefix: String, to_stderr: bool) ->
     })
 }
 
-/// Waits for every process; once one fails (or `stop` is set) stops the others. The first
-/// failure's status, if any.
+/// Waits for every process. Once `stop` is set, asks the others to stop (SIGTERM) and kills
+/// them after [`STOP_GRACE`]; once one fails, kills the others at once: a cluster cannot go on
+/// without one of its processes, and the lake is safe from a SIGKILL. The first failure's
+/// status, if any.
 fn wait(children: &mut [Child], stop: &AtomicBool) -> Option<ExitStatus> {
     let mut done: Vec<Option<ExitStatus>> = vec![None; children.len()];
     let mut failed: Option<ExitStatus> = None;
@@ -255,7 +257,13 @@ fn wait(children: &mut [Child], stop: &AtomicBool) -> Option<ExitStatus> {
         }
         let asked = stop.load(Ordering::SeqCst);
         match stopping {
-            None if failed.is_some() || asked => {
+            None if failed.is_some() => {
+                for (child, _) in children.iter_mut().zip(&done).filter(|(_, s)| s.is_none()) {
+                    let _ = child.kill();
+                }
+                stopping = Some(Instant::now());
+            }
+            None if asked => {
                 for (child, _) in children.iter().zip(&done).filter(|(_, s)| s.is_none()) {
                     terminate(child);
                 }
