@@ -6,7 +6,10 @@ every valid input event exactly once (read back by the `deltalake` package and D
 lake_check.py), which `lambdaflow verify` accepts.
 
 Rounds differ in source (a file, or the generator at a fixed rate), workers (1, 2) and commit
-ranges (2, 4 or 12 epochs of 1,000 records per worker). After
+ranges (2, 4 or 12 epochs of 1,000 records per worker). One round runs a cluster of two
+processes (`lambdaflow cluster`) and kills one of its processes, at random: the launcher stops
+the other, and the cluster is started again; its views must equal those of one uninterrupted
+process with as many workers. After
 each kill the data directory is looked at to tell the phase the process died in: with a Parquet
 file being written (`*.inprogress` present), with finished files not yet committed, or with
 nothing pending (between commits, or right after one). Exits non-zero on any difference.
@@ -75,28 +78,83 @@ def kill_after(proc, delay):
         return True
 
 
-def run_round(binary, workdir, name, source_args, workers, commit_epochs, kills_wanted, rng, stats):
+def children(pid):
+    """The processes whose parent is `pid`."""
+    found = []
+    for entry in os.listdir("/proc"):
+        if not entry.isdigit():
+            continue
+        try:
+            with open(f"/proc/{entry}/stat") as f:
+                fields = f.read().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.append(int(entry))
+    return found
+
+
+def kill_a_process_after(launcher, delay, rng):
+    """SIGKILLs one process of the cluster `launcher` started, at random, after `delay` seconds
+    (or as soon after as it has started them) unless the cluster ends first; returns whether one
+    was killed. The launcher then stops the other and ends."""
+    deadline = time.monotonic() + delay
+    while True:
+        try:
+            launcher.wait(timeout=max(0.0, deadline - time.monotonic()))
+            return False
+        except subprocess.TimeoutExpired:
+            pass
+        processes = children(launcher.pid)
+        if len(processes) == 2:
+            os.kill(rng.choice(processes), signal.SIGKILL)
+            launcher.wait()
+            return True
+        deadline = time.monotonic() + 0.01
+
+
+def run_round(binary, workdir, name, source_args, workers, commit_epochs, kills_wanted, rng, stats,
+              cluster=False):
     data = os.path.join(workdir, name)
     shutil.rmtree(data, ignore_errors=True)
     reference = os.path.join(workdir, name + "-reference")
     shutil.rmtree(reference, ignore_errors=True)
-    common = ["run", "--quiet", "--until-exhausted", "--workers", str(workers),
+    common = ["run", "--quiet", "--until-exhausted",
               "--epoch-records", "1000", "--commit-epochs", str(commit_epochs)] + source_args
+    # A cluster's processes have a worker each: as many workers as the reference's.
+    launch = ["cluster", "--processes", str(workers), "--"] if cluster else ["--workers", str(workers)]
     started = time.monotonic()
-    subprocess.run([binary] + common + ["--data-dir", reference, "--views-out", reference + ".json"], check=True)
+    subprocess.run([binary] + common + ["--workers", str(workers), "--data-dir", reference, "--views-out", reference + ".json"], check=True)
     duration = time.monotonic() - started
     print(f"[{name}] uninterrupted run: {duration:.2f}s")
+    if cluster:
+        # The kills are spread over the cluster's own run time, which includes its start.
+        timing = reference + "-cluster"
+        shutil.rmtree(timing, ignore_errors=True)
+        started = time.monotonic()
+        subprocess.run([binary] + launch + common + ["--data-dir", timing, "--views-out", timing + ".json"],
+                       check=True, stdout=subprocess.DEVNULL)
+        duration = time.monotonic() - started
+        same = json.load(open(timing + ".json"))["views"] == json.load(open(reference + ".json"))["views"]
+        print(f"[{name}] uninterrupted cluster run: {duration:.2f}s, views "
+              + ("equal" if same else "DIFFERENT from") + " the uninterrupted process's")
+        shutil.rmtree(timing, ignore_errors=True)
+        if not same:
+            return 1
     kills = 0
     attempts = 0
     views_out = data + ".json"
     while True:
         attempts += 1
         before = pending_files(data) if os.path.isdir(data) else (set(), set())
-        proc = subprocess.Popen([binary] + common + ["--data-dir", data, "--views-out", views_out],
+        command = ([binary] + launch + common if cluster else [binary] + common + launch)
+        proc = subprocess.Popen(command + ["--data-dir", data, "--views-out", views_out],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if kills < kills_wanted:
             delay = rng.uniform(0.02, max(0.1, duration * 0.6))
-            if kill_after(proc, delay):
+            killed = kill_a_process_after(proc, delay, rng) if cluster else kill_after(proc, delay)
+            if killed:
+                proc.stderr.read()
                 kills += 1
                 where = phase(data, before)
                 stats[where] += 1
@@ -142,14 +200,17 @@ def main(binary, workdir, min_kills=24, seed=None):
         ("file-2w", ["--source", f"file:{events}"], 2, 2, events),
         ("file-1w", ["--source", f"file:{events}"], 1, 12, events),
         ("generator-2w", ["--source", "generate", "--rate", "40000", *gen], 2, 4, generated),
+        ("cluster-file-2x1", ["--source", f"file:{events}"], 2, 2, events),
     ]
     # Rounds until enough kills: a restarted run has less left to do, so a round may end early.
     n = 0
     while total < int(min_kills) or n < len(configs):
         name, args, workers, commit_epochs, input_path = configs[n % len(configs)]
+        cluster = name.startswith("cluster")
         name = f"{name}-{n // len(configs)}"
         n += 1
-        result = run_round(binary, workdir, name, args, workers, commit_epochs, 8, rng, stats)
+        result = run_round(binary, workdir, name, args, workers, commit_epochs, 10 if cluster else 8,
+                           rng, stats, cluster)
         if isinstance(result, int):
             return 1
         f, k = result

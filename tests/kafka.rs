@@ -258,6 +258,49 @@ fn every_message_lands_in_the_lake_once_whatever_the_workers() {
     offsets_agree(&bootstrap, &data, 5);
 }
 
+#[test]
+fn a_cluster_reads_a_topic_once_and_one_process_continues_its_lake() {
+    let (_mock, bootstrap) = mock(5);
+    let d = Dirs::new();
+    let file = d.path("same.jsonl");
+    publish(&bootstrap, "events", &file, 3000, 11);
+    let data = d.path("data").display().to_string();
+    let views_out = d.path("kafka-views.json").display().to_string();
+    let source = format!("kafka://{bootstrap}/events");
+    let common = [
+        "-q",
+        "--until-exhausted",
+        "--epoch-records",
+        "300",
+        "--commit-epochs",
+        "2",
+        "--source",
+        &source,
+        "--data-dir",
+        &data,
+        "--views-out",
+        &views_out,
+    ];
+    // Two processes of one worker each share the five partitions.
+    ok(&[
+        &["cluster", "--processes", "2", "--", "run"][..],
+        &common[..],
+    ]
+    .concat());
+    assert_eq!(json(&views_out)["views"], file_views(&d, &file)["views"]);
+    offsets_agree(&bootstrap, &data.as_ref(), 5);
+    // One process with two workers continues the cluster's lake where it stood.
+    publish(&bootstrap, "events", &file, 1000, 12);
+    ok(&[&["run", "--workers", "2"][..], &common[..]].concat());
+    assert_eq!(json(&views_out)["views"], file_views(&d, &file)["views"]);
+    let lake = info(data.as_ref());
+    assert_eq!(
+        lake["events"]["rows"].as_i64().unwrap() + lake["dead_letters"]["rows"].as_i64().unwrap(),
+        4000
+    );
+    offsets_agree(&bootstrap, data.as_ref(), 5);
+}
+
 /// Commits offset 0 for every partition of `events` to the group, as if nothing were read.
 fn rewind_group(bootstrap: &str, partitions: i32) {
     let consumer = group_member(bootstrap);
