@@ -288,7 +288,7 @@ fn a_cluster_reads_a_topic_once_and_one_process_continues_its_lake() {
     ]
     .concat());
     assert_eq!(json(&views_out)["views"], file_views(&d, &file)["views"]);
-    offsets_agree(&bootstrap, &data.as_ref(), 5);
+    offsets_agree(&bootstrap, data.as_ref(), 5);
     // One process with two workers continues the cluster's lake where it stood.
     publish(&bootstrap, "events", &file, 1000, 12);
     ok(&[&["run", "--workers", "2"][..], &common[..]].concat());
