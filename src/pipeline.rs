@@ -23,6 +23,7 @@ use crate::views::custom::Registry;
 use crate::views::sql::SqlView;
 use crate::views::{Snapshots, ViewId, ViewStore};
 
+mod counts;
 mod decode;
 mod learn;
 mod worker;

@@ -127,7 +127,6 @@ fn a_cluster_reads_the_generator_as_one_process_does() {
         "2025-01-01T00:00:00Z",
         "--until-exhausted",
         "--no-serve",
-        "--quiet",
         "--no-lake",
         "--epoch-records",
         "2000",
@@ -147,7 +146,7 @@ fn a_cluster_reads_the_generator_as_one_process_does() {
         &two,
     ];
     args.extend(common);
-    ok(&args);
+    let printed = ok(&args);
     assert_same(&views(&two), &views(&one), "the generator");
     let counted: i64 = views(&one)["events_by_type"]
         .as_array()
@@ -156,6 +155,10 @@ fn a_cluster_reads_the_generator_as_one_process_does() {
         .map(|r| r["value"]["count"].as_i64().unwrap())
         .sum();
     assert!(counted > 29_000, "{counted} events");
+    // Process 0's summary counts what every process read and decoded.
+    let summary = printed.lines().find(|l| l.starts_with("done: ")).unwrap();
+    assert!(summary.starts_with("done: 30000 records read"), "{summary}");
+    assert!(summary.contains(&format!("{counted} events")), "{summary}");
 }
 
 #[test]

@@ -4,7 +4,7 @@
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 
-use crate::event::{DeadLetter, Decoder, Interner, Roles, Schema, Symbols};
+use crate::event::{DeadLetter, Decoder, Interner, Roles, Schema};
 use crate::lake::dataflow::{Decoded, Stamp};
 use crate::lake::layout::Stage;
 use crate::source::Chunk;
@@ -12,6 +12,7 @@ use crate::views::sql::RowLayout;
 use crate::views::{Datum, Row};
 
 use super::Stats;
+use super::counts::Mine;
 
 /// A worker's decoding state.
 pub(super) struct Decoding {
@@ -26,6 +27,7 @@ pub(super) struct Decoding {
     typed: bool,
     interner: Interner,
     stats: Arc<Stats>,
+    mine: Mine,
 }
 
 impl Decoding {
@@ -34,9 +36,9 @@ impl Decoding {
         max_record_bytes: usize,
         layout: RowLayout,
         typed: bool,
-        symbols: Arc<Symbols>,
-        cluster: bool,
+        interner: Interner,
         stats: Arc<Stats>,
+        mine: Mine,
     ) -> Self {
         Decoding {
             decoder: Decoder::new(schema.clone(), max_record_bytes),
@@ -44,12 +46,9 @@ impl Decoding {
             slots: layout.slots(schema.fields.len()),
             layout: (!layout.is_empty()).then_some(layout),
             typed,
-            // In a cluster the other processes learn the strings this worker meets.
-            interner: match cluster {
-                true => Interner::noting(symbols),
-                false => Interner::new(symbols),
-            },
+            interner,
             stats,
+            mine,
         }
     }
 
@@ -120,6 +119,7 @@ impl Decoding {
         }
         met.append(&mut self.interner.take_met());
         let n = (dead.len() - before) as u64;
+        self.mine.add((0, 0, chunk.len() as u64 - n, n));
         self.stats.dead_letters.fetch_add(n, Ordering::Relaxed);
         self.stats
             .events

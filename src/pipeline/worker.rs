@@ -22,6 +22,7 @@ use crate::views::custom;
 use crate::views::sql::RowLayout;
 use crate::views::{self, Known, Row};
 
+use super::counts::{self, Counts, Mine, Reporter};
 use super::decode::Decoding;
 use super::{
     CHUNK_RECORDS, EpochPolicy, MAX_OPEN_EPOCHS, PipelineConfig, PipelineError, Shared, Stats,
@@ -47,6 +48,11 @@ struct Inputs {
     replay_rows: InputSession<u64, Row, isize>,
     /// In a cluster: the symbols the replay met, with their strings.
     replay_met: InputSession<u64, (u64, String), isize>,
+    /// In a cluster: what this process's counters grew by, for the first process.
+    counts: InputSession<u64, Counts, isize>,
+    /// This worker's own counts, and (in a cluster's other processes) who sends them on.
+    mine: Mine,
+    reporter: Option<Reporter>,
 }
 
 impl Inputs {
@@ -63,6 +69,8 @@ impl Inputs {
         self.replay_rows.flush();
         self.replay_met.advance_to(epoch);
         self.replay_met.flush();
+        self.counts.advance_to(epoch);
+        self.counts.flush();
     }
 
     fn close(self) {
@@ -72,6 +80,7 @@ impl Inputs {
         self.replay_dead.close();
         self.replay_rows.close();
         self.replay_met.close();
+        self.counts.close();
     }
 }
 
@@ -248,6 +257,16 @@ pub(super) fn run(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), Pipel
     // Close the open epoch: everything read so far becomes final, then the input closes.
     let epoch = reading.epoch;
     reading.advance(shared, index, &mut inputs, epoch + 1);
+    if let Some(reporter) = inputs.reporter.as_mut() {
+        // The last records' events and dead letters are counted once decoded.
+        while probes[0].less_equal(&epoch) && !lake_failed(shared) {
+            worker.step_or_park(Some(Duration::from_millis(1)));
+        }
+        if let Some(growth) = reporter.growth() {
+            inputs.counts.insert(growth);
+            inputs.counts.flush();
+        }
+    }
     let result = match reading.failure.take() {
         Some(e) => Err(e.into()),
         None => Ok(()),
@@ -280,6 +299,7 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
     let worker_lake = worker_lake(shared, index);
     let commit_setup = commit_setup(shared, index, peers);
     let pool = ChunkPool::default();
+    let mine = Mine::default();
     let inputs = worker.dataflow::<u64, _, _>(|scope| {
         let (chunks_in, chunks) = scope.new_collection::<Chunk, isize>();
         let (markers_in, markers) = scope.new_collection::<Marker, isize>();
@@ -287,14 +307,16 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
         let (replay_dead_in, replayed_dead) = scope.new_collection::<DeadLetter, isize>();
         let (replay_rows_in, replayed_rows) = scope.new_collection::<Row, isize>();
         let (replay_met_in, replayed_met) = scope.new_collection::<(u64, String), isize>();
+        let (counts_in, counts) = scope.new_collection::<Counts, isize>();
+        counts::gather(counts, shared.stats.clone(), &probes[0]);
         let mut decoding = Decoding::new(
             &config.schema,
             config.max_record_bytes,
             row_layout.clone(),
             !config.views.is_empty(),
-            shared.symbols.clone(),
-            config.cluster.is_some(),
+            interner(shared),
             shared.stats.clone(),
+            mine.clone(),
         );
         let written: Written<'_, Row> = lake_flow::stage_and_write(
             chunks,
@@ -324,6 +346,9 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
             replay_dead: replay_dead_in,
             replay_rows: replay_rows_in,
             replay_met: replay_met_in,
+            counts: counts_in,
+            reporter: Reporter::of(config.leads(), &mine),
+            mine,
         }
     });
     Built {
@@ -422,6 +447,9 @@ impl Reading {
             if !chunk.is_empty() {
                 self.in_epoch += chunk.len() as u64;
                 stats_add_chunk(&shared.stats, &chunk);
+                inputs
+                    .mine
+                    .add((chunk.len() as u64, chunk.byte_len() as u64, 0, 0));
                 inputs.chunks.insert(chunk);
                 inputs.chunks.flush();
             } else {
@@ -500,10 +528,7 @@ fn replay(
     probe: &ProbeHandle<u64>,
 ) -> Result<(), LakeError> {
     let (index, peers) = (worker.index(), worker.peers());
-    let mut interner = match shared.config.cluster {
-        Some(_) => Interner::noting(shared.symbols.clone()),
-        None => Interner::new(shared.symbols.clone()),
-    };
+    let mut interner = interner(shared);
     let (layout, _) = row_layout(&shared.config, &shared.symbols);
     let events_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::Events);
     let dead_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::DeadLetters);
@@ -547,6 +572,15 @@ fn replay(
     Ok(())
 }
 
+/// A worker's interner; in a cluster it notes the symbols it meets, for the other processes to
+/// learn.
+fn interner(shared: &Shared) -> Interner {
+    match shared.config.cluster {
+        Some(_) => Interner::noting(shared.symbols.clone()),
+        None => Interner::new(shared.symbols.clone()),
+    }
+}
+
 fn stats_add_chunk(stats: &Stats, chunk: &Chunk) {
     stats
         .records_in
@@ -572,6 +606,9 @@ fn advance(
         source.positions(&mut positions);
     }
     inputs.markers.insert((index, positions.clone()));
+    if let Some(growth) = inputs.reporter.as_mut().and_then(Reporter::growth) {
+        inputs.counts.insert(growth);
+    }
     inputs.advance_to(to);
     shared
         .stats
