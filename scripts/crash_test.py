@@ -9,8 +9,9 @@ Rounds differ in source (a file, or the generator at a fixed rate), workers (1, 
 ranges (2, 4 or 12 epochs of 1,000 records per worker). One round runs a cluster of two
 processes (`lambdaflow cluster`) and kills one of its processes, at random: the launcher stops
 the other, and the cluster is started again; its views must equal those of one uninterrupted
-process with as many workers. After
-each kill the data directory is looked at to tell the phase the process died in: with a Parquet
+process with as many workers. One more round starts each run in a shape drawn at random (1, 2
+or 3 workers, or 2 processes of 1): the lake must resume under any number of processes and
+workers. After each kill the data directory is looked at to tell the phase the process died in: with a Parquet
 file being written (`*.inprogress` present), with finished files not yet committed, or with
 nothing pending (between commits, or right after one). Exits non-zero on any difference.
 """
@@ -113,8 +114,19 @@ def kill_a_process_after(launcher, delay, rng):
         deadline = time.monotonic() + 0.01
 
 
+# The shapes a rescaling round draws from: (processes, workers per process).
+SHAPES = [(1, 1), (1, 2), (1, 3), (2, 1)]
+
+
+def shape_args(processes, workers):
+    """How `run` is started in a shape: the launcher's arguments, and run's own."""
+    if processes > 1:
+        return ["cluster", "--processes", str(processes), "--workers", str(workers), "--"], []
+    return [], ["--workers", str(workers)]
+
+
 def run_round(binary, workdir, name, source_args, workers, commit_epochs, kills_wanted, rng, stats,
-              cluster=False):
+              cluster=False, rescale=False):
     data = os.path.join(workdir, name)
     shutil.rmtree(data, ignore_errors=True)
     reference = os.path.join(workdir, name + "-reference")
@@ -147,7 +159,14 @@ def run_round(binary, workdir, name, source_args, workers, commit_epochs, kills_
     while True:
         attempts += 1
         before = pending_files(data) if os.path.isdir(data) else (set(), set())
-        command = ([binary] + launch + common if cluster else [binary] + common + launch)
+        if rescale:
+            shape = rng.choice(SHAPES)
+            cluster = shape[0] > 1
+            before_run, after_run = shape_args(*shape)
+            command = [binary] + before_run + common + after_run
+            print(f"[{name}] start {attempts}: {shape[0]} process(es) x {shape[1]} worker(s)")
+        else:
+            command = ([binary] + launch + common if cluster else [binary] + common + launch)
         proc = subprocess.Popen(command + ["--data-dir", data, "--views-out", views_out],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
         if kills < kills_wanted:
@@ -201,16 +220,18 @@ def main(binary, workdir, min_kills=24, seed=None):
         ("file-1w", ["--source", f"file:{events}"], 1, 12, events),
         ("generator-2w", ["--source", "generate", "--rate", "40000", *gen], 2, 4, generated),
         ("cluster-file-2x1", ["--source", f"file:{events}"], 2, 2, events),
+        ("rescale-file", ["--source", f"file:{events}"], 2, 2, events),
     ]
     # Rounds until enough kills: a restarted run has less left to do, so a round may end early.
     n = 0
     while total < int(min_kills) or n < len(configs):
         name, args, workers, commit_epochs, input_path = configs[n % len(configs)]
         cluster = name.startswith("cluster")
+        rescale = name.startswith("rescale")
         name = f"{name}-{n // len(configs)}"
         n += 1
         result = run_round(binary, workdir, name, args, workers, commit_epochs, 10 if cluster else 8,
-                           rng, stats, cluster)
+                           rng, stats, cluster, rescale)
         if isinstance(result, int):
             return 1
         f, k = result

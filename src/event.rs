@@ -33,6 +33,16 @@ pub enum Position {
         /// Byte offset of the line's first byte.
         offset: u64,
     },
+    /// As a source position only: a range of an input file still to read, from `start` (the
+    /// first byte of a line, or inside the line the range before it reads) to `end`.
+    FileRange {
+        /// Index of the file in the pipeline's file list.
+        file: u32,
+        /// The range's first byte.
+        start: u64,
+        /// The byte after its last.
+        end: u64,
+    },
     /// A line of standard input.
     Stdin {
         /// Byte offset of the line's first byte.
@@ -48,6 +58,9 @@ pub enum Position {
         offset: u64,
     },
 }
+
+// Every record in a chunk carries its position: a range must not make them larger.
+const _: () = assert!(std::mem::size_of::<Position>() == 24);
 
 /// The fields of an event that the built-in views read, with strings interned.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]

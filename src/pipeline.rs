@@ -494,10 +494,10 @@ fn lead(
             every: lake.commit_every,
             keep: 4,
         });
-        start.resume = prepared.last.map(|mut meta| {
-            meta.positions = config.source.regroup(&meta.positions, peers);
-            meta
-        });
+        if let Some(mut meta) = prepared.last {
+            meta.positions = config.source.regroup(&meta.positions, peers)?;
+            start.resume = Some(meta);
+        }
         start.replay = Some(prepared.plan);
         lock = Some(prepared.lock);
     } else if let Some(spec) = &config.replay {
@@ -536,10 +536,13 @@ fn follow(mut config: PipelineConfig, handles: &Handles) -> Result<Arc<Shared>, 
         )
         .map_err(|e| format!("lake: {e}"))?;
         resume_generator(&mut config, last.as_ref());
-        start.resume = last.map(|mut meta| {
-            meta.positions = config.source.regroup(&meta.positions, peers);
-            meta
-        });
+        if let Some(mut meta) = last {
+            meta.positions = config
+                .source
+                .regroup(&meta.positions, peers)
+                .map_err(|e| e.to_string())?;
+            start.resume = Some(meta);
+        }
         start.replay = Some(plan);
     } else if let Some(spec) = &config.replay {
         start.replay = Some(

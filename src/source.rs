@@ -263,6 +263,7 @@ impl SourceSpec {
                 })]
             }
             SourceSpec::Files(paths) => {
+                let mine = at.resume.and_then(|r| r.get(index)).map(Vec::as_slice);
                 file::open_splits(paths, index, peers, at.max_record_bytes, mine)?
             }
             SourceSpec::Stdin if index == 0 => {
@@ -297,15 +298,20 @@ impl SourceSpec {
     /// Whether positions belong to workers (so a restart needs as many), rather than to
     /// partitions that any worker can take over.
     pub fn resumes_per_worker(&self) -> bool {
-        !matches!(self, SourceSpec::Kafka(_))
+        !matches!(self, SourceSpec::Kafka(_) | SourceSpec::Files(_))
     }
 
-    /// The positions of a lake commit, as the workers of this run take them up.
-    pub fn regroup(&self, positions: &[Vec<Position>], peers: usize) -> Vec<Vec<Position>> {
-        match self {
+    /// The positions of a lake commit, as the `peers` workers of this run take them up.
+    pub fn regroup(
+        &self,
+        positions: &[Vec<Position>],
+        peers: usize,
+    ) -> Result<Vec<Vec<Position>>, SourceError> {
+        Ok(match self {
             SourceSpec::Kafka(_) => kafka::regroup(positions, peers),
+            SourceSpec::Files(paths) => file::regroup(paths, Some(positions), peers)?,
             _ => positions.to_vec(),
-        }
+        })
     }
 
     /// How this source is named in a lake commit: a restart must read the same source.

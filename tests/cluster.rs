@@ -7,6 +7,9 @@ mod reference;
 mod run;
 
 use std::io::Write;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
 
 use run::{Dirs, json, lambdaflow, ok};
 
@@ -259,4 +262,132 @@ fn cluster_flags_that_do_not_fit_are_one_line_errors() {
         assert_eq!(stderr.lines().count(), 1, "{args:?}: {stderr}");
         assert!(stderr.contains(message), "{args:?}: {stderr}");
     }
+}
+
+/// The processes whose parent is `pid`.
+fn children(pid: u32) -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .unwrap()
+        .flatten()
+        .filter_map(|e| {
+            let child: u32 = e.file_name().to_str()?.parse().ok()?;
+            let stat = std::fs::read_to_string(e.path().join("stat")).ok()?;
+            let parent: u32 = stat
+                .rsplit(')')
+                .next()?
+                .split_whitespace()
+                .nth(1)?
+                .parse()
+                .ok()?;
+            (parent == pid).then_some(child)
+        })
+        .collect()
+}
+
+/// The newest version of the events table's log at `data`, if it has one.
+fn lake_version(data: &str) -> Option<u64> {
+    std::fs::read_dir(Path::new(data).join("events/_delta_log"))
+        .ok()?
+        .flatten()
+        .filter_map(|e| {
+            let name = e.file_name().to_string_lossy().into_owned();
+            name.strip_suffix(".json")?.parse().ok()
+        })
+        .max()
+}
+
+/// Starts `lambdaflow args`, waits until the lake at `data` is past `version`, and kills it
+/// (SIGKILL; a cluster launcher is killed with its processes by killing one of them, which
+/// ends the others). Returns the version it had reached.
+fn kill_after_a_commit(args: &[&str], data: &str, version: Option<u64>, cluster: bool) -> u64 {
+    let mut child = Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
+        .args(args)
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let reached = loop {
+        match lake_version(data) {
+            Some(v) if version.is_none_or(|old| v > old) => break v,
+            _ => {}
+        }
+        assert!(
+            child.try_wait().unwrap().is_none(),
+            "{args:?} ended before a commit"
+        );
+        assert!(started.elapsed() < Duration::from_secs(120), "no commit");
+        std::thread::sleep(Duration::from_millis(5));
+    };
+    if cluster {
+        // Kill one of its processes: the launcher then stops the other and ends.
+        let process = children(child.id()).into_iter().next().expect("a process");
+        let _ = Command::new("kill")
+            .args(["-9", &process.to_string()])
+            .status();
+        let status = child.wait().unwrap();
+        assert!(
+            !status.success(),
+            "the cluster ended well after losing a process"
+        );
+    } else {
+        child.kill().unwrap();
+        child.wait().unwrap();
+    }
+    reached
+}
+
+#[test]
+fn a_lake_resumes_under_any_number_of_processes_and_workers() {
+    let dirs = Dirs::new();
+    let events = dirs.generate("events.jsonl", 120_000, 13);
+    let source = format!("file:{events}");
+    let data = dirs.arg("lake");
+    let common = [
+        "--source",
+        &source,
+        "--no-serve",
+        "--quiet",
+        "--until-exhausted",
+        "--epoch-records",
+        "500",
+        "--commit-epochs",
+        "1",
+        "--data-dir",
+        &data,
+    ];
+    // 1 process x 2 workers, killed after a commit; 2 processes x 1 worker, killed after
+    // another; then 1 process x 3 workers to the end.
+    let first = kill_after_a_commit(
+        &[&["run", "--workers", "2"][..], &common[..]].concat(),
+        &data,
+        None,
+        false,
+    );
+    kill_after_a_commit(
+        &[
+            &["cluster", "--processes", "2", "--", "run"][..],
+            &common[..],
+        ]
+        .concat(),
+        &data,
+        Some(first),
+        true,
+    );
+    let out = dirs.arg("views.json");
+    ok(&[
+        &["run", "--workers", "3", "--views-out", &out][..],
+        &common[..],
+    ]
+    .concat());
+    let expected = reference::views(&lines_of(&events), 1 << 20);
+    assert_eq!(reference::from_views_json(&json(&out)), expected);
+    // Every event is in the lake once.
+    let info: serde_json::Value =
+        serde_json::from_str(&ok(&["lake", "info", "--json", "--data-dir", &data])).unwrap();
+    let rows =
+        info["events"]["rows"].as_i64().unwrap() + info["dead_letters"]["rows"].as_i64().unwrap();
+    assert_eq!(rows, lines_of(&events).len() as i64);
+    let verified = ok(&["verify", "--data-dir", &data]);
+    assert!(verified.starts_with("ok: "), "{verified}");
 }

@@ -247,7 +247,12 @@ impl SourceNames {
         }
         match position {
             Position::Generator { seq } => ("generator".into(), seq as i64),
-            Position::File { file, offset } => (listed(&self.files, file).into(), offset as i64),
+            Position::File { file, offset }
+            | Position::FileRange {
+                file,
+                start: offset,
+                ..
+            } => (listed(&self.files, file).into(), offset as i64),
             Position::Stdin { offset } => ("stdin".into(), offset as i64),
             Position::Kafka {
                 topic,
@@ -478,7 +483,12 @@ impl Origin {
     fn of(epoch: u64, position: Position) -> (Origin, i64) {
         let (source, offset) = match position {
             Position::Generator { seq } => (Position::Generator { seq: 0 }, seq),
-            Position::File { file, offset } => (Position::File { file, offset: 0 }, offset),
+            Position::File { file, offset }
+            | Position::FileRange {
+                file,
+                start: offset,
+                ..
+            } => (Position::File { file, offset: 0 }, offset),
             Position::Stdin { offset } => (Position::Stdin { offset: 0 }, offset),
             Position::Kafka {
                 topic,

@@ -1,8 +1,10 @@
 //! JSON-lines files, split into byte ranges so that every worker decodes a share.
 //!
-//! A file is cut into one range per worker; a line belongs to the range that holds its first
-//! byte, so every line is read exactly once whatever the number of workers. Blank lines are
-//! skipped; a `\r` before the `\n` is dropped.
+//! The files are cut into one share of their bytes per worker; a line belongs to the range that
+//! holds its first byte, so every line is read exactly once whatever the number of workers. A
+//! worker's position is what it has left to read, as byte ranges: a run with another number of
+//! workers (or processes) resumes a lake by sharing out what every worker had left, as Flink
+//! reassigns splits on restore. Blank lines are skipped; a `\r` before the `\n` is dropped.
 
 use std::fs::File;
 use std::io::{BufRead, BufReader, Seek, SeekFrom};
@@ -11,7 +13,7 @@ use std::path::{Path, PathBuf};
 use super::{CHUNK_BYTES, Chunk, Poll, Source, SourceError};
 use crate::event::Position;
 
-/// Files smaller than this are not split: one worker reads each whole.
+/// Files smaller than this were not split by earlier builds: one worker read each whole.
 const SPLIT_MIN_BYTES: u64 = 256 * 1024;
 
 /// Reads lines of at most `max` bytes from a `BufRead`, keeping at most `max + 1` bytes of a
@@ -126,63 +128,165 @@ struct Split {
     path: PathBuf,
     start: u64,
     end: u64,
-    /// Whether `start` is known to be the first byte of a line (a resumed position).
-    exact: bool,
 }
 
-/// Worker `index`'s ranges of `paths`.
+/// A range of a file still to read: `(file, start, end)`. A range reads every line whose first
+/// byte it holds, to the line's end, so a line is read once however ranges are cut: a range
+/// that starts inside a line leaves that line to the range before it.
+type Range = (u32, u64, u64);
+
+/// The ranges of `paths` still to read after a lake commit whose positions are `resume` (one
+/// list per worker of the run that wrote it, in any number), or all of them. Positions written
+/// by an earlier build, one [`Position::File`] per worker in the ranges that build gave it, are
+/// read too.
+fn remaining(
+    paths: &[PathBuf],
+    resume: Option<&[Vec<Position>]>,
+) -> Result<Vec<Range>, SourceError> {
+    let lens = paths
+        .iter()
+        .map(|path| {
+            Ok(std::fs::metadata(path)
+                .map_err(|e| io_error(path, e))?
+                .len())
+        })
+        .collect::<Result<Vec<u64>, SourceError>>()?;
+    let whole = || {
+        (0..)
+            .zip(lens.iter())
+            .map(|(f, &len)| (f, 0, len))
+            .collect()
+    };
+    let Some(resume) = resume else {
+        return Ok(whole());
+    };
+    let mut ranges: Vec<Range> = if resume
+        .iter()
+        .flatten()
+        .any(|p| matches!(p, Position::File { .. }))
+    {
+        let peers = resume.len();
+        (0..peers)
+            .flat_map(|k| earlier_build_ranges(&lens, k, peers, resume[k].first().copied()))
+            .collect()
+    } else {
+        resume
+            .iter()
+            .flatten()
+            .filter_map(|p| match *p {
+                Position::FileRange { file, start, end } => Some((file, start, end)),
+                _ => None,
+            })
+            .collect()
+    };
+    ranges.retain(|&(_, start, end)| start < end);
+    ranges.sort_unstable();
+    Ok(ranges)
+}
+
+/// What worker `index` of `peers` had left to read, as an earlier build cut the files (a file
+/// into one range per worker, a small file whole to one) and resumed them (at the position
+/// `at`, with the files before it done).
+fn earlier_build_ranges(
+    lens: &[u64],
+    index: usize,
+    peers: usize,
+    at: Option<Position>,
+) -> Vec<Range> {
+    let mut ranges = Vec::new();
+    for (file, &len) in (0u32..).zip(lens) {
+        let f = file as usize;
+        if len < SPLIT_MIN_BYTES || peers == 1 {
+            if f % peers == index {
+                ranges.push((file, 0, len));
+            }
+        } else {
+            let k = ((index + peers - f % peers) % peers) as u64;
+            ranges.push((file, len * k / peers as u64, len * (k + 1) / peers as u64));
+        }
+    }
+    if let Some(Position::File { file, offset }) = at {
+        ranges.retain(|r| r.0 >= file);
+        for r in ranges.iter_mut().filter(|r| r.0 == file) {
+            r.1 = r.1.max(offset);
+        }
+    }
+    ranges
+}
+
+/// Worker `index` of `peers`'s share of `ranges`: the `index`-th of `peers` equal parts of
+/// their bytes, in order. Every worker computes every share alike, so the shares cover the
+/// ranges exactly once.
+fn share(ranges: &[Range], index: usize, peers: usize) -> Vec<Range> {
+    let total: u64 = ranges.iter().map(|&(_, s, e)| e - s).sum();
+    let part = |i: usize| (u128::from(total) * i as u128 / peers as u128) as u64;
+    let (from, to) = (part(index), part(index + 1));
+    let mut at = 0;
+    let mut mine = Vec::new();
+    for &(file, start, end) in ranges {
+        let len = end - start;
+        let (a, b) = (at.max(from), (at + len).min(to));
+        if a < b {
+            mine.push((file, start + (a - at), start + (b - at)));
+        }
+        at += len;
+    }
+    mine
+}
+
+/// The positions every worker of `peers` starts from: its share of what `resume` (a lake
+/// commit's positions) left of `paths`, or of all of them.
+pub fn regroup(
+    paths: &[PathBuf],
+    resume: Option<&[Vec<Position>]>,
+    peers: usize,
+) -> Result<Vec<Vec<Position>>, SourceError> {
+    let ranges = remaining(paths, resume)?;
+    Ok((0..peers)
+        .map(|index| {
+            share(&ranges, index, peers)
+                .into_iter()
+                .map(|(file, start, end)| Position::FileRange { file, start, end })
+                .collect()
+        })
+        .collect())
+}
+
+/// Worker `index`'s ranges of `paths`: from `resume`, its positions as [`regroup`] gave them,
+/// or its share of the whole files.
 pub fn open_splits(
     paths: &[PathBuf],
     index: usize,
     peers: usize,
     max: usize,
-    resume: Option<Position>,
+    resume: Option<&[Position]>,
 ) -> Result<Vec<Box<dyn Source>>, SourceError> {
-    let mut splits = Vec::new();
-    for (file, path) in paths.iter().enumerate() {
-        let len = std::fs::metadata(path)
-            .map_err(|e| io_error(path, e))?
-            .len();
-        if len < SPLIT_MIN_BYTES || peers == 1 {
-            if file % peers == index {
-                splits.push(Split {
-                    file: file as u32,
-                    path: path.clone(),
-                    start: 0,
-                    end: len,
-                    exact: false,
-                });
-            }
-        } else {
-            let k = (index + peers - file % peers) % peers; // rotate so small tails spread out
-            let start = len * k as u64 / peers as u64;
-            let end = len * (k as u64 + 1) / peers as u64;
-            splits.push(Split {
-                file: file as u32,
-                path: path.clone(),
+    let ranges = match resume {
+        Some(positions) => positions
+            .iter()
+            .filter_map(|p| match *p {
+                Position::FileRange { file, start, end } => Some((file, start, end)),
+                _ => None,
+            })
+            .collect(),
+        None => share(&remaining(paths, None)?, index, peers),
+    };
+    let splits = ranges
+        .into_iter()
+        .filter_map(|(file, start, end)| {
+            let path = paths.get(file as usize)?.clone();
+            Some(Split {
+                file,
+                path,
                 start,
                 end,
-                exact: false,
-            });
-        }
-    }
-    if let Some(Position::File { file, offset }) = resume {
-        // Splits are in file order: those of earlier files are done, and the one of `file`
-        // resumes at `offset`, the first byte of the next line to read.
-        splits.retain(|s| s.file >= file);
-        for split in splits.iter_mut().filter(|s| s.file == file) {
-            if offset > split.start {
-                split.start = offset;
-                split.exact = true;
-            }
-        }
-        splits.retain(|s| s.file > file || s.start < s.end);
-    }
+            })
+        })
+        .collect();
     Ok(vec![Box::new(FileSource {
         splits,
         current: None,
         max,
-        finished: resume.unwrap_or(Position::File { file: 0, offset: 0 }),
     })])
 }
 
@@ -198,7 +302,6 @@ pub struct FileSource {
     splits: Vec<Split>,
     current: Option<(u32, PathBuf, u64, LineReader<BufReader<File>>)>,
     max: usize,
-    finished: Position,
 }
 
 impl FileSource {
@@ -209,7 +312,7 @@ impl FileSource {
         let split = self.splits.remove(0);
         let mut file = File::open(&split.path).map_err(|e| io_error(&split.path, e))?;
         let mut start = split.start;
-        if start > 0 && !split.exact {
+        if start > 0 {
             // The line holding byte `start - 1` belongs to the previous range: skip to its end.
             file.seek(SeekFrom::Start(start - 1))
                 .map_err(|e| io_error(&split.path, e))?;
@@ -253,10 +356,6 @@ impl Source for FileSource {
                     .next_line(chunk, |offset| Position::File { file, offset })
                     .map_err(|e| io_error(path, e))?
             {
-                self.finished = Position::File {
-                    file,
-                    offset: lines.offset(),
-                };
                 self.current = None;
                 continue;
             }
@@ -265,14 +364,22 @@ impl Source for FileSource {
         Ok(Poll::Ready)
     }
 
+    /// What is left to read: the rest of the current range, then the ranges not begun.
     fn positions(&self, out: &mut Vec<Position>) {
-        out.push(match &self.current {
-            Some((file, _, _, lines)) => Position::File {
+        if let Some((file, _, end, lines)) = &self.current
+            && lines.offset() < *end
+        {
+            out.push(Position::FileRange {
                 file: *file,
-                offset: lines.offset(),
-            },
-            None => self.finished,
-        });
+                start: lines.offset(),
+                end: *end,
+            });
+        }
+        out.extend(self.splits.iter().map(|s| Position::FileRange {
+            file: s.file,
+            start: s.start,
+            end: s.end,
+        }));
     }
 }
 
