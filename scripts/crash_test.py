@@ -9,8 +9,8 @@ Rounds differ in source (a file, or the generator at a fixed rate), workers (1, 
 ranges (2, 4 or 12 epochs of 1,000 records per worker). One round runs a cluster of two
 processes (`lambdaflow cluster`) and kills one of its processes, at random: the launcher stops
 the other, and the cluster is started again; its views must equal those of one uninterrupted
-process with as many workers. One more round starts each run in a shape drawn at random (1, 2
-or 3 workers, or 2 processes of 1): the lake must resume under any number of processes and
+process with as many workers. Two more rounds (a file, the generator) start each run in a shape
+drawn at random (1, 2 or 3 workers, or 2 processes of 1): the lake must resume under any number of processes and
 workers. After each kill the data directory is looked at to tell the phase the process died in: with a Parquet
 file being written (`*.inprogress` present), with finished files not yet committed, or with
 nothing pending (between commits, or right after one). Exits non-zero on any difference.
@@ -221,6 +221,7 @@ def main(binary, workdir, min_kills=24, seed=None):
         ("generator-2w", ["--source", "generate", "--rate", "40000", *gen], 2, 4, generated),
         ("cluster-file-2x1", ["--source", f"file:{events}"], 2, 2, events),
         ("rescale-file", ["--source", f"file:{events}"], 2, 2, events),
+        ("rescale-generator", ["--source", "generate", "--rate", "40000", *gen], 2, 4, generated),
     ]
     # Rounds until enough kills: a restarted run has less left to do, so a round may end early.
     n = 0

@@ -33,6 +33,14 @@ pub enum Position {
         /// Byte offset of the line's first byte.
         offset: u64,
     },
+    /// As a source position only: a generator's stream still to produce, the sequence numbers
+    /// `next`, `next + stride`, ...
+    GeneratorStream {
+        /// The next sequence number.
+        next: u64,
+        /// The step between two.
+        stride: u64,
+    },
     /// As a source position only: a range of an input file still to read, from `start` (the
     /// first byte of a line, or inside the line the range before it reads) to `end`.
     FileRange {

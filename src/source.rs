@@ -257,9 +257,10 @@ impl SourceSpec {
         Ok(match self {
             SourceSpec::Generate(spec) => {
                 let source = generator::GeneratorSource::new(spec.clone(), index, peers);
+                let mine = at.resume.and_then(|r| r.get(index));
                 vec![Box::new(match mine {
-                    Some(Position::Generator { seq }) => source.resume(seq),
-                    _ => source,
+                    Some(positions) => source.resume(positions),
+                    None => source,
                 })]
             }
             SourceSpec::Files(paths) => {
@@ -298,7 +299,10 @@ impl SourceSpec {
     /// Whether positions belong to workers (so a restart needs as many), rather than to
     /// partitions that any worker can take over.
     pub fn resumes_per_worker(&self) -> bool {
-        !matches!(self, SourceSpec::Kafka(_) | SourceSpec::Files(_))
+        !matches!(
+            self,
+            SourceSpec::Kafka(_) | SourceSpec::Files(_) | SourceSpec::Generate(_)
+        )
     }
 
     /// The positions of a lake commit, as the `peers` workers of this run take them up.
@@ -310,6 +314,7 @@ impl SourceSpec {
         Ok(match self {
             SourceSpec::Kafka(_) => kafka::regroup(positions, peers),
             SourceSpec::Files(paths) => file::regroup(paths, Some(positions), peers)?,
+            SourceSpec::Generate(_) => generator::regroup(positions, peers),
             _ => positions.to_vec(),
         })
     }

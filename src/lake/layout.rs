@@ -246,7 +246,9 @@ impl SourceNames {
             list.get(i as usize).map_or("?", String::as_str)
         }
         match position {
-            Position::Generator { seq } => ("generator".into(), seq as i64),
+            Position::Generator { seq } | Position::GeneratorStream { next: seq, .. } => {
+                ("generator".into(), seq as i64)
+            }
             Position::File { file, offset }
             | Position::FileRange {
                 file,
@@ -482,7 +484,9 @@ struct Origin {
 impl Origin {
     fn of(epoch: u64, position: Position) -> (Origin, i64) {
         let (source, offset) = match position {
-            Position::Generator { seq } => (Position::Generator { seq: 0 }, seq),
+            Position::Generator { seq } | Position::GeneratorStream { next: seq, .. } => {
+                (Position::Generator { seq: 0 }, seq)
+            }
             Position::File { file, offset }
             | Position::FileRange {
                 file,

@@ -225,11 +225,18 @@ impl GeneratorSpec {
     }
 }
 
-/// One worker's share of the generated sequence: `index`, `index + peers`, ...
+/// A stream of generated sequence numbers: `next`, `next + stride`, ...
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+struct Stream {
+    next: u64,
+    stride: u64,
+}
+
+/// One worker's share of the generated sequence: at first the numbers `index`, `index + peers`,
+/// ...; after a rescaled resume, the streams [`regroup`] gave it. It produces them in order.
 pub struct GeneratorSource {
     spec: GeneratorSpec,
-    next: u64,
-    peers: u64,
+    streams: Vec<Stream>,
     started: Instant,
 }
 
@@ -238,37 +245,101 @@ impl GeneratorSource {
     pub fn new(spec: GeneratorSpec, index: usize, peers: usize) -> Self {
         GeneratorSource {
             spec,
-            next: index as u64,
-            peers: peers as u64,
+            streams: vec![Stream {
+                next: index as u64,
+                stride: peers.max(1) as u64,
+            }],
             started: Instant::now(),
         }
     }
 
-    /// Resumes at sequence number `next` (a position this worker reported), paced as if the
-    /// events before it had been produced on schedule.
-    pub fn resume(mut self, next: u64) -> Self {
-        self.next = next;
+    /// Resumes the streams of `positions` (this worker's, as [`regroup`] gave them), paced as
+    /// if the events before them had been produced on schedule.
+    pub fn resume(mut self, positions: &[Position]) -> Self {
+        self.streams = positions
+            .iter()
+            .filter_map(|p| match *p {
+                Position::GeneratorStream { next, stride } => Some(Stream { next, stride }),
+                _ => None,
+            })
+            .collect();
+        let first = self.streams.iter().map(|s| s.next).min().unwrap_or(0);
         if let Some(rate) = self.spec.rate.filter(|r| *r > 0.0) {
-            let ahead = Duration::from_secs_f64(next as f64 / rate);
+            let ahead = Duration::from_secs_f64(first as f64 / rate);
             self.started = Instant::now().checked_sub(ahead).unwrap_or(self.started);
         }
         self
     }
+
+    /// The stream whose next number comes first, if any is left before `end`.
+    fn first(&mut self, end: u64) -> Option<&mut Stream> {
+        self.streams
+            .iter_mut()
+            .filter(|s| s.next < end)
+            .min_by_key(|s| s.next)
+    }
+}
+
+/// The positions every worker of `peers` starts from, after a lake commit whose generator
+/// positions are `positions` (one list per worker of the run that wrote it, in any number; an
+/// earlier build's [`Position::Generator`] is the stream of its worker). Streams are halved
+/// (`next`, `next + 2 stride`, ... and `next + stride`, ...) until there is one per worker,
+/// then dealt out in turn.
+pub fn regroup(positions: &[Vec<Position>], peers: usize) -> Vec<Vec<Position>> {
+    let old = positions.len() as u64;
+    let mut streams: Vec<Stream> = positions
+        .iter()
+        .flatten()
+        .filter_map(|p| match *p {
+            Position::GeneratorStream { next, stride } => Some(Stream { next, stride }),
+            Position::Generator { seq } => Some(Stream {
+                next: seq,
+                stride: old,
+            }),
+            _ => None,
+        })
+        .collect();
+    while !streams.is_empty() && streams.len() < peers {
+        // Halve the widest share: the stream with the smallest stride.
+        let (i, _) = streams
+            .iter()
+            .enumerate()
+            .min_by_key(|(_, s)| (s.stride, s.next))
+            .expect("a stream");
+        let s = streams[i];
+        streams[i] = Stream {
+            next: s.next,
+            stride: s.stride * 2,
+        };
+        streams.push(Stream {
+            next: s.next + s.stride,
+            stride: s.stride * 2,
+        });
+    }
+    streams.sort_unstable();
+    let mut out = vec![Vec::new(); peers];
+    for (i, s) in streams.into_iter().enumerate() {
+        out[i % peers].push(Position::GeneratorStream {
+            next: s.next,
+            stride: s.stride,
+        });
+    }
+    out
 }
 
 impl Source for GeneratorSource {
     fn poll(&mut self, chunk: &mut Chunk, max_records: usize) -> Result<Poll, SourceError> {
         let end = self.spec.count.unwrap_or(u64::MAX);
-        if self.next >= end {
+        let Some(next) = self.first(end).map(|s| s.next) else {
             return Ok(Poll::Exhausted);
-        }
+        };
         // With a rate, event `seq` is due `seq / rate` seconds after the start.
         let due_limit = match self.spec.rate {
             Some(rate) if rate > 0.0 => {
                 let elapsed = self.started.elapsed().as_secs_f64();
                 let due = (elapsed * rate) as u64 + 1;
-                if self.next >= due {
-                    let wait = (self.next as f64 / rate - elapsed).max(0.0);
+                if next >= due {
+                    let wait = (next as f64 / rate - elapsed).max(0.0);
                     return Ok(Poll::Idle(Some(
                         Instant::now() + Duration::from_secs_f64(wait),
                     )));
@@ -278,18 +349,30 @@ impl Source for GeneratorSource {
             _ => u64::MAX,
         };
         let mut produced = 0;
-        while produced < max_records && self.next < end && self.next < due_limit {
-            chunk.begin_record(Position::Generator { seq: self.next });
-            self.spec.render(self.next, chunk.buffer());
+        while produced < max_records {
+            let spec = &self.spec;
+            let Some(stream) = self
+                .streams
+                .iter_mut()
+                .filter(|s| s.next < end && s.next < due_limit)
+                .min_by_key(|s| s.next)
+            else {
+                break;
+            };
+            chunk.begin_record(Position::Generator { seq: stream.next });
+            spec.render(stream.next, chunk.buffer());
             chunk.end_record();
-            self.next += self.peers;
+            stream.next += stream.stride;
             produced += 1;
         }
         Ok(Poll::Ready)
     }
 
     fn positions(&self, out: &mut Vec<Position>) {
-        out.push(Position::Generator { seq: self.next });
+        out.extend(self.streams.iter().map(|s| Position::GeneratorStream {
+            next: s.next,
+            stride: s.stride,
+        }));
     }
 }
 
@@ -297,6 +380,41 @@ impl Source for GeneratorSource {
 mod tests {
     use super::*;
     use crate::event::{Decoder, Schema};
+
+    /// The sequence numbers below `end` that `positions` (one list per worker) have left.
+    fn left(positions: &[Vec<Position>], end: u64) -> Vec<u64> {
+        let mut seqs: Vec<u64> = regroup(positions, 1)[0]
+            .iter()
+            .flat_map(|p| match *p {
+                Position::GeneratorStream { next, stride } => (next..end).step_by(stride as usize),
+                _ => panic!("{p:?}"),
+            })
+            .collect();
+        seqs.sort_unstable();
+        seqs
+    }
+
+    #[test]
+    fn streams_regrouped_for_any_workers_leave_the_same_numbers_once() {
+        // Two workers of an earlier build, at 10 and 15: 0, 2, ..., 8 and 1, 3, ..., 13 are done.
+        let earlier = vec![
+            vec![Position::Generator { seq: 10 }],
+            vec![Position::Generator { seq: 15 }],
+        ];
+        let expected: Vec<u64> = (10..100).filter(|s| s % 2 == 0 || *s >= 15).collect();
+        assert_eq!(left(&earlier, 100), expected);
+        for peers in 1..6 {
+            let regrouped = regroup(&earlier, peers);
+            assert_eq!(regrouped.len(), peers);
+            assert!(
+                regrouped.iter().all(|w| !w.is_empty()),
+                "{peers}: {regrouped:?}"
+            );
+            assert_eq!(left(&regrouped, 100), expected, "{peers} workers");
+            // And again, to another number.
+            assert_eq!(left(&regroup(&regrouped, 7 - peers), 100), expected);
+        }
+    }
 
     #[test]
     fn same_seed_same_bytes_and_bad_records_get_their_reason() {
