@@ -299,10 +299,7 @@ impl SourceSpec {
     /// Whether positions belong to workers (so a restart needs as many), rather than to
     /// partitions that any worker can take over.
     pub fn resumes_per_worker(&self) -> bool {
-        !matches!(
-            self,
-            SourceSpec::Kafka(_) | SourceSpec::Files(_) | SourceSpec::Generate(_)
-        )
+        matches!(self, SourceSpec::Memory(_))
     }
 
     /// The positions of a lake commit, as the `peers` workers of this run take them up.
@@ -315,6 +312,17 @@ impl SourceSpec {
             SourceSpec::Kafka(_) => kafka::regroup(positions, peers),
             SourceSpec::Files(paths) => file::regroup(paths, Some(positions), peers)?,
             SourceSpec::Generate(_) => generator::regroup(positions, peers),
+            // Worker 0 reads standard input, whatever the number of workers.
+            SourceSpec::Stdin => {
+                let mut out = vec![Vec::new(); peers];
+                out[0].extend(
+                    positions
+                        .iter()
+                        .flatten()
+                        .filter(|p| matches!(p, Position::Stdin { .. })),
+                );
+                out
+            }
             _ => positions.to_vec(),
         })
     }
