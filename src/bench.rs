@@ -66,8 +66,11 @@ pub struct BenchConfig {
     pub commit_every: u64,
     /// Compaction while running ([`LakeConfig::compact_files`]).
     pub compact_files: usize,
-    /// Whether to measure the decode and Parquet limits.
+    /// Whether to measure the decode and Parquet limits (not in a cluster).
     pub limits: bool,
+    /// The cluster this process is one of, if it is ([`crate::pipeline::Cluster`]): every
+    /// process prepares the same input, reads its workers' share, and the first reports.
+    pub cluster: Option<crate::pipeline::Cluster>,
 }
 
 /// What a phase has done so far, for a progress bar.
@@ -177,8 +180,10 @@ pub struct Machine {
 pub struct BenchReport {
     /// `closed` or `open`.
     pub mode: &'static str,
-    /// Worker threads.
+    /// Worker threads, of all processes.
     pub workers: usize,
+    /// Processes.
+    pub processes: usize,
     /// Epoch length in milliseconds.
     pub epoch_ms: f64,
     /// Records run through the pipeline (events and malformed records).
@@ -249,16 +254,27 @@ pub fn run(
     config: &BenchConfig,
     progress: &mut dyn FnMut(Progress<'_>),
 ) -> Result<BenchReport, BenchError> {
-    let workers = config.workers.max(1);
+    let processes = config.cluster.as_ref().map_or(1, |c| c.addresses.len());
+    let workers = config.workers.max(1) * processes;
     let started = Instant::now();
-    let chunks = prepare(&config.generator, config.events, workers, progress);
+    let mut chunks = prepare(&config.generator, config.events, workers, progress);
     let prepare_seconds = started.elapsed().as_secs_f64();
     let input_bytes: u64 = chunks.iter().flatten().map(|c| c.byte_len() as u64).sum();
+    if let Some(c) = &config.cluster {
+        // Every process prepares the same input and keeps its own workers' share: a worker that
+        // runs out takes chunks from another of its process, never of another process.
+        let own = config.workers.max(1);
+        for (w, queue) in chunks.iter_mut().enumerate() {
+            if w / own != c.process {
+                queue.clear();
+            }
+        }
+    }
 
     let schema = config.schema.clone();
     // The limits' own copy of their sample, so that they can run again after the pipeline has
     // consumed the prepared input.
-    let limit_input = config.limits.then(|| sample(&chunks));
+    let limit_input = (config.limits && config.cluster.is_none()).then(|| sample(&chunks));
     let limit_bytes: u64 = limit_input
         .iter()
         .flatten()
@@ -273,7 +289,7 @@ pub fn run(
     // The pipeline, into a fresh lake.
     let (dir, temporary) = fresh_lake(config)?;
     let prepared = Arc::new(Prepared::new(chunks));
-    let pipeline_config = pipeline_config(config, workers, &prepared, &dir);
+    let pipeline_config = pipeline_config(config, &prepared, &dir);
     let result = run_pipeline(
         pipeline_config,
         &prepared,
@@ -308,6 +324,7 @@ pub fn run(
             "closed"
         },
         workers,
+        processes,
         epoch_ms: config.epoch.as_secs_f64() * 1000.0,
         records: run.records,
         events: run.events,
@@ -338,6 +355,12 @@ pub fn run(
 /// The benchmark's lake directory, which must be empty or absent, and whether it is a
 /// temporary one (no `--data-dir`), to be removed after the run.
 fn fresh_lake(config: &BenchConfig) -> Result<(std::path::PathBuf, bool), BenchError> {
+    if let (Some(c), Some(dir)) = (&config.cluster, &config.data_dir)
+        && c.process != 0
+    {
+        // The first process makes the lake; the others may find it made.
+        return Ok((dir.clone(), false));
+    }
     let (dir, temporary) = match &config.data_dir {
         Some(dir) => (dir.clone(), false),
         None => (
@@ -357,14 +380,13 @@ fn fresh_lake(config: &BenchConfig) -> Result<(std::path::PathBuf, bool), BenchE
 /// The pipeline the benchmark runs: the prepared input, `config`'s views, a lake in `dir`.
 fn pipeline_config(
     config: &BenchConfig,
-    workers: usize,
     prepared: &Arc<Prepared>,
     dir: &std::path::Path,
 ) -> PipelineConfig {
     PipelineConfig {
         id: "bench".into(),
-        workers,
-        cluster: None,
+        workers: config.workers.max(1),
+        cluster: config.cluster.clone(),
         epoch: EpochPolicy::Interval(config.epoch),
         source: SourceSpec::Memory(MemorySpec {
             prepared: prepared.clone(),

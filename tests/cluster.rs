@@ -253,7 +253,7 @@ fn cluster_flags_that_do_not_fit_are_one_line_errors() {
         ),
         (
             vec!["cluster", "--", "generate"],
-            "a cluster runs `run`, `batch` or `verify`",
+            "a cluster runs `run`, `batch`, `verify` or `bench`",
         ),
     ] {
         let out = lambdaflow(&args);
@@ -390,4 +390,27 @@ fn a_lake_resumes_under_any_number_of_processes_and_workers() {
     assert_eq!(rows, lines_of(&events).len() as i64);
     let verified = ok(&["verify", "--data-dir", &data]);
     assert!(verified.starts_with("ok: "), "{verified}");
+}
+
+#[test]
+fn bench_runs_a_cluster_and_counts_every_process() {
+    let report: serde_json::Value = serde_json::from_str(&ok(&[
+        "bench",
+        "--processes",
+        "2",
+        "--workers",
+        "1",
+        "--events",
+        "20000",
+        "--json",
+    ]))
+    .unwrap();
+    assert_eq!(report["processes"], 2, "{report}");
+    assert_eq!(report["workers"], 2, "{report}");
+    assert_eq!(report["records"], 20_000, "{report}");
+    assert_eq!(
+        report["events"].as_u64().unwrap() + report["dead_letters"].as_u64().unwrap(),
+        20_000,
+        "{report}"
+    );
 }

@@ -13,11 +13,14 @@ impl BenchReport {
             Some(open) => format!("open loop at {} events/s", thousands(open.offered_per_sec)),
             None => "closed loop".to_owned(),
         };
+        let workers = match self.processes {
+            1 => format!("{} worker(s)", self.workers),
+            n => format!("{n} processes x {} worker(s)", self.workers / n),
+        };
         line(
             "run",
             format!(
-                "{mode}, {} worker(s), {} ms epochs, {} records ({} dead letters)",
-                self.workers,
+                "{mode}, {workers}, {} ms epochs, {} records ({} dead letters)",
                 self.epoch_ms,
                 thousands(self.records as f64),
                 thousands(self.dead_letters as f64)

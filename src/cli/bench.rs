@@ -7,6 +7,7 @@ use std::time::Instant;
 use anyhow::{Context, Result};
 use clap::Args;
 
+use super::cluster::{ClusterArgs, ClusterLaunchArgs, launch};
 use crate::config::{self, ConfigFile, Overrides};
 use crate::views::custom::Registry;
 
@@ -53,9 +54,26 @@ pub(crate) struct BenchArgs {
     /// Print the report as JSON.
     #[arg(long)]
     pub(crate) json: bool,
+    /// Run as a cluster of this many processes on this machine, each with `--workers` threads
+    /// (default 1); or, with `--process` and `--hostfile`, as one process of a cluster.
+    #[command(flatten)]
+    pub(crate) cluster: ClusterArgs,
 }
 
 pub(crate) fn bench(args: BenchArgs, registry: &Registry) -> Result<()> {
+    if let (Some(processes), None, None) = (
+        args.cluster.processes,
+        args.cluster.process,
+        &args.cluster.hostfile,
+    ) && processes > 1
+    {
+        return bench_cluster(
+            processes,
+            args.workers.unwrap_or(1),
+            args.data_dir.is_some(),
+        );
+    }
+    let cluster = args.cluster.cluster()?;
     let duration = |what: &str, text: &str| {
         humantime::parse_duration(text)
             .ok()
@@ -112,16 +130,55 @@ pub(crate) fn bench(args: BenchArgs, registry: &Registry) -> Result<()> {
         data_dir: args.data_dir,
         commit_every: (commit.as_nanos() / epoch.as_nanos()).max(1) as u64,
         compact_files: args.compact_files,
-        limits: !args.no_limits,
+        limits: !args.no_limits && cluster.is_none(),
+        cluster: cluster.clone(),
     };
-    let mut bar = ProgressBar::new(std::io::stderr().is_terminal());
+    let leads = cluster.as_ref().is_none_or(|c| c.process == 0);
+    let mut bar = ProgressBar::new(leads && std::io::stderr().is_terminal());
     let report = crate::bench::run(&bench, &mut |p| bar.show(p))?;
     bar.finish();
+    if !leads {
+        // The first process reports for the cluster.
+        return Ok(());
+    }
     if args.json {
         outln!("{}", serde_json::to_string_pretty(&report)?)?;
     } else {
         out!("{}", report.table())?;
     }
+    Ok(())
+}
+
+/// `bench --processes N`: the same benchmark as a cluster of `N` processes of `workers` threads
+/// on this machine, started as `lambdaflow cluster` starts `run`, over a lake of its own.
+fn bench_cluster(processes: usize, workers: usize, has_lake: bool) -> Result<()> {
+    // This command line again, for each process, without what the launcher sets.
+    let mut command = Vec::new();
+    let mut args = std::env::args().skip(1);
+    while let Some(arg) = args.next() {
+        match arg.as_str() {
+            "--processes" | "--workers" | "-w" => {
+                args.next();
+            }
+            a if a.starts_with("--processes=") || a.starts_with("--workers=") => {}
+            _ => command.push(arg),
+        }
+    }
+    let scratch = tempfile::tempdir().context("cannot create the benchmark's lake")?;
+    if !has_lake {
+        command.push("--data-dir".into());
+        command.push(scratch.path().join("lake").display().to_string());
+    }
+    let code = launch(ClusterLaunchArgs {
+        processes,
+        workers,
+        restart: 0,
+        command,
+    })?;
+    anyhow::ensure!(
+        code == 0,
+        "a process of the benchmark's cluster failed (exit code {code})"
+    );
     Ok(())
 }
 

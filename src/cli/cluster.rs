@@ -110,7 +110,7 @@ const STOP_GRACE: Duration = Duration::from_secs(10);
 
 /// Starts the processes of a cluster on this machine and waits for them; its exit code is the
 /// cluster's (the first failure's).
-pub(crate) fn launch(args: ClusterLaunchArgs) -> Result<std::process::ExitCode> {
+pub(crate) fn launch(args: ClusterLaunchArgs) -> Result<u8> {
     if !(1..=MAX_PROCESSES).contains(&args.processes) {
         bail!(
             "processes must be between 1 and {MAX_PROCESSES}, not {}",
@@ -119,9 +119,11 @@ pub(crate) fn launch(args: ClusterLaunchArgs) -> Result<std::process::ExitCode> 
     }
     if !matches!(
         args.command.first().map(String::as_str),
-        Some("run" | "batch" | "verify")
+        Some("run" | "batch" | "verify" | "bench")
     ) {
-        bail!("a cluster runs `run`, `batch` or `verify`, as in `lambdaflow cluster -- run ...`");
+        bail!(
+            "a cluster runs `run`, `batch`, `verify` or `bench`, as in `lambdaflow cluster -- run ...`"
+        );
     }
     let stop = Arc::new(AtomicBool::new(false));
     for signal in [signal_hook::consts::SIGINT, signal_hook::consts::SIGTERM] {
@@ -147,7 +149,7 @@ pub(crate) fn launch(args: ClusterLaunchArgs) -> Result<std::process::ExitCode> 
             let _ = thread.join();
         }
         let status = match failed {
-            None => return Ok(std::process::ExitCode::SUCCESS),
+            None => return Ok(0),
             Some(status) => status,
         };
         if stop.load(Ordering::SeqCst) || restarts >= args.restart {
@@ -296,9 +298,6 @@ fn describe(status: ExitStatus) -> String {
     }
 }
 
-fn exit_code(status: ExitStatus) -> std::process::ExitCode {
-    match status.code() {
-        Some(code) => std::process::ExitCode::from(code.clamp(1, 255) as u8),
-        None => std::process::ExitCode::FAILURE,
-    }
+fn exit_code(status: ExitStatus) -> u8 {
+    status.code().map_or(1, |code| code.clamp(1, 255) as u8)
 }

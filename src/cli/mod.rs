@@ -113,7 +113,7 @@ pub fn main(registry: Registry) -> ExitCode {
         .init();
     let result = match cli.command {
         Command::Cluster(args) => match launch(args) {
-            Ok(code) => return code,
+            Ok(code) => return ExitCode::from(code),
             Err(e) => Err(e),
         },
         Command::Run(args) => run(*args, &registry),
