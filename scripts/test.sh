@@ -1,12 +1,12 @@
 #!/usr/bin/env bash
 # Usage: scripts/test.sh
 # Everything CI checks, in order: formatting, clippy, docs, the DuckDB check of the views and the
-# lake, the SQL views against DuckDB (1, 2 and 4 workers, two epoch sizes), the
+# lake, the SQL views against DuckDB (1, 2 and 4 workers, two epoch sizes, clusters of 2 processes), the
 # Rust view of examples/custom_operator.rs killed, restarted, served and verified, poisonous records among good ones with the lake read back by deltalake, PyArrow and
 # DuckDB, the lake read by deltalake, pandas, PyArrow, DuckDB and PySpark (both Parquet readers)
 # before and after compaction with file skipping, the resident size over 900 lake commits (Delta
 # checkpoints and log cleanup), the crash tests (SIGKILL at 24+ random moments reading files and
-# the generator, 20+ reading Kafka), the full-disk test, the dashboard in headless Chromium (screenshot in
+# the generator, on one process, on a 2-process cluster and in random shapes, 20+ reading Kafka), the full-disk test, the dashboard in headless Chromium (screenshot in
 # target/browser-test/), the doc tests, then every unit and integration test (with cargo-nextest
 # when installed).
 set -euo pipefail
