@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use run::{Dirs, json, lambdaflow, ok};
+use run::{Dirs, json, lambdaflow, lines_of, ok};
 
 /// The views of a `--views-out` file, without the epoch they are as of (which depends on
 /// timing).
@@ -51,15 +51,6 @@ fn events_with_late_names(dirs: &Dirs) -> String {
         .unwrap();
     }
     path
-}
-
-fn lines_of(path: &str) -> Vec<Vec<u8>> {
-    std::fs::read(path)
-        .unwrap()
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect()
 }
 
 #[test]

@@ -35,6 +35,16 @@ pub fn json(path: impl AsRef<Path>) -> serde_json::Value {
     serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
 }
 
+/// A file's non-empty lines.
+pub fn lines_of(path: impl AsRef<Path>) -> Vec<Vec<u8>> {
+    std::fs::read(path)
+        .unwrap()
+        .split(|b| *b == b'\n')
+        .filter(|l| !l.is_empty())
+        .map(<[u8]>::to_vec)
+        .collect()
+}
+
 /// A temporary directory, removed when dropped.
 pub struct Dirs {
     _tmp: tempfile::TempDir,
