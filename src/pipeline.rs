@@ -201,7 +201,9 @@ struct Shared {
     stop: Arc<AtomicBool>,
     /// With [`EpochPolicy::Records`]: the epoch every worker should be at, at least.
     record_epoch: AtomicU64,
-    started: Instant,
+    /// When the workers began: the epochs' clock. Set by the first worker, once a cluster's
+    /// processes are connected, so that every process's clock starts together.
+    started: OnceLock<Instant>,
     /// Commits each lake commit's Kafka offsets to the consumer group.
     group_offsets: Mutex<Option<GroupCommitter>>,
     /// Two strings a cluster could not tell apart ([`learn`]).
@@ -439,6 +441,11 @@ fn end_on_a_lost_peer() {
 }
 
 impl Shared {
+    /// When the workers began ([`Shared::started`]).
+    fn clock(&self) -> Instant {
+        *self.started.get_or_init(Instant::now)
+    }
+
     fn new(config: PipelineConfig, start: Start, handles: &Handles) -> Self {
         let base = match (&start.resume, &start.replay) {
             (Some(meta), _) => meta.epoch + 1,
@@ -460,7 +467,7 @@ impl Shared {
             stats: handles.stats.clone(),
             stop: handles.stop.clone(),
             record_epoch: AtomicU64::new(base),
-            started: Instant::now(),
+            started: OnceLock::new(),
             clash: Mutex::new(None),
         }
     }

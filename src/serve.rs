@@ -39,6 +39,9 @@ pub struct Served {
     pub workers: usize,
     /// The source, as shown to people.
     pub source: String,
+    /// Whether this process holds the views: the only process, or the first of a cluster.
+    /// The other processes of a cluster serve their own `/api/status` and `/metrics` only.
+    pub views: bool,
 }
 
 /// Rows one view request may return at most.
@@ -182,19 +185,31 @@ impl Server {
 }
 
 fn router(app: App) -> Router {
-    let api = Router::new()
-        .route("/api/views", get(list_views))
-        .route("/api/views/{name}", get(view))
+    let views = app.served.views;
+    let mut api = Router::new()
         .route("/api/status", get(status))
-        .route("/metrics", get(metrics::metrics))
-        .route_layer(middleware::from_fn_with_state(app.clone(), check_token));
-    Router::new()
-        .route("/", get(dashboard))
+        .route("/metrics", get(metrics::metrics));
+    if views {
+        api = api
+            .route("/api/views", get(list_views))
+            .route("/api/views/{name}", get(view));
+    }
+    let api = api.route_layer(middleware::from_fn_with_state(app.clone(), check_token));
+    let mut router = Router::new();
+    if views {
+        router = router.route("/", get(dashboard));
+    }
+    router
         .merge(api)
-        .fallback(|| async {
+        .fallback(move || async move {
             error(
                 StatusCode::NOT_FOUND,
-                "no such endpoint (see /api/views, /api/status, /metrics)",
+                if views {
+                    "no such endpoint (see /api/views, /api/status, /metrics)"
+                } else {
+                    "no such endpoint: this process of a cluster serves /api/status and /metrics; \
+                     process 0 serves the views"
+                },
             )
         })
         .method_not_allowed_fallback(|| async {

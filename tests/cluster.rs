@@ -405,3 +405,82 @@ fn bench_runs_a_cluster_and_counts_every_process() {
         "{report}"
     );
 }
+
+/// `GET path` from `addr`: the status code and the body.
+fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::Read;
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, text.split("\r\n\r\n").nth(1)?.to_owned()))
+}
+
+#[test]
+fn every_process_serves_its_own_status_and_metrics() {
+    let dirs = Dirs::new();
+    // A free port for process 0 whose next one, process 1's, is free too.
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    let port = (0..50)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        })
+        .find(|&p| p < u16::MAX && free(p) && free(p + 1))
+        .expect("two free ports in a row");
+    let listen = format!("127.0.0.1:{port}");
+    let mut cluster = Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
+        .args([
+            "cluster",
+            "--processes",
+            "2",
+            "--",
+            "run",
+            "--quiet",
+            "--source",
+            "generate",
+        ])
+        .args([
+            "--rate",
+            "2000",
+            "--listen",
+            &listen,
+            "--data-dir",
+            &dirs.arg("lake"),
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let follower = format!("127.0.0.1:{}", port + 1);
+    let started = Instant::now();
+    let metrics = loop {
+        if let Some((200, body)) = get(&follower, "/metrics")
+            && body.contains("lambdaflow_records_in_total")
+        {
+            break body;
+        }
+        assert!(
+            started.elapsed() < Duration::from_secs(60),
+            "process 1 serves nothing"
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let status = get(&follower, "/api/status").unwrap();
+    let views = get(&follower, "/api/views").unwrap();
+    let leader = get(&listen, "/api/views").unwrap();
+    let _ = Command::new("kill")
+        .args(["-TERM", &cluster.id().to_string()])
+        .status();
+    assert!(cluster.wait().unwrap().success());
+    assert!(metrics.contains("lambdaflow_events_total"), "{metrics}");
+    assert_eq!(status.0, 200, "{status:?}");
+    assert_eq!(views.0, 404, "{views:?}");
+    assert!(views.1.contains("process 0 serves the views"), "{views:?}");
+    assert_eq!(leader.0, 200, "{leader:?}");
+}

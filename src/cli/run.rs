@@ -137,7 +137,8 @@ pub(crate) fn run(args: RunArgs, registry: &Registry) -> Result<()> {
     config.cluster = args.cluster.cluster()?;
     if !config.leads() {
         // The first process records, serves, prints and writes the views.
-        return follow(config);
+        let token = token(args.token);
+        return follow(config, (args.no_serve, args.listen, token), args.quiet);
     }
     if let Some(lake) = &config.lake {
         record_config(&lake.dir, text.as_deref())?;
@@ -149,10 +150,7 @@ pub(crate) fn run(args: RunArgs, registry: &Registry) -> Result<()> {
     }
     let summary = !args.quiet;
     let listener = bind(args.no_serve, args.listen)?;
-    let token = args
-        .token
-        .or_else(|| std::env::var("LAMBDAFLOW_TOKEN").ok())
-        .filter(|t| !t.is_empty());
+    let token = token(args.token);
     if summary {
         outln!("{}", banner(&config))?;
         if let Some(l) = &listener {
@@ -181,6 +179,7 @@ pub(crate) fn run(args: RunArgs, registry: &Registry) -> Result<()> {
                 lake: has_lake.then(|| pipeline.lake_status().clone()),
                 workers,
                 source,
+                views: true,
             };
             Some(Server::start(l, token, served).map_err(anyhow::Error::msg)?)
         }
@@ -211,12 +210,63 @@ pub(crate) fn run(args: RunArgs, registry: &Registry) -> Result<()> {
 }
 
 /// A process of a cluster other than the first: its share of the work, until the cluster
-/// stops (Ctrl+C or SIGTERM stop it as they stop `run`).
-fn follow(config: PipelineConfig) -> Result<()> {
+/// stops (Ctrl+C or SIGTERM stop it as they stop `run`). It serves its own `/api/status` and
+/// `/metrics`: on `--listen`'s port plus its index (so that the processes of one machine do not
+/// collide), else on a free port, which it prints.
+fn follow(
+    config: PipelineConfig,
+    (no_serve, listen, token): (bool, Option<std::net::SocketAddr>, Option<String>),
+    quiet: bool,
+) -> Result<()> {
+    let process = config.cluster.as_ref().map_or(0, |c| c.process);
+    let listen = match listen {
+        Some(mut addr) => {
+            let port = usize::from(addr.port()) + process;
+            addr.set_port(
+                u16::try_from(port)
+                    .context("--listen's port plus the process index is past 65535")?,
+            );
+            Some(addr)
+        }
+        None => Some(std::net::SocketAddr::from(([127, 0, 0, 1], 0))),
+    };
+    let listener = bind(no_serve, listen)?;
+    if let (Some(l), false) = (&listener, quiet) {
+        outln!("metrics: http://{}/metrics, status: /api/status", l.addr())?;
+    }
+    let (workers, source, has_lake) = (
+        config.workers,
+        source_label(&config.source),
+        config.lake.is_some(),
+    );
     let pipeline = Pipeline::start(config)?;
+    let server = match listener {
+        Some(l) => {
+            let served = Served {
+                store: pipeline.views().clone(),
+                stats: pipeline.stats().clone(),
+                lake: has_lake.then(|| pipeline.lake_status().clone()),
+                workers,
+                source,
+                views: false,
+            };
+            Some(Server::start(l, token, served).map_err(anyhow::Error::msg)?)
+        }
+        None => None,
+    };
     watch(&pipeline, false)?;
-    pipeline.join()?;
+    let joined = pipeline.join();
+    if let Some(server) = server {
+        server.stop();
+    }
+    joined?;
     Ok(())
+}
+
+/// The bearer token every endpoint but the dashboard wants: `--token`, else `LAMBDAFLOW_TOKEN`.
+fn token(flag: Option<String>) -> Option<String> {
+    flag.or_else(|| std::env::var("LAMBDAFLOW_TOKEN").ok())
+        .filter(|t| !t.is_empty())
 }
 
 /// The HTTP listener: none with `--no-serve`, else `--listen`'s address, else the default

@@ -32,7 +32,7 @@ use super::{
 fn target_epoch(shared: &Shared, current: u64) -> u64 {
     match shared.config.epoch {
         EpochPolicy::Interval(interval) => {
-            let elapsed = shared.started.elapsed().as_nanos() / interval.as_nanos().max(1);
+            let elapsed = shared.clock().elapsed().as_nanos() / interval.as_nanos().max(1);
             current.max(shared.base + elapsed as u64)
         }
         EpochPolicy::Records(_) => current.max(shared.record_epoch.load(Ordering::SeqCst)),
@@ -218,6 +218,8 @@ fn all_views<'s>(
 /// then reads its sources epoch by epoch until they are exhausted (with `--until-exhausted`) or
 /// the run stops, and drains the dataflow.
 pub(super) fn run(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), PipelineError> {
+    // The epochs' clock starts with the first worker (of a cluster: once connected).
+    shared.clock();
     let Built {
         mut inputs,
         probes,
@@ -466,7 +468,7 @@ impl Reading {
         if let EpochPolicy::Interval(interval) = shared.config.epoch {
             let next_tick = interval
                 .mul_f64((self.epoch + 1 - shared.base) as f64)
-                .saturating_sub(shared.started.elapsed());
+                .saturating_sub(shared.clock().elapsed());
             park = park.min(next_tick);
         }
         if let Some(at) = wake {
