@@ -406,6 +406,18 @@ fn bench_runs_a_cluster_and_counts_every_process() {
     );
 }
 
+/// A free port whose next one is free too (process 0's and process 1's).
+fn two_free_ports() -> u16 {
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    (0..50)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        })
+        .find(|&p| p < u16::MAX && free(p) && free(p + 1))
+        .expect("two free ports in a row")
+}
+
 /// `GET path` from `addr`: the status code and the body.
 fn get(addr: &str, path: &str) -> Option<(u16, String)> {
     use std::io::Read;
@@ -424,15 +436,7 @@ fn get(addr: &str, path: &str) -> Option<(u16, String)> {
 #[test]
 fn every_process_serves_its_own_status_and_metrics() {
     let dirs = Dirs::new();
-    // A free port for process 0 whose next one, process 1's, is free too.
-    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    let port = (0..50)
-        .map(|_| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        })
-        .find(|&p| p < u16::MAX && free(p) && free(p + 1))
-        .expect("two free ports in a row");
+    let port = two_free_ports();
     let listen = format!("127.0.0.1:{port}");
     let mut cluster = Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
         .args([
@@ -483,4 +487,57 @@ fn every_process_serves_its_own_status_and_metrics() {
     assert_eq!(views.0, 404, "{views:?}");
     assert!(views.1.contains("process 0 serves the views"), "{views:?}");
     assert_eq!(leader.0, 200, "{leader:?}");
+}
+
+#[test]
+fn a_process_without_input_follows_the_epochs_of_records() {
+    // Standard input is read by process 0 only: with epochs of records, process 1 has none of
+    // its own to count, and must follow process 0's epochs for the views to close.
+    let dirs = Dirs::new();
+    let events = dirs.generate("events.jsonl", 5_000, 3);
+    let expected: i64 = reference::views(&lines_of(&events), 1 << 20)["events_by_type"]
+        .values()
+        .map(|v| v["count"].as_i64().unwrap())
+        .sum();
+    let port = two_free_ports();
+    let listen = format!("127.0.0.1:{port}");
+    let mut cluster = Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
+        .args([
+            "cluster",
+            "--processes",
+            "2",
+            "--",
+            "run",
+            "--quiet",
+            "--source",
+            "stdin",
+        ])
+        .args(["--epoch-records", "500", "--no-lake", "--listen", &listen])
+        .stdin(std::fs::File::open(&events).unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let started = Instant::now();
+    let counted = loop {
+        let counted: i64 = get(&listen, "/api/views/events_by_type")
+            .and_then(|(_, body)| serde_json::from_str::<serde_json::Value>(&body).ok())
+            .and_then(|v| {
+                v["rows"].as_array().map(|rows| {
+                    rows.iter()
+                        .filter_map(|r| r["value"]["count"].as_i64())
+                        .sum()
+                })
+            })
+            .unwrap_or(0);
+        if counted == expected || started.elapsed() > Duration::from_secs(60) {
+            break counted;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &cluster.id().to_string()])
+        .status();
+    cluster.wait().unwrap();
+    assert_eq!(counted, expected, "the views never closed the epochs read");
 }

@@ -50,6 +50,9 @@ struct Inputs {
     replay_met: InputSession<u64, (u64, String), isize>,
     /// In a cluster: what this process's counters grew by, for the first process.
     counts: InputSession<u64, Counts, isize>,
+    /// In a cluster, with [`EpochPolicy::Records`]: the epochs this worker moved every worker
+    /// to, for the other processes' workers to follow.
+    epochs: InputSession<u64, u64, isize>,
     /// This worker's own counts, and (in a cluster's other processes) who sends them on.
     mine: Mine,
     reporter: Option<Reporter>,
@@ -71,6 +74,8 @@ impl Inputs {
         self.replay_met.flush();
         self.counts.advance_to(epoch);
         self.counts.flush();
+        self.epochs.advance_to(epoch);
+        self.epochs.flush();
     }
 
     fn close(self) {
@@ -81,6 +86,7 @@ impl Inputs {
         self.replay_rows.close();
         self.replay_met.close();
         self.counts.close();
+        self.epochs.close();
     }
 }
 
@@ -311,6 +317,8 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
         let (replay_met_in, replayed_met) = scope.new_collection::<(u64, String), isize>();
         let (counts_in, counts) = scope.new_collection::<Counts, isize>();
         counts::gather(counts, shared.stats.clone(), &probes[0]);
+        let (epochs_in, epochs) = scope.new_collection::<u64, isize>();
+        follow_epochs(epochs, shared.clone());
         let mut decoding = Decoding::new(
             &config.schema,
             config.max_record_bytes,
@@ -349,6 +357,7 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
             replay_rows: replay_rows_in,
             replay_met: replay_met_in,
             counts: counts_in,
+            epochs: epochs_in,
             reporter: Reporter::of(config.leads(), &mine),
             mine,
         }
@@ -410,6 +419,10 @@ impl Reading {
                 shared
                     .record_epoch
                     .fetch_max(self.epoch + 1, Ordering::SeqCst);
+                if config.cluster.is_some() {
+                    // A process with no input of its own follows the others' epochs.
+                    inputs.epochs.insert(self.epoch + 1);
+                }
             }
             if config.until_exhausted && self.exhausted.iter().all(|d| *d) {
                 break;
@@ -572,6 +585,16 @@ fn replay(
     }
     tracing::debug!(worker = index, rows, "replayed the lake");
     Ok(())
+}
+
+/// Moves this process's workers to every epoch another process's worker moved its workers to
+/// ([`EpochPolicy::Records`] in a cluster): the epochs of records advance on one clock.
+fn follow_epochs(epochs: VecCollection<'_, u64, u64>, shared: Arc<Shared>) {
+    use timely::dataflow::operators::Inspect;
+    use timely::dataflow::operators::vec::Broadcast;
+    epochs.inner.broadcast().inspect(move |(epoch, _, _)| {
+        shared.record_epoch.fetch_max(*epoch, Ordering::SeqCst);
+    });
 }
 
 /// A worker's interner; in a cluster it notes the symbols it meets, for the other processes to
