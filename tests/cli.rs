@@ -2,6 +2,10 @@
 
 #[path = "support/reference.rs"]
 mod reference;
+#[path = "support/run.rs"]
+mod run;
+
+use run::lines_of;
 
 use std::io::Write;
 use std::path::Path;
@@ -27,15 +31,6 @@ fn views_after(mut command: Command, dir: &Path) -> serde_json::Value {
     let status = command.arg("--views-out").arg(&views).status().unwrap();
     assert!(status.success(), "{status:?}");
     views_of(&views)
-}
-
-fn lines_of(path: &Path) -> Vec<Vec<u8>> {
-    std::fs::read(path)
-        .unwrap()
-        .split(|b| *b == b'\n')
-        .filter(|l| !l.is_empty())
-        .map(<[u8]>::to_vec)
-        .collect()
 }
 
 #[test]

@@ -165,26 +165,9 @@ pub(crate) fn run(args: RunArgs, registry: &Registry) -> Result<()> {
             )?;
         }
     }
-    let (workers, source, has_lake) = (
-        config.workers,
-        source_label(&config.source),
-        config.lake.is_some(),
-    );
+    let shown = Shown::of(&config);
     let pipeline = Pipeline::start(config)?;
-    let server = match listener {
-        Some(l) => {
-            let served = Served {
-                store: pipeline.views().clone(),
-                stats: pipeline.stats().clone(),
-                lake: has_lake.then(|| pipeline.lake_status().clone()),
-                workers,
-                source,
-                views: true,
-            };
-            Some(Server::start(l, token, served).map_err(anyhow::Error::msg)?)
-        }
-        None => None,
-    };
+    let server = serve(listener, token, &pipeline, shown, true)?;
     if summary && let Some(meta) = pipeline.resumed() {
         outln!(
             "resuming the lake after epoch {}: its committed rows are replayed into the views, \
@@ -234,26 +217,9 @@ fn follow(
     if let (Some(l), false) = (&listener, quiet) {
         outln!("metrics: http://{}/metrics, status: /api/status", l.addr())?;
     }
-    let (workers, source, has_lake) = (
-        config.workers,
-        source_label(&config.source),
-        config.lake.is_some(),
-    );
+    let shown = Shown::of(&config);
     let pipeline = Pipeline::start(config)?;
-    let server = match listener {
-        Some(l) => {
-            let served = Served {
-                store: pipeline.views().clone(),
-                stats: pipeline.stats().clone(),
-                lake: has_lake.then(|| pipeline.lake_status().clone()),
-                workers,
-                source,
-                views: false,
-            };
-            Some(Server::start(l, token, served).map_err(anyhow::Error::msg)?)
-        }
-        None => None,
-    };
+    let server = serve(listener, token, &pipeline, shown, false)?;
     watch(&pipeline, false)?;
     let joined = pipeline.join();
     if let Some(server) = server {
@@ -261,6 +227,48 @@ fn follow(
     }
     joined?;
     Ok(())
+}
+
+/// What the server shows of a run's config: its workers, its source, whether it has a lake.
+struct Shown {
+    workers: usize,
+    source: String,
+    has_lake: bool,
+}
+
+impl Shown {
+    fn of(config: &PipelineConfig) -> Self {
+        Shown {
+            workers: config.workers,
+            source: source_label(&config.source),
+            has_lake: config.lake.is_some(),
+        }
+    }
+}
+
+/// Serves `pipeline` on `listener`, if there is one: everything (`views`), or, on a cluster's
+/// other processes, its own status and metrics.
+fn serve(
+    listener: Option<Listener>,
+    token: Option<String>,
+    pipeline: &Pipeline,
+    shown: Shown,
+    views: bool,
+) -> Result<Option<Server>> {
+    let Some(listener) = listener else {
+        return Ok(None);
+    };
+    let served = Served {
+        store: pipeline.views().clone(),
+        stats: pipeline.stats().clone(),
+        lake: shown.has_lake.then(|| pipeline.lake_status().clone()),
+        workers: shown.workers,
+        source: shown.source,
+        views,
+    };
+    Ok(Some(
+        Server::start(listener, token, served).map_err(anyhow::Error::msg)?,
+    ))
 }
 
 /// The bearer token every endpoint but the dashboard wants: `--token`, else `LAMBDAFLOW_TOKEN`.

@@ -41,11 +41,6 @@ impl<'s> Known<'s> {
         }
     }
 
-    /// Whether there is anything to wait for (a cluster).
-    pub fn waits(&self) -> bool {
-        self.learned.is_some()
-    }
-
     /// `updates`, each held back until every process knows the strings of the symbols met up
     /// to its time.
     pub fn hold<D>(&self, updates: VecCollection<'s, u64, D>) -> VecCollection<'s, u64, D>
