@@ -516,6 +516,7 @@ fn lake_config(
         .clone()
         .or(section.data_dir.clone())
         .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
+    crate::lake::store::check_supported(&dir).map_err(invalid)?;
     let files = file_settings(&section)?;
     let interval = flags.commit_interval.clone().or(section.commit_interval);
     let commit_every = commit_every(

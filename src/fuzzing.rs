@@ -127,8 +127,15 @@ pub fn lake(data: &[u8]) {
     events.finish_all(&mut written).expect("files finish");
     let columns = columns_of(&layout.table_fields(), &layout.partition_columns());
     for f in &written {
-        check_file(&events_root, &columns, &f.path, Some(f.rows), &f.partition)
-            .unwrap_or_else(|why| panic!("a file the engine wrote fails the check: {why}"));
+        check_file(
+            &events_root,
+            &columns,
+            &f.path,
+            None,
+            Some(f.rows),
+            &f.partition,
+        )
+        .unwrap_or_else(|why| panic!("a file the engine wrote fails the check: {why}"));
         let file = TableFile {
             path: f.path.clone(),
             size: f.size,

@@ -10,6 +10,7 @@ use clap::Args;
 use super::*;
 use crate::config::{self, ConfigFile, Overrides};
 use crate::lake::ops::{self, ReplaySpec};
+use crate::lake::store;
 use crate::pipeline::Pipeline;
 use crate::source::SourceSpec;
 use crate::views::ViewStore;
@@ -67,29 +68,20 @@ pub(crate) fn recorded_config_path(data_dir: &std::path::Path) -> PathBuf {
 pub(crate) fn record_config(data_dir: &std::path::Path, text: Option<&str>) -> Result<()> {
     let path = recorded_config_path(data_dir);
     match text {
-        Some(text) => {
-            std::fs::create_dir_all(path.parent().unwrap_or(data_dir))
-                .and_then(|()| std::fs::write(&path, text))
-                .with_context(|| format!("cannot record the config in {}", path.display()))?;
-        }
-        None => {
-            if path.exists() {
-                std::fs::remove_file(&path)
-                    .with_context(|| format!("cannot remove {}", path.display()))?;
-            }
-        }
+        Some(text) => store::write(&path, text.as_bytes().to_vec())
+            .with_context(|| format!("cannot record the config in {}", path.display())),
+        None => store::delete(&path).with_context(|| format!("cannot remove {}", path.display())),
     }
-    Ok(())
 }
 
 /// The config the lake's last run was started with: its schema and views are what the lake
 /// holds and what the live views were.
 pub(crate) fn recorded_config(data_dir: &std::path::Path) -> Result<ConfigFile> {
     let path = recorded_config_path(data_dir);
-    Ok(match std::fs::read_to_string(&path) {
-        Ok(text) => ConfigFile::parse(&text, &path.display().to_string())?,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => ConfigFile::default(),
-        Err(e) => return Err(e).with_context(|| format!("reading {}", path.display())),
+    let text = store::read_text(&path).with_context(|| format!("reading {}", path.display()))?;
+    Ok(match text {
+        Some(text) => ConfigFile::parse(&text, &path.display().to_string())?,
+        None => ConfigFile::default(),
     })
 }
 
@@ -188,7 +180,7 @@ pub(crate) fn verify(args: VerifyArgs, registry: &Registry) -> Result<()> {
             last.epoch
         );
     };
-    let text = std::fs::read(&path).with_context(|| format!("reading {}", path.display()))?;
+    let text = store::read(&path).with_context(|| format!("reading {}", path.display()))?;
     let live: serde_json::Value =
         serde_json::from_slice(&text).with_context(|| format!("reading {}", path.display()))?;
     let names: Vec<String> = live["views"]

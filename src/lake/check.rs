@@ -38,18 +38,23 @@ pub struct TableColumn {
     pub partition: bool,
 }
 
-/// Checks one file of a commit: `path` relative to `root`, its `rows` (when known), its
-/// partition values. The error names the file and what is wrong with it.
+/// Checks one file of a commit: `path` relative to `root`, its `size` and `rows` (when known),
+/// its partition values. The error names the file and what is wrong with it.
 pub fn check_file(
     root: &Path,
     columns: &[TableColumn],
     path: &str,
+    size: Option<u64>,
     rows: Option<u64>,
     partition: &[(String, Option<String>)],
 ) -> Result<(), String> {
     check_partitions(columns, path, partition).map_err(|why| format!("{path}: {why}"))?;
     let full = root.join(path);
-    let file = std::fs::File::open(&full).map_err(|e| format!("{path}: {e}"))?;
+    let file = match size {
+        Some(size) => super::store::open_ranged(&full, size),
+        None => super::store::open(&full),
+    }
+    .map_err(|e| format!("{path}: {e}"))?;
     let reader = SerializedFileReader::new(file)
         .map_err(|e| format!("{path}: not a readable Parquet file ({e})"))?;
     check_footer(columns, reader.metadata(), rows).map_err(|why| format!("{path}: {why}"))

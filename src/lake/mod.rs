@@ -16,6 +16,7 @@ pub mod ops;
 pub mod repair;
 pub mod replay;
 pub mod stats;
+pub mod store;
 pub mod table;
 pub mod writer;
 
@@ -135,20 +136,19 @@ pub fn view_snapshots(data_dir: &Path) -> Vec<(u64, PathBuf)> {
     snapshots_in(&state_dir(data_dir).join("views"))
 }
 
-/// The `views-EPOCH.json` files in `dir`, oldest first.
+/// The `views-EPOCH.json` files in `dir`, oldest first (none when it cannot be listed).
 pub fn snapshots_in(dir: &Path) -> Vec<(u64, PathBuf)> {
-    let mut out: Vec<(u64, PathBuf)> = std::fs::read_dir(dir)
+    let mut out: Vec<(u64, PathBuf)> = store::list(dir)
         .into_iter()
         .flatten()
-        .flatten()
         .filter_map(|entry| {
-            let name = entry.file_name().to_string_lossy().into_owned();
-            let epoch = name
+            let epoch = entry
+                .relative
                 .strip_prefix("views-")?
                 .strip_suffix(".json")?
                 .parse()
                 .ok()?;
-            Some((epoch, entry.path()))
+            Some((epoch, entry.location))
         })
         .collect();
     out.sort();
@@ -172,5 +172,14 @@ mod tests {
         let name = writer::file_name(12, 345, 1, "abcd0123", 7, writer::Codec::Snappy);
         assert_eq!(writer::epochs_of(&name), Some((12, 345)));
         assert_eq!(writer::epochs_of("part-00000-uuid.snappy.parquet"), None);
+        let compacted = writer::compacted_name(3, 9, "0badcafe-auto", 41, 2, "zstd");
+        assert_eq!(writer::epochs_of(&compacted), Some((3, 9)));
+        assert_eq!(writer::compacted_for(&compacted), Some(41));
+        assert_eq!(
+            writer::compacted_for(
+                "part-e000000000000-e000000000007-compact-08d5d57d-auto-00000.snappy.parquet"
+            ),
+            None
+        );
     }
 }

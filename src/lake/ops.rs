@@ -15,7 +15,7 @@ use parquet::arrow::arrow_reader::ParquetRecordBatchReaderBuilder;
 use super::layout::{DATE_COLUMN, Layout};
 use super::table::{self, CommitMeta, Table, TableFile, orphans, table_root};
 use super::writer::{FileSettings, TableKind, epochs_of, now_millis, run_tag};
-use super::{LakeConfig, LakeError, state_dir, view_snapshots};
+use super::{LakeConfig, LakeError, state_dir, store, view_snapshots};
 
 /// What a run starts from.
 #[derive(Debug)]
@@ -45,9 +45,11 @@ pub struct ReplayPlan {
     pub epoch: u64,
 }
 
-/// Takes the data directory's lock: one writer at a time.
+/// Takes the data directory's lock: one writer at a time. The lock of a lake on an object store
+/// is a file of this machine's staging directory for it: it keeps a second writer on the same
+/// machine out; on another, the Delta log's own rule (a version is written once) stops it.
 pub(crate) fn lock(dir: &Path) -> Result<File, LakeError> {
-    let state = state_dir(dir);
+    let state = state_dir(&store::staging(dir));
     std::fs::create_dir_all(&state).map_err(|e| LakeError::io(&state, e))?;
     let path = state.join("lock");
     let file = File::options()
@@ -76,8 +78,19 @@ pub fn prepare(
     workers: Option<usize>,
     source: &str,
 ) -> Result<Prepared, LakeError> {
-    std::fs::create_dir_all(&config.dir).map_err(|e| LakeError::io(&config.dir, e))?;
+    if !store::is_remote(&config.dir) {
+        std::fs::create_dir_all(&config.dir).map_err(|e| LakeError::io(&config.dir, e))?;
+    }
     let lock = lock(&config.dir)?;
+    if store::is_remote(&config.dir) {
+        // Files an earlier run on this machine had not finished uploading.
+        for kind in [TableKind::Events, TableKind::DeadLetters] {
+            let staged = table_root(&store::staging(&config.dir), kind);
+            if staged.exists() {
+                std::fs::remove_dir_all(&staged).map_err(|e| LakeError::io(&staged, e))?;
+            }
+        }
+    }
     let rt = table::runtime()?;
     let events = Table::open_or_create(
         &rt,
@@ -109,7 +122,7 @@ pub fn prepare(
     let mut removed = 0;
     for t in [&events, &dead] {
         for path in orphans(t, last_epoch)? {
-            std::fs::remove_file(&path).map_err(|e| LakeError::io(&path, e))?;
+            store::delete(&path)?;
             removed += 1;
         }
     }
@@ -197,7 +210,7 @@ pub(crate) fn drop_dead_letters_after(
 pub(crate) fn drop_view_snapshots_after(dir: &Path, last_epoch: Option<u64>) {
     for (epoch, path) in view_snapshots(dir) {
         if last_epoch.is_none_or(|l| epoch > l) {
-            let _ = std::fs::remove_file(path);
+            let _ = store::delete(&path);
         }
     }
 }
@@ -327,7 +340,11 @@ pub fn active_files(
         .map(|f| {
             let path = percent_encoding::percent_decode_str(&f.path).decode_utf8_lossy();
             let joined = table.root().join(path.as_ref());
-            std::path::absolute(&joined).unwrap_or(joined)
+            if store::is_remote(&joined) {
+                joined
+            } else {
+                std::path::absolute(&joined).unwrap_or(joined)
+            }
         })
         .collect())
 }
@@ -514,7 +531,16 @@ pub(crate) fn compact_table(
         if group.len() < at_least.max(2) {
             continue;
         }
-        let add = merge(table.root(), &partition, &group, settings, run, *seq)?;
+        // The version the commit below makes: a file named for a version the table has not
+        // reached was never committed (a crash came first), whatever the clocks say.
+        let version = table.version() + 1;
+        let add = merge(
+            table.root(),
+            &partition,
+            &group,
+            settings,
+            (run, version, *seq),
+        )?;
         *seq += 1;
         removed += group.len() - 1;
         actions.extend(Table::remove_actions(&group, false));
@@ -546,8 +572,7 @@ fn merge(
     partition: &str,
     group: &[TableFile],
     settings: &FileSettings,
-    run: &str,
-    n: usize,
+    (run, version, n): (&str, u64, usize),
 ) -> Result<deltalake::kernel::Add, LakeError> {
     let (mut first, mut last) = (u64::MAX, 0);
     for f in group {
@@ -559,26 +584,27 @@ fn merge(
     }
     let first = if first == u64::MAX { 0 } else { first };
     let codec = settings.codec.name();
-    let name = format!("part-e{first:012}-e{last:012}-compact-{run}-{n:05}.{codec}.parquet");
+    let name = super::writer::compacted_name(first, last, run, version, n, codec);
     let relative = if partition.is_empty() {
         name
     } else {
         format!("{partition}/{name}")
     };
-    let tmp = root.join(format!("{relative}.inprogress"));
+    let tmp = store::staging(root).join(format!("{relative}.inprogress"));
     let target = root.join(&relative);
+    if let Some(parent) = tmp.parent() {
+        std::fs::create_dir_all(parent).map_err(|e| LakeError::io(parent, e))?;
+    }
     // Written with the properties the run writes with, so each column keeps its encoding and
     // the compacted file is no bigger than the files it replaces.
     let mut writer: Option<ArrowWriter<File>> = None;
     for f in group {
         let path = root.join(&f.path);
-        let reader = ParquetRecordBatchReaderBuilder::try_new(
-            File::open(&path).map_err(|e| LakeError::io(&path, e))?,
-        )
-        .map_err(|e| LakeError::parquet(&path, e))?
-        .with_batch_size(64 * 1024)
-        .build()
-        .map_err(|e| LakeError::parquet(&path, e))?;
+        let reader = ParquetRecordBatchReaderBuilder::try_new(store::open(&path)?)
+            .map_err(|e| LakeError::parquet(&path, e))?
+            .with_batch_size(64 * 1024)
+            .build()
+            .map_err(|e| LakeError::parquet(&path, e))?;
         for batch in reader {
             let batch = batch.map_err(|e| LakeError::parquet(&path, e.into()))?;
             if writer.is_none() {
@@ -601,10 +627,8 @@ fn merge(
     };
     let (file, stats) = super::writer::finish(writer).map_err(|e| LakeError::parquet(&tmp, e))?;
     file.sync_all().map_err(|e| LakeError::io(&tmp, e))?;
-    std::fs::rename(&tmp, &target).map_err(|e| LakeError::io(&target, e))?;
-    let size = std::fs::metadata(&target)
-        .map_err(|e| LakeError::io(&target, e))?
-        .len();
+    drop(file);
+    let size = store::put_file(&tmp, &target)?;
     Ok(deltalake::kernel::Add {
         path: relative,
         partition_values: group[0].partition.clone(),
@@ -665,7 +689,7 @@ pub fn vacuum(
     for table in &tables {
         for path in orphans(table, last_epoch)? {
             if !dry_run {
-                std::fs::remove_file(&path).map_err(|e| LakeError::io(&path, e))?;
+                store::delete(&path)?;
             }
             uncommitted.push(path.display().to_string());
         }
@@ -692,11 +716,12 @@ pub fn vacuum(
             .into_iter()
             .filter(|path| {
                 let path = Path::new(path);
-                if path.is_absolute() {
-                    path.exists()
+                let location = if path.is_absolute() || store::is_remote(path) {
+                    path.to_path_buf()
                 } else {
-                    table.root().join(path).exists()
-                }
+                    table.root().join(path)
+                };
+                store::exists(&location).unwrap_or(false)
             })
             .collect();
         if !dry_run && !present.is_empty() {

@@ -54,6 +54,13 @@ pub struct Repair {
 
 /// Repairs the events table under `dir` (only reports what it would do when `dry_run`).
 pub fn repair(dir: &Path, dry_run: bool) -> Result<Repair, LakeError> {
+    if super::store::is_remote(dir) {
+        return Err(LakeError::Other(format!(
+            "{}: `lake repair` works on a lake in a local directory; an object store keeps \
+             each log entry whole, so a crash cannot leave one torn",
+            dir.display()
+        )));
+    }
     let _lock = lock(dir)?;
     let rt = table::runtime()?;
     let root = table_root(dir, TableKind::Events);

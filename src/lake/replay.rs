@@ -1,6 +1,5 @@
 //! Reading committed data files back into events and dead letters: the lake as a source.
 
-use std::fs::File;
 use std::path::Path;
 
 use arrow_array::cast::AsArray;
@@ -18,7 +17,7 @@ const BATCH_ROWS: usize = 64 * 1024;
 
 pub(crate) fn batches(root: &Path, file: &TableFile) -> Result<Vec<RecordBatch>, LakeError> {
     let path = root.join(&file.path);
-    let opened = File::open(&path).map_err(|e| LakeError::io(&path, e))?;
+    let opened = super::store::open(&path)?;
     let reader = ParquetRecordBatchReaderBuilder::try_new(opened)
         .map_err(|e| LakeError::parquet(&path, e))?
         .with_batch_size(BATCH_ROWS)

@@ -15,7 +15,8 @@ use serde::{Deserialize, Serialize};
 
 use super::LakeError;
 use super::layout::Layout;
-use super::writer::{DataFile, TableKind, epochs_of, walk_data_files};
+use super::store;
+use super::writer::{DataFile, TableKind, epochs_of};
 use crate::event::Position;
 
 /// The events table's directory under the data directory.
@@ -80,13 +81,6 @@ pub fn runtime() -> Result<tokio::runtime::Runtime, LakeError> {
         .enable_all()
         .build()
         .map_err(|e| LakeError::Other(format!("starting the I/O runtime: {e}")))
-}
-
-fn url_of(root: &Path) -> Result<url::Url, LakeError> {
-    let absolute = std::path::absolute(root).map_err(|e| LakeError::io(root, e))?;
-    url::Url::from_directory_path(&absolute).map_err(|()| {
-        LakeError::Other(format!("{} is not a usable directory path", root.display()))
-    })
 }
 
 fn delta(root: &Path, e: deltalake::DeltaTableError) -> LakeError {
@@ -204,13 +198,13 @@ impl Table {
         root: &Path,
         version: Option<u64>,
     ) -> Result<Table, LakeError> {
-        if !root.join("_delta_log").is_dir() {
+        if !has_log(root)? {
             return Err(LakeError::NotALake(root.display().to_string()));
         }
-        let url = url_of(root)?;
+        let builder = store::table_builder(root)?;
         let table = rt
             .block_on(async {
-                let mut table = deltalake::DeltaTableBuilder::from_url(url)?.build()?;
+                let mut table = builder.build()?;
                 match version {
                     Some(v) => table.load_version(v).await?,
                     None => table.load().await?,
@@ -244,11 +238,13 @@ impl Table {
         fields: &[ArrowField],
         partitions: &[&str],
     ) -> Result<Table, LakeError> {
-        if !root.join("_delta_log").is_dir() {
-            std::fs::create_dir_all(root).map_err(|e| LakeError::io(root, e))?;
-            let url = url_of(root)?;
+        if !has_log(root)? {
+            if !store::is_remote(root) {
+                std::fs::create_dir_all(root).map_err(|e| LakeError::io(root, e))?;
+            }
+            let builder = store::table_builder(root)?;
             let created = rt.block_on(async {
-                let table = deltalake::DeltaTableBuilder::from_url(url)?.build()?;
+                let table = builder.build()?;
                 table
                     .create()
                     .with_table_name(name)
@@ -392,13 +388,20 @@ impl Table {
     pub fn check(&self, files: &[DataFile]) -> Result<(), LakeError> {
         let columns = self.columns()?;
         for f in files {
-            super::check::check_file(&self.root, &columns, &f.path, Some(f.rows), &f.partition)
-                .map_err(|why| {
-                    LakeError::Refused(format!(
-                        "commit refused, nothing was committed: Delta table {}: {why}",
-                        self.root.display()
-                    ))
-                })?;
+            super::check::check_file(
+                &self.root,
+                &columns,
+                &f.path,
+                Some(f.size),
+                Some(f.rows),
+                &f.partition,
+            )
+            .map_err(|why| {
+                LakeError::Refused(format!(
+                    "commit refused, nothing was committed: Delta table {}: {why}",
+                    self.root.display()
+                ))
+            })?;
         }
         Ok(())
     }
@@ -418,7 +421,7 @@ impl Table {
                 .iter()
                 .map(|&p| (p.to_string(), f.partition.get(p).cloned().flatten()))
                 .collect();
-            super::check::check_file(&self.root, &columns, &f.path, f.rows, &values)?;
+            super::check::check_file(&self.root, &columns, &f.path, Some(f.size), f.rows, &values)?;
         }
         Ok(())
     }
@@ -428,7 +431,7 @@ impl Table {
     pub fn check_present(&self, files: &[TableFile]) -> Result<(), LakeError> {
         let gone: Vec<&TableFile> = files
             .iter()
-            .filter(|f| !self.root.join(&f.path).exists())
+            .filter(|f| !store::exists(&self.root.join(&f.path)).unwrap_or(false))
             .collect();
         match gone.first() {
             None => Ok(()),
@@ -550,7 +553,7 @@ impl Table {
         operation: DeltaOperation,
     ) -> Result<u64, LakeError> {
         let root = self.root.clone();
-        let url = url_of(&root)?;
+        let builder = store::table_builder(&root)?;
         let table = &mut self.table;
         // Expired log files are looked for at checkpoints, below, not after every commit:
         // deltalake lists the whole log each time it looks.
@@ -573,7 +576,7 @@ impl Table {
                     // second at 10 commits a second (docs/robustness.md).
                     let retention = table.snapshot()?.table_config().log_retention_duration();
                     cleanup_log(&root, retention);
-                    let mut fresh = deltalake::DeltaTableBuilder::from_url(url)?.build()?;
+                    let mut fresh = builder.build()?;
                     fresh.load_version(version).await?;
                     *table = fresh;
                 } else {
@@ -619,42 +622,37 @@ pub fn orphans(table: &Table, last_epoch: Option<u64>) -> Result<Vec<PathBuf>, L
     // A compacted file is written before the commit that adds it: one newer than the latest
     // commit, and not in it, no version holds (a compacted file a later compaction removed is
     // older than the commit that removed it).
-    let latest_commit = std::fs::metadata(
-        table
+    let latest_commit = store::modified(
+        &table
             .root()
             .join("_delta_log")
             .join(format!("{:020}.json", table.version())),
-    )
-    .and_then(|m| m.modified())
-    .ok();
-    let mut all = Vec::new();
-    walk_data_files(table.root(), &mut all).map_err(|e| LakeError::io(table.root(), e))?;
-    Ok(all
+    )?;
+    Ok(store::list(table.root())?
         .into_iter()
-        .filter(|path| {
-            let name = path
-                .file_name()
-                .map(|n| n.to_string_lossy())
-                .unwrap_or_default();
+        .filter(|entry| {
+            let name = entry.relative.rsplit('/').next().unwrap_or_default();
             if name.ends_with(".inprogress") {
                 return true;
             }
-            let relative = path
-                .strip_prefix(table.root())
-                .map(|p| p.to_string_lossy().replace('\\', "/"))
-                .unwrap_or_default();
-            if active.contains(&relative) {
+            if active.contains(&entry.relative) {
                 return false;
             }
-            if name.contains("-compact-") {
-                let modified = std::fs::metadata(path).and_then(|m| m.modified()).ok();
-                return matches!((modified, latest_commit), (Some(m), Some(c)) if m > c);
+            if let Some(version) = super::writer::compacted_for(name) {
+                return version > table.version();
             }
-            match epochs_of(&name) {
+            if name.contains("-compact-") {
+                // Named by an earlier build: newer than the latest commit. On an object store
+                // whose times are whole seconds, one written in the second of that commit
+                // stays until `lake vacuum`.
+                return matches!((entry.modified, latest_commit), (Some(m), Some(c)) if m > c);
+            }
+            match epochs_of(name) {
                 Some((_, last)) => last_epoch.is_none_or(|l| last > l),
                 None => false,
             }
         })
+        .map(|entry| entry.location)
         .collect())
 }
 
@@ -682,16 +680,19 @@ pub fn dead_fields(layout: &Layout) -> Vec<ArrowField> {
 /// entry that cannot be deleted stays, and the next checkpoint tries again.
 fn cleanup_log(root: &Path, retention: std::time::Duration) {
     let log = root.join("_delta_log");
-    let Ok(entries) = std::fs::read_dir(&log) else {
+    let Ok(entries) = store::list(&log) else {
         return;
     };
     let cutoff = std::time::SystemTime::now()
         .checked_sub(retention)
         .unwrap_or(std::time::UNIX_EPOCH);
-    // (version, is a checkpoint, expired, path)
+    // (version, is a checkpoint, expired, location)
     let mut found = Vec::new();
-    for entry in entries.flatten() {
-        let name = entry.file_name().to_string_lossy().into_owned();
+    for entry in entries {
+        let name = entry.relative.as_str();
+        if name.contains('/') {
+            continue;
+        }
         let Some(version) = name.get(..20).and_then(|v| v.parse::<u64>().ok()) else {
             continue;
         };
@@ -700,11 +701,8 @@ fn cleanup_log(root: &Path, retention: std::time::Duration) {
         if !(rest == ".json" || rest == ".crc" || checkpoint) {
             continue;
         }
-        let expired = entry
-            .metadata()
-            .and_then(|m| m.modified())
-            .is_ok_and(|t| t <= cutoff);
-        found.push((version, checkpoint, expired, entry.path()));
+        let expired = entry.modified.is_some_and(|t| t <= cutoff);
+        found.push((version, checkpoint, expired, entry.location));
     }
     let kept = found
         .iter()
@@ -722,8 +720,18 @@ fn cleanup_log(root: &Path, retention: std::time::Duration) {
     };
     for (version, _, expired, path) in &found {
         if *version < safe && *expired {
-            let _ = std::fs::remove_file(path);
+            let _ = store::delete(path);
         }
+    }
+}
+
+/// Whether a Delta log is at `root`: its `_delta_log` directory on a local disk, any object
+/// under that prefix on an object store.
+fn has_log(root: &Path) -> Result<bool, LakeError> {
+    if store::is_remote(root) {
+        Ok(!store::list(&root.join("_delta_log"))?.is_empty())
+    } else {
+        Ok(root.join("_delta_log").is_dir())
     }
 }
 

@@ -10,7 +10,7 @@
 
 use std::collections::HashMap;
 use std::fs::File;
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use arrow_array::RecordBatch;
 use arrow_schema::{DataType, SchemaRef};
@@ -233,7 +233,7 @@ impl TableWriter {
         done: &mut Vec<DataFile>,
     ) -> Result<(), LakeError> {
         if !self.open.contains_key(&partition.dir) {
-            let dir = self.root.join(&partition.dir);
+            let dir = super::store::staging(&self.root).join(&partition.dir);
             std::fs::create_dir_all(&dir).map_err(|e| LakeError::io(&dir, e))?;
             let path = self.in_progress(&partition.dir);
             let file = File::create(&path).map_err(|e| LakeError::io(&path, e))?;
@@ -282,7 +282,7 @@ impl TableWriter {
             TableKind::Events => "",
             TableKind::DeadLetters => "dead-",
         };
-        self.root.join(dir).join(format!(
+        super::store::staging(&self.root).join(dir).join(format!(
             ".{tag}w{:03}-{}.parquet.inprogress",
             self.worker, self.run
         ))
@@ -292,7 +292,8 @@ impl TableWriter {
         let from = self.in_progress(&open.dir);
         let (file, stats) = finish(open.writer).map_err(|e| LakeError::parquet(&from, e))?;
         // Not synced here: the commit thread syncs every file (and its directory) before the
-        // commit that references it, off the workers' path.
+        // commit that references it, off the workers' path. On an object store, the file is
+        // uploaded here, whole.
         drop(file);
         self.counter += 1;
         let name = file_name(
@@ -309,10 +310,7 @@ impl TableWriter {
             format!("{}/{name}", open.dir)
         };
         let to = self.root.join(&relative);
-        std::fs::rename(&from, &to).map_err(|e| LakeError::io(&to, e))?;
-        let size = std::fs::metadata(&to)
-            .map_err(|e| LakeError::io(&to, e))?
-            .len();
+        let size = super::store::put_file(&from, &to)?;
         Ok(DataFile {
             table: self.kind,
             path: relative,
@@ -323,6 +321,27 @@ impl TableWriter {
             stats,
         })
     }
+}
+
+/// A compacted file: `part-EFIRST-ELAST-compact-RUN-vVERSION-N.CODEC.parquet`, where VERSION is
+/// the table version whose commit adds it.
+pub fn compacted_name(
+    first: u64,
+    last: u64,
+    run: &str,
+    version: u64,
+    n: usize,
+    codec: &str,
+) -> String {
+    format!("part-e{first:012}-e{last:012}-compact-{run}-v{version}-{n:05}.{codec}.parquet")
+}
+
+/// The table version a compacted file was written for, if its name says (files of earlier
+/// builds do not).
+pub fn compacted_for(name: &str) -> Option<u64> {
+    let (_, rest) = name.split_once("-compact-")?;
+    rest.split(['-', '.'])
+        .find_map(|part| part.strip_prefix('v')?.parse().ok())
 }
 
 /// `part-EFIRST-ELAST-wWORKER-RUN-N.CODEC.parquet`.
@@ -355,27 +374,4 @@ pub fn run_tag() -> String {
         .unwrap_or(0);
     let h = xxhash_rust::xxh3::xxh3_64(format!("{nanos}-{}", std::process::id()).as_bytes());
     format!("{:08x}", h as u32)
-}
-
-/// Every file under `root` (not descending into `_delta_log` or other `_` directories).
-pub fn walk_data_files(root: &Path, out: &mut Vec<PathBuf>) -> std::io::Result<()> {
-    let entries = match std::fs::read_dir(root) {
-        Ok(entries) => entries,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
-        Err(e) => return Err(e),
-    };
-    for entry in entries {
-        let entry = entry?;
-        let name = entry.file_name();
-        let name = name.to_string_lossy();
-        let ty = entry.file_type()?;
-        if ty.is_dir() {
-            if !name.starts_with('_') {
-                walk_data_files(&entry.path(), out)?;
-            }
-        } else if ty.is_file() {
-            out.push(entry.path());
-        }
-    }
-    Ok(())
 }

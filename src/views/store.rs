@@ -351,18 +351,16 @@ fn write_snapshot_file(
     let Some(epoch) = state.as_of else {
         return;
     };
-    let result = (|| -> std::io::Result<()> {
-        std::fs::create_dir_all(&snapshots.dir)?;
+    let result = (|| -> Result<(), String> {
+        use crate::lake::store;
         let path = snapshots.dir.join(format!("views-{epoch}.json"));
-        let tmp = snapshots.dir.join(format!(".views-{epoch}.json.tmp"));
-        let mut out = std::io::BufWriter::new(std::fs::File::create(&tmp)?);
-        write_state_json(symbols, catalog, enabled, state, &mut out)?;
-        out.into_inner().map_err(|e| e.into_error())?;
-        std::fs::rename(&tmp, &path)?;
+        let mut out = Vec::new();
+        write_state_json(symbols, catalog, enabled, state, &mut out).map_err(|e| e.to_string())?;
+        store::write(&path, out).map_err(|e| e.to_string())?;
         let all = crate::lake::snapshots_in(&snapshots.dir);
         let excess = all.len().saturating_sub(snapshots.keep.max(1));
         for (_, old) in all.into_iter().take(excess) {
-            std::fs::remove_file(old)?;
+            store::delete(&old).map_err(|e| e.to_string())?;
         }
         Ok(())
     })();
