@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
-use run::{Dirs, json, lambdaflow, lines_of, ok};
+use run::{Dirs, get, json, lambdaflow, lines_of, ok, two_free_ports};
 
 /// The views of a `--views-out` file, without the epoch they are as of (which depends on
 /// timing).
@@ -404,33 +404,6 @@ fn bench_runs_a_cluster_and_counts_every_process() {
         20_000,
         "{report}"
     );
-}
-
-/// A free port whose next one is free too (process 0's and process 1's).
-fn two_free_ports() -> u16 {
-    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
-    (0..50)
-        .map(|_| {
-            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-            l.local_addr().unwrap().port()
-        })
-        .find(|&p| p < u16::MAX && free(p) && free(p + 1))
-        .expect("two free ports in a row")
-}
-
-/// `GET path` from `addr`: the status code and the body.
-fn get(addr: &str, path: &str) -> Option<(u16, String)> {
-    use std::io::Read;
-    let mut stream = std::net::TcpStream::connect(addr).ok()?;
-    write!(
-        stream,
-        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
-    )
-    .ok()?;
-    let mut text = String::new();
-    stream.read_to_string(&mut text).ok()?;
-    let code = text.split_whitespace().nth(1)?.parse().ok()?;
-    Some((code, text.split("\r\n\r\n").nth(1)?.to_owned()))
 }
 
 #[test]

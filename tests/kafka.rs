@@ -16,7 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 #[path = "support/run.rs"]
 mod run;
 
-use run::{Dirs, json, lambdaflow, ok, ok_bytes};
+use run::{Dirs, get, json, lambdaflow, ok, ok_bytes, two_free_ports};
 
 fn info(data: &Path) -> serde_json::Value {
     let data = data.display().to_string();
@@ -299,6 +299,63 @@ fn a_cluster_reads_a_topic_once_and_one_process_continues_its_lake() {
         4000
     );
     offsets_agree(&bootstrap, data.as_ref(), 5);
+}
+
+#[test]
+fn a_clusters_first_process_serves_every_partitions_lag() {
+    let (_mock, bootstrap) = mock(5);
+    let d = Dirs::new();
+    publish(&bootstrap, "events", &d.path("sent.jsonl"), 3000, 13);
+    let port = two_free_ports();
+    let listen = format!("127.0.0.1:{port}");
+    let source = format!("kafka://{bootstrap}/events");
+    let data = d.path("data").display().to_string();
+    let mut cluster = Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
+        .args(["cluster", "--processes", "2", "--", "run", "--quiet"])
+        .args([
+            "--source",
+            &source,
+            "--listen",
+            &listen,
+            "--data-dir",
+            &data,
+        ])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    // Process 1 reads some of the five partitions; process 0 shows them all, once everything
+    // is read and every partition's lag is 0.
+    let started = Instant::now();
+    let metrics = loop {
+        if let Some((200, body)) = get(&listen, "/metrics")
+            && body.contains("lambdaflow_records_in_total 3000")
+            && (0..5).all(|p| {
+                body.contains(&format!(
+                    "lambdaflow_kafka_lag{{partition=\"events/{p}\"}} 0"
+                ))
+            })
+        {
+            break body;
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            let _ = cluster.kill();
+            panic!(
+                "process 0 never served every partition's lag: {:?}",
+                get(&listen, "/metrics")
+            );
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let _ = Command::new("kill")
+        .args(["-TERM", &cluster.id().to_string()])
+        .status();
+    assert!(cluster.wait().unwrap().success());
+    assert_eq!(
+        metrics.matches("lambdaflow_kafka_lag{").count(),
+        5,
+        "{metrics}"
+    );
 }
 
 /// Commits offset 0 for every partition of `events` to the group, as if nothing were read.

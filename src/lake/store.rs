@@ -127,11 +127,14 @@ pub fn table_builder(root: &Path) -> Result<deltalake::DeltaTableBuilder, LakeEr
 }
 
 fn remote_error(location: &Path, e: impl std::fmt::Display) -> LakeError {
-    LakeError::Other(format!(
-        "{}: {}",
-        location.display(),
-        super::table::plain_message(&e.to_string())
-    ))
+    let message = super::table::plain_message(&e.to_string());
+    let hint = if message.contains("loading credentials") {
+        " (give the keys in AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY, or a profile in \
+         AWS_PROFILE)"
+    } else {
+        ""
+    };
+    LakeError::Other(format!("{}: {message}{hint}", location.display()))
 }
 
 /// The store of `location`'s bucket (one per bucket, kept for the process) and its key.

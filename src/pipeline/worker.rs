@@ -22,7 +22,7 @@ use crate::views::custom;
 use crate::views::sql::RowLayout;
 use crate::views::{self, Known, Row};
 
-use super::counts::{self, Counts, Mine, Reporter};
+use super::counts::{self, Mine, Report, Reporter};
 use super::decode::Decoding;
 use super::{
     CHUNK_RECORDS, EpochPolicy, MAX_OPEN_EPOCHS, PipelineConfig, PipelineError, Shared, Stats,
@@ -48,8 +48,9 @@ struct Inputs {
     replay_rows: InputSession<u64, Row, isize>,
     /// In a cluster: the symbols the replay met, with their strings.
     replay_met: InputSession<u64, (u64, String), isize>,
-    /// In a cluster: what this process's counters grew by, for the first process.
-    counts: InputSession<u64, Counts, isize>,
+    /// In a cluster: what this process's counters grew by and its Kafka lag, for the first
+    /// process.
+    counts: InputSession<u64, Report, isize>,
     /// In a cluster, with [`EpochPolicy::Records`]: the epochs this worker moved every worker
     /// to, for the other processes' workers to follow.
     epochs: InputSession<u64, u64, isize>,
@@ -270,10 +271,12 @@ pub(super) fn run(worker: &mut Worker, shared: &Arc<Shared>) -> Result<(), Pipel
         while probes[0].less_equal(&epoch) && !lake_failed(shared) {
             worker.step_or_park(Some(Duration::from_millis(1)));
         }
-        if let Some(growth) = reporter.growth() {
-            inputs.counts.insert(growth);
-            inputs.counts.flush();
+        let mut reports = Vec::new();
+        reporter.reports(&mut reports);
+        for report in reports {
+            inputs.counts.insert(report);
         }
+        inputs.counts.flush();
     }
     let result = match reading.failure.take() {
         Some(e) => Err(e.into()),
@@ -315,7 +318,7 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
         let (replay_dead_in, replayed_dead) = scope.new_collection::<DeadLetter, isize>();
         let (replay_rows_in, replayed_rows) = scope.new_collection::<Row, isize>();
         let (replay_met_in, replayed_met) = scope.new_collection::<(u64, String), isize>();
-        let (counts_in, counts) = scope.new_collection::<Counts, isize>();
+        let (counts_in, counts) = scope.new_collection::<Report, isize>();
         counts::gather(counts, shared.stats.clone(), &probes[0]);
         let (epochs_in, epochs) = scope.new_collection::<u64, isize>();
         follow_epochs(epochs, shared.clone());
@@ -358,7 +361,14 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
             replay_met: replay_met_in,
             counts: counts_in,
             epochs: epochs_in,
-            reporter: Reporter::of(config.leads(), &mine),
+            reporter: Reporter::of(
+                config.leads(),
+                &mine,
+                // The first worker of its process sends the process's lag.
+                index
+                    .is_multiple_of(config.workers)
+                    .then(|| shared.stats.lag.clone()),
+            ),
             mine,
         }
     });
@@ -631,8 +641,12 @@ fn advance(
         source.positions(&mut positions);
     }
     inputs.markers.insert((index, positions.clone()));
-    if let Some(growth) = inputs.reporter.as_mut().and_then(Reporter::growth) {
-        inputs.counts.insert(growth);
+    if let Some(reporter) = inputs.reporter.as_mut() {
+        let mut reports = Vec::new();
+        reporter.reports(&mut reports);
+        for report in reports {
+            inputs.counts.insert(report);
+        }
     }
     inputs.advance_to(to);
     shared

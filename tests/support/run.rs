@@ -85,3 +85,30 @@ impl Dirs {
         path
     }
 }
+
+/// A free port whose next one is free too (process 0's and process 1's).
+pub fn two_free_ports() -> u16 {
+    let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
+    (0..50)
+        .map(|_| {
+            let l = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+            l.local_addr().unwrap().port()
+        })
+        .find(|&p| p < u16::MAX && free(p) && free(p + 1))
+        .expect("two free ports in a row")
+}
+
+/// `GET path` from `addr`: the status code and the body.
+pub fn get(addr: &str, path: &str) -> Option<(u16, String)> {
+    use std::io::{Read, Write};
+    let mut stream = std::net::TcpStream::connect(addr).ok()?;
+    write!(
+        stream,
+        "GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n"
+    )
+    .ok()?;
+    let mut text = String::new();
+    stream.read_to_string(&mut text).ok()?;
+    let code = text.split_whitespace().nth(1)?.parse().ok()?;
+    Some((code, text.split("\r\n\r\n").nth(1)?.to_owned()))
+}
