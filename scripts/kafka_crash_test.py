@@ -1,8 +1,9 @@
 """Usage: kafka_crash_test.py LAMBDAFLOW_BINARY WORKDIR BOOTSTRAP TOPIC [MIN_KILLS] [SEED]
 
 Kills `lambdaflow run` reading Kafka with SIGKILL at random moments while a publisher is still
-producing, restarts it each time with a random worker count (1 to 3: Kafka offsets belong to
-partitions, not workers), then lets a last run read to the end. Checks that the lake holds every
+producing, restarts it each time in a random shape (1 to 3 workers, or a cluster of 2 processes
+of 1 worker, one of which is the one killed: Kafka offsets belong to partitions, not workers),
+then lets a last run read to the end. Checks that the lake holds every
 produced valid event exactly once and the dead-letter table every malformed one (read back by
 the `deltalake` package and DuckDB, see lake_check.py), that the views equal those of the same
 events read from a file, that `lambdaflow verify` accepts the lake, and that for every partition
@@ -20,7 +21,7 @@ from collections import Counter
 
 sys.path.insert(0, os.path.dirname(__file__))
 import lake_check  # noqa: E402
-from crash_test import kill_after, pending_files, phase  # noqa: E402
+from crash_test import SHAPES, kill_a_process_after, kill_after, pending_files, phase, shape_args  # noqa: E402
 
 
 def main(binary, workdir, bootstrap, topic, min_kills=20, seed=None):
@@ -52,19 +53,22 @@ def main(binary, workdir, bootstrap, topic, min_kills=20, seed=None):
     stats = Counter()
     kills = 0
     while kills < min_kills or publisher.poll() is None:
-        workers = rng.choice([1, 2, 3])
+        processes, workers = rng.choice(SHAPES)
+        launcher, flags = shape_args(processes, workers)
         before = pending_files(data) if os.path.isdir(data) else (set(), set())
-        proc = subprocess.Popen([binary, "run", "--quiet", "--workers", str(workers),
+        proc = subprocess.Popen([binary, *launcher, "run", "--quiet", *flags,
                                  "--commit-interval", "300ms", "--source", url, "--data-dir", data],
                                 stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
-        delay = rng.uniform(0.2, 1.5)
-        if not kill_after(proc, delay):
+        # A cluster starts about a second later than one process.
+        delay = rng.uniform(0.2, 1.5) + (1.0 if processes > 1 else 0.0)
+        killed = kill_a_process_after(proc, delay, rng) if processes > 1 else kill_after(proc, delay)
+        if not killed:
             print(f"run exited by itself ({proc.returncode}): {proc.stderr.read().decode()}")
             return 1
         kills += 1
         where = phase(data, before)
         stats[where] += 1
-        print(f"kill {kills} ({workers} worker(s)) after {delay:.2f}s: {where}")
+        print(f"kill {kills} ({processes} process(es) x {workers} worker(s)) after {delay:.2f}s: {where}")
     out, err = publisher.communicate()
     if publisher.returncode != 0:
         print(f"the publisher failed: {err.decode()}")
