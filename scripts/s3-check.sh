@@ -1,9 +1,10 @@
 #!/usr/bin/env bash
 # Usage: scripts/s3-check.sh [SEED]
 # A lake on S3: moto's S3-compatible server (PyPI's moto[server], installed into target/venv)
-# holds the bucket; a run, a run killed and resumed, batch, verify, compaction, vacuum and a
-# 2-process cluster write and read it, and the Python deltalake package reads it back from the
-# same server (see scripts/s3_check.py).
+# holds the bucket; a run, a run killed and resumed, batch, verify, compaction, vacuum, a
+# 2-process cluster and two hosts made of network namespaces (as root; scripts/two_hosts.py)
+# write and read it, and the Python deltalake package reads it back from the same server (see
+# scripts/s3_check.py).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh

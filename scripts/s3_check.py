@@ -12,6 +12,8 @@ against the views of an uninterrupted run into a local directory:
 - `lake compact` and `lake vacuum` on it leave the same rows, and only the active files;
 - a cluster of two processes (`lambdaflow cluster`) writes one lake in the bucket, one of its
   processes is killed, `--restart` starts it again, and the views are the same;
+- two hosts, each a network namespace of its own, run one cluster into the bucket, one of them
+  is killed, both start again, and the views and the lake are the same (two_hosts.py; as root);
 - a location lambdaflow cannot use is one line on stderr and a non-zero exit.
 
 Exits non-zero, listing what differs.
@@ -33,6 +35,7 @@ from deltalake import DeltaTable
 
 sys.path.insert(0, os.path.dirname(__file__))
 import lake_check  # noqa: E402
+import two_hosts  # noqa: E402
 from crash_test import children, kill_after  # noqa: E402
 
 failures = 0
@@ -55,7 +58,8 @@ def start_server(workdir):
     port = free_port()
     server = os.path.join(os.path.dirname(sys.executable), "moto_server")
     log = open(os.path.join(workdir, "moto.log"), "w")
-    proc = subprocess.Popen([server, "-H", "127.0.0.1", "-p", str(port)], stdout=log, stderr=log)
+    # On every address: the two hosts of two_hosts.py reach it through links of their own.
+    proc = subprocess.Popen([server, "-H", "0.0.0.0", "-p", str(port)], stdout=log, stderr=log)
     endpoint = f"http://127.0.0.1:{port}"
     deadline = time.monotonic() + 60
     while True:
@@ -249,6 +253,10 @@ def checks(binary, workdir, endpoint, rng):
     lines = info.stderr.strip().splitlines()
     check(info.returncode != 0 and len(lines) == 1 and "not a lambdaflow lake" in lines[0],
           f"lake info on an empty prefix: exit {info.returncode}, {lines}")
+
+    print("two hosts: a cluster of two processes in network namespaces of their own:")
+    found = two_hosts.check(binary, workdir, int(endpoint.rsplit(":", 1)[1]), options, rng, check)
+    failures += found or 0
 
     print(f"{'FAILED' if failures else 'passed'}: {failures} difference(s), {kills} kills in {rounds} rounds")
     return 1 if failures else 0
