@@ -23,6 +23,7 @@ use crate::views::custom::Registry;
 use crate::views::sql::SqlView;
 use crate::views::{Snapshots, ViewId, ViewStore};
 
+mod connect;
 mod counts;
 mod decode;
 mod learn;
@@ -257,6 +258,11 @@ impl Pipeline {
             lake_status: Default::default(),
         };
         let cell = Arc::new(SharedCell::new());
+        // Listening before the lake is prepared: the other processes connect meanwhile.
+        let listener = match &config.cluster {
+            Some(c) => Some(connect::listen(c).map_err(PipelineError::Start)?),
+            None => None,
+        };
         let mut lock = None;
         if config.leads() {
             let (start, held) = lead(&mut config, &handles)?;
@@ -267,21 +273,9 @@ impl Pipeline {
         if config.cluster.is_some() {
             end_on_a_lost_peer();
         }
-        let timely_config = match &config.cluster {
-            None => timely::Config::process(workers),
-            Some(c) => timely::Config {
-                communication: timely::CommunicationConfig::Cluster {
-                    threads: workers,
-                    process: c.process,
-                    addresses: c.addresses.clone(),
-                    report: false,
-                    zerocopy: false,
-                },
-                worker: timely::WorkerConfig::default(),
-            },
-        };
+        let cluster = config.cluster.clone();
         let (for_workers, handles_for_workers) = (cell.clone(), handles.clone());
-        let guards = timely::execute(timely_config, move |worker| {
+        let run = move |worker: &mut timely::worker::Worker| {
             // A cluster's other processes read the lake once connected: the first process has
             // prepared it by then.
             let shared = for_workers.get_or_init(|| follow(config.clone(), &handles_for_workers));
@@ -297,7 +291,11 @@ impl Pipeline {
                 .workers_done
                 .fetch_add(1, Ordering::SeqCst);
             result
-        })
+        };
+        let guards = match (cluster, listener) {
+            (Some(cluster), Some(listener)) => connect::execute(&cluster, workers, listener, run),
+            _ => timely::execute(timely::Config::process(workers), run),
+        }
         .map_err(PipelineError::Start)?;
         Ok(Pipeline {
             handles,

@@ -215,17 +215,11 @@ fn spawn(
     Ok((child, threads))
 }
 
-/// Copies a child's lines to this process's stdout or stderr, prefixed, without timely's
-/// connection retries (a process waits for the first one to have prepared the lake).
+/// Copies a child's lines to this process's stdout or stderr, prefixed.
 fn forward(from: impl Read + Send + 'static, prefix: String, to_stderr: bool) -> JoinHandle<()> {
     std::thread::spawn(move || {
         for line in BufReader::new(from).lines() {
             let Ok(line) = line else { break };
-            let timely = (line.starts_with("worker ") && line.ends_with("retrying"))
-                || line.starts_with("awaiting connections");
-            if timely {
-                continue;
-            }
             let _ = if to_stderr {
                 writeln!(std::io::stderr().lock(), "{prefix}{line}")
             } else {
