@@ -67,6 +67,14 @@ def available():
     return None
 
 
+def staged(workdir, index):
+    """The files host `index` has staged and not uploaded (in progress)."""
+    found = []
+    for root, _, files in os.walk(os.path.join(workdir, HOSTS[index][0] + "-tmp")):
+        found += [os.path.join(root, f) for f in files if f.endswith(".inprogress")]
+    return found
+
+
 def start(binary, workdir, index, args, s3_port, env):
     name, _, net = HOSTS[index]
     tmp = os.path.join(workdir, name + "-tmp")
@@ -121,10 +129,14 @@ def check(binary, workdir, s3_port, options, rng, check):
             first = ["still running 60 s after its peer died"]
         check(lost and hosts[0].returncode != 0 and len(first) == 1,
               f"host 1 killed after {delay:.1f}s; host 0 stops by itself: {first}")
+        left = [len(staged(workdir, i)) for i in range(2)]
+        print(f"files in progress left in each host's staging directory: {left}")
         hosts = [start(binary, workdir, i, args, s3_port, env) for i in range(2)]
         codes = [h.wait(timeout=600) for h in hosts]
         errors = [h.stderr.read().decode().strip() for h in hosts]
         check(codes == [0, 0], f"both hosts started again run to the end: {codes} {errors}")
+        left = staged(workdir, 0) + staged(workdir, 1)
+        check(not left, f"no host keeps a staged file of the runs that stopped: {left[:2]}")
     finally:
         teardown()
     same = os.path.exists(views_out) and json.load(open(views_out))["views"] == json.load(open(reference))["views"]

@@ -533,11 +533,14 @@ fn follow(mut config: PipelineConfig, handles: &Handles) -> Result<Arc<Shared>, 
         group_offsets: None,
     };
     if let Some(lake) = &config.lake {
+        let process = config.cluster.as_ref().map_or(0, |c| c.process);
+        let own = process * config.workers..(process + 1) * config.workers;
         let (last, plan) = crate::lake::ops::follow(
             lake,
             &config.id,
             config.source.resumes_per_worker().then_some(peers),
             &config.source.describe(),
+            own,
         )
         .map_err(|e| format!("lake: {e}"))?;
         resume_generator(&mut config, last.as_ref());

@@ -172,6 +172,18 @@ mod tests {
         let name = writer::file_name(12, 345, 1, "abcd0123", 7, writer::Codec::Snappy);
         assert_eq!(writer::epochs_of(&name), Some((12, 345)));
         assert_eq!(writer::epochs_of("part-00000-uuid.snappy.parquet"), None);
+        assert_eq!(
+            writer::in_progress_worker(".w012-0badcafe.parquet.inprogress"),
+            Some(12)
+        );
+        assert_eq!(
+            writer::in_progress_worker(".dead-w003-0badcafe.parquet.inprogress"),
+            Some(3)
+        );
+        assert_eq!(
+            writer::in_progress_worker("part-e0-e1-w001-x-1.snappy.parquet"),
+            None
+        );
         let compacted = writer::compacted_name(3, 9, "0badcafe-auto", 41, 2, "zstd");
         assert_eq!(writer::epochs_of(&compacted), Some((3, 9)));
         assert_eq!(writer::compacted_for(&compacted), Some(41));

@@ -149,13 +149,27 @@ pub fn prepare(
 
 /// What a process of a cluster other than the first reads of the lake to start: where to
 /// resume and what to replay, as [`prepare`] gave the first process, which owns the lake (its
-/// lock, its repairs) and has prepared it before any other process connects.
+/// lock, its repairs) and has prepared it before any other process connects. On an object
+/// store, it also removes the files its `own` workers had staged on this machine and not
+/// uploaded before a crash (the first process removes the rest of a lake's leftovers).
 pub fn follow(
     config: &LakeConfig,
     pipeline: &str,
     workers: Option<usize>,
     source: &str,
+    own: std::ops::Range<usize>,
 ) -> Result<(Option<CommitMeta>, ReplayPlan), LakeError> {
+    if store::is_remote(&config.dir) {
+        for kind in [TableKind::Events, TableKind::DeadLetters] {
+            let staged = table_root(&store::staging(&config.dir), kind);
+            for entry in store::list(&staged)? {
+                let name = entry.relative.rsplit('/').next().unwrap_or_default();
+                if super::writer::in_progress_worker(name).is_some_and(|w| own.contains(&w)) {
+                    store::delete(&entry.location)?;
+                }
+            }
+        }
+    }
     let rt = table::runtime()?;
     let events = Table::open(&rt, &table_root(&config.dir, TableKind::Events))?;
     let dead = Table::open(&rt, &table_root(&config.dir, TableKind::DeadLetters))?;

@@ -277,6 +277,8 @@ impl TableWriter {
         Ok(())
     }
 
+    /// Where the open file of partition directory `dir` is written (named as
+    /// [`in_progress_worker`] reads).
     fn in_progress(&self, dir: &str) -> PathBuf {
         let tag = match self.kind {
             TableKind::Events => "",
@@ -321,6 +323,17 @@ impl TableWriter {
             stats,
         })
     }
+}
+
+/// The worker that writes a file in progress, from its name: `.wWORKER-RUN.parquet.inprogress`
+/// or `.dead-wWORKER-...`.
+pub fn in_progress_worker(name: &str) -> Option<usize> {
+    let rest = name.strip_suffix(".inprogress")?.strip_prefix('.')?;
+    let rest = rest
+        .strip_prefix("dead-")
+        .unwrap_or(rest)
+        .strip_prefix('w')?;
+    rest.split('-').next()?.parse().ok()
 }
 
 /// A compacted file: `part-EFIRST-ELAST-compact-RUN-vVERSION-N.CODEC.parquet`, where VERSION is
