@@ -299,6 +299,21 @@ fn a_cluster_reads_a_topic_once_and_one_process_continues_its_lake() {
         4000
     );
     offsets_agree(&bootstrap, data.as_ref(), 5);
+    // Two processes of two workers each, into a lake of their own, read the whole topic.
+    let data2 = d.path("data-2x2").display().to_string();
+    let views2 = d.path("views-2x2.json").display().to_string();
+    let two_by_two = [
+        &common[..8],
+        &["--data-dir", &data2, "--views-out", &views2][..],
+    ]
+    .concat();
+    assert_eq!(common[8], "--data-dir");
+    ok(&[
+        &["cluster", "--processes", "2", "--workers", "2", "--", "run"][..],
+        &two_by_two[..],
+    ]
+    .concat());
+    assert_eq!(json(&views2)["views"], json(&views_out)["views"]);
 }
 
 #[test]

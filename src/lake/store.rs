@@ -431,6 +431,18 @@ fn walk(dir: &Path, relative: &str, out: &mut Vec<Entry>) -> std::io::Result<()>
     Ok(())
 }
 
+/// Whether anything is under the object store prefix `dir` (its first page of objects only is
+/// asked for, however many there are).
+pub fn holds_any(dir: &Path) -> Result<bool, LakeError> {
+    match remote(dir)? {
+        None => Ok(!list(dir)?.is_empty()),
+        Some(Remote { store, key }) => {
+            block_on(async move { store.list(Some(&key)).try_next().await.map(|o| o.is_some()) })
+                .map_err(|e| remote_error(dir, e))
+        }
+    }
+}
+
 /// Deletes the file or object at `location`; one that is already gone is no error.
 pub fn delete(location: &Path) -> Result<(), LakeError> {
     match remote(location)? {

@@ -729,7 +729,7 @@ fn cleanup_log(root: &Path, retention: std::time::Duration) {
 /// under that prefix on an object store.
 fn has_log(root: &Path) -> Result<bool, LakeError> {
     if store::is_remote(root) {
-        Ok(!store::list(&root.join("_delta_log"))?.is_empty())
+        store::holds_any(&root.join("_delta_log"))
     } else {
         Ok(root.join("_delta_log").is_dir())
     }
