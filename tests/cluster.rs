@@ -8,10 +8,10 @@ mod run;
 
 use std::io::Write;
 use std::path::Path;
-use std::process::{Command, Stdio};
+use std::process::Command;
 use std::time::{Duration, Instant};
 
-use run::{Dirs, get, json, lambdaflow, lines_of, ok, two_free_ports};
+use run::{Dirs, get, json, lambdaflow, lines_of, ok, quiet, two_free_ports};
 
 /// The views of a `--views-out` file, without the epoch they are as of (which depends on
 /// timing).
@@ -291,12 +291,7 @@ fn lake_version(data: &str) -> Option<u64> {
 /// (SIGKILL; a cluster launcher is killed with its processes by killing one of them, which
 /// ends the others). Returns the version it had reached.
 fn kill_after_a_commit(args: &[&str], data: &str, version: Option<u64>, cluster: bool) -> u64 {
-    let mut child = Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
-        .args(args)
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut child = quiet(args).spawn().unwrap();
     let started = Instant::now();
     let reached = loop {
         match lake_version(data) {
@@ -411,29 +406,25 @@ fn every_process_serves_its_own_status_and_metrics() {
     let dirs = Dirs::new();
     let port = two_free_ports();
     let listen = format!("127.0.0.1:{port}");
-    let mut cluster = Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
-        .args([
-            "cluster",
-            "--processes",
-            "2",
-            "--",
-            "run",
-            "--quiet",
-            "--source",
-            "generate",
-        ])
-        .args([
-            "--rate",
-            "2000",
-            "--listen",
-            &listen,
-            "--data-dir",
-            &dirs.arg("lake"),
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let lake = dirs.arg("lake");
+    let mut cluster = quiet(&[
+        "cluster",
+        "--processes",
+        "2",
+        "--",
+        "run",
+        "--quiet",
+        "--source",
+        "generate",
+        "--rate",
+        "2000",
+        "--listen",
+        &listen,
+        "--data-dir",
+        &lake,
+    ])
+    .spawn()
+    .unwrap();
     let follower = format!("127.0.0.1:{}", port + 1);
     let started = Instant::now();
     let metrics = loop {
@@ -474,23 +465,24 @@ fn a_process_without_input_follows_the_epochs_of_records() {
         .sum();
     let port = two_free_ports();
     let listen = format!("127.0.0.1:{port}");
-    let mut cluster = Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
-        .args([
-            "cluster",
-            "--processes",
-            "2",
-            "--",
-            "run",
-            "--quiet",
-            "--source",
-            "stdin",
-        ])
-        .args(["--epoch-records", "500", "--no-lake", "--listen", &listen])
-        .stdin(std::fs::File::open(&events).unwrap())
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cluster = quiet(&[
+        "cluster",
+        "--processes",
+        "2",
+        "--",
+        "run",
+        "--quiet",
+        "--source",
+        "stdin",
+        "--epoch-records",
+        "500",
+        "--no-lake",
+        "--listen",
+        &listen,
+    ])
+    .stdin(std::fs::File::open(&events).unwrap())
+    .spawn()
+    .unwrap();
     let started = Instant::now();
     let counted = loop {
         let counted: i64 = get(&listen, "/api/views/events_by_type")

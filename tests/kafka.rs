@@ -16,7 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 #[path = "support/run.rs"]
 mod run;
 
-use run::{Dirs, get, json, lambdaflow, ok, ok_bytes, two_free_ports};
+use run::{Dirs, get, json, lambdaflow, ok, ok_bytes, quiet, two_free_ports};
 
 fn info(data: &Path) -> serde_json::Value {
     let data = data.display().to_string();
@@ -325,20 +325,22 @@ fn a_clusters_first_process_serves_every_partitions_lag() {
     let listen = format!("127.0.0.1:{port}");
     let source = format!("kafka://{bootstrap}/events");
     let data = d.path("data").display().to_string();
-    let mut cluster = Command::new(env!("CARGO_BIN_EXE_lambdaflow"))
-        .args(["cluster", "--processes", "2", "--", "run", "--quiet"])
-        .args([
-            "--source",
-            &source,
-            "--listen",
-            &listen,
-            "--data-dir",
-            &data,
-        ])
-        .stdout(Stdio::null())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
+    let mut cluster = quiet(&[
+        "cluster",
+        "--processes",
+        "2",
+        "--",
+        "run",
+        "--quiet",
+        "--source",
+        &source,
+        "--listen",
+        &listen,
+        "--data-dir",
+        &data,
+    ])
+    .spawn()
+    .unwrap();
     // Process 1 reads some of the five partitions; process 0 shows them all, once everything
     // is read and every partition's lag is 0.
     let started = Instant::now();

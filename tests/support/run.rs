@@ -86,6 +86,17 @@ impl Dirs {
     }
 }
 
+/// The binary with `args`, its output dropped: for runs a test starts and watches over HTTP or
+/// the lake, then stops.
+pub fn quiet(args: &[&str]) -> Command {
+    let mut command = Command::new(env!("CARGO_BIN_EXE_lambdaflow"));
+    command
+        .args(args)
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null());
+    command
+}
+
 /// A free port whose next one is free too (process 0's and process 1's).
 pub fn two_free_ports() -> u16 {
     let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
