@@ -14,6 +14,9 @@ against the views of an uninterrupted run into a local directory:
   processes is killed, `--restart` starts it again, and the views are the same;
 - two hosts, each a network namespace of its own, run one cluster into the bucket, one of them
   is killed, both start again, and the views and the lake are the same (two_hosts.py; as root);
+- credentials from the AWS SDK's provider chain (a container credentials endpoint, as ECS and
+  EKS Pod Identity give, served here by this script) with no region set: the run ends with the
+  same views, the endpoint asked;
 - a location lambdaflow cannot use is one line on stderr and a non-zero exit.
 
 Exits non-zero, listing what differs.
@@ -26,8 +29,10 @@ import signal
 import socket
 import subprocess
 import sys
+import threading
 import time
 import urllib.request
+from http.server import BaseHTTPRequestHandler, HTTPServer
 from urllib.parse import unquote
 
 import pyarrow.fs
@@ -243,6 +248,8 @@ def checks(binary, workdir, endpoint, rng):
         check(verify.returncode == 0, f"verify of the cluster's lake: {verify.stdout.strip()} {verify.stderr.strip()}")
         failures += lake_check.main(cluster_lake, events, cluster_out, binary, options)
 
+    sdk_credentials(binary, workdir, common, env, want)
+
     # Locations that cannot be used.
     for location, says in [("gs://lake/x", "not on gs://"), ("s3:///x", "name a bucket")]:
         bad = run(binary, common + ["--data-dir", location], env, timeout=60)
@@ -260,6 +267,52 @@ def checks(binary, workdir, endpoint, rng):
 
     print(f"{'FAILED' if failures else 'passed'}: {failures} difference(s), {kills} kills in {rounds} rounds")
     return 1 if failures else 0
+
+
+def sdk_credentials(binary, workdir, common, env, want):
+    """A run whose credentials come from the AWS SDK's provider chain, not from the variables: a
+    container credentials endpoint (what ECS and EKS Pod Identity give), with no AWS_REGION, so
+    that the SDK also looks for the region over the network (the instance metadata service,
+    unreachable here). `AWS_FORCE_CREDENTIAL_LOAD` makes deltalake take the SDK's path though
+    an endpoint is set. An earlier build waited forever here: the lookup ran on a runtime that
+    nobody drove."""
+    asked = []
+
+    class Credentials(BaseHTTPRequestHandler):
+        def do_GET(self):
+            asked.append(self.path)
+            body = json.dumps({"AccessKeyId": "lambdaflow", "SecretAccessKey": "lambdaflow",
+                               "Token": "session", "Expiration": "2099-01-01T00:00:00Z"}).encode()
+            self.send_response(200)
+            self.send_header("Content-Type", "application/json")
+            self.send_header("Content-Length", str(len(body)))
+            self.end_headers()
+            self.wfile.write(body)
+
+        def log_message(self, *args):
+            pass
+
+    server = HTTPServer(("127.0.0.1", 0), Credentials)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    sdk_env = {k: v for k, v in env.items()
+               if k not in ("AWS_ACCESS_KEY_ID", "AWS_SECRET_ACCESS_KEY", "AWS_REGION")}
+    sdk_env["AWS_FORCE_CREDENTIAL_LOAD"] = "true"
+    sdk_env["AWS_CONTAINER_CREDENTIALS_FULL_URI"] = f"http://127.0.0.1:{server.server_port}/creds"
+    out = os.path.join(workdir, "sdk.json")
+    started = time.monotonic()
+    try:
+        done = run(binary, common + ["--data-dir", "s3://lake/sdk", "--views-out", out], sdk_env,
+                   timeout=180)
+        ended = done.returncode == 0
+        said = done.stderr.strip()[-300:]
+    except subprocess.TimeoutExpired:
+        ended, said = False, "still running after 180 s"
+    finally:
+        server.shutdown()
+    check(ended, f"credentials from a container endpoint, no region: the run ends "
+          f"({time.monotonic() - started:.1f}s) {said}")
+    check(ended and views(out) == want and len(asked) > 0,
+          f"its views equal the uninterrupted run's; the endpoint was asked {len(asked)} times")
 
 
 if __name__ == "__main__":

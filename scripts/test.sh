@@ -5,7 +5,8 @@
 # Rust view of examples/custom_operator.rs killed, restarted, served and verified, poisonous records among good ones with the lake read back by deltalake, PyArrow and
 # DuckDB, the lake read by deltalake, pandas, PyArrow, DuckDB and PySpark (both Parquet readers)
 # before and after compaction with file skipping, a lake on S3 (moto's server: a run killed and
-# resumed, batch, verify, compaction, vacuum, a 2-process cluster, read back by deltalake), the resident size over 900 lake commits (Delta
+# resumed, batch, verify, compaction, vacuum, a 2-process cluster, credentials from the AWS SDK's
+# provider chain, read back by deltalake), the resident size over 900 lake commits (Delta
 # checkpoints and log cleanup), the crash tests (SIGKILL at 24+ random moments reading files and
 # the generator, on one process, on a 2-process cluster and in random shapes, 20+ reading Kafka), the full-disk test, the dashboard in headless Chromium (screenshot in
 # target/browser-test/), the doc tests, then every unit and integration test (with cargo-nextest

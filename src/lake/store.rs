@@ -126,6 +126,31 @@ pub fn table_builder(root: &Path) -> Result<deltalake::DeltaTableBuilder, LakeEr
     })
 }
 
+/// The `deltalake` table at `root`, made but not loaded.
+///
+/// On an object store, making a table makes its store, and the AWS SDK may then look up the
+/// region and credentials over the network (the instance metadata service, a container's
+/// credentials endpoint). `deltalake` drives that lookup with the runtime it is called from;
+/// from inside a current-thread runtime's `block_on`, as the lake's callers block, that
+/// runtime is never driven and the lookup waits forever. So the table is made outside any
+/// runtime.
+pub fn table(root: &Path) -> Result<deltalake::DeltaTable, LakeError> {
+    let builder = table_builder(root)?;
+    outside_runtime(move || builder.build()).map_err(|e| remote_error(root, e))
+}
+
+/// `f`'s result, computed with no Tokio runtime entered: on this thread when it has none, else
+/// on a thread of its own.
+fn outside_runtime<T: Send>(f: impl FnOnce() -> T + Send) -> T {
+    if tokio::runtime::Handle::try_current().is_err() {
+        return f();
+    }
+    std::thread::scope(|scope| match scope.spawn(f).join() {
+        Ok(value) => value,
+        Err(panic) => std::panic::resume_unwind(panic),
+    })
+}
+
 fn remote_error(location: &Path, e: impl std::fmt::Display) -> LakeError {
     let message = super::table::plain_message(&e.to_string());
     let hint = if message.contains("loading credentials") {
@@ -152,8 +177,8 @@ fn remote(location: &Path) -> Result<Option<Remote>, LakeError> {
         Some(store) => store.clone(),
         None => {
             let root = PathBuf::from(&bucket);
-            let log_store = table_builder(&root)?
-                .build_storage()
+            let builder = table_builder(&root)?;
+            let log_store = outside_runtime(move || builder.build_storage())
                 .map_err(|e| remote_error(location, e))?;
             let store = log_store.root_object_store(None);
             stores.insert(bucket, store.clone());

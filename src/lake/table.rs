@@ -201,10 +201,9 @@ impl Table {
         if !has_log(root)? {
             return Err(LakeError::NotALake(root.display().to_string()));
         }
-        let builder = store::table_builder(root)?;
+        let mut table = store::table(root)?;
         let table = rt
             .block_on(async {
-                let mut table = builder.build()?;
                 match version {
                     Some(v) => table.load_version(v).await?,
                     None => table.load().await?,
@@ -242,9 +241,8 @@ impl Table {
             if !store::is_remote(root) {
                 std::fs::create_dir_all(root).map_err(|e| LakeError::io(root, e))?;
             }
-            let builder = store::table_builder(root)?;
+            let table = store::table(root)?;
             let created = rt.block_on(async {
-                let table = builder.build()?;
                 table
                     .create()
                     .with_table_name(name)
@@ -553,12 +551,11 @@ impl Table {
         operation: DeltaOperation,
     ) -> Result<u64, LakeError> {
         let root = self.root.clone();
-        let builder = store::table_builder(&root)?;
         let table = &mut self.table;
         // Expired log files are looked for at checkpoints, below, not after every commit:
         // deltalake lists the whole log each time it looks.
         let properties = properties.with_cleanup_expired_logs(Some(false));
-        let version = rt
+        let (version, reload) = rt
             .block_on(async {
                 let snapshot = table.snapshot()?;
                 let interval = snapshot.table_config().checkpoint_interval().get();
@@ -576,16 +573,19 @@ impl Table {
                     // second at 10 commits a second (docs/robustness.md).
                     let retention = table.snapshot()?.table_config().log_retention_duration();
                     cleanup_log(&root, retention);
-                    let mut fresh = builder.build()?;
-                    fresh.load_version(version).await?;
-                    *table = fresh;
-                } else {
-                    // The commit's own new state: loading it again would read the log twice.
-                    table.state = Some(done.snapshot());
+                    return Ok((version, true));
                 }
-                Ok::<_, deltalake::DeltaTableError>(version)
+                // The commit's own new state: loading it again would read the log twice.
+                table.state = Some(done.snapshot());
+                Ok::<_, deltalake::DeltaTableError>((version, false))
             })
             .map_err(|e| delta(&root, e))?;
+        if reload {
+            let mut fresh = store::table(&root)?;
+            rt.block_on(fresh.load_version(version))
+                .map_err(|e| delta(&root, e))?;
+            self.table = fresh;
+        }
         Ok(version)
     }
 
