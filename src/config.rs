@@ -2,16 +2,13 @@
 //! into a [`PipelineConfig`] before anything runs.
 
 use std::path::{Path, PathBuf};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::event::time::parse_rfc3339;
 use crate::event::{FieldType, Schema, VIEW_FIELDS};
-use crate::lake::writer::Codec;
-use crate::lake::{FileSettings, LakeConfig};
 use crate::pipeline::{EpochPolicy, PipelineConfig};
-use crate::source::{GeneratorSpec, KafkaSpec, SourceSpec, file};
+use crate::source::SourceSpec;
 use crate::views::sql::SqlView;
 use crate::views::{VIEWS, ViewId};
 
@@ -20,6 +17,11 @@ pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
 
 /// The largest record size that can be configured.
 const MAX_RECORD_LIMIT: usize = 64 << 20;
+
+mod lake;
+mod source;
+
+pub use source::{generator_spec, parse_source, parse_start};
 
 /// A config that cannot be used. Each message is one line that names the problem.
 #[derive(Debug, thiserror::Error)]
@@ -254,11 +256,6 @@ pub const DEFAULT_DATA_DIR: &str = "lambdaflow-data";
 
 /// The longest epoch accepted.
 const MAX_EPOCH: Duration = Duration::from_secs(3_600);
-/// The longest commit interval accepted.
-const MAX_COMMIT_INTERVAL: Duration = Duration::from_secs(86_400);
-
-/// Commits per epoch count when epochs are counted in records and nothing else is said.
-const DEFAULT_COMMIT_EPOCHS: u64 = 10;
 
 /// The generator's rate when neither the file nor a flag gives one: a moderate live demo.
 pub const DEFAULT_DEMO_RATE: f64 = 200.0;
@@ -349,7 +346,7 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
     }
     choose_views(&mut config, flags.views.or(p.views), sql, rust)?;
     check_schema_fits_views(&config.schema, &config.views)?;
-    config.lake = lake_config(file.lake, &lake_flags, config.epoch)?;
+    config.lake = lake::lake_config(file.lake, &lake_flags, config.epoch)?;
     Ok(config)
 }
 
@@ -503,241 +500,6 @@ pub fn parse_views(names: Vec<String>, sql: &[SqlView]) -> Result<Vec<ViewId>, C
     Ok(views)
 }
 
-fn lake_config(
-    section: LakeSection,
-    flags: &Overrides,
-    epoch: EpochPolicy,
-) -> Result<Option<LakeConfig>, ConfigError> {
-    if flags.no_lake || (section.enabled == Some(false) && flags.data_dir.is_none()) {
-        return Ok(None);
-    }
-    let dir = flags
-        .data_dir
-        .clone()
-        .or(section.data_dir.clone())
-        .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR));
-    crate::lake::store::check_supported(&dir).map_err(invalid)?;
-    let files = file_settings(&section)?;
-    let interval = flags.commit_interval.clone().or(section.commit_interval);
-    let commit_every = commit_every(
-        interval,
-        flags.commit_epochs.or(section.commit_epochs),
-        epoch,
-    )?;
-    let log_retention = match section.log_retention {
-        None => None,
-        Some(text) => {
-            let d = humantime::parse_duration(&text).map_err(|e| {
-                invalid(format!(
-                    "lake log_retention `{text}` is not a duration such as 30days ({e})"
-                ))
-            })?;
-            if d < Duration::from_secs(1) {
-                return Err(invalid(format!(
-                    "lake log_retention `{text}` is shorter than 1s"
-                )));
-            }
-            Some(d)
-        }
-    };
-    Ok(Some(LakeConfig {
-        dir,
-        commit_every,
-        files,
-        log_retention,
-        compact_files: match section.compact_files {
-            Some(1) => {
-                return Err(invalid(
-                    "lake compact_files must be 0 (never) or at least 2",
-                ));
-            }
-            Some(n) => n,
-            None => crate::lake::COMPACT_FILES,
-        },
-    }))
-}
-
-/// Epochs per lake commit, from a commit interval or a number of epochs (one of them), given
-/// the epoch policy: 1s by default.
-fn commit_every(
-    interval: Option<String>,
-    epochs: Option<u64>,
-    epoch: EpochPolicy,
-) -> Result<u64, ConfigError> {
-    Ok(match (interval, epochs) {
-        (Some(_), Some(_)) => {
-            return Err(invalid(
-                "give either a commit interval or commit epochs, not both",
-            ));
-        }
-        (_, Some(0)) => return Err(invalid("commit epochs must be at least 1")),
-        (_, Some(n)) => n,
-        (interval, None) => {
-            let text = interval.unwrap_or_else(|| "1s".to_string());
-            let d = humantime::parse_duration(&text).map_err(|e| {
-                invalid(format!(
-                    "commit interval `{text}` is not a duration such as 1s or 500ms ({e})"
-                ))
-            })?;
-            if d > MAX_COMMIT_INTERVAL {
-                return Err(invalid(format!(
-                    "commit interval `{text}` is longer than 1day: nothing would reach the lake \
-                     for that long"
-                )));
-            }
-            match epoch {
-                EpochPolicy::Interval(e) if d < e => {
-                    return Err(invalid(format!(
-                        "commit interval `{text}` is shorter than the epoch ({}): a commit closes \
-                         whole epochs",
-                        humantime::format_duration(e)
-                    )));
-                }
-                EpochPolicy::Interval(e) => (d.as_nanos() / e.as_nanos().max(1)).max(1) as u64,
-                EpochPolicy::Records(_) => DEFAULT_COMMIT_EPOCHS,
-            }
-        }
-    })
-}
-
-/// The lake's file settings from `[lake]`: rows per file and per row group, compression.
-fn file_settings(section: &LakeSection) -> Result<FileSettings, ConfigError> {
-    let mut files = FileSettings::default();
-    if let Some(rows) = section.file_max_rows {
-        if rows == 0 {
-            return Err(invalid("lake file_max_rows must be at least 1"));
-        }
-        files.max_rows = rows;
-    }
-    if let Some(rows) = section.row_group_rows {
-        if rows == 0 {
-            return Err(invalid("lake row_group_rows must be at least 1"));
-        }
-        files.row_group_rows = rows;
-    }
-    files.codec = match (section.compression.as_deref(), section.zstd_level) {
-        (None | Some("snappy"), None) => Codec::Snappy,
-        (Some("snappy"), Some(_)) | (None, Some(_)) => {
-            return Err(invalid("lake zstd_level needs compression = \"zstd\""));
-        }
-        (Some("zstd"), level) => {
-            let level = level.unwrap_or(3);
-            if !(1..=22).contains(&level) {
-                return Err(invalid("lake zstd_level must be between 1 and 22"));
-            }
-            Codec::Zstd(level)
-        }
-        (Some(other), _) => {
-            return Err(invalid(format!(
-                "lake compression must be \"snappy\" or \"zstd\", not {other:?}"
-            )));
-        }
-    };
-    Ok(files)
-}
-
-/// The generator's settings, validated: a rate of 0 means as fast as possible.
-pub fn generator_spec(
-    seed: u64,
-    rate: f64,
-    count: Option<u64>,
-    bad_fraction: f64,
-    start: &str,
-) -> Result<GeneratorSpec, ConfigError> {
-    if !rate.is_finite() || rate < 0.0 {
-        return Err(invalid(format!("rate must be a number >= 0, not {rate}")));
-    }
-    if !(0.0..=1.0).contains(&bad_fraction) {
-        return Err(invalid(format!(
-            "bad fraction must be between 0 and 1, not {bad_fraction}"
-        )));
-    }
-    Ok(GeneratorSpec {
-        seed,
-        rate: (rate > 0.0).then_some(rate),
-        count,
-        bad_fraction,
-        start_micros: parse_start(start)?,
-    })
-}
-
-/// `now`, or an RFC 3339 timestamp, as microseconds since the Unix epoch.
-pub fn parse_start(text: &str) -> Result<i64, ConfigError> {
-    if text == "now" {
-        let now = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default();
-        return Ok(now.as_micros() as i64);
-    }
-    parse_rfc3339(text).map_err(|why| {
-        invalid(format!(
-            "start `{text}` is not `now` or an RFC 3339 timestamp ({why})"
-        ))
-    })
-}
-
-/// `generate`, `stdin`, `file:PATH[,PATH...]` (a directory stands for its files) or
-/// `kafka://BROKERS/TOPICS[?OPTIONS]` (`kafka` holds the config file's Kafka options).
-pub fn parse_source(
-    text: &str,
-    generator: GeneratorSpec,
-    kafka: &[(String, String)],
-) -> Result<SourceSpec, ConfigError> {
-    match text {
-        "generate" => Ok(SourceSpec::Generate(generator)),
-        "stdin" | "-" => Ok(SourceSpec::Stdin),
-        _ if text.starts_with("kafka://") => Ok(SourceSpec::Kafka(
-            KafkaSpec::parse(text, kafka).map_err(invalid)?,
-        )),
-        _ => {
-            let Some(paths) = text.strip_prefix("file:") else {
-                return Err(invalid(format!(
-                    "source `{text}` is not `generate`, `stdin`, `file:PATH` or `kafka://HOST:PORT/TOPIC`"
-                )));
-            };
-            let mut files: Vec<PathBuf> = Vec::new();
-            for path in paths.split(',').filter(|p| !p.is_empty()) {
-                let path = Path::new(path);
-                check_not_system(path)?;
-                let found = file::expand(path)
-                    .map_err(|e| invalid(format!("source file {}: {e}", path.display())))?;
-                if found.is_empty() {
-                    return Err(invalid(format!(
-                        "source directory {} has no files",
-                        path.display()
-                    )));
-                }
-                files.extend(found);
-            }
-            if files.is_empty() {
-                return Err(invalid("source `file:` names no file"));
-            }
-            Ok(SourceSpec::Files(files))
-        }
-    }
-}
-
-/// The system directories a `file:` source does not read as directories of events.
-const SYSTEM_DIRS: [&str; 3] = ["/proc", "/sys", "/etc"];
-
-/// A directory under `/proc`, `/sys` or `/etc` is refused: its files are the system's, not
-/// events (a mistyped path would read every one of them into the lake). A single file there,
-/// named in full, is read, with a warning.
-fn check_not_system(path: &Path) -> Result<(), ConfigError> {
-    let real = std::fs::canonicalize(path).unwrap_or_else(|_| path.to_path_buf());
-    let Some(root) = SYSTEM_DIRS.iter().find(|d| real.starts_with(d)) else {
-        return Ok(());
-    };
-    if real.is_dir() {
-        return Err(invalid(format!(
-            "source directory {} is under {root}, whose files are the system's, not events",
-            path.display()
-        )));
-    }
-    tracing::warn!(path = %path.display(), "reading events from a system file under {root}");
-    Ok(())
-}
-
 /// Every enabled view must find the fields it reads, with the right types; the key fields
 /// `event_type`, `user_id` and `event_timestamp` must also be required.
 fn check_schema_fits_views(schema: &Schema, views: &[ViewId]) -> Result<(), ConfigError> {
@@ -776,142 +538,4 @@ fn check_schema_fits_views(schema: &Schema, views: &[ViewId]) -> Result<(), Conf
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_default_config_file_parses_to_the_defaults() {
-        let file = ConfigFile::parse(DEFAULT_CONFIG, "default").unwrap();
-        let config = resolve(file, Overrides::default()).unwrap();
-        let defaults = resolve(ConfigFile::default(), Overrides::default()).unwrap();
-        assert_eq!(config.schema, defaults.schema);
-        assert_eq!(config.views, defaults.views);
-        assert_eq!(config.workers, defaults.workers);
-        assert_eq!(config.epoch, defaults.epoch);
-        assert_eq!(config.max_record_bytes, defaults.max_record_bytes);
-        let codec = |c: &PipelineConfig| c.lake.as_ref().map(|l| l.files.codec);
-        assert_eq!(codec(&config), Some(Codec::Snappy));
-        assert_eq!(codec(&config), codec(&defaults));
-    }
-
-    #[test]
-    fn zstd_takes_a_level_or_three() {
-        let lake = |text: &str| {
-            let file = ConfigFile::parse(text, "t").unwrap();
-            resolve(file, Overrides::default())
-                .unwrap()
-                .lake
-                .unwrap()
-                .files
-                .codec
-        };
-        assert_eq!(lake("[lake]\ncompression = \"zstd\"\n"), Codec::Zstd(3));
-        assert_eq!(
-            lake("[lake]\ncompression = \"zstd\"\nzstd_level = 9\n"),
-            Codec::Zstd(9)
-        );
-    }
-
-    #[test]
-    fn flags_win_over_the_file() {
-        let file = ConfigFile::parse("[pipeline]\nworkers = 3\nepoch = \"1s\"\n", "t").unwrap();
-        let flags = Overrides {
-            workers: Some(2),
-            epoch_records: Some(10),
-            ..Overrides::default()
-        };
-        let config = resolve(file, flags).unwrap();
-        assert_eq!(config.workers, 2);
-        assert_eq!(config.epoch, EpochPolicy::Records(10));
-    }
-
-    #[test]
-    fn kafka_options_come_from_the_file_the_url_and_flags_in_that_order() {
-        let file = ConfigFile::parse(
-            "[pipeline]\nsource = \"kafka://h:1/events?group=url\"\n\
-             [kafka]\nstart = \"latest\"\ngroup = \"file\"\n\
-             [kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.username\" = \"me\"\n",
-            "t",
-        )
-        .unwrap();
-        let flags = Overrides {
-            kafka: vec![("sasl.username".into(), "flag".into())],
-            until_exhausted: true,
-            ..Overrides::default()
-        };
-        let config = resolve(file, flags).unwrap();
-        let SourceSpec::Kafka(spec) = config.source else {
-            panic!("{:?}", config.source)
-        };
-        assert_eq!(spec.start, crate::source::kafka::StartAt::Latest);
-        assert_eq!(spec.group_or("id"), "url");
-        assert!(spec.until_end);
-        assert_eq!(
-            spec.properties,
-            [
-                ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
-                ("sasl.username".to_owned(), "flag".to_owned()),
-            ]
-        );
-        let flags = Overrides {
-            kafka: vec![("linger.ms".into(), "1".into())],
-            ..Overrides::default()
-        };
-        let err = resolve(ConfigFile::default(), flags)
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("the source is not kafka://"), "{err}");
-    }
-
-    #[test]
-    fn bad_values_get_one_line_errors() {
-        let cases = [
-            (
-                "[pipeline]\nworkers = 0\n",
-                "workers must be between 1 and 256",
-            ),
-            (
-                "[pipeline]\nepoch = \"soon\"\n",
-                "epoch `soon` is not a duration",
-            ),
-            ("[pipeline]\nviews = [\"nope\"]\n", "unknown view `nope`"),
-            ("[pipeline]\nsource = \"kafka\"\n", "source `kafka` is not"),
-            (
-                "[generator]\nbad_fraction = 2.0\n",
-                "bad fraction must be between 0 and 1",
-            ),
-            (
-                "[[schema.fields]]\nname = \"event_type\"\ntype = \"string\"\n",
-                "needs field `event_type` to be required",
-            ),
-            (
-                "[pipeline]\nviews = [\"events_by_type\"]\n[[schema.fields]]\nname = \"event_type\"\ntype = \"int\"\nrequired = true\n",
-                "needs field `event_type` to be string, not int",
-            ),
-            (
-                "[lake]\ncompression = \"gzip\"\n",
-                "lake compression must be \"snappy\" or \"zstd\", not \"gzip\"",
-            ),
-            (
-                "[lake]\nzstd_level = 3\n",
-                "lake zstd_level needs compression = \"zstd\"",
-            ),
-            (
-                "[lake]\ncompression = \"zstd\"\nzstd_level = 23\n",
-                "lake zstd_level must be between 1 and 22",
-            ),
-        ];
-        for (text, expected) in cases {
-            let err = ConfigFile::parse(text, "t")
-                .and_then(|f| resolve(f, Overrides::default()))
-                .unwrap_err()
-                .to_string();
-            assert!(err.contains(expected), "{text:?}: {err}");
-            assert!(!err.contains('\n'), "{err}");
-        }
-        let err = ConfigFile::parse("[pipeline]\nwrokers = 2\n", "t")
-            .unwrap_err()
-            .to_string();
-        assert!(err.contains("unknown field `wrokers`"), "{err}");
-    }
-}
+mod tests;

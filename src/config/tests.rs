@@ -1,0 +1,138 @@
+use super::*;
+use crate::lake::writer::Codec;
+
+#[test]
+fn the_default_config_file_parses_to_the_defaults() {
+    let file = ConfigFile::parse(DEFAULT_CONFIG, "default").unwrap();
+    let config = resolve(file, Overrides::default()).unwrap();
+    let defaults = resolve(ConfigFile::default(), Overrides::default()).unwrap();
+    assert_eq!(config.schema, defaults.schema);
+    assert_eq!(config.views, defaults.views);
+    assert_eq!(config.workers, defaults.workers);
+    assert_eq!(config.epoch, defaults.epoch);
+    assert_eq!(config.max_record_bytes, defaults.max_record_bytes);
+    let codec = |c: &PipelineConfig| c.lake.as_ref().map(|l| l.files.codec);
+    assert_eq!(codec(&config), Some(Codec::Snappy));
+    assert_eq!(codec(&config), codec(&defaults));
+}
+
+#[test]
+fn zstd_takes_a_level_or_three() {
+    let lake = |text: &str| {
+        let file = ConfigFile::parse(text, "t").unwrap();
+        resolve(file, Overrides::default())
+            .unwrap()
+            .lake
+            .unwrap()
+            .files
+            .codec
+    };
+    assert_eq!(lake("[lake]\ncompression = \"zstd\"\n"), Codec::Zstd(3));
+    assert_eq!(
+        lake("[lake]\ncompression = \"zstd\"\nzstd_level = 9\n"),
+        Codec::Zstd(9)
+    );
+}
+
+#[test]
+fn flags_win_over_the_file() {
+    let file = ConfigFile::parse("[pipeline]\nworkers = 3\nepoch = \"1s\"\n", "t").unwrap();
+    let flags = Overrides {
+        workers: Some(2),
+        epoch_records: Some(10),
+        ..Overrides::default()
+    };
+    let config = resolve(file, flags).unwrap();
+    assert_eq!(config.workers, 2);
+    assert_eq!(config.epoch, EpochPolicy::Records(10));
+}
+
+#[test]
+fn kafka_options_come_from_the_file_the_url_and_flags_in_that_order() {
+    let file = ConfigFile::parse(
+        "[pipeline]\nsource = \"kafka://h:1/events?group=url\"\n\
+         [kafka]\nstart = \"latest\"\ngroup = \"file\"\n\
+         [kafka.properties]\n\"security.protocol\" = \"SASL_SSL\"\n\"sasl.username\" = \"me\"\n",
+        "t",
+    )
+    .unwrap();
+    let flags = Overrides {
+        kafka: vec![("sasl.username".into(), "flag".into())],
+        until_exhausted: true,
+        ..Overrides::default()
+    };
+    let config = resolve(file, flags).unwrap();
+    let SourceSpec::Kafka(spec) = config.source else {
+        panic!("{:?}", config.source)
+    };
+    assert_eq!(spec.start, crate::source::kafka::StartAt::Latest);
+    assert_eq!(spec.group_or("id"), "url");
+    assert!(spec.until_end);
+    assert_eq!(
+        spec.properties,
+        [
+            ("security.protocol".to_owned(), "SASL_SSL".to_owned()),
+            ("sasl.username".to_owned(), "flag".to_owned()),
+        ]
+    );
+    let flags = Overrides {
+        kafka: vec![("linger.ms".into(), "1".into())],
+        ..Overrides::default()
+    };
+    let err = resolve(ConfigFile::default(), flags)
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("the source is not kafka://"), "{err}");
+}
+
+#[test]
+fn bad_values_get_one_line_errors() {
+    let cases = [
+        (
+            "[pipeline]\nworkers = 0\n",
+            "workers must be between 1 and 256",
+        ),
+        (
+            "[pipeline]\nepoch = \"soon\"\n",
+            "epoch `soon` is not a duration",
+        ),
+        ("[pipeline]\nviews = [\"nope\"]\n", "unknown view `nope`"),
+        ("[pipeline]\nsource = \"kafka\"\n", "source `kafka` is not"),
+        (
+            "[generator]\nbad_fraction = 2.0\n",
+            "bad fraction must be between 0 and 1",
+        ),
+        (
+            "[[schema.fields]]\nname = \"event_type\"\ntype = \"string\"\n",
+            "needs field `event_type` to be required",
+        ),
+        (
+            "[pipeline]\nviews = [\"events_by_type\"]\n[[schema.fields]]\nname = \"event_type\"\ntype = \"int\"\nrequired = true\n",
+            "needs field `event_type` to be string, not int",
+        ),
+        (
+            "[lake]\ncompression = \"gzip\"\n",
+            "lake compression must be \"snappy\" or \"zstd\", not \"gzip\"",
+        ),
+        (
+            "[lake]\nzstd_level = 3\n",
+            "lake zstd_level needs compression = \"zstd\"",
+        ),
+        (
+            "[lake]\ncompression = \"zstd\"\nzstd_level = 23\n",
+            "lake zstd_level must be between 1 and 22",
+        ),
+    ];
+    for (text, expected) in cases {
+        let err = ConfigFile::parse(text, "t")
+            .and_then(|f| resolve(f, Overrides::default()))
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains(expected), "{text:?}: {err}");
+        assert!(!err.contains('\n'), "{err}");
+    }
+    let err = ConfigFile::parse("[pipeline]\nwrokers = 2\n", "t")
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("unknown field `wrokers`"), "{err}");
+}
