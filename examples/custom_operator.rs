@@ -23,7 +23,7 @@ use std::process::ExitCode;
 use lambdaflow::event::Sym;
 use lambdaflow::event::time::utc_day;
 use lambdaflow::views::Datum;
-use lambdaflow::views::custom::{Input, Output, Registry, View};
+use lambdaflow::views::custom::{Column, Input, Output, Registry, Type, View};
 use lambdaflow_operators::SumBy;
 
 /// The inactivity that ends a session, in microseconds.
@@ -41,12 +41,15 @@ impl View for SessionsPerDay {
         "sessions (a user's events less than 30 minutes apart) per UTC day of their first event, and the users who had one"
     }
 
-    fn key(&self) -> Vec<String> {
-        vec!["day".into()]
+    fn key(&self) -> Vec<Column> {
+        vec![Column::new("day", Type::Date)]
     }
 
-    fn value(&self) -> Vec<String> {
-        vec!["sessions".into(), "users".into()]
+    fn value(&self) -> Vec<Column> {
+        vec![
+            Column::new("sessions", Type::Int),
+            Column::new("users", Type::Int),
+        ]
     }
 
     fn build<'s>(&self, input: &Input<'s>) -> Output<'s> {

@@ -88,6 +88,12 @@ def main(binary, workdir):
             continue
         if rows(served["rows"]) == want:
             break
+    listed = None
+    try:
+        with urllib.request.urlopen(f"http://127.0.0.1:{port}/api/views") as r:
+            listed = next((v for v in json.load(r)["views"] if v["name"] == "sessions_per_day"), None)
+    except OSError as e:
+        print(f"GET /api/views: {e}")
     second.send_signal(signal.SIGTERM)
     code = second.wait(timeout=120)
 
@@ -100,6 +106,9 @@ def main(binary, workdir):
     check(code == 0, f"the restarted run stopped on SIGTERM with exit code {code}")
     check(served is not None and rows(served["rows"]) == want,
           f"HTTP /api/views/sessions_per_day equals sessions computed in Python: {want}")
+    want_types = {"key": {"day": "date"}, "value": {"sessions": "int", "users": "int"}}
+    check(listed is not None and listed["types"] == want_types,
+          f"/api/views lists its columns with the types the view declares: {listed and listed['types']}")
     out = json.load(open(views_out))["views"]["sessions_per_day"]
     check(rows(out) == want, f"--views-out holds the same {len(out)} rows")
     verify = subprocess.run([binary, "verify", "--data-dir", data], capture_output=True, text=True)

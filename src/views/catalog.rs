@@ -80,8 +80,8 @@ impl Catalog {
         (0..self.len()).find(|&i| self.name(i) == name)
     }
 
-    /// The names and types of view `view`'s key columns and value columns (a Rust view's types
-    /// are not named: `""`).
+    /// The names and types of view `view`'s key columns and value columns (a Rust view's column
+    /// without a type: `""`).
     pub fn columns(&self, view: usize) -> (Columns, Columns) {
         match self.sql(view) {
             Some(v) => {
@@ -101,9 +101,11 @@ impl Catalog {
                 };
                 match self.custom(view) {
                     Some(v) => {
-                        let untyped =
-                            |names: Vec<String>| names.into_iter().map(|n| (n, "")).collect();
-                        (untyped(v.key()), untyped(v.value()))
+                        let listed = |columns: Vec<custom::Column>| {
+                            let of = |c: custom::Column| (c.name, c.ty.map_or("", |t| t.name()));
+                            columns.into_iter().map(of).collect()
+                        };
+                        (listed(v.key()), listed(v.value()))
                     }
                     None => (named(VIEWS[view].key), named(VIEWS[view].value)),
                 }

@@ -3,7 +3,7 @@
 //! the HTTP API) exactly like the built-in and SQL views.
 //!
 //! ```
-//! use lambdaflow::views::custom::{Input, Output, View};
+//! use lambdaflow::views::custom::{Column, Input, Output, Type, View};
 //! use lambdaflow::views::{Datum, Row};
 //! use lambdaflow_operators::SumBy;
 //!
@@ -17,11 +17,11 @@
 //!     fn description(&self) -> &str {
 //!         "events per country"
 //!     }
-//!     fn key(&self) -> Vec<String> {
-//!         vec!["country".into()]
+//!     fn key(&self) -> Vec<Column> {
+//!         vec![Column::new("country", Type::String)]
 //!     }
-//!     fn value(&self) -> Vec<String> {
-//!         vec!["events".into()]
+//!     fn value(&self) -> Vec<Column> {
+//!         vec![Column::new("events", Type::Int)]
 //!     }
 //!     fn build<'s>(&self, input: &Input<'s>) -> Output<'s> {
 //!         let country = input.column("country").expect("the schema has a country");
@@ -35,6 +35,7 @@
 //!
 //! let registry = lambdaflow::views::custom::Registry::default().with(PerCountry);
 //! assert_eq!(registry.views()[0].name(), "per_country");
+//! assert_eq!(registry.views()[0].value()[0].ty, Some(Type::Int));
 //! ```
 
 use std::sync::Arc;
@@ -43,6 +44,53 @@ use differential_dataflow::VecCollection;
 
 use super::{Datum, Known, Row};
 use crate::event::{DeadLetter, Schema, Symbols};
+
+pub use super::sql::expr::Type;
+
+/// A column of a Rust view: its name, and its type when the view says it. `/api/views` lists
+/// both, as for SQL views (a column without a type is listed with the type `""`). A name alone
+/// converts: `"day".into()`.
+///
+/// ```
+/// use lambdaflow::views::custom::{Column, Type};
+///
+/// let typed = Column::new("day", Type::Date);
+/// let untyped: Column = "sessions".into();
+/// assert_eq!((typed.name.as_str(), typed.ty), ("day", Some(Type::Date)));
+/// assert_eq!((untyped.name.as_str(), untyped.ty), ("sessions", None));
+/// ```
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Column {
+    /// Its name: the field of the row's `key` or `value` object.
+    pub name: String,
+    /// Its type (`Type::name` gives the name `/api/views` shows), if said.
+    pub ty: Option<Type>,
+}
+
+impl Column {
+    /// A column named `name` whose values are of type `ty`.
+    pub fn new(name: impl Into<String>, ty: Type) -> Column {
+        Column {
+            name: name.into(),
+            ty: Some(ty),
+        }
+    }
+}
+
+impl From<&str> for Column {
+    fn from(name: &str) -> Column {
+        Column {
+            name: name.to_owned(),
+            ty: None,
+        }
+    }
+}
+
+impl From<String> for Column {
+    fn from(name: String) -> Column {
+        Column { name, ty: None }
+    }
+}
 
 /// What a Rust view's `build` gets: the events and dead letters inside the dataflow.
 pub struct Input<'s> {
@@ -73,8 +121,8 @@ impl Input<'_> {
     }
 }
 
-/// What a Rust view's `build` returns: its rows as `(key, value)`, one value column per name
-/// of [`View::value`], one key column per name of [`View::key`]. A key must have one value at a
+/// What a Rust view's `build` returns: its rows as `(key, value)`, one value column per column
+/// of [`View::value`], one key column per column of [`View::key`]. A key must have one value at a
 /// time (the collection holds at most one row per key, with multiplicity 1, at every epoch).
 pub type Output<'s> = VecCollection<'s, u64, (Vec<Datum>, Vec<Datum>)>;
 
@@ -84,10 +132,10 @@ pub trait View: Send + Sync + 'static {
     fn name(&self) -> &str;
     /// What it means.
     fn description(&self) -> &str;
-    /// The names of its key columns.
-    fn key(&self) -> Vec<String>;
-    /// The names of its value columns.
-    fn value(&self) -> Vec<String>;
+    /// Its key columns.
+    fn key(&self) -> Vec<Column>;
+    /// Its value columns.
+    fn value(&self) -> Vec<Column>;
     /// Builds the view in the dataflow of one worker (it is called once per worker).
     fn build<'s>(&self, input: &Input<'s>) -> Output<'s>;
 }

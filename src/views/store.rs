@@ -267,8 +267,8 @@ fn row_json(
     if let Some(v) = catalog.custom(view) {
         let (k, v) = (v.key(), v.value());
         return json!({
-            "key": object(&mut k.iter().map(String::as_str), key),
-            "value": object(&mut v.iter().map(String::as_str), value),
+            "key": object(&mut k.iter().map(|c| c.name.as_str()), key),
+            "value": object(&mut v.iter().map(|c| c.name.as_str()), value),
         });
     }
     let spec = &VIEWS[view];
