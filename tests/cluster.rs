@@ -11,7 +11,7 @@ use std::path::Path;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
-use run::{Dirs, get, json, lambdaflow, lines_of, ok, quiet, two_free_ports};
+use run::{Dirs, get, json, lambdaflow, lines_of, ok, quiet, two_free_ports, two_process_run};
 
 /// The views of a `--views-out` file, without the epoch they are as of (which depends on
 /// timing).
@@ -407,13 +407,7 @@ fn every_process_serves_its_own_status_and_metrics() {
     let port = two_free_ports();
     let listen = format!("127.0.0.1:{port}");
     let lake = dirs.arg("lake");
-    let mut cluster = quiet(&[
-        "cluster",
-        "--processes",
-        "2",
-        "--",
-        "run",
-        "--quiet",
+    let mut cluster = two_process_run(&[
         "--source",
         "generate",
         "--rate",
@@ -465,13 +459,7 @@ fn a_process_without_input_follows_the_epochs_of_records() {
         .sum();
     let port = two_free_ports();
     let listen = format!("127.0.0.1:{port}");
-    let mut cluster = quiet(&[
-        "cluster",
-        "--processes",
-        "2",
-        "--",
-        "run",
-        "--quiet",
+    let mut cluster = two_process_run(&[
         "--source",
         "stdin",
         "--epoch-records",

@@ -16,7 +16,7 @@ use rdkafka::{Offset, TopicPartitionList};
 #[path = "support/run.rs"]
 mod run;
 
-use run::{Dirs, get, json, lambdaflow, ok, ok_bytes, quiet, two_free_ports};
+use run::{Dirs, get, json, lambdaflow, ok, ok_bytes, two_free_ports, two_process_run};
 
 fn info(data: &Path) -> serde_json::Value {
     let data = data.display().to_string();
@@ -325,13 +325,7 @@ fn a_clusters_first_process_serves_every_partitions_lag() {
     let listen = format!("127.0.0.1:{port}");
     let source = format!("kafka://{bootstrap}/events");
     let data = d.path("data").display().to_string();
-    let mut cluster = quiet(&[
-        "cluster",
-        "--processes",
-        "2",
-        "--",
-        "run",
-        "--quiet",
+    let mut cluster = two_process_run(&[
         "--source",
         &source,
         "--listen",

@@ -97,6 +97,13 @@ pub fn quiet(args: &[&str]) -> Command {
     command
 }
 
+/// `lambdaflow cluster --processes 2 -- run --quiet` with `run_args`, as [`quiet`] starts it.
+pub fn two_process_run(run_args: &[&str]) -> Command {
+    let mut command = quiet(&["cluster", "--processes", "2", "--", "run", "--quiet"]);
+    command.args(run_args);
+    command
+}
+
 /// A free port whose next one is free too (process 0's and process 1's).
 pub fn two_free_ports() -> u16 {
     let free = |port: u16| std::net::TcpListener::bind(("127.0.0.1", port)).is_ok();
