@@ -112,7 +112,7 @@ pub fn io_runtime() -> &'static tokio::runtime::Runtime {
 
 /// A `deltalake` table builder for the table at `root`, with the storage options and the I/O
 /// runtime an object store needs.
-pub fn table_builder(root: &Path) -> Result<deltalake::DeltaTableBuilder, LakeError> {
+fn table_builder(root: &Path) -> Result<deltalake::DeltaTableBuilder, LakeError> {
     let url = url_of(root)?;
     let builder = deltalake::DeltaTableBuilder::from_url(url).map_err(|e| remote_error(root, e))?;
     Ok(if is_remote(root) {
