@@ -16,8 +16,15 @@ use serde::{Deserialize, Serialize};
 use super::LakeError;
 use super::layout::Layout;
 use super::store;
-use super::writer::{DataFile, TableKind, epochs_of};
+use super::writer::{DataFile, TableKind};
 use crate::event::Position;
+
+mod cleanup;
+mod message;
+
+use cleanup::cleanup_log;
+pub use cleanup::orphans;
+pub use message::plain_message;
 
 /// The events table's directory under the data directory.
 pub const EVENTS_DIR: &str = "events";
@@ -88,66 +95,6 @@ fn delta(root: &Path, e: deltalake::DeltaTableError) -> LakeError {
         table: root.display().to_string(),
         message: plain_message(&e.to_string()),
     }
-}
-
-/// The longest error message passed on from `deltalake`, in bytes.
-const MAX_MESSAGE: usize = 400;
-
-/// A `deltalake` error message a person can read: its first line only (the Delta kernel
-/// appends a backtrace), Rust debug structs replaced by the file they name (or `…`), and at most
-/// 400 bytes.
-pub fn plain_message(text: &str) -> String {
-    let first = text.lines().next().unwrap_or_default().trim_end();
-    let mut out = String::with_capacity(first.len().min(MAX_MESSAGE));
-    let mut rest = first;
-    // `Name { field: value, ... }` blocks, outermost only.
-    while let Some(open) = rest.find(" { ") {
-        let name_start = rest[..open]
-            .rfind(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
-            .map_or(0, |i| i + 1);
-        if name_start == open || !rest[name_start..].starts_with(|c: char| c.is_ascii_uppercase()) {
-            out.push_str(&rest[..open + 3]);
-            rest = &rest[open + 3..];
-            continue;
-        }
-        let mut depth = 0usize;
-        let mut end = None;
-        for (i, c) in rest[open + 1..].char_indices() {
-            match c {
-                '{' => depth += 1,
-                '}' => {
-                    depth -= 1;
-                    if depth == 0 {
-                        end = Some(open + 1 + i + 1);
-                        break;
-                    }
-                }
-                _ => {}
-            }
-        }
-        let Some(end) = end else { break };
-        let block = &rest[name_start..end];
-        out.push_str(&rest[..name_start]);
-        match block
-            .split("filename: \"")
-            .nth(1)
-            .and_then(|f| f.split('"').next())
-        {
-            Some(file) => out.push_str(file),
-            None => out.push('…'),
-        }
-        rest = &rest[end..];
-    }
-    out.push_str(rest);
-    if out.len() > MAX_MESSAGE {
-        let mut cut = MAX_MESSAGE;
-        while !out.is_char_boundary(cut) {
-            cut -= 1;
-        }
-        out.truncate(cut);
-        out.push('…');
-    }
-    out
 }
 
 /// The Delta type of a lake column.
@@ -614,48 +561,6 @@ impl Table {
     }
 }
 
-/// Files under a table root that no commit can reference: files still in progress, data files
-/// whose last epoch is past `last_epoch` and that the current version does not hold, and
-/// compacted files newer than the current version that it does not hold.
-pub fn orphans(table: &Table, last_epoch: Option<u64>) -> Result<Vec<PathBuf>, LakeError> {
-    let active: BTreeSet<String> = table.files()?.into_iter().map(|f| f.path).collect();
-    // A compacted file is written before the commit that adds it: one newer than the latest
-    // commit, and not in it, no version holds (a compacted file a later compaction removed is
-    // older than the commit that removed it).
-    let latest_commit = store::modified(
-        &table
-            .root()
-            .join("_delta_log")
-            .join(format!("{:020}.json", table.version())),
-    )?;
-    Ok(store::list(table.root())?
-        .into_iter()
-        .filter(|entry| {
-            let name = entry.relative.rsplit('/').next().unwrap_or_default();
-            if name.ends_with(".inprogress") {
-                return true;
-            }
-            if active.contains(&entry.relative) {
-                return false;
-            }
-            if let Some(version) = super::writer::compacted_for(name) {
-                return version > table.version();
-            }
-            if name.contains("-compact-") {
-                // Named by an earlier build: newer than the latest commit. On an object store
-                // whose times are whole seconds, one written in the second of that commit
-                // stays until `lake vacuum`.
-                return matches!((entry.modified, latest_commit), (Some(m), Some(c)) if m > c);
-            }
-            match epochs_of(name) {
-                Some((_, last)) => last_epoch.is_none_or(|l| last > l),
-                None => false,
-            }
-        })
-        .map(|entry| entry.location)
-        .collect())
-}
-
 /// The table of `kind` under `data_dir`.
 pub fn table_root(data_dir: &Path, kind: TableKind) -> PathBuf {
     data_dir.join(match kind {
@@ -672,57 +577,6 @@ pub fn dead_fields(layout: &Layout) -> Vec<ArrowField> {
         .iter()
         .map(|f| (**f).clone())
         .collect()
-}
-
-/// Deletes the log entries (commits, checkpoints, checksums) that time travel no longer needs,
-/// as Delta's metadata cleanup does: those older than `retention` and older than the newest
-/// checkpoint that is itself no newer than every entry inside the retention. Best effort: an
-/// entry that cannot be deleted stays, and the next checkpoint tries again.
-fn cleanup_log(root: &Path, retention: std::time::Duration) {
-    let log = root.join("_delta_log");
-    let Ok(entries) = store::list(&log) else {
-        return;
-    };
-    let cutoff = std::time::SystemTime::now()
-        .checked_sub(retention)
-        .unwrap_or(std::time::UNIX_EPOCH);
-    // (version, is a checkpoint, expired, location)
-    let mut found = Vec::new();
-    for entry in entries {
-        let name = entry.relative.as_str();
-        if name.contains('/') {
-            continue;
-        }
-        let Some(version) = name.get(..20).and_then(|v| v.parse::<u64>().ok()) else {
-            continue;
-        };
-        let rest = &name[20..];
-        let checkpoint = rest == ".checkpoint.parquet";
-        if !(rest == ".json" || rest == ".crc" || checkpoint) {
-            continue;
-        }
-        let expired = entry.modified.is_some_and(|t| t <= cutoff);
-        found.push((version, checkpoint, expired, entry.location));
-    }
-    let kept = found
-        .iter()
-        .filter(|(_, checkpoint, expired, _)| !checkpoint && !expired)
-        .map(|(v, ..)| *v)
-        .min()
-        .unwrap_or(u64::MAX);
-    let Some(safe) = found
-        .iter()
-        .filter(|(v, checkpoint, ..)| *checkpoint && *v <= kept)
-        .map(|(v, ..)| *v)
-        .max()
-    else {
-        return;
-    };
-    for (version, _, expired, path) in &found {
-        if *version < safe && *expired {
-            let _ = store::delete(path);
-        }
-    }
 }
 
 /// Whether a Delta log is at `root`: its `_delta_log` directory on a local disk, any object
@@ -755,28 +609,4 @@ fn commit_entry(bytes: &[u8]) -> (Option<CommitMeta>, String) {
         }
     }
     (None, String::new())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::plain_message;
-
-    #[test]
-    fn kernel_backtraces_and_debug_structs_are_left_out() {
-        let backtraced = "Kernel error: Json error: Truncated record whilst reading string\n    0: \
-                          with_backtrace\n              at /root/.cargo/registry/src/error.rs:482";
-        assert_eq!(
-            plain_message(backtraced),
-            "Kernel error: Json error: Truncated record whilst reading string"
-        );
-        let gap = r#"Generic delta kernel error: Expected contiguous commit files, but found gap: ParsedLogPath { location: FileMeta { location: Url { scheme: "file", path: "/t/_delta_log/00000000000000000004.json" }, size: 2357 }, filename: "00000000000000000004.json", version: 4 } -> ParsedLogPath { location: FileMeta { size: 1 }, filename: "00000000000000000006.json", version: 6, file_type: Commit }"#;
-        assert_eq!(
-            plain_message(gap),
-            "Generic delta kernel error: Expected contiguous commit files, but found gap: \
-             00000000000000000004.json -> 00000000000000000006.json"
-        );
-        assert_eq!(plain_message("a Struct { x: 1 } b"), "a … b");
-        let long = "x".repeat(10_000);
-        assert!(plain_message(&long).len() <= 403);
-    }
 }
