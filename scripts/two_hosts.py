@@ -102,8 +102,10 @@ def check(binary, workdir, s3_port, options, rng, check):
         f.write("".join(f"{addr}:{PORT}\n" for _, addr, _ in HOSTS))
     lake = "s3://lake/two-hosts"
     views_out = os.path.join(workdir, "views.json")
-    # The rate spaces the generated timestamps: the reference runs at the same.
-    gen = ["--count", "60000", "--seed", "17", "--bad-fraction", "0.01"]
+    # The rate spaces the generated timestamps: the reference runs at the same. The first
+    # timestamp is fixed: from `now`, the two runs' minutes differed when they straddled one.
+    gen = ["--count", "60000", "--seed", "17", "--bad-fraction", "0.01",
+           "--start", "2025-01-01T00:00:00Z"]
     source = ["--source", "generate", "--rate", "15000", *gen]
     events = os.path.join(workdir, "events.jsonl")
     subprocess.run([binary, "generate", *gen, "-o", events], check=True)
