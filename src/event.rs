@@ -148,6 +148,25 @@ impl Interned {
     }
 }
 
+/// A field of the compact [`Event`], by the schema field it comes from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Role {
+    /// `event_type`: a symbol; the empty string's when the record lacks it.
+    EventType,
+    /// `user_id`: its hash; the empty string's when the record lacks it.
+    User,
+    /// `event_timestamp`: zero when the record lacks it.
+    At,
+    /// `product`.
+    Product,
+    /// `price`.
+    Price,
+    /// `country`.
+    Country,
+    /// `source`.
+    Source,
+}
+
 impl Roles {
     /// Which interned field, if any, schema field `field` is (`event_type` is interned too,
     /// but is not asked about: the lake partitions by it).
@@ -162,6 +181,23 @@ impl Roles {
         } else {
             None
         }
+    }
+
+    /// Which field of the compact event, if any, schema field `field` becomes.
+    pub fn role(&self, field: usize) -> Option<Role> {
+        let roles = [
+            (self.event_type, Role::EventType),
+            (self.user, Role::User),
+            (self.at, Role::At),
+            (self.product, Role::Product),
+            (self.price, Role::Price),
+            (self.country, Role::Country),
+            (self.source, Role::Source),
+        ];
+        roles
+            .into_iter()
+            .find(|(at, _)| *at == Some(field))
+            .map(|(_, role)| role)
     }
 
     /// Finds the view fields in `schema`.

@@ -20,6 +20,7 @@ use crate::lake::{CommitMeta, LakeError};
 use crate::source::{Chunk, ChunkPool, Opening, Poll, Source, SourceError, SourceSpec};
 use crate::views::custom;
 use crate::views::sql::RowLayout;
+use crate::views::sql::typed::EventColumns;
 use crate::views::{self, Known, Row};
 
 use super::counts::{self, Mine, Report, Reporter};
@@ -91,13 +92,50 @@ impl Inputs {
     }
 }
 
-/// The rows the SQL and Rust views read: every schema field when there are Rust views, else
-/// the fields the SQL views read; and the SQL views' plans renumbered into them.
-fn row_layout(config: &PipelineConfig, symbols: &Symbols) -> (RowLayout, Vec<views::sql::Plan>) {
-    if config.custom_views.is_empty() {
-        RowLayout::of(&config.sql_views, symbols)
-    } else {
-        RowLayout::all(&config.schema, &config.sql_views, symbols)
+/// What the SQL and Rust views read per event.
+struct ViewsRead {
+    /// The rows: every schema field when there are Rust views, else the fields the SQL views
+    /// read.
+    layout: RowLayout,
+    /// The SQL views' plans, renumbered into the rows.
+    plans: Vec<views::sql::Plan>,
+    /// Set when the views read their rows from the typed events instead, and decoding builds
+    /// none: no Rust view, every SQL view over the events fused, and every column one the
+    /// typed event holds ([`EventColumns`]).
+    typed: Option<Arc<EventColumns>>,
+}
+
+impl ViewsRead {
+    fn of(config: &PipelineConfig, symbols: &Symbols) -> Self {
+        let (layout, plans) = if config.custom_views.is_empty() {
+            RowLayout::of(&config.sql_views, symbols)
+        } else {
+            RowLayout::all(&config.schema, &config.sql_views, symbols)
+        };
+        let all_fused = || {
+            let numbered: Vec<(u8, &views::sql::Plan)> = plans.iter().map(|p| (0, p)).collect();
+            let non_null = layout.never_null(&config.schema);
+            let (_, rest) = views::sql::fused::Fused::of(&numbered, &non_null);
+            rest.iter()
+                .all(|(_, p)| p.table != views::sql::TableName::Events)
+        };
+        let typed = (config.custom_views.is_empty() && !layout.is_empty() && all_fused())
+            .then(|| EventColumns::of(&layout, &config.schema))
+            .flatten()
+            .map(Arc::new);
+        ViewsRead {
+            layout,
+            plans,
+            typed,
+        }
+    }
+
+    /// The rows decoding builds: none when the views read the typed events.
+    fn decoded(&self) -> RowLayout {
+        match self.typed {
+            Some(_) => RowLayout::default(),
+            None => self.layout.clone(),
+        }
     }
 }
 
@@ -170,8 +208,7 @@ struct ViewInputs<'s> {
 fn all_views<'s>(
     shared: &Shared,
     index: usize,
-    sql_plans: &[views::sql::Plan],
-    non_null: &[bool],
+    read: &ViewsRead,
     inputs: ViewInputs<'s>,
 ) -> VecCollection<'s, u64, views::ViewRow> {
     let ViewInputs {
@@ -182,15 +219,27 @@ fn all_views<'s>(
     } = inputs;
     let known = &known;
     let config = &shared.config;
-    let mut rows = views::build(events, dead.clone(), &config.views, &shared.symbols, known);
-    let plans: Vec<(u8, &views::sql::Plan)> = sql_plans
+    let mut rows = views::build(
+        events.clone(),
+        dead.clone(),
+        &config.views,
+        &shared.symbols,
+        known,
+    );
+    let non_null = read.layout.never_null(&config.schema);
+    let plans: Vec<(u8, &views::sql::Plan)> = read
+        .plans
         .iter()
         .enumerate()
         .map(|(i, plan)| (shared.store.catalog().sql_index(i) as u8, plan))
         .collect();
-    let (fused, rest) = views::sql::fused::Fused::of(&plans, non_null);
+    let (fused, rest) = views::sql::fused::Fused::of(&plans, &non_null);
     if !fused.is_empty() {
-        rows = rows.concat(fused.build(event_rows.clone(), &shared.symbols, known));
+        let symbols = &shared.symbols;
+        rows = rows.concat(match &read.typed {
+            Some(columns) => fused.build(events, columns.clone(), symbols, known),
+            None => fused.build(event_rows.clone(), (), symbols, known),
+        });
     }
     for (view, plan) in rest {
         let input = match plan.table {
@@ -304,8 +353,7 @@ struct Built {
 fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
     let (index, peers) = (worker.index(), worker.peers());
     let config = &shared.config;
-    let (row_layout, sql_plans) = row_layout(config, &shared.symbols);
-    let non_null = row_layout.never_null(&config.schema);
+    let read = ViewsRead::of(config, &shared.symbols);
     let probes = [ProbeHandle::new(), ProbeHandle::new()];
     let worker_lake = worker_lake(shared, index);
     let commit_setup = commit_setup(shared, index, peers);
@@ -325,8 +373,8 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
         let mut decoding = Decoding::new(
             &config.schema,
             config.max_record_bytes,
-            row_layout.clone(),
-            !config.views.is_empty(),
+            read.decoded(),
+            !config.views.is_empty() || read.typed.is_some(),
             interner(shared),
             shared.stats.clone(),
             mine.clone(),
@@ -347,7 +395,7 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
             rows: written.rows.concat(replayed_rows),
             known: known.clone(),
         };
-        let rows = all_views(shared, index, &sql_plans, &non_null, inputs);
+        let rows = all_views(shared, index, &read, inputs);
         let rows =
             differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probes[0]));
         // The views' rows are shown as strings: every process must know them.
@@ -554,7 +602,7 @@ fn replay(
 ) -> Result<(), LakeError> {
     let (index, peers) = (worker.index(), worker.peers());
     let mut interner = interner(shared);
-    let (layout, _) = row_layout(&shared.config, &shared.symbols);
+    let layout = ViewsRead::of(&shared.config, &shared.symbols).decoded();
     let events_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::Events);
     let dead_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::DeadLetters);
     let mut rows = 0u64;

@@ -11,6 +11,7 @@ mod fast;
 pub mod flow;
 pub mod fused;
 pub mod replay;
+pub mod typed;
 
 use serde::{Deserialize, Serialize};
 

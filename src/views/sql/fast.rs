@@ -100,6 +100,25 @@ impl Fast {
         }
     }
 
+    /// The column a column, a date or a truncated time reads.
+    pub fn slot(&self) -> Option<usize> {
+        match self {
+            Fast::Slot(i) | Fast::Date(i) | Fast::Trunc(_, i) => Some(*i),
+            _ => None,
+        }
+    }
+
+    /// Pushes the conjuncts of a condition (itself, unless it is an `AND`).
+    pub fn conjuncts(&self, out: &mut Vec<Fast>) {
+        match self {
+            Fast::And(a, b) => {
+                a.conjuncts(out);
+                b.conjuncts(out);
+            }
+            other => out.push(other.clone()),
+        }
+    }
+
     /// Whether the value is `NULL`.
     pub fn is_null(&self, row: &[Datum], symbols: &Symbols) -> bool {
         match self {

@@ -28,9 +28,10 @@ use smallvec::SmallVec;
 use super::expr::{Expr, Type, Unit};
 use super::fast::Fast;
 use super::flow::{additive_value, finish};
+use super::typed::AsRow;
 use super::{AggFn, Plan, TableName};
 use crate::event::Symbols;
-use crate::views::{Datum, Known, Row, ViewRow};
+use crate::views::{Datum, Known, ViewRow};
 
 /// The most key expressions a group (and a view) may have to be fused.
 pub const ATOMS: usize = 4;
@@ -50,6 +51,9 @@ use packed::{Narrow, Packed, PairGroup, Sums, Value, pack_fast, pack_value, unpa
 #[derive(Default)]
 struct Scratch {
     atoms: Vec<(u8, u64)>,
+    /// Whether each of [`Fused::predicates`] holds.
+    tested: Vec<bool>,
+    /// Whether each of [`Fused::conditions`] holds.
     holds: Vec<bool>,
 }
 
@@ -154,6 +158,10 @@ pub struct Fused {
     atoms: Vec<Fast>,
     /// Every condition of the groups and distinct counts, once.
     conditions: Vec<Fast>,
+    /// The conditions' conjuncts (`a AND b` is `a` and `b`), once: an event tests each once.
+    predicates: Vec<Fast>,
+    /// Each condition's conjuncts in [`Fused::predicates`]: it holds when they all hold.
+    conjuncts: Vec<Vec<usize>>,
 }
 
 impl Fused {
@@ -183,6 +191,8 @@ impl Fused {
             distinct,
             atoms,
             conditions,
+            predicates,
+            conjuncts,
             ..
         } = self;
         let mut shared = |keys: &[Fast], tests: &[Fast]| Shared {
@@ -195,6 +205,16 @@ impl Fused {
         for d in distinct.iter_mut() {
             d.shared = shared(&d.keys, &d.filter);
         }
+        // A condition holds exactly when each of its conjuncts holds (SQL's `AND` is true only
+        // when both sides are), so the conjuncts shared by several conditions are tested once.
+        *conjuncts = conditions
+            .iter()
+            .map(|c| {
+                let mut parts = Vec::new();
+                c.conjuncts(&mut parts);
+                parts.iter().map(|p| index(predicates, p)).collect()
+            })
+            .collect();
     }
 
     /// Whether no view was fused.
@@ -374,24 +394,27 @@ impl Fused {
         })
     }
 
-    /// Builds the fused views over the event rows and returns their rows' changes.
-    pub fn build<'s>(
+    /// Builds the fused views over the events (rows, or typed events read as rows by
+    /// `reader`) and returns their rows' changes.
+    pub fn build<'s, D: AsRow>(
         self,
-        events: VecCollection<'s, u64, Row>,
+        events: VecCollection<'s, u64, D>,
+        reader: D::Reader,
         symbols: &Arc<Symbols>,
         known: &Known<'s>,
     ) -> VecCollection<'s, u64, ViewRow> {
         if self.distinct.iter().all(|d| d.keys.len() <= 1) {
-            self.build_with::<Narrow>(events, symbols, known)
+            self.build_with::<Narrow, D>(events, reader, symbols, known)
         } else {
-            self.build_with::<Packed>(events, symbols, known)
+            self.build_with::<Packed, D>(events, reader, symbols, known)
         }
     }
 
     /// [`Fused::build`], with the distinct counts' groups carried as `G`.
-    fn build_with<'s, G: PairGroup>(
+    fn build_with<'s, G: PairGroup, D: AsRow>(
         self,
-        events: VecCollection<'s, u64, Row>,
+        events: VecCollection<'s, u64, D>,
+        reader: D::Reader,
         symbols: &Arc<Symbols>,
         known: &Known<'s>,
     ) -> VecCollection<'s, u64, ViewRow> {
@@ -401,9 +424,11 @@ impl Fused {
         let mut scratch = Scratch::default();
         let (sums, counts) = events.sum_by_rollup_and_distinct_count_together_named(
             "sql_fused",
-            move |row: &Row| {
-                t.evaluate(row, &s, &mut scratch);
-                (t.fine(row, &s, &scratch), t.pairs::<G>(row, &s, &scratch))
+            move |event: &D| {
+                event.read(&reader, |row| {
+                    t.evaluate(row, &s, &mut scratch);
+                    (t.fine(row, &s, &scratch), t.pairs::<G>(row, &s, &scratch))
+                })
             },
             move |fine: Packed, sums: Sums| r.rollup(fine, sums),
         );
@@ -520,8 +545,12 @@ impl Fused {
         scratch.atoms.clear();
         let atoms = self.atoms.iter().map(|a| pack_fast(a, row, symbols));
         scratch.atoms.extend(atoms);
+        scratch.tested.clear();
+        let tested = self.predicates.iter().map(|p| p.holds(row, symbols));
+        scratch.tested.extend(tested);
         scratch.holds.clear();
-        let holds = self.conditions.iter().map(|c| c.holds(row, symbols));
+        let tested = &scratch.tested;
+        let holds = self.conjuncts.iter().map(|c| c.iter().all(|&p| tested[p]));
         scratch.holds.extend(holds);
     }
 

@@ -9,6 +9,7 @@ use serde::{Deserialize, Serialize};
 
 use super::super::fast::Fast;
 use super::{ATOMS, MEASURES};
+use crate::event::time::utc_day;
 use crate::event::{Sym, Symbols};
 use crate::views::{Datum, Float};
 
@@ -155,8 +156,11 @@ impl PairGroup for Narrow {
 
 /// An expression's value over `row`, packed; a column's without copying it.
 pub(super) fn pack_fast(e: &Fast, row: &[Datum], symbols: &Symbols) -> (u8, u64) {
-    match e {
-        Fast::Slot(i) => pack(&row[*i], symbols),
+    // The kinds and words are [`pack`]'s.
+    match (e, e.slot().map(|i| &row[i])) {
+        (Fast::Slot(_), Some(d)) => pack(d, symbols),
+        (Fast::Date(_), Some(Datum::Timestamp(t))) => (4, utc_day(*t) as u64),
+        (Fast::Trunc(unit, _), Some(Datum::Timestamp(t))) => (8, unit.trunc(*t) as u64),
         _ => pack(&e.eval(row, symbols), symbols),
     }
 }
@@ -178,6 +182,33 @@ pub(super) fn unpack(tag: u8, word: u64) -> Datum {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// The columns, dates and truncated times packed where they lie are their values packed.
+    #[test]
+    fn fast_packing_is_packing_the_value() {
+        use crate::views::sql::expr::Unit;
+        let symbols = Symbols::default();
+        let rows = [
+            vec![Datum::Timestamp(90_061_000_001), Datum::Day(3)],
+            vec![Datum::Timestamp(-1), Datum::Null],
+            vec![Datum::Null, Datum::Int(2)],
+        ];
+        let exprs = [
+            Fast::Slot(0),
+            Fast::Slot(1),
+            Fast::Date(0),
+            Fast::Date(1),
+            Fast::Trunc(Unit::Minute, 0),
+            Fast::Trunc(Unit::Month, 0),
+            Fast::Trunc(Unit::Hour, 1),
+        ];
+        for row in &rows {
+            for e in &exprs {
+                let value = pack(&e.eval(row, &symbols), &symbols);
+                assert_eq!(pack_fast(e, row, &symbols), value, "{e:?} over {row:?}");
+            }
+        }
+    }
 
     #[test]
     fn packed_values_unpack_to_themselves() {
