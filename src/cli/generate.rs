@@ -70,25 +70,7 @@ pub(crate) fn generate(args: GenerateArgs) -> Result<()> {
         signal_hook::flag::register_conditional_shutdown(signal, 130, stop.clone())?;
         signal_hook::flag::register(signal, stop.clone())?;
     }
-    let mut sink = match &args.to {
-        Some(url) => {
-            let mut kafka = KafkaSpec::parse(url, &[]).map_err(anyhow::Error::msg)?;
-            for (k, v) in &args.kafka {
-                kafka.set(k, v).map_err(anyhow::Error::msg)?;
-            }
-            Sink::Kafka(Publisher::connect(&kafka)?, kafka)
-        }
-        None => {
-            let out: Box<dyn Write> = match &args.output {
-                Some(path) => Box::new(
-                    std::fs::File::create(path)
-                        .with_context(|| format!("cannot create {}", path.display()))?,
-                ),
-                None => Box::new(std::io::stdout().lock()),
-            };
-            Sink::Lines(BufWriter::with_capacity(1 << 20, out))
-        }
-    };
+    let mut sink = Sink::open(&args)?;
     let started = Instant::now();
     let mut line = Vec::with_capacity(512);
     let mut key = String::new();
@@ -122,42 +104,73 @@ pub(crate) fn generate(args: GenerateArgs) -> Result<()> {
         }
         seq += 1;
     }
-    match sink {
-        Sink::Lines(mut out) => out.flush()?,
-        Sink::Kafka(publisher, kafka) => {
-            let done = publisher.finish(Duration::from_secs(60));
-            let secs = started.elapsed().as_secs_f64();
-            outln!(
-                "sent {} event{} to {} ({} partitions) in {secs:.1}s ({:.0}/s): {} delivered, {} failed",
-                done.sent,
-                if done.sent == 1 { "" } else { "s" },
-                kafka.display(),
-                done.partitions,
-                done.sent as f64 / secs.max(1e-9),
-                done.delivered,
-                done.failed
-            )?;
-            if let Some(e) = done.error {
-                anyhow::bail!(
-                    "{} of {} events were not delivered: {e}",
-                    done.sent - done.delivered,
-                    done.sent
-                );
-            }
-            if done.delivered != done.sent {
-                anyhow::bail!(
-                    "{} of {} events were not confirmed",
-                    done.sent - done.delivered,
-                    done.sent
-                );
-            }
-        }
-    }
-    Ok(())
+    sink.finish(started)
 }
 
 /// Where `generate` puts events.
 pub(crate) enum Sink {
     Lines(BufWriter<Box<dyn Write>>),
     Kafka(Publisher, KafkaSpec),
+}
+
+impl Sink {
+    /// The Kafka topic of `--to`, else the file of `-o`, else standard output.
+    fn open(args: &GenerateArgs) -> Result<Sink> {
+        Ok(match &args.to {
+            Some(url) => {
+                let mut kafka = KafkaSpec::parse(url, &[]).map_err(anyhow::Error::msg)?;
+                for (k, v) in &args.kafka {
+                    kafka.set(k, v).map_err(anyhow::Error::msg)?;
+                }
+                Sink::Kafka(Publisher::connect(&kafka)?, kafka)
+            }
+            None => {
+                let out: Box<dyn Write> = match &args.output {
+                    Some(path) => Box::new(
+                        std::fs::File::create(path)
+                            .with_context(|| format!("cannot create {}", path.display()))?,
+                    ),
+                    None => Box::new(std::io::stdout().lock()),
+                };
+                Sink::Lines(BufWriter::with_capacity(1 << 20, out))
+            }
+        })
+    }
+
+    /// Flushes the lines, or waits for Kafka's acknowledgements and says how many came (an
+    /// error if any event was not delivered).
+    fn finish(self, started: Instant) -> Result<()> {
+        match self {
+            Sink::Lines(mut out) => out.flush()?,
+            Sink::Kafka(publisher, kafka) => {
+                let done = publisher.finish(Duration::from_secs(60));
+                let secs = started.elapsed().as_secs_f64();
+                outln!(
+                    "sent {} event{} to {} ({} partitions) in {secs:.1}s ({:.0}/s): {} delivered, {} failed",
+                    done.sent,
+                    if done.sent == 1 { "" } else { "s" },
+                    kafka.display(),
+                    done.partitions,
+                    done.sent as f64 / secs.max(1e-9),
+                    done.delivered,
+                    done.failed
+                )?;
+                if let Some(e) = done.error {
+                    anyhow::bail!(
+                        "{} of {} events were not delivered: {e}",
+                        done.sent - done.delivered,
+                        done.sent
+                    );
+                }
+                if done.delivered != done.sent {
+                    anyhow::bail!(
+                        "{} of {} events were not confirmed",
+                        done.sent - done.delivered,
+                        done.sent
+                    );
+                }
+            }
+        }
+        Ok(())
+    }
 }

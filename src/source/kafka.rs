@@ -399,6 +399,36 @@ pub struct KafkaSource {
     lag_logged: Instant,
 }
 
+/// How many partitions each topic of `spec` has; an error naming the broker or the topic when
+/// none answers or the topic does not exist.
+fn partition_counts(
+    consumer: &BaseConsumer<DefaultConsumerContext>,
+    spec: &KafkaSpec,
+) -> Result<Vec<u32>, SourceError> {
+    let timeout = spec.connect_timeout;
+    spec.topics
+        .iter()
+        .map(|topic| {
+            let meta = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| {
+                SourceError::Kafka(format!(
+                    "no broker at {} answered within {}s: {e}",
+                    spec.brokers,
+                    timeout.as_secs()
+                ))
+            })?;
+            match meta.topics().first() {
+                Some(m) if m.error().is_none() && !m.partitions().is_empty() => {
+                    Ok(m.partitions().len() as u32)
+                }
+                _ => Err(SourceError::Kafka(format!(
+                    "topic `{topic}` does not exist on {}",
+                    spec.brokers
+                ))),
+            }
+        })
+        .collect()
+}
+
 /// Opens worker `index` of `peers`'s share. `resume` holds the next offset of every partition
 /// the last lake commit recorded (of all workers); partitions it lacks are new and read from the
 /// beginning. Without a commit, partitions start at `spec.start`.
@@ -419,26 +449,7 @@ pub fn open(
         .map_err(|e| kafka_error(&spec, "cannot be configured", e))?;
     let timeout = spec.connect_timeout;
 
-    let mut known = Vec::new();
-    for topic in &spec.topics {
-        let meta = consumer.fetch_metadata(Some(topic), timeout).map_err(|e| {
-            SourceError::Kafka(format!(
-                "no broker at {} answered within {}s: {e}",
-                spec.brokers,
-                timeout.as_secs()
-            ))
-        })?;
-        let count = match meta.topics().first() {
-            Some(m) if m.error().is_none() && !m.partitions().is_empty() => m.partitions().len(),
-            _ => {
-                return Err(SourceError::Kafka(format!(
-                    "topic `{topic}` does not exist on {}",
-                    spec.brokers
-                )));
-            }
-        };
-        known.push(count as u32);
-    }
+    let known = partition_counts(&consumer, &spec)?;
 
     let mut parts = BTreeMap::new();
     for (t, topic) in spec.topics.iter().enumerate() {
