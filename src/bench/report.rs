@@ -5,10 +5,18 @@ use super::{BenchReport, thousands};
 impl BenchReport {
     /// The report as a table for people.
     pub fn table(&self) -> String {
-        let mut out = String::new();
-        let mut line = |label: &str, text: String| {
-            out.push_str(&format!("  {label:<20}{text}\n"));
-        };
+        let mut lines = self.run_lines();
+        lines.extend(self.cost_lines());
+        lines
+            .into_iter()
+            .map(|(label, text)| format!("  {label:<20}{text}\n"))
+            .collect()
+    }
+
+    /// What ran, how fast, and its latencies: (label, text) lines.
+    fn run_lines(&self) -> Vec<(&'static str, String)> {
+        let mut lines = Vec::new();
+        let mut line = |label, text| lines.push((label, text));
         let mode = match &self.open_loop {
             Some(open) => format!("open loop at {} events/s", thousands(open.offered_per_sec)),
             None => "closed loop".to_owned(),
@@ -64,6 +72,14 @@ impl BenchReport {
                 ),
             );
         }
+        lines
+    }
+
+    /// What it cost (memory, lake size), the limits beside it, and whether an open loop kept
+    /// up: (label, text) lines.
+    fn cost_lines(&self) -> Vec<(&'static str, String)> {
+        let mut lines = Vec::new();
+        let mut line = |label, text| lines.push((label, text));
         line(
             "peak memory",
             format!(
@@ -113,6 +129,6 @@ impl BenchReport {
                 },
             );
         }
-        out
+        lines
     }
 }
