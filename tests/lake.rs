@@ -64,6 +64,45 @@ fn batches(path: &Path) -> Vec<arrow_array::RecordBatch> {
         .collect()
 }
 
+/// `run --until-exhausted` of `count` events generated with `seed` from 2025-06-01 on `workers`
+/// workers, with `extra` flags, into the lake at `data` (epochs of 500 records, a commit every 2
+/// epochs), the views written to `out`.
+fn generated_run(
+    extra: &[&str],
+    workers: &str,
+    seed: &str,
+    count: &str,
+    out: &str,
+    data: &str,
+) -> String {
+    let mut args = vec!["run", "-q"];
+    args.extend_from_slice(extra);
+    args.extend_from_slice(&[
+        "--until-exhausted",
+        "--workers",
+        workers,
+        "--epoch-records",
+        "500",
+        "--commit-epochs",
+        "2",
+        "--source",
+        "generate",
+        "--rate",
+        "0",
+        "--seed",
+        seed,
+        "--start",
+        "2025-06-01T00:00:00Z",
+        "--count",
+        count,
+        "--data-dir",
+        data,
+        "--views-out",
+        out,
+    ]);
+    ok(&args)
+}
+
 fn info(data: &str, extra: &[&str]) -> serde_json::Value {
     let mut args = vec!["lake", "info", "--json", "--data-dir", data];
     args.extend_from_slice(extra);
@@ -163,31 +202,7 @@ fn a_second_run_continues_where_the_first_stopped() {
     let d = Dirs::new();
     let data = d.arg("data");
     let generated_by = |workers: &str, count: &str, out: &str, data: &str| {
-        ok(&[
-            "run",
-            "-q",
-            "--until-exhausted",
-            "--workers",
-            workers,
-            "--epoch-records",
-            "500",
-            "--commit-epochs",
-            "2",
-            "--source",
-            "generate",
-            "--rate",
-            "0",
-            "--seed",
-            "4",
-            "--start",
-            "2025-06-01T00:00:00Z",
-            "--count",
-            count,
-            "--data-dir",
-            data,
-            "--views-out",
-            out,
-        ])
+        generated_run(&[], workers, "4", count, out, data)
     };
     let generated = |count: &str, out: &str, data: &str| generated_by("2", count, out, data);
     generated("8000", &d.arg("first.json"), &data);
@@ -828,33 +843,7 @@ fn sql_views_over_the_typed_events_resume_batch_and_verify() {
     let d = Dirs::new();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/builtin-views.toml");
     let generated = |count: &str, out: &str, data: &str| {
-        ok(&[
-            "run",
-            "-q",
-            "--config",
-            config,
-            "--until-exhausted",
-            "--workers",
-            "2",
-            "--epoch-records",
-            "500",
-            "--commit-epochs",
-            "2",
-            "--source",
-            "generate",
-            "--rate",
-            "0",
-            "--seed",
-            "5",
-            "--start",
-            "2025-06-01T00:00:00Z",
-            "--count",
-            count,
-            "--data-dir",
-            data,
-            "--views-out",
-            out,
-        ])
+        generated_run(&["--config", config], "2", "5", count, out, data)
     };
     let data = d.arg("data");
     generated("6000", &d.arg("first.json"), &data);

@@ -64,7 +64,7 @@ impl Fast {
     /// The truth of a condition: `None` for `NULL` (and for a value that is not a boolean).
     pub fn truth(&self, row: &[Datum], symbols: &Symbols) -> Option<bool> {
         match self {
-            Fast::IsNull(i, negated) => Some((row[*i] == Datum::Null) != *negated),
+            Fast::IsNull(i, negated) => Some(matches!(row[*i], Datum::Null) != *negated),
             Fast::SymEq(i, s, negated) => match &row[*i] {
                 Datum::Sym(x) => Some((x == s) != *negated),
                 other => compare(other, &Datum::Sym(*s), symbols)
@@ -122,8 +122,8 @@ impl Fast {
     /// Whether the value is `NULL`.
     pub fn is_null(&self, row: &[Datum], symbols: &Symbols) -> bool {
         match self {
-            Fast::Slot(i) => row[*i] == Datum::Null,
-            _ => self.eval(row, symbols) == Datum::Null,
+            Fast::Slot(i) => matches!(row[*i], Datum::Null),
+            _ => matches!(self.eval(row, symbols), Datum::Null),
         }
     }
 }
