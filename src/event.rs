@@ -171,15 +171,11 @@ impl Roles {
     /// Which interned field, if any, schema field `field` is (`event_type` is interned too,
     /// but is not asked about: the lake partitions by it).
     pub fn interned(&self, field: usize) -> Option<Interned> {
-        let is = |role: Option<usize>| role == Some(field);
-        if is(self.product) {
-            Some(Interned::Product)
-        } else if is(self.country) {
-            Some(Interned::Country)
-        } else if is(self.source) {
-            Some(Interned::Source)
-        } else {
-            None
+        match self.role(field)? {
+            Role::Product => Some(Interned::Product),
+            Role::Country => Some(Interned::Country),
+            Role::Source => Some(Interned::Source),
+            _ => None,
         }
     }
 

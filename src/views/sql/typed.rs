@@ -8,7 +8,7 @@
 use differential_dataflow::ExchangeData;
 
 use super::RowLayout;
-use crate::event::{Event, FieldType, Role, Roles, Schema};
+use crate::event::{Event, Role, Roles, Schema};
 use crate::views::{Datum, Row};
 
 /// The fields of the compact event: a row read from one has at most as many slots.
@@ -34,7 +34,8 @@ impl EventColumns {
                 Role::EventType => !hashed && field.required,
                 Role::At => field.required,
                 Role::Product | Role::Country | Role::Source => !hashed,
-                Role::Price => field.ty == FieldType::Money,
+                // `Roles` finds `price` only as money, `event_timestamp` only as a timestamp.
+                Role::Price => true,
             };
             fits.then_some(role)
         });
