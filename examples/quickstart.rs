@@ -8,7 +8,6 @@
 
 use lambdaflow::pipeline::{EpochPolicy, Pipeline, PipelineConfig};
 use lambdaflow::source::{GeneratorSpec, SourceSpec};
-use lambdaflow::views::ViewId;
 
 fn main() -> anyhow::Result<()> {
     let generator = GeneratorSpec {
@@ -26,9 +25,10 @@ fn main() -> anyhow::Result<()> {
     let views = Pipeline::run(config)?;
     views.read(|state| {
         println!("as of epoch {:?}", state.as_of);
-        for view in [ViewId::RevenueByCountry, ViewId::DeadLettersByReason] {
-            println!("{}:", view.spec().name);
-            for row in views.rows_json(state, view as usize) {
+        for name in ["revenue_by_country", "dead_letters_by_reason"] {
+            println!("{name}:");
+            let view = views.catalog().index_of(name).expect("a built-in view");
+            for row in views.rows_json(state, view) {
                 println!("  {} -> {}", row["key"], row["value"]);
             }
         }

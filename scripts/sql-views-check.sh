@@ -1,6 +1,6 @@
 #!/usr/bin/env bash
 # SQL views against DuckDB, on three pipelines: the views of scripts/sql-views.toml and the
-# built-in views written in SQL (scripts/builtin-views.toml) over generated e-commerce events,
+# built-in views written in SQL (src/views/builtin.toml) over generated e-commerce events,
 # and a shop's own schema (nested fields, three kinds of event, scripts/sql-nested.toml) over
 # events from scripts/nested_events.py; all with malformed lines, on 1, 2 and 4 workers and two epoch sizes, and as clusters of 2 x 1 and 2 x 2 processes and workers. Every row of every view must equal DuckDB's
 # answer to the same SQL over the same file's valid lines (scripts/sql_views_check.py).
@@ -15,7 +15,7 @@ bin=target/debug/lambdaflow
 "$bin" generate --count "$events" --seed 23 --bad-fraction 0.01 --start 2024-12-31T22:30:00Z -o "$out/shop.jsonl"
 "$py" scripts/nested_events.py "$events" 7 "$out/nested.jsonl"
 status=0
-for pipeline in shop:shop:scripts/sql-views.toml builtins:shop:scripts/builtin-views.toml nested:nested:scripts/sql-nested.toml; do
+for pipeline in shop:shop:scripts/sql-views.toml builtins:shop:src/views/builtin.toml nested:nested:scripts/sql-nested.toml; do
   name=${pipeline%%:*}
   rest=${pipeline#*:}
   input=${rest%%:*}

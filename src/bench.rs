@@ -24,7 +24,6 @@ use crate::lake::{LakeConfig, table};
 use crate::pipeline::{EpochPolicy, Pipeline, PipelineConfig, PipelineError};
 use crate::source::memory::{MemorySpec, Prepared};
 use crate::source::{Chunk, GeneratorSpec, SourceSpec};
-use crate::views::ViewId;
 use crate::views::custom::Registry;
 use crate::views::sql::SqlView;
 
@@ -51,9 +50,7 @@ pub struct BenchConfig {
     pub rate: Option<f64>,
     /// The generator (seed, malformed fraction).
     pub generator: GeneratorSpec,
-    /// The built-in views to maintain.
-    pub views: Vec<ViewId>,
-    /// The SQL views to maintain, over `schema`.
+    /// The SQL views to maintain, over `schema` (by default, the built-in views).
     pub sql_views: Vec<SqlView>,
     /// The Rust views to maintain.
     pub custom_views: Registry,
@@ -394,7 +391,6 @@ fn pipeline_config(
         }),
         schema: config.schema.clone(),
         max_record_bytes: 1 << 20,
-        views: config.views.clone(),
         sql_views: config.sql_views.clone(),
         custom_views: config.custom_views.clone(),
         until_exhausted: true,

@@ -6,14 +6,22 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::event::{FieldType, Schema, VIEW_FIELDS};
+use crate::event::Schema;
 use crate::pipeline::{EpochPolicy, PipelineConfig};
 use crate::source::SourceSpec;
+use crate::views::builtin::{self, ViewDefinition};
+use crate::views::custom::Registry;
 use crate::views::sql::SqlView;
-use crate::views::{VIEWS, ViewId};
 
-/// The default pipeline config, as a commented TOML file (`lambdaflow config`).
-pub const DEFAULT_CONFIG: &str = include_str!("default-config.toml");
+/// The default pipeline config, as a commented TOML file (`lambdaflow config`): the settings,
+/// then the built-in views.
+pub const DEFAULT_CONFIG: &str = concat!(
+    include_str!("default-config.toml"),
+    include_str!("views/builtin.toml")
+);
+
+/// The most views a pipeline holds (SQL and Rust).
+const MAX_VIEWS: usize = 240;
 
 /// The largest record size that can be configured.
 const MAX_RECORD_LIMIT: usize = 64 << 20;
@@ -168,22 +176,10 @@ pub struct ConfigFile {
     pub kafka: KafkaSection,
     /// `[[views]]`: views written in SQL.
     #[serde(default)]
-    pub views: Vec<ViewSection>,
+    pub views: Vec<ViewDefinition>,
     /// The file's text, as read (recorded in the lake, for `batch` and `verify`).
     #[serde(skip)]
     pub text: Option<String>,
-}
-
-/// One `[[views]]` table: a view written in SQL.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ViewSection {
-    /// Its name, in the API and `--views-out`.
-    pub name: String,
-    /// One `SELECT` over `events` or `dead_letters`.
-    pub sql: String,
-    /// What it means (default: its SQL).
-    pub description: Option<String>,
 }
 
 impl ConfigFile {
@@ -335,17 +331,13 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
     let rust = flags.registry.clone();
     for (i, v) in rust.views().iter().enumerate() {
         let name = v.name();
-        let taken = ViewId::from_name(name).is_some()
-            || sql.iter().any(|s| s.name == name)
+        let taken = sql.iter().any(|s| s.name == name)
             || rust.views()[..i].iter().any(|w| w.name() == name);
         if taken {
-            return Err(invalid(format!(
-                "view `{name}` is defined twice (or is a built-in view's name)"
-            )));
+            return Err(invalid(format!("view `{name}` is defined twice")));
         }
     }
     choose_views(&mut config, flags.views.or(p.views), sql, rust)?;
-    check_schema_fits_views(&config.schema, &config.views)?;
     config.lake = lake::lake_config(file.lake, &lake_flags, config.epoch)?;
     Ok(config)
 }
@@ -408,133 +400,83 @@ fn epoch_policy(
     })
 }
 
-/// Which views a run keeps: the `names` listed (built-in, SQL and Rust), or, with no list, the
-/// config's and the binary's own views if it has any, else the built-in views.
+/// Which views a run keeps: the `names` listed (of the config's SQL views, the binary's Rust
+/// views and the built-in views), or, with no list, the config's and the binary's own views if
+/// it has any, else the built-in views. A config's view named like a built-in one replaces it.
 fn choose_views(
     config: &mut PipelineConfig,
     names: Option<Vec<String>>,
     sql: Vec<SqlView>,
-    rust: crate::views::custom::Registry,
+    rust: Registry,
 ) -> Result<(), ConfigError> {
-    let own =
-        |n: &String| sql.iter().any(|v| v.name == *n) || rust.views().iter().any(|v| v.name() == n);
-    match names {
-        Some(names) => {
-            let (mine, builtin): (Vec<String>, Vec<String>) = names.into_iter().partition(own);
-            config.views = parse_views(builtin, &sql)?;
-            config.sql_views = sql.into_iter().filter(|v| mine.contains(&v.name)).collect();
-            let mut kept = crate::views::custom::Registry::default();
-            for v in rust
-                .views()
-                .iter()
-                .filter(|v| mine.iter().any(|n| n == v.name()))
-            {
-                kept = kept.with_shared(v.clone());
-            }
-            config.custom_views = kept;
+    let schema = config.schema.clone();
+    let builtin: Vec<ViewDefinition> = builtin::definitions()
+        .into_iter()
+        .filter(|b| !sql.iter().any(|v| v.name == b.name))
+        .collect();
+    let compile = |d: ViewDefinition| {
+        d.compile(&schema).map_err(|e| {
+            invalid(format!(
+                "{e}; it is a built-in view: give the config [[views]] of its own, or list the views to run in [pipeline] views"
+            ))
+        })
+    };
+    let Some(names) = names else {
+        if sql.is_empty() && rust.is_empty() {
+            config.sql_views = builtin.into_iter().map(compile).collect::<Result<_, _>>()?;
+        } else {
+            (config.sql_views, config.custom_views) = (sql, rust);
         }
-        // A config or binary with views of its own runs exactly those.
-        None if !sql.is_empty() || !rust.is_empty() => {
-            config.views = Vec::new();
-            config.sql_views = sql;
-            config.custom_views = rust;
-        }
-        None => {}
+        return Ok(());
+    };
+    let known: Vec<&str> = sql
+        .iter()
+        .map(|v| v.name.as_str())
+        .chain(rust.views().iter().map(|v| v.name()))
+        .chain(builtin.iter().map(|b| b.name.as_str()))
+        .collect();
+    if let Some(name) = names.iter().find(|n| !known.contains(&n.as_str())) {
+        return Err(invalid(format!(
+            "unknown view `{name}` (views: {})",
+            known.join(", ")
+        )));
     }
+    let listed = |name: &str| names.iter().any(|n| n == name);
+    let mut chosen: Vec<SqlView> = sql.into_iter().filter(|v| listed(&v.name)).collect();
+    for b in builtin.into_iter().filter(|b| listed(&b.name)) {
+        chosen.push(compile(b)?);
+    }
+    let mut kept = Registry::default();
+    for v in rust.views().iter().filter(|v| listed(v.name())) {
+        kept = kept.with_shared(v.clone());
+    }
+    (config.sql_views, config.custom_views) = (chosen, kept);
     Ok(())
 }
 
 /// The `[[views]]` of a config, compiled against the schema.
-fn sql_views(sections: Vec<ViewSection>, schema: &Schema) -> Result<Vec<SqlView>, ConfigError> {
+fn sql_views(
+    definitions: Vec<ViewDefinition>,
+    schema: &Schema,
+) -> Result<Vec<SqlView>, ConfigError> {
     let mut views: Vec<SqlView> = Vec::new();
-    for v in sections {
-        let name = v.name.trim().to_owned();
+    for mut v in definitions {
+        v.name = v.name.trim().to_owned();
+        let name = &v.name;
         if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
             return Err(invalid(format!(
                 "view name `{name}` must be letters, digits or `_`"
             )));
         }
-        if ViewId::from_name(&name).is_some() || views.iter().any(|w| w.name == name) {
-            return Err(invalid(format!(
-                "view `{name}` is defined twice (or is a built-in view's name)"
-            )));
+        if views.iter().any(|w| w.name == *name) {
+            return Err(invalid(format!("view `{name}` is defined twice")));
         }
-        if views.len() + VIEWS.len() >= usize::from(u8::MAX) {
-            return Err(invalid("at most 240 views"));
+        if views.len() >= MAX_VIEWS {
+            return Err(invalid(format!("at most {MAX_VIEWS} views")));
         }
-        let plan = crate::views::sql::compile(&name, &v.sql, schema)
-            .map_err(|e| invalid(e.to_string()))?;
-        views.push(SqlView {
-            description: v
-                .description
-                .unwrap_or_else(|| v.sql.split_whitespace().collect::<Vec<_>>().join(" ")),
-            name,
-            sql: v.sql,
-            plan,
-        });
+        views.push(v.compile(schema).map_err(|e| invalid(e.to_string()))?);
     }
     Ok(views)
-}
-
-/// View names to built-in views, without repeats, in the order of [`VIEWS`]; `sql` are the
-/// other names a list may hold (for the message).
-pub fn parse_views(names: Vec<String>, sql: &[SqlView]) -> Result<Vec<ViewId>, ConfigError> {
-    let mut views = Vec::new();
-    for name in names {
-        let id = ViewId::from_name(&name).ok_or_else(|| {
-            let known: Vec<_> = VIEWS
-                .iter()
-                .map(|v| v.name)
-                .chain(sql.iter().map(|v| v.name.as_str()))
-                .collect();
-            invalid(format!(
-                "unknown view `{name}` (views: {})",
-                known.join(", ")
-            ))
-        })?;
-        if !views.contains(&id) {
-            views.push(id);
-        }
-    }
-    views.sort();
-    Ok(views)
-}
-
-/// Every enabled view must find the fields it reads, with the right types; the key fields
-/// `event_type`, `user_id` and `event_timestamp` must also be required.
-fn check_schema_fits_views(schema: &Schema, views: &[ViewId]) -> Result<(), ConfigError> {
-    for view in views {
-        for need in view.spec().needs {
-            let ty = VIEW_FIELDS
-                .iter()
-                .find(|(n, _)| n == need)
-                .map(|(_, t)| *t)
-                .unwrap_or(FieldType::String);
-            let Some(i) = schema.index_of(need) else {
-                return Err(invalid(format!(
-                    "view {} needs field `{need}` ({}), which the schema lacks",
-                    view.spec().name,
-                    ty.name()
-                )));
-            };
-            let field = &schema.fields[i];
-            if field.ty != ty {
-                return Err(invalid(format!(
-                    "view {} needs field `{need}` to be {}, not {}",
-                    view.spec().name,
-                    ty.name(),
-                    field.ty.name()
-                )));
-            }
-            if matches!(*need, "event_type" | "user_id" | "event_timestamp") && !field.required {
-                return Err(invalid(format!(
-                    "view {} needs field `{need}` to be required",
-                    view.spec().name
-                )));
-            }
-        }
-    }
-    Ok(())
 }
 
 #[cfg(test)]

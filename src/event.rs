@@ -115,17 +115,6 @@ pub struct Roles {
     source: Option<usize>,
 }
 
-/// A view field the schema must declare, with its type, for the built-in views to work.
-pub const VIEW_FIELDS: [(&str, FieldType); 7] = [
-    ("event_type", FieldType::String),
-    ("user_id", FieldType::String),
-    ("event_timestamp", FieldType::Timestamp),
-    ("product", FieldType::String),
-    ("price", FieldType::Money),
-    ("country", FieldType::String),
-    ("source", FieldType::String),
-];
-
 /// A string field whose value the projection interns: the event holds its symbol.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Interned {

@@ -21,7 +21,8 @@ use crate::source::kafka::GroupCommitter;
 use crate::source::{SourceError, SourceSpec};
 use crate::views::custom::Registry;
 use crate::views::sql::SqlView;
-use crate::views::{Snapshots, ViewId, ViewStore};
+use crate::views::sql::planned::Planned;
+use crate::views::{Snapshots, ViewStore};
 
 mod connect;
 mod counts;
@@ -69,9 +70,7 @@ pub struct PipelineConfig {
     pub schema: Schema,
     /// Records over this many bytes are dead letters (`too_large`).
     pub max_record_bytes: usize,
-    /// The built-in views to maintain.
-    pub views: Vec<ViewId>,
-    /// The SQL views to maintain.
+    /// The SQL views to maintain (by default, the built-in views).
     pub sql_views: Vec<SqlView>,
     /// The Rust views to maintain.
     pub custom_views: Registry,
@@ -93,8 +92,7 @@ impl Default for PipelineConfig {
             source: SourceSpec::Generate(Default::default()),
             schema: Schema::ecommerce(),
             max_record_bytes: 1 << 20,
-            views: ViewId::all(),
-            sql_views: Vec::new(),
+            sql_views: crate::views::builtin::ecommerce(),
             custom_views: Registry::default(),
             until_exhausted: false,
             lake: None,
@@ -197,6 +195,8 @@ struct Shared {
     lake_status: SharedStatus,
     run_tag: String,
     symbols: Arc<Symbols>,
+    /// The SQL views, planned.
+    sql: Planned,
     store: Arc<ViewStore>,
     stats: Arc<Stats>,
     stop: Arc<AtomicBool>,
@@ -246,9 +246,8 @@ impl Pipeline {
     pub fn start(mut config: PipelineConfig) -> Result<Pipeline, PipelineError> {
         let symbols = Arc::new(Symbols::default());
         let handles = Handles {
-            store: Arc::new(ViewStore::with_views(
+            store: Arc::new(ViewStore::new(
                 symbols.clone(),
-                config.views.clone(),
                 config.sql_views.clone(),
                 config.custom_views.clone(),
             )),
@@ -459,6 +458,12 @@ impl Shared {
             layout: Arc::new(Layout::new(&config.schema)),
             lake_status: handles.lake_status.clone(),
             run_tag: crate::lake::writer::run_tag(),
+            sql: Planned::of(
+                &config.sql_views,
+                &config.schema,
+                !config.custom_views.is_empty(),
+                &handles.symbols,
+            ),
             config,
             symbols: handles.symbols.clone(),
             store: handles.store.clone(),

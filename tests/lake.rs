@@ -835,13 +835,13 @@ fn a_running_pipeline_compacts_small_files() {
     assert!(verified.starts_with("ok:"), "{verified}");
 }
 
-/// The built-in views written in SQL read their rows from the typed events (no row is built per
-/// event): a resumed run replays the lake into them and equals one whole run, and `batch` and
-/// `verify` recompute them from the lake.
+/// The built-in views (SQL views, here from a config that lists them) read their rows from the
+/// typed events (no row is built per event): a resumed run replays the lake into them and equals
+/// one whole run, and `batch` and `verify` recompute them from the lake.
 #[test]
 fn sql_views_over_the_typed_events_resume_batch_and_verify() {
     let d = Dirs::new();
-    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/builtin-views.toml");
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/src/views/builtin.toml");
     let generated = |count: &str, out: &str, data: &str| {
         generated_run(&["--config", config], "2", "5", count, out, data)
     };
@@ -854,7 +854,7 @@ fn sql_views_over_the_typed_events_resume_batch_and_verify() {
         second["views"],
         views(Path::new(&d.arg("whole.json")))["views"]
     );
-    let users = &second["views"]["daily_active_users_sql"];
+    let users = &second["views"]["daily_active_users"];
     assert!(!users.as_array().unwrap().is_empty(), "{users}");
 
     ok(&[

@@ -161,7 +161,11 @@ fn every_endpoint_answers_and_the_views_agree_with_the_counters() {
         .iter()
         .map(|v| v["name"].as_str().unwrap())
         .collect();
-    assert_eq!(names.len(), lambdaflow::views::VIEWS.len(), "{names:?}");
+    assert_eq!(
+        names.len(),
+        lambdaflow::views::builtin::definitions().len(),
+        "{names:?}"
+    );
     assert!(
         list["views"][0]["description"]
             .as_str()

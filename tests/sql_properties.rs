@@ -323,7 +323,6 @@ proptest! {
             epoch: EpochPolicy::Records(epoch_records),
             source: SourceSpec::Files(vec![path]),
             until_exhausted: true,
-            views: Vec::new(),
             sql_views: views.clone(),
             ..PipelineConfig::default()
         };

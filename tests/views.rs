@@ -9,7 +9,6 @@ use std::time::Duration;
 use lambdaflow::pipeline::{EpochPolicy, Pipeline, PipelineConfig};
 use lambdaflow::source::generator::BAD_KINDS;
 use lambdaflow::source::{GeneratorSpec, SourceSpec};
-use lambdaflow::views::ViewId;
 
 const EVENTS: u64 = 120_000;
 
@@ -122,9 +121,9 @@ fn any_subset_of_the_views_equals_the_recomputation() {
             epoch: EpochPolicy::Records(7_000),
             source: SourceSpec::Files(vec![path.clone()]),
             until_exhausted: true,
-            views: names
-                .iter()
-                .map(|n| ViewId::from_name(n).unwrap())
+            sql_views: lambdaflow::views::builtin::ecommerce()
+                .into_iter()
+                .filter(|v| names.contains(&v.name.as_str()))
                 .collect(),
             ..PipelineConfig::default()
         };

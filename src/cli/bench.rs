@@ -123,7 +123,6 @@ pub(crate) fn bench(args: BenchArgs, registry: &Registry) -> Result<()> {
         epoch,
         rate: args.rate,
         generator,
-        views: pipeline.views,
         sql_views: pipeline.sql_views,
         custom_views: pipeline.custom_views,
         schema: pipeline.schema,

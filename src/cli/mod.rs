@@ -8,7 +8,6 @@ use std::process::ExitCode;
 use clap::{Args, Parser, Subcommand};
 
 use crate::config::{self};
-use crate::views::VIEWS;
 use crate::views::custom::Registry;
 
 /// `println!` that returns the error instead of panicking on it: when the reader of a pipe goes
@@ -121,10 +120,13 @@ pub fn main(registry: Registry) -> ExitCode {
         Command::Kafka(args) => kafka_offsets(args),
         Command::Bench(args) => bench(args, &registry),
         Command::Config => out!("{}", config::DEFAULT_CONFIG).map_err(Into::into),
-        Command::Views => VIEWS
-            .iter()
-            .map(|v| (v.name, v.description))
-            .chain(registry.views().iter().map(|v| (v.name(), v.description())))
+        Command::Views => crate::views::builtin::definitions()
+            .into_iter()
+            .map(|v| (v.name, v.description.unwrap_or(v.sql)))
+            .chain(
+                (registry.views().iter())
+                    .map(|v| (v.name().to_owned(), v.description().to_owned())),
+            )
             .try_for_each(|(name, description)| outln!("{name:<24} {description}"))
             .map_err(Into::into),
         Command::Batch(args) => batch(args, &registry),

@@ -16,7 +16,7 @@ use crate::pipeline::{EpochPolicy, Pipeline, PipelineConfig};
 use crate::serve::{Listener, Served, Server};
 use crate::source::SourceSpec;
 use crate::views::custom::Registry;
-use crate::views::{Datum, ViewId, ViewStore};
+use crate::views::{Datum, ViewStore};
 
 #[derive(Args)]
 pub(crate) struct RunArgs {
@@ -371,14 +371,19 @@ pub(crate) fn banner(config: &PipelineConfig) -> String {
     };
     format!(
         "lambdaflow: {source}, {workers}, {epoch}, {} views; {stop}",
-        config.views.len() + config.sql_views.len() + config.custom_views.views().len()
+        config.sql_views.len() + config.custom_views.views().len()
     )
 }
 
-/// Total of a count view as of its epoch, and its top entries.
-pub(crate) fn counts(store: &ViewStore, view: ViewId) -> (i64, Vec<(String, i64)>) {
+/// The view called `name`, if it runs.
+fn view(store: &ViewStore, name: &str) -> Option<usize> {
+    store.catalog().index_of(name)
+}
+
+/// Total of a count view (its first value column) as of its epoch, and its top entries.
+pub(crate) fn counts(store: &ViewStore, view: usize) -> (i64, Vec<(String, i64)>) {
     store.read(|state| {
-        let mut rows: Vec<(String, i64)> = state.tables[view as usize]
+        let mut rows: Vec<(String, i64)> = state.tables[view]
             .iter()
             .map(|(k, v)| {
                 let key = k
@@ -397,29 +402,25 @@ pub(crate) fn counts(store: &ViewStore, view: ViewId) -> (i64, Vec<(String, i64)
     })
 }
 
-/// Whether built-in view `view` runs.
-fn enabled(store: &ViewStore, view: ViewId) -> bool {
-    store.enabled().contains(&(view as usize))
-}
-
 /// Events and dead letters: as the built-in views count them (with what a resumed run replayed
 /// from the lake) when they run, else as this run decoded them.
 fn event_counts(store: &ViewStore, stats: &crate::pipeline::Stats) -> (i64, i64) {
     let decoded = |n: &std::sync::atomic::AtomicU64| n.load(Ordering::Relaxed) as i64;
-    let events = match enabled(store, ViewId::EventsByType) {
-        true => counts(store, ViewId::EventsByType).0,
-        false => decoded(&stats.events),
+    let events = match view(store, "events_by_type") {
+        Some(v) => counts(store, v).0,
+        None => decoded(&stats.events),
     };
-    let dead = match enabled(store, ViewId::DeadLettersByReason) {
-        true => counts(store, ViewId::DeadLettersByReason).0,
-        false => decoded(&stats.dead_letters),
+    let dead = match view(store, "dead_letters_by_reason") {
+        Some(v) => counts(store, v).0,
+        None => decoded(&stats.dead_letters),
     };
     (events, dead)
 }
 
-pub(crate) fn revenue(store: &ViewStore) -> (i64, i64) {
+/// Revenue and orders in all countries, from the built-in `revenue_by_country`.
+pub(crate) fn revenue(store: &ViewStore, view: usize) -> (i64, i64) {
     store.read(|state| {
-        state.tables[ViewId::RevenueByCountry as usize]
+        state.tables[view]
             .values()
             .fold((0, 0), |(r, o), v| match v.as_slice() {
                 [Datum::Money(c), Datum::Int(n)] => (r + c, o + n),
@@ -428,9 +429,11 @@ pub(crate) fn revenue(store: &ViewStore) -> (i64, i64) {
     })
 }
 
+/// The first product of the built-in `top_products` (ranked first).
 pub(crate) fn top_product(store: &ViewStore) -> Option<String> {
+    let view = view(store, "top_products")?;
     store.read(|state| {
-        state.tables[ViewId::TopProducts as usize]
+        state.tables[view]
             .iter()
             .find(|(_, v)| v.first() == Some(&Datum::Int(1)))
             .and_then(|(k, _)| {
@@ -462,8 +465,8 @@ pub(crate) fn live_line(pipeline: &Pipeline, last: &mut (Instant, u64)) -> Strin
         p99 as f64 / 1000.0,
     );
     // The built-in views' headlines, when they run.
-    if enabled(store, ViewId::EventsByType) {
-        let (_, by_type) = counts(store, ViewId::EventsByType);
+    if let Some(v) = view(store, "events_by_type") {
+        let (_, by_type) = counts(store, v);
         let types: Vec<String> = by_type
             .iter()
             .take(5)
@@ -471,8 +474,8 @@ pub(crate) fn live_line(pipeline: &Pipeline, last: &mut (Instant, u64)) -> Strin
             .collect();
         line.push_str(&format!(" | {}", types.join(" ")));
     }
-    if enabled(store, ViewId::RevenueByCountry) {
-        let (rev, orders) = revenue(store);
+    if let Some(v) = view(store, "revenue_by_country") {
+        let (rev, orders) = revenue(store, v);
         line.push_str(&format!(
             " | revenue {} ({orders} orders)",
             format_cents(rev)
@@ -505,7 +508,7 @@ pub(crate) fn live_line_final(store: &ViewStore, stats: &crate::pipeline::Stats)
     let as_of = store
         .read(|s| s.as_of)
         .map_or("-".to_owned(), |e| e.to_string());
-    let counted = if enabled(store, ViewId::EventsByType) {
+    let counted = if view(store, "events_by_type").is_some() {
         "in the views"
     } else {
         "decoded, the views"

@@ -7,7 +7,8 @@ fn the_default_config_file_parses_to_the_defaults() {
     let config = resolve(file, Overrides::default()).unwrap();
     let defaults = resolve(ConfigFile::default(), Overrides::default()).unwrap();
     assert_eq!(config.schema, defaults.schema);
-    assert_eq!(config.views, defaults.views);
+    assert_eq!(config.sql_views, defaults.sql_views);
+    assert_eq!(config.sql_views, crate::views::builtin::ecommerce());
     assert_eq!(config.workers, defaults.workers);
     assert_eq!(config.epoch, defaults.epoch);
     assert_eq!(config.max_record_bytes, defaults.max_record_bytes);
@@ -102,13 +103,14 @@ fn bad_values_get_one_line_errors() {
             "[generator]\nbad_fraction = 2.0\n",
             "bad fraction must be between 0 and 1",
         ),
+        // A schema without [[views]] runs the built-in views, which must fit it.
         (
             "[[schema.fields]]\nname = \"event_type\"\ntype = \"string\"\n",
-            "needs field `event_type` to be required",
+            "view `events_per_minute`: unknown column `event_timestamp` (line 1, column 29); it is a built-in view",
         ),
         (
-            "[pipeline]\nviews = [\"events_by_type\"]\n[[schema.fields]]\nname = \"event_type\"\ntype = \"int\"\nrequired = true\n",
-            "needs field `event_type` to be string, not int",
+            "[pipeline]\nviews = [\"revenue_by_country\"]\n[[schema.fields]]\nname = \"event_type\"\ntype = \"int\"\nrequired = true\n",
+            "view `revenue_by_country`: a string value cannot be compared with an int value (line 2, column 16); it is a built-in view",
         ),
         (
             "[lake]\ncompression = \"gzip\"\n",

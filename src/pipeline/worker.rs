@@ -13,21 +13,17 @@ use timely::dataflow::operators::vec::Map;
 use timely::dataflow::operators::{Concat, Probe};
 use timely::worker::Worker;
 
-use crate::event::{DeadLetter, Event, Interner, Position, Symbols};
+use crate::event::{DeadLetter, Event, Interner, Position};
 use crate::lake::dataflow::{self as lake_flow, CommitSetup, Marker, WorkerLake, Written};
 use crate::lake::ops::ReplayPlan;
 use crate::lake::{CommitMeta, LakeError};
 use crate::source::{Chunk, ChunkPool, Opening, Poll, Source, SourceError, SourceSpec};
 use crate::views::custom;
-use crate::views::sql::RowLayout;
-use crate::views::sql::typed::EventColumns;
 use crate::views::{self, Known, Row};
 
 use super::counts::{self, Mine, Report, Reporter};
 use super::decode::Decoding;
-use super::{
-    CHUNK_RECORDS, EpochPolicy, MAX_OPEN_EPOCHS, PipelineConfig, PipelineError, Shared, Stats,
-};
+use super::{CHUNK_RECORDS, EpochPolicy, MAX_OPEN_EPOCHS, PipelineError, Shared, Stats};
 
 /// The epoch a worker should be at now.
 fn target_epoch(shared: &Shared, current: u64) -> u64 {
@@ -89,53 +85,6 @@ impl Inputs {
         self.replay_met.close();
         self.counts.close();
         self.epochs.close();
-    }
-}
-
-/// What the SQL and Rust views read per event.
-struct ViewsRead {
-    /// The rows: every schema field when there are Rust views, else the fields the SQL views
-    /// read.
-    layout: RowLayout,
-    /// The SQL views' plans, renumbered into the rows.
-    plans: Vec<views::sql::Plan>,
-    /// Set when the views read their rows from the typed events instead, and decoding builds
-    /// none: no Rust view, every SQL view over the events fused, and every column one the
-    /// typed event holds ([`EventColumns`]).
-    typed: Option<Arc<EventColumns>>,
-}
-
-impl ViewsRead {
-    fn of(config: &PipelineConfig, symbols: &Symbols) -> Self {
-        let (layout, plans) = if config.custom_views.is_empty() {
-            RowLayout::of(&config.sql_views, symbols)
-        } else {
-            RowLayout::all(&config.schema, &config.sql_views, symbols)
-        };
-        let all_fused = || {
-            let numbered: Vec<(u8, &views::sql::Plan)> = plans.iter().map(|p| (0, p)).collect();
-            let non_null = layout.never_null(&config.schema);
-            let (_, rest) = views::sql::fused::Fused::of(&numbered, &non_null);
-            rest.iter()
-                .all(|(_, p)| p.table != views::sql::TableName::Events)
-        };
-        let typed = (config.custom_views.is_empty() && !layout.is_empty() && all_fused())
-            .then(|| EventColumns::of(&layout, &config.schema))
-            .flatten()
-            .map(Arc::new);
-        ViewsRead {
-            layout,
-            plans,
-            typed,
-        }
-    }
-
-    /// The rows decoding builds: none when the views read the typed events.
-    fn decoded(&self) -> RowLayout {
-        match self.typed {
-            Some(_) => RowLayout::default(),
-            None => self.layout.clone(),
-        }
     }
 }
 
@@ -203,71 +152,35 @@ struct ViewInputs<'s> {
     known: Known<'s>,
 }
 
-/// Every view over the events, dead letters and rows: the built-in views, the SQL views (fused
-/// where they can be) and the Rust views; their rows' changes.
+/// Every view over the events, dead letters and rows: the SQL views and the Rust views; their
+/// rows' changes.
 fn all_views<'s>(
     shared: &Shared,
     index: usize,
-    read: &ViewsRead,
     inputs: ViewInputs<'s>,
 ) -> VecCollection<'s, u64, views::ViewRow> {
     let ViewInputs {
         events,
         dead,
-        rows: event_rows,
+        rows,
         known,
     } = inputs;
-    let known = &known;
-    let config = &shared.config;
-    let mut rows = views::build(
-        events.clone(),
-        dead.clone(),
-        &config.views,
-        &shared.symbols,
-        known,
-    );
-    let non_null = read.layout.never_null(&config.schema);
-    let plans: Vec<(u8, &views::sql::Plan)> = read
-        .plans
-        .iter()
-        .enumerate()
-        .map(|(i, plan)| (shared.store.catalog().sql_index(i) as u8, plan))
-        .collect();
-    let (fused, rest) = views::sql::fused::Fused::of(&plans, &non_null);
-    if !fused.is_empty() {
-        let symbols = &shared.symbols;
-        rows = rows.concat(match &read.typed {
-            Some(columns) => fused.build(events, columns.clone(), symbols, known),
-            None => fused.build(event_rows.clone(), (), symbols, known),
-        });
-    }
-    for (view, plan) in rest {
-        let input = match plan.table {
-            views::sql::TableName::Events => event_rows.clone(),
-            views::sql::TableName::DeadLetters => dead.clone().map(|d| views::sql::dead_row(&d)),
-        };
-        rows = rows.concat(views::sql::build(
-            plan,
-            view,
-            input,
-            &shared.symbols,
-            index,
-            known,
-        ));
-    }
+    let scope = events.inner.scope();
+    let symbols = &shared.symbols;
+    let mut out = (shared.sql).build(events, rows.clone(), dead.clone(), symbols, index, &known);
     let input = custom::Input {
-        events: event_rows,
+        events: rows,
         dead_letters: dead,
-        schema: config.schema.clone(),
-        symbols: shared.symbols.clone(),
+        schema: shared.config.schema.clone(),
+        symbols: symbols.clone(),
         worker: index,
-        known: known.clone(),
+        known,
     };
-    for (i, view) in config.custom_views.views().iter().enumerate() {
+    for (i, view) in shared.config.custom_views.views().iter().enumerate() {
         let at = shared.store.catalog().custom_index(i) as u8;
-        rows = rows.concat(view.build(&input).map(move |(k, v)| (at, k, v)));
+        out.push(view.build(&input).map(move |(k, v)| (at, k, v)));
     }
-    rows
+    differential_dataflow::collection::concatenate(scope, out)
 }
 
 /// Runs worker `worker` of the pipeline: builds its dataflow, replays the lake into it if asked,
@@ -353,7 +266,6 @@ struct Built {
 fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
     let (index, peers) = (worker.index(), worker.peers());
     let config = &shared.config;
-    let read = ViewsRead::of(config, &shared.symbols);
     let probes = [ProbeHandle::new(), ProbeHandle::new()];
     let worker_lake = worker_lake(shared, index);
     let commit_setup = commit_setup(shared, index, peers);
@@ -373,8 +285,8 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
         let mut decoding = Decoding::new(
             &config.schema,
             config.max_record_bytes,
-            read.decoded(),
-            !config.views.is_empty() || read.typed.is_some(),
+            shared.sql.decoded(),
+            shared.sql.typed(),
             interner(shared),
             shared.stats.clone(),
             mine.clone(),
@@ -395,7 +307,7 @@ fn build(worker: &mut Worker, shared: &Arc<Shared>) -> Built {
             rows: written.rows.concat(replayed_rows),
             known: known.clone(),
         };
-        let rows = all_views(shared, index, &read, inputs);
+        let rows = all_views(shared, index, inputs);
         let rows =
             differential_dataflow::AsCollection::as_collection(rows.inner.probe_with(&probes[0]));
         // The views' rows are shown as strings: every process must know them.
@@ -602,7 +514,7 @@ fn replay(
 ) -> Result<(), LakeError> {
     let (index, peers) = (worker.index(), worker.peers());
     let mut interner = interner(shared);
-    let layout = ViewsRead::of(&shared.config, &shared.symbols).decoded();
+    let layout = shared.sql.decoded();
     let events_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::Events);
     let dead_root = crate::lake::table::table_root(&plan.dir, crate::lake::TableKind::DeadLetters);
     let mut rows = 0u64;

@@ -1,4 +1,4 @@
-//! Every view a run holds, built-in, SQL and Rust, by index.
+//! Every view a run holds, SQL (the built-in views among them) and Rust, by index.
 
 use std::sync::Arc;
 
@@ -7,8 +7,8 @@ use super::*;
 /// A view's columns: names and type names.
 pub type Columns = Vec<(String, &'static str)>;
 
-/// Every view a run can hold, by index (the first field of a [`ViewRow`]): the built-in views
-/// first, in [`VIEWS`] order, then the SQL views of the config.
+/// Every view a run holds, by index (the first field of a [`ViewRow`]): the SQL views, then the
+/// Rust views.
 #[derive(Debug, Default)]
 pub struct Catalog {
     sql: Vec<sql::SqlView>,
@@ -16,30 +16,30 @@ pub struct Catalog {
 }
 
 impl Catalog {
-    /// The built-in views, the `sql` views and the `custom` (Rust) views.
+    /// The `sql` views and the `custom` (Rust) views.
     pub fn new(sql: Vec<sql::SqlView>, custom: custom::Registry) -> Self {
         Catalog { sql, custom }
     }
 
     /// How many views there are.
     pub fn len(&self) -> usize {
-        VIEWS.len() + self.sql.len() + self.custom.views().len()
+        self.sql.len() + self.custom.views().len()
     }
 
     /// The index of the Rust view `i` of the registry.
     pub fn custom_index(&self, i: usize) -> usize {
-        VIEWS.len() + self.sql.len() + i
+        self.sql.len() + i
     }
 
     /// The Rust view at index `view`, if it is one.
     pub fn custom(&self, view: usize) -> Option<&Arc<dyn custom::View>> {
-        view.checked_sub(VIEWS.len() + self.sql.len())
+        view.checked_sub(self.sql.len())
             .and_then(|i| self.custom.views().get(i))
     }
 
-    /// Whether there are none (never: the built-ins are always there).
+    /// Whether there are none.
     pub fn is_empty(&self) -> bool {
-        false
+        self.len() == 0
     }
 
     /// The SQL views.
@@ -49,12 +49,12 @@ impl Catalog {
 
     /// The index of the SQL view `i` of [`Catalog::sql_views`].
     pub fn sql_index(&self, i: usize) -> usize {
-        VIEWS.len() + i
+        i
     }
 
     /// The SQL view at index `view`, if it is one.
     pub fn sql(&self, view: usize) -> Option<&sql::SqlView> {
-        view.checked_sub(VIEWS.len()).and_then(|i| self.sql.get(i))
+        self.sql.get(view)
     }
 
     /// The name of view `view`.
@@ -62,7 +62,7 @@ impl Catalog {
         match (self.sql(view), self.custom(view)) {
             (Some(v), _) => &v.name,
             (_, Some(v)) => v.name(),
-            _ => VIEWS[view].name,
+            _ => "",
         }
     }
 
@@ -71,7 +71,7 @@ impl Catalog {
         match (self.sql(view), self.custom(view)) {
             (Some(v), _) => &v.description,
             (_, Some(v)) => v.description(),
-            _ => VIEWS[view].description,
+            _ => "",
         }
     }
 
@@ -95,21 +95,16 @@ impl Catalog {
                 };
                 (of(true), of(false))
             }
-            None => {
-                let named = |c: &[(&str, &'static str)]| {
-                    c.iter().map(|&(n, ty)| (n.to_owned(), ty)).collect()
-                };
-                match self.custom(view) {
-                    Some(v) => {
-                        let listed = |columns: Vec<custom::Column>| {
-                            let of = |c: custom::Column| (c.name, c.ty.map_or("", |t| t.name()));
-                            columns.into_iter().map(of).collect()
-                        };
-                        (listed(v.key()), listed(v.value()))
-                    }
-                    None => (named(VIEWS[view].key), named(VIEWS[view].value)),
+            None => match self.custom(view) {
+                Some(v) => {
+                    let listed = |columns: Vec<custom::Column>| {
+                        let of = |c: custom::Column| (c.name, c.ty.map_or("", |t| t.name()));
+                        columns.into_iter().map(of).collect()
+                    };
+                    (listed(v.key()), listed(v.value()))
                 }
-            }
+                None => (Vec::new(), Vec::new()),
+            },
         }
     }
 }

@@ -69,10 +69,6 @@ impl std::hash::Hash for Float {
 }
 
 impl Datum {
-    pub(crate) fn sym(s: Option<Sym>) -> Datum {
-        s.map_or(Datum::Null, Datum::Sym)
-    }
-
     /// The [`Datum::Hash`] of a string.
     pub fn hash_of(s: &str) -> Datum {
         let (a, b) = crate::event::IdHash::of(s).words();

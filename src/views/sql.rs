@@ -10,6 +10,7 @@ pub mod expr;
 mod fast;
 pub mod flow;
 pub mod fused;
+pub mod planned;
 pub mod replay;
 pub mod typed;
 
@@ -174,6 +175,10 @@ pub struct Plan {
     pub order: Vec<Order>,
     /// `LIMIT`: the view holds the first rows in that order.
     pub limit: Option<usize>,
+    /// The value column (by index among the values) that is `row_number() OVER (ORDER BY
+    /// ...)`: the row's place in that order, from 1.
+    #[serde(default)]
+    pub rank: Option<usize>,
     /// No `GROUP BY`: one row, even over no events.
     pub global: bool,
 }

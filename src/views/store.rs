@@ -17,7 +17,7 @@ use super::*;
 pub struct ViewState {
     /// The last closed epoch the views reflect; `None` before the first one closes.
     pub as_of: Option<u64>,
-    /// Rows per view, by [`ViewId`] index.
+    /// Rows per view, by [`Catalog`] index.
     pub tables: Vec<ViewTable>,
 }
 
@@ -66,29 +66,10 @@ pub struct Snapshots {
 }
 
 impl ViewStore {
-    /// An empty store for the `enabled` built-in views.
-    pub fn new(symbols: Arc<Symbols>, enabled: Vec<ViewId>) -> Self {
-        Self::with_sql(symbols, enabled, Vec::new())
-    }
-
-    /// An empty store for the `enabled` built-in views and the `sql` views.
-    pub fn with_sql(symbols: Arc<Symbols>, enabled: Vec<ViewId>, sql: Vec<sql::SqlView>) -> Self {
-        Self::with_views(symbols, enabled, sql, custom::Registry::default())
-    }
-
-    /// An empty store for the `enabled` built-in views, the `sql` views and the `custom` (Rust)
-    /// views.
-    pub fn with_views(
-        symbols: Arc<Symbols>,
-        enabled: Vec<ViewId>,
-        sql: Vec<sql::SqlView>,
-        custom: custom::Registry,
-    ) -> Self {
-        let rust = custom.views().len();
+    /// An empty store for the `sql` views and the `custom` (Rust) views.
+    pub fn new(symbols: Arc<Symbols>, sql: Vec<sql::SqlView>, custom: custom::Registry) -> Self {
         let catalog = Arc::new(Catalog::new(sql, custom));
-        let mut enabled: Vec<usize> = enabled.into_iter().map(|v| v as usize).collect();
-        enabled.extend((0..catalog.sql_views().len()).map(|i| catalog.sql_index(i)));
-        enabled.extend((0..rust).map(|i| catalog.custom_index(i)));
+        let enabled = (0..catalog.len()).collect();
         let state = ViewState {
             as_of: None,
             tables: vec![ViewTable::new(); catalog.len()],
@@ -225,8 +206,8 @@ impl ViewStore {
         &self.symbols
     }
 
-    /// One view's rows as `{"key": ..., "value": ...}` JSON objects, in the view's order (rank
-    /// for `top_products`, key otherwise).
+    /// One view's rows as `{"key": ..., "value": ...}` JSON objects, in the view's order (its
+    /// `ORDER BY` for a top-n, key otherwise).
     pub fn rows_json(&self, state: &ViewState, view: usize) -> Vec<Json> {
         rows_json(&self.symbols, &self.catalog, state, view)
     }
@@ -238,7 +219,7 @@ impl ViewStore {
 }
 
 /// One row as `{"key": {...}, "value": {...}}`: objects of the view's key and value columns by
-/// name, for built-in, SQL and Rust views alike.
+/// name, for SQL and Rust views alike.
 fn row_json(
     symbols: &Symbols,
     catalog: &Catalog,
@@ -264,17 +245,12 @@ fn row_json(
         };
         return json!({"key": object(&mut names(true), key), "value": object(&mut names(false), value)});
     }
-    if let Some(v) = catalog.custom(view) {
-        let (k, v) = (v.key(), v.value());
-        return json!({
-            "key": object(&mut k.iter().map(|c| c.name.as_str()), key),
-            "value": object(&mut v.iter().map(|c| c.name.as_str()), value),
-        });
-    }
-    let spec = &VIEWS[view];
+    let (k, v) = catalog
+        .custom(view)
+        .map_or((Vec::new(), Vec::new()), |v| (v.key(), v.value()));
     json!({
-        "key": object(&mut spec.key.iter().map(|c| c.0), key),
-        "value": object(&mut spec.value.iter().map(|c| c.0), value),
+        "key": object(&mut k.iter().map(|c| c.name.as_str()), key),
+        "value": object(&mut v.iter().map(|c| c.name.as_str()), value),
     })
 }
 
@@ -289,9 +265,7 @@ fn rows_json(symbols: &Symbols, catalog: &Catalog, state: &ViewState, view: usiz
             .map(|(k, val)| sql::flow::listing_place(&v.plan, k, val, symbols))
             .collect()
     });
-    if view == ViewId::TopProducts as usize {
-        rows.sort_by_key(|row| row["value"]["rank"].as_i64());
-    } else if let Some(places) = places {
+    if let Some(places) = places {
         // A top-n in its ORDER BY order.
         let mut placed: Vec<_> = places.into_iter().zip(rows).collect();
         placed.sort_by(|a, b| a.0.cmp(&b.0));
@@ -447,17 +421,14 @@ pub fn publish(rows: VecCollection<'_, u64, ViewRow>, store: Arc<ViewStore>, ind
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::views::builtin::row;
 
     #[test]
     fn a_snapshot_written_row_by_row_holds_what_to_json_gives() {
         let symbols = Arc::new(Symbols::default());
-        let enabled = vec![
-            ViewId::EventsPerMinute,
-            ViewId::TopProducts,
-            ViewId::EventsByType,
-        ];
-        let store = ViewStore::new(symbols.clone(), enabled.clone());
+        let views = builtin::ecommerce();
+        let at = |name: &str| views.iter().position(|v| v.name == name).unwrap() as u8;
+        let row = |view: &str, key, value| (at(view), key, value);
+        let store = ViewStore::new(symbols.clone(), views.clone(), custom::Registry::default());
         let (view, page) = (
             symbols.intern("page_view"),
             symbols.intern("caf\u{e9} \"x\""),
@@ -465,7 +436,7 @@ mod tests {
         let mut changes = vec![
             (
                 row(
-                    ViewId::EventsPerMinute,
+                    "events_per_minute",
                     vec![Datum::Timestamp(29_000_000 * 60_000_000), Datum::Sym(view)],
                     vec![Datum::Int(3)],
                 ),
@@ -473,7 +444,7 @@ mod tests {
             ),
             (
                 row(
-                    ViewId::TopProducts,
+                    "top_products",
                     vec![Datum::Sym(page)],
                     vec![Datum::Int(1), Datum::Money(1999)],
                 ),
@@ -481,7 +452,7 @@ mod tests {
             ),
             (
                 row(
-                    ViewId::EventsByType,
+                    "events_by_type",
                     vec![Datum::Sym(view)],
                     vec![Datum::Int(7)],
                 ),
@@ -489,7 +460,7 @@ mod tests {
             ),
             (
                 row(
-                    ViewId::EventsByType,
+                    "events_by_type",
                     vec![Datum::Sym(page)],
                     vec![Datum::Int(2)],
                 ),

@@ -4,17 +4,19 @@
 
 use sqlparser::ast::{
     self, CastKind, DuplicateTreatment, FunctionArg, FunctionArgExpr, FunctionArguments,
-    GroupByExpr, LimitClause, OrderByKind, SelectItem, SetExpr, Spanned, Statement, TableFactor,
-    UnaryOperator,
+    GroupByExpr, SelectItem, SetExpr, Spanned, Statement, TableFactor, UnaryOperator,
 };
 use sqlparser::dialect::DuckDbDialect;
 use sqlparser::parser::Parser;
 
-use super::expr::{Cmp, Expr, Like, Type, Unit};
-use super::{Agg, AggFn, Column, Order, OutColumn, Plan, SqlError, TableName};
+use super::expr::{Cmp, Expr, Like, Type};
+use super::{Agg, AggFn, Column, OutColumn, Plan, SqlError, TableName};
 
+mod functions;
+mod order;
 mod scalar;
 
+use order::row_number;
 use scalar::{binary, cast, coerce, literal};
 
 type Result<T> = std::result::Result<T, SqlError>;
@@ -62,6 +64,7 @@ pub fn compile(sql: &str, events: &[Column]) -> Result<Plan> {
         aggs: Vec::new(),
         agg_texts: Vec::new(),
         aliases: Vec::new(),
+        rank: None,
     };
     refuse_clauses(select)?;
     let filter = match &select.selection {
@@ -92,6 +95,13 @@ pub fn compile(sql: &str, events: &[Column]) -> Result<Plan> {
         None => None,
     };
     let (order, limit) = c.order_and_limit(&query, &out)?;
+    let rank = match c.rank.take() {
+        Some((at, f)) => {
+            c.rank(&f, &out, &order, limit)?;
+            Some(out[..at].iter().filter(|o| !o.key).count())
+        }
+        None => None,
+    };
     Ok(Plan {
         table,
         inputs: c.inputs.iter().map(|(i, _)| *i).collect(),
@@ -103,6 +113,7 @@ pub fn compile(sql: &str, events: &[Column]) -> Result<Plan> {
         having,
         order,
         limit,
+        rank,
         global,
     })
 }
@@ -277,6 +288,8 @@ struct Compiler {
     aggs: Vec<Agg>,
     agg_texts: Vec<String>,
     aliases: Vec<(String, ast::Expr)>,
+    /// The select item that is `row_number() OVER (...)`, and where it is.
+    rank: Option<(usize, ast::Function)>,
 }
 
 impl Compiler {
@@ -295,7 +308,7 @@ impl Compiler {
             }
             GroupByExpr::All(_) => items
                 .iter()
-                .filter(|(e, _)| !contains_aggregate(e))
+                .filter(|(e, _)| !contains_aggregate(e) && row_number(e).is_none())
                 .map(|(e, _)| (*e).clone())
                 .collect(),
         };
@@ -325,6 +338,20 @@ impl Compiler {
                     *e,
                     format!("two columns are called `{name}`: give one an alias"),
                 ));
+            }
+            if let Some(f) = row_number(e) {
+                if self.rank.is_some() {
+                    return Err(err(f, "a view has one `row_number()` at most"));
+                }
+                self.rank = Some((out.len(), f.clone()));
+                // Its value is the row's place, given when the top rows are taken.
+                out.push(OutColumn {
+                    name: name.clone(),
+                    ty: Type::Int,
+                    key: false,
+                    expr: Expr::Lit(crate::views::Datum::Null),
+                });
+                continue;
             }
             let (expr, ty) = self.post(e, false)?;
             let key = matches!(expr, Expr::Slot(k) if k < self.keys.len());
@@ -625,6 +652,9 @@ impl Compiler {
             ast::Expr::Function(f) if function_name(f) == "date_trunc" => {
                 self.date_trunc(f, leaf)?
             }
+            ast::Expr::Function(f) if function_name(f) == "round" && f.over.is_none() => {
+                self.round(f, leaf)?
+            }
             ast::Expr::Function(f) if f.over.is_some() => {
                 return Err(err(f, "window functions are not supported"));
             }
@@ -694,127 +724,5 @@ impl Compiler {
             return Err(err(pattern, "a LIKE pattern must be a string literal"));
         };
         Ok((Expr::Like(Box::new(x), Like::new(p), negated), Type::Bool))
-    }
-
-    /// `date_trunc('unit', ts)`.
-    fn date_trunc(
-        &mut self,
-        f: &ast::Function,
-        leaf: &mut dyn FnMut(&mut Self, &ast::Expr) -> Leaf,
-    ) -> Result<(Expr, Type)> {
-        let FunctionArguments::List(list) = &f.args else {
-            return Err(err(f, "date_trunc takes a unit and a timestamp"));
-        };
-        let [
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(unit)),
-            FunctionArg::Unnamed(FunctionArgExpr::Expr(ts)),
-        ] = list.args.as_slice()
-        else {
-            return Err(err(f, "date_trunc takes a unit and a timestamp"));
-        };
-        let unit = match unit {
-            ast::Expr::Value(v) => match &v.value {
-                ast::Value::SingleQuotedString(s) => Unit::of(s),
-                _ => None,
-            },
-            _ => None,
-        }
-        .ok_or_else(|| {
-            err(
-                unit,
-                "date_trunc's unit is one of 'second', 'minute', 'hour', 'day', 'week', 'month'",
-            )
-        })?;
-        let (x, ty) = self.expr(ts, leaf)?;
-        if !matches!(ty, Type::Timestamp | Type::Null) {
-            return Err(err(
-                ts,
-                format!("date_trunc needs a timestamp, not {}", ty.value()),
-            ));
-        }
-        Ok((Expr::Trunc(unit, Box::new(x)), Type::Timestamp))
-    }
-
-    fn order_and_limit(
-        &mut self,
-        query: &ast::Query,
-        out: &[OutColumn],
-    ) -> Result<(Vec<Order>, Option<usize>)> {
-        let limit = match &query.limit_clause {
-            None => None,
-            Some(LimitClause::LimitOffset {
-                limit: None,
-                offset: None,
-                limit_by,
-            }) if limit_by.is_empty() => None,
-            Some(LimitClause::LimitOffset {
-                limit: Some(l),
-                offset: None,
-                limit_by,
-            }) if limit_by.is_empty() => Some(
-                match l {
-                    ast::Expr::Value(ast::ValueWithSpan {
-                        value: ast::Value::Number(n, _),
-                        ..
-                    }) => n.parse::<usize>().ok().filter(|n| *n > 0),
-                    _ => None,
-                }
-                .ok_or_else(|| err(l, "LIMIT takes a positive whole number"))?,
-            ),
-            Some(other) => return Err(err(other, "OFFSET is not supported (LIMIT is)")),
-        };
-        let mut order = Vec::new();
-        if let Some(o) = &query.order_by {
-            let OrderByKind::Expressions(items) = &o.kind else {
-                return Err(err(o, "ORDER BY ALL is not supported"));
-            };
-            for item in items {
-                let e = &item.expr;
-                let by_name = match e {
-                    ast::Expr::Identifier(id) => {
-                        out.iter().find(|c| c.name == id.value.to_lowercase())
-                    }
-                    ast::Expr::Value(v) => match &v.value {
-                        ast::Value::Number(n, _) => Some(
-                            n.parse::<usize>()
-                                .ok()
-                                .and_then(|i| out.get(i.wrapping_sub(1)))
-                                .ok_or_else(|| {
-                                    err(
-                                        e,
-                                        format!(
-                                            "ORDER BY {n}: the SELECT list has {} items",
-                                            out.len()
-                                        ),
-                                    )
-                                })?,
-                        ),
-                        _ => None,
-                    },
-                    _ => None,
-                };
-                let expr = match by_name {
-                    Some(c) => c.expr.clone(),
-                    None => self.post(e, true)?.0,
-                };
-                let descending = item.options.asc == Some(false);
-                order.push(Order {
-                    expr,
-                    descending,
-                    // DuckDB's default: NULLS LAST in both directions.
-                    nulls_first: item.options.nulls_first.unwrap_or(false),
-                });
-            }
-        }
-        if limit.is_some() && order.is_empty() {
-            return Err(err(
-                query
-                    .limit_clause
-                    .as_ref()
-                    .unwrap_or_else(|| unreachable!()),
-                "LIMIT needs an ORDER BY (which rows would be kept is otherwise arbitrary)",
-            ));
-        }
-        Ok((order, limit))
     }
 }

@@ -248,6 +248,8 @@ pub enum Expr {
     ToFloat(Box<Expr>),
     /// `CAST(x AS DECIMAL(p, 2))`: money, `NULL` beyond the largest value of `p` digits.
     ToMoney(Box<Expr>, u8),
+    /// `round(x, digits)`, half away from zero; of the type of `x`.
+    Round(Box<Expr>, u8),
 }
 
 impl Expr {
@@ -290,7 +292,8 @@ impl Expr {
             | Expr::Trunc(_, e)
             | Expr::ToDate(e)
             | Expr::ToFloat(e)
-            | Expr::ToMoney(e, _) => e.for_each_leaf(f),
+            | Expr::ToMoney(e, _)
+            | Expr::Round(e, _) => e.for_each_leaf(f),
             Expr::And(a, b) | Expr::Or(a, b) | Expr::Cmp(_, a, b) | Expr::Arith(_, a, b, _) => {
                 a.for_each_leaf(f);
                 b.for_each_leaf(f);
@@ -394,6 +397,7 @@ impl Expr {
             Expr::ToMoney(e, digits) => {
                 to_cents(&e.eval(row, symbols), *digits).map_or(Datum::Null, Datum::Money)
             }
+            Expr::Round(e, digits) => round(e.eval(row, symbols), *digits),
         }
     }
 
@@ -401,6 +405,28 @@ impl Expr {
     /// `NULL` does not).
     pub fn holds(&self, row: &[Datum], symbols: &Symbols) -> bool {
         self.eval(row, symbols) == Datum::Bool(true)
+    }
+}
+
+/// `round(d, digits)`, half away from zero (as DuckDB rounds floats, decimals and integers).
+fn round(d: Datum, digits: u8) -> Datum {
+    match d {
+        Datum::Float(Float(x)) => {
+            let scale = 10f64.powi(i32::from(digits));
+            Datum::Float(Float((x * scale).round() / scale))
+        }
+        Datum::Money(cents) if digits < 2 => {
+            let unit = 10i64.pow(u32::from(2 - digits));
+            // Half away from zero: the remainder's magnitude against half a unit.
+            let (q, r) = (cents / unit, cents % unit);
+            let q = if 2 * r.abs() >= unit {
+                q + r.signum()
+            } else {
+                q
+            };
+            Datum::Money(q * unit)
+        }
+        d => d,
     }
 }
 

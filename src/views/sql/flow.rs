@@ -74,11 +74,22 @@ pub fn build<'s>(
     );
     match plan.limit {
         None => rows.map(move |(_, (key, value, _))| (view, key, value)),
-        Some(limit) => rows
-            .map(|(_, (key, value, place))| ((), (place, key, value)))
-            .top_k_named("sql_limit", limit)
-            .map(move |((), (_rank, (_, key, value)))| (view, key, value)),
+        Some(limit) => {
+            let rank = plan.rank;
+            rows.map(|(_, (key, value, place))| ((), (place, key, value)))
+                .top_k_named("sql_limit", limit)
+                .map(move |((), (place, (_, key, value)))| (view, key, ranked(value, rank, place)))
+        }
     }
+}
+
+/// A top-n row's values with its place in the order (from 1) as its `row_number()`, if the
+/// view has one.
+pub(super) fn ranked(mut values: Vec<Datum>, rank: Option<usize>, place: usize) -> Vec<Datum> {
+    if let Some(slot) = rank.and_then(|r| values.get_mut(r)) {
+        *slot = Datum::Int(place as i64);
+    }
+    values
 }
 
 type Grouped<'s> = VecCollection<'s, u64, (Key, Row)>;

@@ -27,7 +27,7 @@ use smallvec::SmallVec;
 
 use super::expr::{Expr, Type, Unit};
 use super::fast::Fast;
-use super::flow::{additive_value, finish};
+use super::flow::{additive_value, finish, ranked};
 use super::typed::AsRow;
 use super::{AggFn, Plan, TableName};
 use crate::event::Symbols;
@@ -529,12 +529,15 @@ impl Fused {
             let mine = rows
                 .clone()
                 .flat_map(move |(key, row)| (usize::from(key.id) == i).then_some(row));
+            let rank = v.plan.rank;
             outputs.push(match v.plan.limit {
                 None => mine.map(move |(keys, values, _)| (id, keys, values)),
                 Some(limit) => mine
                     .map(|(keys, values, place)| ((), (place, keys, values)))
                     .top_k_named("sql_limit", limit)
-                    .map(move |((), (_rank, (_, keys, values)))| (id, keys, values)),
+                    .map(move |((), (place, (_, keys, values)))| {
+                        (id, keys, ranked(values, rank, place))
+                    }),
             });
         }
         outputs

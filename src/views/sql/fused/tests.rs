@@ -27,7 +27,7 @@ fn plans(toml: &str) -> (Vec<Plan>, Vec<bool>) {
 /// one count; the dead-letter view is left to be built alone.
 #[test]
 fn the_builtin_views_in_sql_fuse_as_the_hand_written_plan() {
-    let (plans, non_null) = plans(include_str!("../../../../scripts/builtin-views.toml"));
+    let (plans, non_null) = plans(include_str!("../../builtin.toml"));
     let indexed: Vec<(u8, &Plan)> = plans
         .iter()
         .enumerate()
