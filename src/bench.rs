@@ -257,16 +257,7 @@ pub fn run(
     let mut chunks = prepare(&config.generator, config.events, workers, progress);
     let prepare_seconds = started.elapsed().as_secs_f64();
     let input_bytes: u64 = chunks.iter().flatten().map(|c| c.byte_len() as u64).sum();
-    if let Some(c) = &config.cluster {
-        // Every process prepares the same input and keeps its own workers' share: a worker that
-        // runs out takes chunks from another of its process, never of another process.
-        let own = config.workers.max(1);
-        for (w, queue) in chunks.iter_mut().enumerate() {
-            if w / own != c.process {
-                queue.clear();
-            }
-        }
-    }
+    keep_own_share(config, &mut chunks);
 
     let schema = config.schema.clone();
     // The limits' own copy of their sample, so that they can run again after the pipeline has
@@ -283,23 +274,8 @@ pub fn run(
         None => None,
     };
 
-    // The pipeline, into a fresh lake.
-    let (dir, temporary) = fresh_lake(config)?;
     let prepared = Arc::new(Prepared::new(chunks));
-    let pipeline_config = pipeline_config(config, &prepared, &dir);
-    let result = run_pipeline(
-        pipeline_config,
-        &prepared,
-        limit_bytes,
-        config.events,
-        progress,
-    );
-    let lake_bytes = dir_bytes(&table::table_root(&dir, TableKind::Events))
-        + dir_bytes(&table::table_root(&dir, TableKind::DeadLetters));
-    if temporary {
-        let _ = std::fs::remove_dir_all(&dir);
-    }
-    let run = result?;
+    let (run, lake_bytes) = into_fresh_lake(config, &prepared, limit_bytes, progress)?;
     let after = match &limit_input {
         Some(input) => Some(limits(input, &schema, "after", progress)?),
         None => None,
@@ -347,6 +323,43 @@ pub fn run(
         prepare_seconds,
         machine: machine(),
     })
+}
+
+/// In a cluster, every process prepares the same input and keeps its own workers' share: a
+/// worker that runs out takes chunks from another of its process, never of another process.
+fn keep_own_share(config: &BenchConfig, chunks: &mut [Vec<Chunk>]) {
+    if let Some(c) = &config.cluster {
+        let own = config.workers.max(1);
+        for (w, queue) in chunks.iter_mut().enumerate() {
+            if w / own != c.process {
+                queue.clear();
+            }
+        }
+    }
+}
+
+/// Runs the pipeline over `prepared` into a fresh lake; returns the run and the lake's bytes.
+fn into_fresh_lake(
+    config: &BenchConfig,
+    prepared: &Arc<Prepared>,
+    limit_bytes: u64,
+    progress: &mut dyn FnMut(Progress<'_>),
+) -> Result<(PipelineRun, u64), BenchError> {
+    let (dir, temporary) = fresh_lake(config)?;
+    let pipeline_config = pipeline_config(config, prepared, &dir);
+    let result = run_pipeline(
+        pipeline_config,
+        prepared,
+        limit_bytes,
+        config.events,
+        progress,
+    );
+    let lake_bytes = dir_bytes(&table::table_root(&dir, TableKind::Events))
+        + dir_bytes(&table::table_root(&dir, TableKind::DeadLetters));
+    if temporary {
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+    Ok((result?, lake_bytes))
 }
 
 /// The benchmark's lake directory, which must be empty or absent, and whether it is a
