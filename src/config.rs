@@ -338,6 +338,9 @@ pub fn resolve(file: ConfigFile, flags: Overrides) -> Result<PipelineConfig, Con
         }
     }
     choose_views(&mut config, flags.views.or(p.views), sql, rust)?;
+    if config.sql_views.len() + config.custom_views.views().len() > MAX_VIEWS {
+        return Err(invalid(format!("at most {MAX_VIEWS} views")));
+    }
     config.lake = lake::lake_config(file.lake, &lake_flags, config.epoch)?;
     Ok(config)
 }
