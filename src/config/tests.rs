@@ -138,3 +138,29 @@ fn bad_values_get_one_line_errors() {
         .to_string();
     assert!(err.contains("unknown field `wrokers`"), "{err}");
 }
+
+#[test]
+fn a_config_runs_its_own_views_or_the_built_in_ones_and_a_list_picks_among_both() {
+    let names = |text: &str| -> Vec<String> {
+        let file = ConfigFile::parse(text, "t").unwrap();
+        let config = resolve(file, Overrides::default()).unwrap();
+        config.sql_views.into_iter().map(|v| v.name).collect()
+    };
+    let builtin: Vec<String> = crate::views::builtin::definitions()
+        .into_iter()
+        .map(|v| v.name)
+        .collect();
+    assert_eq!(names(""), builtin);
+    let own = "[[views]]\nname = \"mine\"\nsql = \"SELECT country, count(*) AS n FROM events GROUP BY country\"\n";
+    assert_eq!(names(own), ["mine"]);
+    // A list picks by name, the config's views first, then the built-in ones in their order.
+    let listed =
+        format!("[pipeline]\nviews = [\"top_products\", \"mine\", \"events_by_type\"]\n{own}");
+    assert_eq!(names(&listed), ["mine", "events_by_type", "top_products"]);
+    // A config's view with a built-in's name replaces it.
+    let replaced = "[pipeline]\nviews = [\"events_by_type\"]\n[[views]]\nname = \"events_by_type\"\nsql = \"SELECT source, count(*) AS n FROM events GROUP BY source\"\n";
+    let file = ConfigFile::parse(replaced, "t").unwrap();
+    let config = resolve(file, Overrides::default()).unwrap();
+    assert_eq!(config.sql_views.len(), 1);
+    assert!(config.sql_views[0].sql.contains("GROUP BY source"));
+}
