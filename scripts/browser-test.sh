@@ -12,7 +12,7 @@ if ! command -v chromium >/dev/null; then
 fi
 source scripts/venv.sh
 # The same build as the tests (one feature set, so dependencies compile once).
-cargo build --quiet --workspace --lib --bins --tests --examples
+scripts/build.sh
 lf=$PWD/target/debug/lambdaflow
 work=$PWD/target/browser-test
 rm -rf "$work"

@@ -7,6 +7,6 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 # The same build as the tests (one feature set, so dependencies compile once).
-cargo build --quiet --workspace --lib --bins --tests --examples
+scripts/build.sh
 rm -rf target/crash-test
 exec "$py" scripts/crash_test.py target/debug/lambdaflow target/crash-test "$@"

@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-cargo build --quiet --workspace --lib --bins --tests --examples
+scripts/build.sh
 "$py" scripts/custom_operator_check.py target/debug/examples/custom_operator target/custom-operator-check

@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 # The same build as the tests (one feature set, so dependencies compile once).
-cargo build --quiet --workspace --lib --bins --tests --examples
+scripts/build.sh
 work=$(pwd)/target/full-disk-test
 rm -rf "$work" && mkdir -p "$work/mnt"
 bin=$(pwd)/target/debug/lambdaflow

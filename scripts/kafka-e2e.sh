@@ -9,7 +9,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 events=${1:-1000000}
 source scripts/venv.sh
-cargo build --quiet --workspace --lib --bins --tests --examples
+scripts/build.sh
 lf=$PWD/target/debug/lambdaflow
 export LAMBDAFLOW_KAFKA_PORT=${LAMBDAFLOW_KAFKA_PORT:-19092}
 scripts/kafka-broker.sh start

@@ -11,5 +11,5 @@ seconds=${1:-90}
 rate=${2:-5000}
 interval=${3:-100ms}
 binary=${4:-target/debug/lambdaflow}
-[ "$binary" != target/debug/lambdaflow ] || cargo build --quiet --workspace --lib --bins --tests --examples
+[ "$binary" != target/debug/lambdaflow ] || scripts/build.sh
 exec python3 scripts/memory_check.py "$binary" target/memory-check "$seconds" "$rate" "$interval"

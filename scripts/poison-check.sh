@@ -5,5 +5,5 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
-cargo build --quiet --workspace --lib --bins --tests --examples
+scripts/build.sh
 exec "$py" scripts/poison_check.py target/debug/lambdaflow target/poison-check

@@ -12,5 +12,5 @@ if ! command -v java >/dev/null 2>&1; then
   sudo=""; [ "$(id -u)" = 0 ] || sudo=sudo
   $sudo apt-get install -y -qq openjdk-17-jre-headless >/dev/null
 fi
-cargo build --quiet --workspace --lib --bins --tests --examples
+scripts/build.sh
 exec "$py" scripts/readers_check.py target/debug/lambdaflow target/readers-check

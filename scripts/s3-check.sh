@@ -9,5 +9,5 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 source scripts/venv.sh
 "$py" -c "import moto.server" 2>/dev/null || "$venv/bin/pip" install --quiet 'moto[server]'
-cargo build --quiet --workspace --lib --bins --tests --examples
+scripts/build.sh
 exec "$py" scripts/s3_check.py target/debug/lambdaflow target/s3-check "$@"

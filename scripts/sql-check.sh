@@ -13,7 +13,7 @@ out=target/sql-check
 mkdir -p "$out"
 source scripts/venv.sh
 # The same build as the tests (one feature set, so dependencies compile once).
-cargo build --quiet --workspace --lib --bins --tests --examples
+scripts/build.sh
 bin=target/debug/lambdaflow
 "$bin" generate --count "$events" --seed 11 --bad-fraction 0.01 --start 2024-12-31T20:00:00Z -o "$out/events.jsonl"
 rm -rf "$out/data"

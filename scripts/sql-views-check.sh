@@ -10,7 +10,7 @@ events=${1:-100000}
 out=target/sql-views-check
 mkdir -p "$out"
 source scripts/venv.sh
-cargo build --quiet --workspace --lib --bins --tests --examples
+scripts/build.sh
 bin=target/debug/lambdaflow
 "$bin" generate --count "$events" --seed 23 --bad-fraction 0.01 --start 2024-12-31T22:30:00Z -o "$out/shop.jsonl"
 "$py" scripts/nested_events.py "$events" 7 "$out/nested.jsonl"
