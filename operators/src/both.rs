@@ -117,15 +117,20 @@ pub trait SumByAndDistinctCount<'scope, T: Timestamp, D> {
     {
         self.sum_by_rollup_and_distinct_count_together_named(
             name,
-            move |d: &D| (sum(d), distinct(d)),
+            move |d: &D, sums: &mut Vec<(F, A)>, pairs: &mut Vec<(G, I)>| {
+                sums.extend(sum(d));
+                pairs.extend(distinct(d));
+            },
             rollup,
         )
     }
 
     /// As [`SumByAndDistinctCount::sum_by_rollup_and_distinct_count_named`], with one mapping,
-    /// `both`, giving a record's `(fine key, amount)` pairs and its `(group, value)` pairs
+    /// `both`, pushing a record's `(fine key, amount)` pairs and its `(group, value)` pairs
     /// together: for records whose two sets of pairs share work (the same fields read, the
-    /// same conditions tested), done once per record.
+    /// same conditions tested), done once per record. The two vectors are empty when `both` is
+    /// called and are drained after it; they keep their allocation from record to record, so
+    /// the pairs of a record are neither allocated nor returned and copied.
     ///
     /// ```
     /// use differential_dataflow::input::Input;
@@ -138,9 +143,10 @@ pub trait SumByAndDistinctCount<'scope, T: Timestamp, D> {
     ///     let (_input, visits) = scope.new_collection_from(visits);
     ///     let (visits, users) = visits.sum_by_rollup_and_distinct_count_together_named(
     ///         "Visits",
-    ///         |&(day, country, user): &Visit| {
+    ///         |&(day, country, user): &Visit, sums: &mut Vec<_>, pairs: &mut Vec<_>| {
     ///             let day: u32 = day[1..].parse().unwrap();
-    ///             ([((day, country), 1isize)], [(day, user)])
+    ///             sums.push(((day, country), 1isize));
+    ///             pairs.push((day, user));
     ///         },
     ///         |(_day, country), n| Some((country.to_string(), n)),
     ///     );
@@ -149,7 +155,7 @@ pub trait SumByAndDistinctCount<'scope, T: Timestamp, D> {
     /// });
     /// ```
     #[allow(clippy::type_complexity)]
-    fn sum_by_rollup_and_distinct_count_together_named<F, K, A, P, R, S, G, I, Q, M>(
+    fn sum_by_rollup_and_distinct_count_together_named<F, K, A, R, S, G, I, M>(
         self,
         name: &str,
         both: M,
@@ -162,13 +168,11 @@ pub trait SumByAndDistinctCount<'scope, T: Timestamp, D> {
         F: Eq + Hash + 'static,
         K: ExchangeData + Hash,
         A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
-        P: IntoIterator<Item = (F, A)>,
         R: FnMut(F, A) -> S + 'static,
         S: IntoIterator<Item = (K, A)>,
         G: ExchangeData + Hash,
         I: ExchangeData + Hash,
-        Q: IntoIterator<Item = (G, I)>,
-        M: FnMut(&D) -> (P, Q) + 'static;
+        M: FnMut(&D, &mut Vec<(F, A)>, &mut Vec<(G, I)>) + 'static;
 }
 
 impl<'scope, T, D> SumByAndDistinctCount<'scope, T, D> for VecCollection<'scope, T, D, isize>
@@ -176,10 +180,10 @@ where
     T: Timestamp + Lattice + TotalOrder + ExchangeData,
     D: Clone + 'static,
 {
-    fn sum_by_rollup_and_distinct_count_together_named<F, K, A, P, R, S, G, I, Q, M>(
+    fn sum_by_rollup_and_distinct_count_together_named<F, K, A, R, S, G, I, M>(
         self,
         name: &str,
-        mut both: M,
+        both: M,
         rollup: R,
     ) -> (
         VecCollection<'scope, T, (K, A), isize>,
@@ -189,23 +193,13 @@ where
         F: Eq + Hash + 'static,
         K: ExchangeData + Hash,
         A: ExchangeData + Semigroup + Multiply<isize, Output = A>,
-        P: IntoIterator<Item = (F, A)>,
         R: FnMut(F, A) -> S + 'static,
         S: IntoIterator<Item = (K, A)>,
         G: ExchangeData + Hash,
         I: ExchangeData + Hash,
-        Q: IntoIterator<Item = (G, I)>,
-        M: FnMut(&D) -> (P, Q) + 'static,
+        M: FnMut(&D, &mut Vec<(F, A)>, &mut Vec<(G, I)>) + 'static,
     {
-        let (sums, pairs) = crate::presum::presum_two(
-            self,
-            name,
-            move |d: &D| {
-                let (sums, pairs) = both(d);
-                (sums, pairs.into_iter().map(|pair| (pair, 1isize)))
-            },
-            rollup,
-        );
+        let (sums, pairs) = crate::presum::presum_two(self, name, both, rollup);
         (
             crate::sum_by::totals(sums, &format!("{name} sums")),
             crate::distinct_count::counts(pairs, &format!("{name} distinct")),

@@ -159,9 +159,11 @@ where
     sums.as_collection()
 }
 
-/// [`presum`] twice over one pass of the records: `both` maps a borrowed record to two sets of
-/// pairs, and each set has its own sums and output. Two operators reading one stream
-/// would each need its own copy of every batch of records; this one reads them once.
+/// [`presum`] twice over one pass of the records: `both` pushes a borrowed record's pairs of
+/// each kind into a vector of its own (emptied after each record, its allocation kept), and
+/// each kind has its own sums and output. Two operators reading one stream would each need
+/// their own copy of every batch of records; this one reads them once. The second kind's keys
+/// are counted: each adds the record's difference.
 ///
 /// The first sums are kept by a finer key, `F`, and rolled up into the keys that leave when a
 /// time completes: `rollup` maps each fine key's non-zero total to `(key, amount)` pairs,
@@ -169,14 +171,14 @@ where
 /// fine key instead (one hash table probe per record in place of several), and the several
 /// come from the fine totals, far fewer per time than the records. `rollup` must be linear in the amount, as a
 /// sum is: the rolled-up totals are then those the records would have given one by one.
-pub(crate) fn presum_two<'scope, T, D, F, K1, A1, P1, R, Q, K2, A2, P2, M>(
+pub(crate) fn presum_two<'scope, T, D, F, K1, A1, R, Q, K2, M>(
     collection: VecCollection<'scope, T, D, isize>,
     name: &str,
     mut both: M,
     mut rollup: R,
 ) -> (
     VecCollection<'scope, T, K1, A1>,
-    VecCollection<'scope, T, K2, A2>,
+    VecCollection<'scope, T, K2, isize>,
 )
 where
     T: Timestamp + TotalOrder,
@@ -184,35 +186,35 @@ where
     F: Eq + Hash + 'static,
     K1: Clone + Eq + Hash + 'static,
     A1: Semigroup + Multiply<isize, Output = A1> + 'static,
-    P1: IntoIterator<Item = (F, A1)>,
     R: FnMut(F, A1) -> Q + 'static,
     Q: IntoIterator<Item = (K1, A1)>,
     K2: Clone + Eq + Hash + 'static,
-    A2: Semigroup + Multiply<isize, Output = A2> + 'static,
-    P2: IntoIterator<Item = (K2, A2)>,
-    M: FnMut(&D) -> (P1, P2) + 'static,
+    M: FnMut(&D, &mut Vec<(F, A1)>, &mut Vec<K2>) + 'static,
 {
     let mut builder = OperatorBuilder::new(name.to_owned(), collection.inner.scope());
     let mut input = builder.new_input(collection.inner, Pipeline);
     let (out1, stream1) = builder.new_output();
     let (out2, stream2) = builder.new_output();
     let mut out1 = OutputBuilder::<_, CapacityContainerBuilder<Vec<(K1, T, A1)>>>::from(out1);
-    let mut out2 = OutputBuilder::<_, CapacityContainerBuilder<Vec<(K2, T, A2)>>>::from(out2);
+    let mut out2 = OutputBuilder::<_, CapacityContainerBuilder<Vec<(K2, T, isize)>>>::from(out2);
     builder.build(move |initial| {
         drop(initial);
         // The fine keys recur close together; the second ones, in the views (day, user) pairs,
         // need not.
         let mut open1: OpenTimes<T, Recent<F, A1>> = OpenTimes::new();
-        let mut open2: OpenTimes<T, Hashed<K2, A2>> = OpenTimes::new();
+        let mut open2: OpenTimes<T, Hashed<K2, isize>> = OpenTimes::new();
+        // A record's pairs, pushed by `both`.
+        let (mut firsts, mut seconds) = (Vec::new(), Vec::new());
         // The rolled-up sums of the time completing, kept for its allocation.
         let mut rolled: Table<K1, A1> = Table::default();
         move |frontiers| {
             input.for_each_time(|cap, data| {
                 for batch in data {
                     for (record, time, diff) in batch.drain(..) {
-                        let (first, second) = both(&record);
-                        add(&mut open1, &cap, 0, &time, first, diff);
-                        add(&mut open2, &cap, 1, &time, second, diff);
+                        both(&record, &mut firsts, &mut seconds);
+                        add(&mut open1, &cap, 0, &time, firsts.drain(..), diff);
+                        let counted = seconds.drain(..).map(|key| (key, 1));
+                        add(&mut open2, &cap, 1, &time, counted, diff);
                     }
                 }
             });

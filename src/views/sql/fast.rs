@@ -108,6 +108,14 @@ impl Fast {
         }
     }
 
+    /// The column a nullness test or a comparison with a string reads.
+    pub fn slot_of_test(&self) -> Option<usize> {
+        match self {
+            Fast::IsNull(i, _) | Fast::SymEq(i, _, _) => Some(*i),
+            _ => None,
+        }
+    }
+
     /// Pushes the conjuncts of a condition (itself, unless it is an `AND`).
     pub fn conjuncts(&self, out: &mut Vec<Fast>) {
         match self {

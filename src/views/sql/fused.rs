@@ -44,7 +44,7 @@ const GROUP_VIEWS: usize = 8;
 
 mod packed;
 
-use packed::{Narrow, Packed, PairGroup, Sums, Value, pack_fast, pack_value, unpack};
+use packed::{Dated, Narrow, Packed, PairGroup, Sums, Value, pack_fast, pack_value, unpack};
 
 /// What an event's fine keys and distinct pairs read, each evaluated once: every key
 /// expression (packed) and the truth of every condition of the fused views.
@@ -403,7 +403,10 @@ impl Fused {
         symbols: &Arc<Symbols>,
         known: &Known<'s>,
     ) -> VecCollection<'s, u64, ViewRow> {
-        if self.distinct.iter().all(|d| d.keys.len() <= 1) {
+        let dated = |d: &Distinct| matches!(d.keys.as_slice(), [] | [Fast::Date(_)]);
+        if self.distinct.iter().all(dated) {
+            self.build_with::<Dated, D>(events, reader, symbols, known)
+        } else if self.distinct.iter().all(|d| d.keys.len() <= 1) {
             self.build_with::<Narrow, D>(events, reader, symbols, known)
         } else {
             self.build_with::<Packed, D>(events, reader, symbols, known)
@@ -424,10 +427,11 @@ impl Fused {
         let mut scratch = Scratch::default();
         let (sums, counts) = events.sum_by_rollup_and_distinct_count_together_named(
             "sql_fused",
-            move |event: &D| {
+            move |event: &D, fine: &mut Vec<(Packed, Sums)>, pairs: &mut Vec<(G, Value)>| {
                 event.read(&reader, |row| {
                     t.evaluate(row, &s, &mut scratch);
-                    (t.fine(row, &s, &scratch), t.pairs::<G>(row, &s, &scratch))
+                    t.fine(row, &s, &scratch, fine);
+                    t.pairs(row, &s, &scratch, pairs);
                 })
             },
             move |fine: Packed, sums: Sums| r.rollup(fine, sums),
@@ -549,7 +553,15 @@ impl Fused {
         let atoms = self.atoms.iter().map(|a| pack_fast(a, row, symbols));
         scratch.atoms.extend(atoms);
         scratch.tested.clear();
-        let tested = self.predicates.iter().map(|p| p.holds(row, symbols));
+        // The usual tests inline: an event makes a call per predicate otherwise.
+        let tested = self
+            .predicates
+            .iter()
+            .map(|p| match (p, p.slot_of_test().map(|i| &row[i])) {
+                (Fast::IsNull(_, negated), Some(d)) => matches!(d, Datum::Null) != *negated,
+                (Fast::SymEq(_, s, negated), Some(Datum::Sym(x))) => (x == s) != *negated,
+                _ => p.holds(row, symbols),
+            });
         scratch.tested.extend(tested);
         scratch.holds.clear();
         let tested = &scratch.tested;
@@ -557,15 +569,15 @@ impl Fused {
         scratch.holds.extend(holds);
     }
 
-    /// An event's fine keys, one per group it reaches, with its measures; `scratch` holds its
-    /// shared expressions' values ([`Fused::evaluate`]).
+    /// Pushes an event's fine keys, one per group it reaches, with its measures; `scratch`
+    /// holds its shared expressions' values ([`Fused::evaluate`]).
     fn fine(
         &self,
         row: &[Datum],
         symbols: &Symbols,
         scratch: &Scratch,
-    ) -> SmallVec<[(Packed, Sums); 4]> {
-        let mut out = SmallVec::new();
+        out: &mut Vec<(Packed, Sums)>,
+    ) {
         for (g, group) in self.groups.iter().enumerate() {
             let mut bits = 0u16;
             for (i, &c) in group.shared.conditions.iter().enumerate() {
@@ -582,24 +594,23 @@ impl Fused {
             for (i, &a) in group.shared.atoms.iter().enumerate() {
                 (key.tags[i], key.words[i]) = scratch.atoms[a];
             }
-            let mut sums = Sums::default();
-            for (m, slot) in group.measures.iter().zip(&mut sums.0) {
-                *slot = match m {
-                    Measure::Rows => 1,
-                    Measure::NonNull(e) => i64::from(!e.is_null(row, symbols)),
-                    Measure::Sum(Fast::Slot(i)) => match row[*i] {
-                        Datum::Int(n) | Datum::Money(n) => n,
-                        _ => 0,
-                    },
-                    Measure::Sum(e) => match e.eval(row, symbols) {
-                        Datum::Int(n) | Datum::Money(n) => n,
-                        _ => 0,
-                    },
-                };
-            }
-            out.push((key, sums));
+            let measure = |m: &Measure| match m {
+                Measure::Rows => 1,
+                Measure::NonNull(e) => i64::from(!e.is_null(row, symbols)),
+                Measure::Sum(Fast::Slot(i)) => match row[*i] {
+                    Datum::Int(n) | Datum::Money(n) => n,
+                    _ => 0,
+                },
+                Measure::Sum(e) => match e.eval(row, symbols) {
+                    Datum::Int(n) | Datum::Money(n) => n,
+                    _ => 0,
+                },
+            };
+            // Each sum a value of its own, not a store into an array: the array read back
+            // whole right after its pieces were stored stalled the pass (store forwarding).
+            let sum = |k: usize| group.measures.get(k).map_or(0, measure);
+            out.push((key, Sums([sum(0), sum(1), sum(2), sum(3)])));
         }
-        out
     }
 
     /// What a fine key's totals add to its group's views.
@@ -631,14 +642,15 @@ impl Fused {
         out
     }
 
-    /// An event's (distinct count's group, value) pairs; `scratch` as for [`Fused::fine`].
+    /// Pushes an event's (distinct count's group, value) pairs; `scratch` as for
+    /// [`Fused::fine`].
     fn pairs<G: PairGroup>(
         &self,
         row: &[Datum],
         symbols: &Symbols,
         scratch: &Scratch,
-    ) -> SmallVec<[(G, Value); 4]> {
-        let mut out = SmallVec::new();
+        out: &mut Vec<(G, Value)>,
+    ) {
         for (i, d) in self.distinct.iter().enumerate() {
             if !d.shared.conditions.iter().all(|&c| scratch.holds[c]) {
                 continue;
@@ -653,7 +665,6 @@ impl Fused {
             let keys = d.shared.atoms.iter().map(|&a| scratch.atoms[a]);
             out.push((G::of(i as u16, keys), value));
         }
-        out
     }
 
     /// A view's row from its group's sums and distinct counts (by distinct count index).

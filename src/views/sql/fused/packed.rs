@@ -1,5 +1,5 @@
 //! Values packed into words, as the fused views' keys carry them: fine keys, views' groups and
-//! distinct counts' groups ([`Packed`], [`Narrow`]), the sums of measures riding in
+//! distinct counts' groups ([`Packed`], [`Narrow`], [`Dated`]), the sums of measures riding in
 //! differential's differences ([`Sums`]), and the values counted distinct ([`Value`]).
 
 use std::hash::{Hash, Hasher};
@@ -99,7 +99,8 @@ pub(super) fn pack_value(d: &Datum, symbols: &Symbols) -> Option<Value> {
 }
 
 /// A distinct count's group as its (group, value) pairs carry it, summed and exchanged per
-/// event: [`Narrow`] when no distinct count has more than one key, else [`Packed`].
+/// event: [`Dated`] when every distinct count's one key is a date (or it has none), [`Narrow`]
+/// when none has more than one key, else [`Packed`].
 pub(super) trait PairGroup: differential_dataflow::ExchangeData + Hash + Copy {
     /// The group of distinct count `id` with key values `keys`.
     fn of(id: u16, keys: impl Iterator<Item = (u8, u64)>) -> Self;
@@ -154,6 +155,36 @@ impl PairGroup for Narrow {
     }
 }
 
+/// The group of a distinct count with no key or a date (`CAST(x AS DATE)`) for its one key:
+/// one word (the count, the key's kind, the day), so that a (group, value) pair is 24 bytes,
+/// as (day, user) pairs are.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub(super) struct Dated(u64);
+
+impl Hash for Dated {
+    fn hash<H: Hasher>(&self, state: &mut H) {
+        state.write_u64(self.0);
+    }
+}
+
+impl PairGroup for Dated {
+    fn of(id: u16, mut keys: impl Iterator<Item = (u8, u64)>) -> Self {
+        let (tag, word) = keys.next().unwrap_or_default();
+        debug_assert_eq!(word, low_half(word), "a day or NULL");
+        Dated(u64::from(id) << 48 | u64::from(tag) << 32 | u64::from(word as u32))
+    }
+
+    fn packed(self) -> Packed {
+        let (id, tag) = ((self.0 >> 48) as u16, (self.0 >> 32) as u8);
+        Packed::of(id, std::iter::once((tag, low_half(self.0))))
+    }
+}
+
+/// The low 32 bits of `word` sign-extended: a day as [`pack`] packs it.
+fn low_half(word: u64) -> u64 {
+    i64::from(word as u32 as i32) as u64
+}
+
 /// An expression's value over `row`, packed; a column's without copying it.
 pub(super) fn pack_fast(e: &Fast, row: &[Datum], symbols: &Symbols) -> (u8, u64) {
     // The kinds and words are [`pack`]'s.
@@ -206,6 +237,30 @@ mod tests {
             for e in &exprs {
                 let value = pack(&e.eval(row, &symbols), &symbols);
                 assert_eq!(pack_fast(e, row, &symbols), value, "{e:?} over {row:?}");
+            }
+        }
+    }
+
+    /// A date-keyed group is the group [`Narrow`] and [`Packed`] carry, in one word.
+    #[test]
+    fn dated_groups_are_the_packed_groups() {
+        let days = [
+            Datum::Day(-719_528),
+            Datum::Day(-1),
+            Datum::Day(0),
+            Datum::Day(20_000),
+        ];
+        let symbols = Symbols::default();
+        for id in [0, 1, u16::MAX] {
+            let keys = days.iter().map(|d| vec![pack(d, &symbols)]);
+            for key in keys.chain([vec![(0, 0)], vec![]]) {
+                let dated = Dated::of(id, key.iter().copied());
+                assert_eq!(
+                    dated.packed(),
+                    Packed::of(id, key.iter().copied()),
+                    "{key:?}"
+                );
+                assert_eq!(dated.packed(), Narrow::of(id, key.iter().copied()).packed());
             }
         }
     }
