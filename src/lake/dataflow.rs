@@ -180,11 +180,8 @@ where
                 }
             });
             marker_input.for_each_time(|_time, data| {
-                for ((worker, positions), t, _r) in data.flat_map(|batch| batch.drain(..)) {
-                    if let Some(w) = writer.as_mut() {
-                        debug_assert_eq!(worker, w.lake.worker);
-                        w.markers.insert(t, positions);
-                    }
+                if let Some(w) = writer.as_mut() {
+                    w.mark(data.flat_map(|batch| batch.drain(..)));
                 }
             });
             let Some(w) = writer.as_mut().filter(|w| !w.failed) else {
@@ -197,12 +194,8 @@ where
                 }
             };
             // Epochs before both frontiers are closed; with both inputs done, all are.
-            let closed = frontiers
-                .iter()
-                .map(|f| f.frontier().first().copied())
-                .min()
-                .flatten();
-            if w.write_closed(closed, &mut emit) {
+            let closed = frontiers.iter().map(|f| f.frontier().first().copied());
+            if w.write_closed(closed.min().flatten(), &mut emit) {
                 report_cap = None;
             }
         }
@@ -296,6 +289,14 @@ impl LakeWriter {
             self.files = None;
         }
         done
+    }
+
+    /// Keeps the source positions each marker gives for its epoch, for the epoch's commit.
+    fn mark(&mut self, markers: impl Iterator<Item = (Marker, u64, isize)>) {
+        for ((worker, positions), epoch, _) in markers {
+            debug_assert_eq!(worker, self.lake.worker);
+            self.markers.insert(epoch, positions);
+        }
     }
 
     fn new(lake: WorkerLake, activator: timely::scheduling::SyncActivator) -> Self {
