@@ -431,6 +431,14 @@ fn end_on_a_lost_peer() {
             } else {
                 "a thread failed"
             };
+            // A lost peer breaks its send and its receive thread at once: the first to get
+            // here says so and ends the process; the others wait for it to.
+            static SAID: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+            if SAID.swap(true, std::sync::atomic::Ordering::SeqCst) {
+                loop {
+                    std::thread::park();
+                }
+            }
             eprintln!("lambdaflow: {why} ({name}: {what}); this process stops");
             std::process::exit(1);
         }));
