@@ -77,9 +77,17 @@ impl Fast {
         }
     }
 
-    /// Whether a condition holds (`NULL` does not).
+    /// Whether a condition holds (`NULL` does not). The usual tests, a column's nullness and
+    /// a column that is a symbol compared with a string, are answered here, inline, without
+    /// the call to [`Fast::truth`] a condition costs otherwise: the fused views test a few
+    /// such conditions per event.
+    #[inline]
     pub fn holds(&self, row: &[Datum], symbols: &Symbols) -> bool {
-        self.truth(row, symbols) == Some(true)
+        match (self, self.slot().map(|i| &row[i])) {
+            (Fast::IsNull(_, negated), Some(d)) => matches!(d, Datum::Null) != *negated,
+            (Fast::SymEq(_, s, negated), Some(Datum::Sym(x))) => (x == s) != *negated,
+            _ => self.truth(row, symbols) == Some(true),
+        }
     }
 
     /// The value.
@@ -100,17 +108,11 @@ impl Fast {
         }
     }
 
-    /// The column a column, a date or a truncated time reads.
+    /// The column a column, a date, a truncated time, a nullness test or a comparison with a
+    /// string reads.
     pub fn slot(&self) -> Option<usize> {
         match self {
             Fast::Slot(i) | Fast::Date(i) | Fast::Trunc(_, i) => Some(*i),
-            _ => None,
-        }
-    }
-
-    /// The column a nullness test or a comparison with a string reads.
-    pub fn slot_of_test(&self) -> Option<usize> {
-        match self {
             Fast::IsNull(i, _) | Fast::SymEq(i, _, _) => Some(*i),
             _ => None,
         }

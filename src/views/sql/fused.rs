@@ -553,15 +553,7 @@ impl Fused {
         let atoms = self.atoms.iter().map(|a| pack_fast(a, row, symbols));
         scratch.atoms.extend(atoms);
         scratch.tested.clear();
-        // The usual tests inline: an event makes a call per predicate otherwise.
-        let tested = self
-            .predicates
-            .iter()
-            .map(|p| match (p, p.slot_of_test().map(|i| &row[i])) {
-                (Fast::IsNull(_, negated), Some(d)) => matches!(d, Datum::Null) != *negated,
-                (Fast::SymEq(_, s, negated), Some(Datum::Sym(x))) => (x == s) != *negated,
-                _ => p.holds(row, symbols),
-            });
+        let tested = self.predicates.iter().map(|p| p.holds(row, symbols));
         scratch.tested.extend(tested);
         scratch.holds.clear();
         let tested = &scratch.tested;
